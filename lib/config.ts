@@ -1,0 +1,47 @@
+// The one place that reads the environment. serverless.yml sets these variables on AWS; the local
+// runtime sets the same ones (plus AWS_ENDPOINT_URL_* pointing at the emulators) for each function.
+
+export interface AwsEndpoints {
+  /** Overrides for local emulators; undefined on AWS, where the SDK finds the regional endpoint. */
+  sqs?: string;
+  sns?: string;
+  dynamodb?: string;
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`Environment variable ${name} is not set`);
+  return value;
+}
+
+function optional(name: string): string | undefined {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function numberOr(name: string, fallback: number): number {
+  const raw = optional(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new Error(`Environment variable ${name} is not a number: ${raw}`);
+  return value;
+}
+
+export const config = {
+  region: () => optional('AWS_REGION') ?? 'us-east-1',
+  endpoints: (): AwsEndpoints => ({
+    // The AWS SDK reads these standard variables too; naming them here keeps the override visible.
+    sqs: optional('AWS_ENDPOINT_URL_SQS') ?? optional('AWS_ENDPOINT_URL'),
+    sns: optional('AWS_ENDPOINT_URL_SNS') ?? optional('AWS_ENDPOINT_URL'),
+    dynamodb: optional('AWS_ENDPOINT_URL_DYNAMODB') ?? optional('AWS_ENDPOINT_URL'),
+  }),
+  ordersTable: () => required('ORDERS_TABLE'),
+  inventoryTable: () => required('INVENTORY_TABLE'),
+  paymentsTable: () => required('PAYMENTS_TABLE'),
+  shipmentsTable: () => required('SHIPMENTS_TABLE'),
+  idempotencyTable: () => required('IDEMPOTENCY_TABLE'),
+  orderEventsTopicArn: () => required('ORDER_EVENTS_TOPIC_ARN'),
+  /** First retry delay of a failed record; doubles with each receive, capped at 15 minutes. */
+  retryBackoffBaseSeconds: () => numberOr('RETRY_BACKOFF_BASE_SECONDS', 2),
+  pendingRepublishAfterSeconds: () => numberOr('PENDING_REPUBLISH_AFTER_SECONDS', 120),
+};

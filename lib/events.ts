@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { orderItemSchema, paymentSchema, shippingAddressSchema } from './order.js';
+
+// Every message on the order events topic is one of these, JSON in the message body, with its
+// type also in the `eventType` message attribute so that subscriptions can filter on it.
+
+export const EVENT_TYPES = ['OrderPlaced', 'OrderConfirmed', 'OrderCancelled'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+const envelope = {
+  /** The event's identity: the same for every delivery and every republish of one event. */
+  eventId: z.string().min(1).max(200),
+  orderId: z.string().min(1).max(100),
+  occurredAt: z.iso.datetime(),
+};
+
+export const orderPlacedSchema = z.object({
+  ...envelope,
+  eventType: z.literal('OrderPlaced'),
+  data: z.object({
+    customerId: z.string(),
+    items: z.array(orderItemSchema).min(1),
+    payment: paymentSchema,
+    shippingAddress: shippingAddressSchema,
+  }),
+});
+
+export const cancellationReasons = ['OUT_OF_STOCK', 'PAYMENT_DECLINED', 'SHIPPING_UNAVAILABLE'] as const;
+export type CancellationReason = (typeof cancellationReasons)[number];
+
+export const orderConfirmedSchema = z.object({
+  ...envelope,
+  eventType: z.literal('OrderConfirmed'),
+  data: z.object({}),
+});
+
+export const orderCancelledSchema = z.object({
+  ...envelope,
+  eventType: z.literal('OrderCancelled'),
+  data: z.object({ reason: z.enum(cancellationReasons) }),
+});
+
+export const orderEventSchema = z.discriminatedUnion('eventType', [
+  orderPlacedSchema,
+  orderConfirmedSchema,
+  orderCancelledSchema,
+]);
+
+export type OrderPlaced = z.infer<typeof orderPlacedSchema>;
+export type OrderConfirmed = z.infer<typeof orderConfirmedSchema>;
+export type OrderCancelled = z.infer<typeof orderCancelledSchema>;
+export type OrderEvent = z.infer<typeof orderEventSchema>;
+
+/** One event of each type per order, so the pair names the event across redeliveries and republishes. */
+export function eventIdOf(orderId: string, eventType: EventType): string {
+  return `${orderId}:${eventType}`;
+}

@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+// What a client may send to POST /orders. Limits are part of the contract: they keep one order
+// (and so one OrderPlaced message) far below the SNS/SQS 256 KB message size limit.
+export const MAX_ITEMS = 50;
+export const MAX_QUANTITY = 1000;
+
+const sku = z
+  .string()
+  .regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'must be 1-64 upper-case letters, digits or dashes');
+
+export const orderItemSchema = z.strictObject({
+  sku,
+  quantity: z.number().int('must be a whole number').min(1).max(MAX_QUANTITY),
+});
+
+export const shippingAddressSchema = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  line1: z.string().trim().min(1).max(200),
+  line2: z.string().trim().max(200).optional(),
+  city: z.string().trim().min(1).max(100),
+  postalCode: z.string().trim().min(1).max(20),
+  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
+});
+
+export const paymentSchema = z.strictObject({
+  token: z.string().regex(/^tok_[A-Za-z0-9_]{1,64}$/, 'must be a card token such as tok_visa'),
+});
+
+export const orderRequestSchema = z.strictObject({
+  customerId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -'),
+  items: z
+    .array(orderItemSchema)
+    .min(1, 'must hold at least one item')
+    .max(MAX_ITEMS, `must hold at most ${MAX_ITEMS} items`)
+    .refine((items) => new Set(items.map((i) => i.sku)).size === items.length, 'must not repeat a sku'),
+  payment: paymentSchema,
+  shippingAddress: shippingAddressSchema,
+});
+
+export type OrderRequest = z.infer<typeof orderRequestSchema>;
+export type OrderItem = z.infer<typeof orderItemSchema>;
+export type ShippingAddress = z.infer<typeof shippingAddressSchema>;
+
+export const ORDER_ID_PATTERN = /^ord_[0-9a-f]{32}$/;
+export const STAGES = ['inventory', 'payment', 'shipping'] as const;
+export type Stage = (typeof STAGES)[number];
+export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
+
+/** Shows enough of a card token to recognise it, never the whole of it. */
+export function maskToken(token: string): string {
+  return token.length <= 8 ? 'tok_****' : `tok_****${token.slice(-4)}`;
+}

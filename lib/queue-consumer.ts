@@ -1,0 +1,172 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import {
+  IdempotencyConfig,
+  makeIdempotent,
+} from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { dynamoDbClient, queueUrlFromArn, sqsClient } from './aws-clients.js';
+import { config } from './config.js';
+import {
+  type EventType as OrderEventType,
+  type OrderCancelled,
+  type OrderConfirmed,
+  type OrderEvent,
+  type OrderPlaced,
+  orderEventSchema,
+} from './events.js';
+import { logger, metrics } from './observability.js';
+
+/** What a stage does for each event type it subscribes to. */
+export interface OrderEventHandlers {
+  OrderPlaced?: (event: OrderPlaced) => Promise<unknown>;
+  OrderConfirmed?: (event: OrderConfirmed) => Promise<unknown>;
+  OrderCancelled?: (event: OrderCancelled) => Promise<unknown>;
+}
+
+/** A message that can never be processed: it is reported failed until SQS moves it to the DLQ. */
+export class InvalidMessageError extends Error {
+  override name = 'InvalidMessageError';
+}
+
+/** SQS allows at most 12 hours of visibility; past 15 minutes a retry is better left to the DLQ. */
+const MAX_BACKOFF_SECONDS = 900;
+
+/** Seconds a failed record stays hidden before its next receive: doubles with each receive. */
+export function retryDelaySeconds(receiveCount: number, baseSeconds: number): number {
+  const attempt = Math.max(1, Math.floor(receiveCount));
+  return Math.min(MAX_BACKOFF_SECONDS, Math.round(baseSeconds * 2 ** (attempt - 1)));
+}
+
+export function parseOrderEvent(body: string): OrderEvent {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new InvalidMessageError('Message body is not JSON');
+  }
+  const parsed = orderEventSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidMessageError(
+      `Message body is not an order event: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * The SQS consumer every stage shares: Powertools batch processing reports each failed record in
+ * `batchItemFailures` (so only it is retried), Powertools idempotency on DynamoDB makes a second
+ * delivery of the same event return the first result instead of doing the work again, and failed
+ * records get an exponential backoff through ChangeMessageVisibility.
+ *
+ * Idempotency is keyed on the event's identity (`eventId`), not on the SQS message id: SNS may
+ * deliver one publish twice with two message ids, and a republished event gets a new one.
+ */
+export function createQueueConsumer(stage: string, handlers: OrderEventHandlers) {
+  const processor = new BatchProcessor(EventType.SQS);
+  const idempotencyConfig = new IdempotencyConfig({
+    eventKeyJmesPath: 'eventId',
+    // Long enough to cover the source queue's retries; the stage logic is idempotent on its own
+    // as well, so an event redriven from the DLQ after this still changes nothing twice.
+    expiresAfterSeconds: 24 * 60 * 60,
+    responseHook: (response) => {
+      metrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
+      logger.info('Duplicate delivery: returning the stored result', { stage });
+      return response;
+    },
+  });
+  const handleEvent = makeIdempotent(
+    async (event: OrderEvent): Promise<unknown> => dispatch(handlers, event),
+    {
+      persistenceStore: new DynamoDBPersistenceLayer({
+        tableName: config.idempotencyTable(),
+        awsSdkV3Client: dynamoDbClient(),
+      }),
+      config: idempotencyConfig,
+    },
+  );
+
+  const handleRecord = async (record: SQSRecord): Promise<unknown> => {
+    const receiveCount = Number(record.attributes.ApproximateReceiveCount);
+    const event = parseOrderEvent(record.body);
+    logger.appendKeys({ orderId: event.orderId });
+    logger.info('Handling event', {
+      eventType: event.eventType,
+      messageId: record.messageId,
+      receiveCount,
+    });
+    if (receiveCount > 1) metrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
+    return handleEvent(event);
+  };
+
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    idempotencyConfig.registerLambdaContext(context);
+    const response = await processPartialResponse(event, handleRecord, processor, {
+      context,
+      // Report a wholly failed batch item by item too, so that backoff below applies to it.
+      throwOnFullBatchFailure: false,
+    });
+    const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+    metrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
+    if (failedIds.size > 0) {
+      metrics.addMetric('RecordsFailed', MetricUnit.Count, failedIds.size);
+      await delayRetries(event.Records.filter((r) => failedIds.has(r.messageId)));
+    }
+    return response;
+  };
+}
+
+async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promise<unknown> {
+  // A type this stage does not handle means the filter policy and the code disagree: fail the
+  // record (so it reaches the DLQ and someone looks) rather than drop it silently.
+  const unhandled = (type: OrderEventType) =>
+    new InvalidMessageError(`This queue does not handle ${type} events`);
+  switch (event.eventType) {
+    case 'OrderPlaced':
+      if (!handlers.OrderPlaced) throw unhandled(event.eventType);
+      return (await handlers.OrderPlaced(event)) ?? null;
+    case 'OrderConfirmed':
+      if (!handlers.OrderConfirmed) throw unhandled(event.eventType);
+      return (await handlers.OrderConfirmed(event)) ?? null;
+    case 'OrderCancelled':
+      if (!handlers.OrderCancelled) throw unhandled(event.eventType);
+      return (await handlers.OrderCancelled(event)) ?? null;
+  }
+}
+
+/**
+ * Hides each failed record for an exponentially growing time, instead of the queue's full
+ * visibility timeout: transient faults clear quickly, poison messages reach the DLQ in minutes.
+ * Best effort: if this call fails, the record simply comes back after the visibility timeout.
+ */
+async function delayRetries(records: SQSRecord[]): Promise<void> {
+  const base = config.retryBackoffBaseSeconds();
+  const byQueue = new Map<string, SQSRecord[]>();
+  for (const record of records) {
+    byQueue.set(record.eventSourceARN, [...(byQueue.get(record.eventSourceARN) ?? []), record]);
+  }
+  for (const [queueArn, queueRecords] of byQueue) {
+    // ChangeMessageVisibilityBatch takes at most 10 entries.
+    for (let start = 0; start < queueRecords.length; start += 10) {
+      const chunk = queueRecords.slice(start, start + 10);
+      try {
+        await sqsClient().send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: queueUrlFromArn(queueArn),
+            Entries: chunk.map((record, index) => ({
+              Id: String(index),
+              ReceiptHandle: record.receiptHandle,
+              VisibilityTimeout: retryDelaySeconds(Number(record.attributes.ApproximateReceiveCount), base),
+            })),
+          }),
+        );
+      } catch (error) {
+        logger.warn('Could not shorten the visibility of failed records', { error, queueArn });
+      }
+    }
+  }
+}

@@ -1,0 +1,64 @@
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { OrderEvent } from '../../lib/events.js';
+
+// Lambda events built the way Lambda builds them, for tests that call handlers directly.
+
+export const QUEUE_ARN = 'arn:aws:sqs:us-east-1:000000000000:order-pipeline-test-inventory';
+
+export function sqsRecord(body: string | OrderEvent, overrides: Partial<SQSRecord> = {}, receiveCount = 1): SQSRecord {
+  const messageId = overrides.messageId ?? crypto.randomUUID();
+  return {
+    messageId,
+    receiptHandle: `handle-${messageId}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: {
+      ApproximateReceiveCount: String(receiveCount),
+      SentTimestamp: String(Date.now()),
+      SenderId: 'AIDAEXAMPLE',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: QUEUE_ARN,
+    awsRegion: 'us-east-1',
+    ...overrides,
+  };
+}
+
+export function sqsEvent(...records: SQSRecord[]): SQSEvent {
+  return { Records: records };
+}
+
+export function lambdaContext(functionName = 'order-pipeline-test-inventory', timeoutMs = 10_000): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: crypto.randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'test',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+export function orderPlaced(orderId: string): OrderEvent {
+  return {
+    eventId: `${orderId}:OrderPlaced`,
+    eventType: 'OrderPlaced',
+    orderId,
+    occurredAt: new Date().toISOString(),
+    data: {
+      customerId: 'cus_1',
+      items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
+      payment: { token: 'tok_visa' },
+      shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { createQueueConsumer, parseOrderEvent, retryDelaySeconds } from '../../lib/queue-consumer.js';
+import { lambdaContext, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
+
+// The SDK is mocked here: these tests pin the mapping from a batch to its partial response.
+// The same behaviour against the real emulators is in test/integration.
+vi.hoisted(() => {
+  process.env.IDEMPOTENCY_TABLE = 'idempotency';
+  process.env.AWS_REGION = 'us-east-1';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
+
+const dynamo = mockClient(DynamoDBClient);
+const sqs = mockClient(SQSClient);
+
+beforeEach(() => {
+  dynamo.reset();
+  sqs.reset();
+});
+
+describe('createQueueConsumer', () => {
+  it('reports exactly the failed record in batchItemFailures', async () => {
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async (event) => {
+        if (event.orderId === 'ord_bad') throw new Error('transient');
+        return { reserved: true };
+      },
+    });
+    const good = sqsRecord(orderPlaced('ord_good'));
+    const bad = sqsRecord(orderPlaced('ord_bad'));
+    const response = await handler(sqsEvent(good, bad), lambdaContext());
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
+  });
+
+  it('reports a poison body as failed without failing the rest of the batch', async () => {
+    const handled: string[] = [];
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async (event) => handled.push(event.orderId),
+    });
+    const poison = sqsRecord('{not json');
+    const wrongShape = sqsRecord(JSON.stringify({ eventType: 'OrderPlaced' }));
+    const good = sqsRecord(orderPlaced('ord_good'));
+    const response = await handler(sqsEvent(poison, good, wrongShape), lambdaContext());
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      [poison.messageId, wrongShape.messageId].sort(),
+    );
+    expect(handled).toEqual(['ord_good']);
+  });
+
+  it('fails an event type the stage does not subscribe to, instead of dropping it', async () => {
+    const handler = createQueueConsumer('payment', { OrderPlaced: async () => null });
+    const confirmed = sqsRecord({ ...orderPlaced('ord_1'), eventType: 'OrderConfirmed', eventId: 'ord_1:OrderConfirmed', data: {} });
+    const response = await handler(sqsEvent(confirmed), lambdaContext());
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: confirmed.messageId }]);
+  });
+
+  it('keys idempotency on the event, not on the SQS message id', async () => {
+    const handler = createQueueConsumer('inventory', { OrderPlaced: async () => null });
+    // One publish delivered twice by SNS arrives as two messages with two message ids.
+    const first = sqsRecord(orderPlaced('ord_same'));
+    const second = sqsRecord(orderPlaced('ord_same'));
+    const other = sqsRecord(orderPlaced('ord_other'));
+    await handler(sqsEvent(first), lambdaContext());
+    await handler(sqsEvent(second), lambdaContext());
+    await handler(sqsEvent(other), lambdaContext());
+    const keys = dynamo.commandCalls(PutItemCommand).map((call) => call.args[0].input.Item?.id?.S);
+    expect(keys).toHaveLength(3);
+    expect(keys[0]).toBe(keys[1]);
+    expect(keys[2]).not.toBe(keys[0]);
+    expect(first.messageId).not.toBe(second.messageId);
+  });
+
+  it('releases the idempotency record of a failed record, so that its retry runs', async () => {
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async () => {
+        throw new Error('transient');
+      },
+    });
+    await handler(sqsEvent(sqsRecord(orderPlaced('ord_1'))), lambdaContext());
+    expect(dynamo.commandCalls(DeleteItemCommand)).toHaveLength(1);
+  });
+
+  it('backs off failed records with ChangeMessageVisibility, doubling per receive', async () => {
+    process.env.RETRY_BACKOFF_BASE_SECONDS = '2';
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async () => {
+        throw new Error('transient');
+      },
+    });
+    const firstTry = sqsRecord(orderPlaced('ord_1'), {}, 1);
+    const thirdTry = sqsRecord(orderPlaced('ord_2'), {}, 3);
+    await handler(sqsEvent(firstTry, thirdTry), lambdaContext());
+    const calls = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
+    expect(calls).toHaveLength(1);
+    const entries = calls[0]?.args[0].input.Entries ?? [];
+    expect(entries.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      [firstTry.receiptHandle, 2],
+      [thirdTry.receiptHandle, 8],
+    ]);
+  });
+});
+
+describe('retryDelaySeconds', () => {
+  it('doubles from the base and stops at 15 minutes', () => {
+    expect([1, 2, 3, 4].map((n) => retryDelaySeconds(n, 1))).toEqual([1, 2, 4, 8]);
+    expect(retryDelaySeconds(30, 2)).toBe(900);
+    expect(retryDelaySeconds(5, 0)).toBe(0);
+  });
+});
+
+describe('parseOrderEvent', () => {
+  it('names the field that makes a message invalid', () => {
+    expect(() => parseOrderEvent(JSON.stringify({ ...orderPlaced('ord_1'), orderId: 7 }))).toThrow(/orderId/);
+  });
+});
