@@ -1,1 +1,40 @@
-export const handler = async () => ({ statusCode: 200 });
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { bodyBytes, errorResponse, header, jsonResponse, type HttpResult } from '../lib/http-api.js';
+import { logger } from '../lib/observability.js';
+import { parseOrderRequest } from '../lib/order-request.js';
+import { placeOrder } from '../lib/place-order.js';
+
+// POST /orders: validate, store as PENDING, publish OrderPlaced, answer 202 with where to look.
+async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
+  const parsed = parseOrderRequest({
+    body: bodyBytes(event),
+    contentType: header(event, 'content-type'),
+    idempotencyKey: header(event, 'idempotency-key'),
+  });
+  if (!parsed.ok) {
+    return errorResponse(parsed.status, parsed.error, parsed.message, parsed.issues ? { issues: parsed.issues } : {});
+  }
+  const result = await placeOrder(parsed.request, parsed.idempotencyKey);
+  const { orderId, status } = result.order;
+  const location = { location: `/orders/${orderId}` };
+  switch (result.outcome) {
+    case 'accepted':
+      logger.info('Order accepted', { orderId, replayed: result.replayed });
+      return jsonResponse(202, { orderId, status }, location);
+    case 'not-published':
+      return errorResponse(
+        503,
+        'ServiceUnavailable',
+        'The order was saved but could not be submitted yet; retry with the same Idempotency-Key, or it is submitted automatically within minutes',
+        { orderId, status, ...location },
+      );
+    case 'key-reused':
+      return errorResponse(422, 'IdempotencyKeyReused', 'This Idempotency-Key was already used for a different order', {
+        orderId,
+      });
+  }
+}
+
+export const handler = middy(createOrder).use(injectLambdaContext(logger));

@@ -1,0 +1,53 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { ZodError } from 'zod';
+
+// What the HTTP handlers share: JSON answers, and reading a request body the way API Gateway
+// hands it over (a string, base64-encoded when the content is not text).
+
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+export function jsonResponse(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function errorResponse(statusCode: number, error: string, message: string, extra: object = {}): HttpResult {
+  return jsonResponse(statusCode, { error, message, ...extra });
+}
+
+export function header(event: APIGatewayProxyEventV2, name: string): string | undefined {
+  // API Gateway HTTP APIs lower-case header names; be lenient with hand-written test events.
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted) return value;
+  }
+  return undefined;
+}
+
+export function bodyBytes(event: APIGatewayProxyEventV2): Buffer {
+  if (!event.body) return Buffer.alloc(0);
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
+}
+
+export interface ValidationIssue {
+  field: string;
+  message: string;
+}
+
+/** Zod issues as `field: message` pairs, the field written as a path such as items[0].quantity. */
+export function validationIssues(error: ZodError): ValidationIssue[] {
+  return error.issues.map((issue) => {
+    let field = '';
+    for (const part of issue.path) {
+      field += typeof part === 'number' ? `[${part}]` : field ? `.${String(part)}` : String(part);
+    }
+    const keys = 'keys' in issue && Array.isArray(issue.keys) ? issue.keys.join(', ') : '';
+    return {
+      field: field || (keys ? keys : '(body)'),
+      message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${keys}` : issue.message,
+    };
+  });
+}
