@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import type { APIGatewayProxyEventV2, SQSEvent } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { bodyBytes, header } from '../../lib/http-api.js';
+import { ORDER_ID_PATTERN } from '../../lib/order.js';
+import { parseOrderRequest } from '../../lib/order-request.js';
+import { parseOrderEvent } from '../../lib/queue-consumer.js';
+
+// events/ holds the samples README points at for `serverless invoke local`: they must stay valid
+// against the code, or the first thing a newcomer tries fails.
+const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8')) as T;
+
+describe('sample events', () => {
+  it('create-order.json is an order the API accepts', () => {
+    const event = load<APIGatewayProxyEventV2>('create-order.json');
+    const parsed = parseOrderRequest({
+      body: bodyBytes(event),
+      contentType: header(event, 'content-type'),
+      idempotencyKey: header(event, 'idempotency-key'),
+    });
+    expect(parsed.ok).toBe(true);
+  });
+
+  it('get-order.json names a well-formed order id', () => {
+    const event = load<APIGatewayProxyEventV2>('get-order.json');
+    expect(event.pathParameters?.orderId).toMatch(ORDER_ID_PATTERN);
+  });
+
+  it.each(['inventory', 'payment', 'shipping'])('%s-batch.json holds order events with their eventType attribute', (queue) => {
+    const event = load<SQSEvent>(`${queue}-batch.json`);
+    expect(event.Records.length).toBeGreaterThan(0);
+    for (const record of event.Records) {
+      const parsed = parseOrderEvent(record.body);
+      expect(record.messageAttributes.eventType?.stringValue).toBe(parsed.eventType);
+      expect(record.eventSourceARN).toContain(queue);
+    }
+  });
+});
