@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { SQSClient } from '@aws-sdk/client-sqs';
+
+// Which stack a command-line tool talks to: the local runtime (`npm start`) by default, or a
+// deployed stage with `--aws --stage NAME`, through the default AWS credential chain.
+
+export const STAGE_QUEUES = ['inventory', 'payment', 'shipping'] as const;
+export type StageQueue = (typeof STAGE_QUEUES)[number];
+
+export interface StackTarget {
+  description: string;
+  stage: string;
+  sqs: SQSClient;
+  queueName: (queue: StageQueue, deadLetter?: boolean) => string;
+}
+
+function serviceName(): string {
+  const yaml = readFileSync(new URL('../serverless.yml', import.meta.url), 'utf8');
+  const match = /^service:\s*([\w-]+)/m.exec(yaml);
+  if (!match?.[1]) throw new Error('No service name in serverless.yml');
+  return match[1];
+}
+
+export function flagValue(args: string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+export function stackTarget(args: string[]): StackTarget {
+  const aws = args.includes('--aws');
+  const stage = flagValue(args, '--stage') ?? (aws ? 'dev' : 'local');
+  const service = serviceName();
+  const queueName = (queue: StageQueue, deadLetter = false) => `${service}-${stage}-${queue}${deadLetter ? '-dlq' : ''}`;
+  if (aws) {
+    const region = flagValue(args, '--region') ?? process.env.AWS_REGION ?? 'us-east-1';
+    return { description: `AWS ${region}, stage ${stage}`, stage, sqs: new SQSClient({ region }), queueName };
+  }
+  const endpoint = process.env.SQS_ENDPOINT ?? `http://127.0.0.1:${process.env.SQS_PORT ?? '4566'}`;
+  return {
+    description: `local runtime at ${endpoint}, stage ${stage}`,
+    stage,
+    sqs: new SQSClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    }),
+    queueName,
+  };
+}
