@@ -1,8 +1,10 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { bodyBytes, errorResponse, header, jsonResponse, type HttpResult } from '../lib/http-api.js';
-import { logger } from '../lib/observability.js';
+import { logger, metrics } from '../lib/observability.js';
 import { parseOrderRequest } from '../lib/order-request.js';
 import { placeOrder } from '../lib/place-order.js';
 
@@ -18,10 +20,12 @@ async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   }
   const result = await placeOrder(parsed.request, parsed.idempotencyKey);
   const { orderId, status } = result.order;
+  logger.setCorrelationId(orderId);
   const location = { location: `/orders/${orderId}` };
   switch (result.outcome) {
     case 'accepted':
       logger.info('Order accepted', { orderId, replayed: result.replayed });
+      if (!result.replayed) metrics.addMetric('OrdersPlaced', MetricUnit.Count, 1);
       return jsonResponse(202, { orderId, status }, location);
     case 'not-published':
       return errorResponse(
@@ -37,4 +41,4 @@ async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   }
 }
 
-export const handler = middy(createOrder).use(injectLambdaContext(logger));
+export const handler = middy(createOrder).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));

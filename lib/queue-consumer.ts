@@ -4,7 +4,10 @@ import {
   makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { dynamoDbClient, queueUrlFromArn, sqsClient } from './aws-clients.js';
@@ -93,8 +96,10 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
   const handleRecord = async (record: SQSRecord): Promise<unknown> => {
     const receiveCount = Number(record.attributes.ApproximateReceiveCount);
     const event = parseOrderEvent(record.body);
-    logger.appendKeys({ orderId: event.orderId });
+    // Records of a batch run in parallel, so their keys go on each line rather than on the logger.
     logger.info('Handling event', {
+      stage,
+      orderId: event.orderId,
       eventType: event.eventType,
       messageId: record.messageId,
       receiveCount,
@@ -103,7 +108,7 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
     return handleEvent(event);
   };
 
-  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
     const response = await processPartialResponse(event, handleRecord, processor, {
       context,
@@ -118,6 +123,7 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
     }
     return response;
   };
+  return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(metrics));
 }
 
 async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promise<unknown> {
