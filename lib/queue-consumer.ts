@@ -20,6 +20,7 @@ import {
   type OrderPlaced,
   orderEventSchema,
 } from './events.js';
+import { chance, faultPlan, InjectedFault, sleep } from './fault-injection.js';
 import { logger, metrics } from './observability.js';
 
 /** What a stage does for each event type it subscribes to. */
@@ -105,11 +106,14 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
       receiveCount,
     });
     if (receiveCount > 1) metrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
+    const faults = faultPlan();
+    if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
     return handleEvent(event);
   };
 
   const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
+    await injectInvocationFaults(event, context, handleRecord);
     const response = await processPartialResponse(event, handleRecord, processor, {
       context,
       // Report a wholly failed batch item by item too, so that backoff below applies to it.
@@ -124,6 +128,31 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
     return response;
   };
   return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+}
+
+/**
+ * With faults asked for (local runtime and tests only): added latency, or an invocation that
+ * handles half its batch and then crashes or outlives its timeout. Either way Lambda deletes
+ * nothing, so the handled half comes back: a real duplicate delivery for idempotency to absorb.
+ */
+async function injectInvocationFaults(
+  event: SQSEvent,
+  context: Context,
+  handleRecord: (record: SQSRecord) => Promise<unknown>,
+): Promise<void> {
+  const faults = faultPlan();
+  if (!faults) return;
+  if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+  const crash = chance(faults.crashRate);
+  const timeout = !crash && chance(faults.timeoutRate);
+  if (!crash && !timeout) return;
+  const handled = event.Records.slice(0, Math.ceil(event.Records.length / 2));
+  await Promise.allSettled(handled.map(handleRecord));
+  const what = `after ${handled.length} of ${event.Records.length} records`;
+  if (crash) throw new InjectedFault(`Injected crash ${what}`);
+  logger.warn(`Injected timeout ${what}`);
+  await sleep(context.getRemainingTimeInMillis() + 1000);
+  throw new InjectedFault(`Injected timeout ${what} outlived the function timeout`);
 }
 
 async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promise<unknown> {

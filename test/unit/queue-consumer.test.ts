@@ -117,3 +117,44 @@ describe('parseOrderEvent', () => {
     expect(() => parseOrderEvent(JSON.stringify({ ...orderPlaced('ord_1'), orderId: 7 }))).toThrow(/orderId/);
   });
 });
+
+describe('fault injection', () => {
+  it('is off unless FAULT_* variables are set', async () => {
+    const { faultPlan, resetFaultPlan } = await import('../../lib/fault-injection.js');
+    resetFaultPlan();
+    expect(faultPlan()).toBeNull();
+  });
+
+  it('fails every record at rate 1 and none at rate 0, reported as batch item failures', async () => {
+    const { resetFaultPlan } = await import('../../lib/fault-injection.js');
+    const handler = createQueueConsumer('inventory', { OrderPlaced: async () => null });
+    const records = [sqsRecord(orderPlaced('ord_1')), sqsRecord(orderPlaced('ord_2'))];
+    try {
+      process.env.FAULT_TRANSIENT_ERROR_RATE = '1';
+      resetFaultPlan();
+      expect((await handler(sqsEvent(...records), lambdaContext())).batchItemFailures).toHaveLength(2);
+      process.env.FAULT_TRANSIENT_ERROR_RATE = '0';
+      resetFaultPlan();
+      expect((await handler(sqsEvent(...records), lambdaContext())).batchItemFailures).toHaveLength(0);
+    } finally {
+      delete process.env.FAULT_TRANSIENT_ERROR_RATE;
+      resetFaultPlan();
+    }
+  });
+
+  it('crashes an invocation after handling half of its batch', async () => {
+    const { resetFaultPlan } = await import('../../lib/fault-injection.js');
+    const handled: string[] = [];
+    const handler = createQueueConsumer('inventory', { OrderPlaced: async (e) => handled.push(e.orderId) });
+    try {
+      process.env.FAULT_CRASH_RATE = '1';
+      resetFaultPlan();
+      const records = ['ord_1', 'ord_2', 'ord_3', 'ord_4'].map((id) => sqsRecord(orderPlaced(id)));
+      await expect(handler(sqsEvent(...records), lambdaContext())).rejects.toThrow(/Injected crash after 2 of 4/);
+      expect(handled).toEqual(['ord_1', 'ord_2']);
+    } finally {
+      delete process.env.FAULT_CRASH_RATE;
+      resetFaultPlan();
+    }
+  });
+});
