@@ -1,1 +1,9 @@
-export const handler = async () => ({ statusCode: 200 });
+import { chargeForOrder, refundForOrder } from '../lib/payments.js';
+import { createQueueConsumer } from '../lib/queue-consumer.js';
+
+// Charges when an order is placed, refunds when it is cancelled. (A confirmed order needs nothing
+// more from payment: the filter policy does not deliver OrderConfirmed here.)
+export const handler = createQueueConsumer('payment', {
+  OrderPlaced: chargeForOrder,
+  OrderCancelled: refundForOrder,
+});

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { config } from './config.js';
 
 // One client of each kind per execution environment, created on first use and reused across
@@ -33,13 +33,21 @@ export function sqsClient(): SQSClient {
   return sqs;
 }
 
+const queueUrls = new Map<string, string>();
+
 /**
- * The URL of a queue from its ARN, without a GetQueueUrl call (and the permission it needs):
- * the regional endpoint on AWS, or the configured endpoint when one is set.
+ * The URL of a queue from its ARN (what a Lambda SQS record carries), asked of the endpoint once
+ * per execution environment: the endpoint knows its own URL format, on AWS and on an emulator.
  */
-export function queueUrlFromArn(queueArn: string): string {
-  const [, , , region, accountId, queueName] = queueArn.split(':');
-  if (!region || !accountId || !queueName) throw new Error(`Not an SQS queue ARN: ${queueArn}`);
-  const endpoint = config.endpoints().sqs ?? `https://sqs.${region}.amazonaws.com`;
-  return `${endpoint.replace(/\/$/, '')}/${accountId}/${queueName}`;
+export async function queueUrlOf(queueArn: string): Promise<string> {
+  const known = queueUrls.get(queueArn);
+  if (known) return known;
+  const [, , , , accountId, queueName] = queueArn.split(':');
+  if (!accountId || !queueName) throw new Error(`Not an SQS queue ARN: ${queueArn}`);
+  const { QueueUrl } = await sqsClient().send(
+    new GetQueueUrlCommand({ QueueName: queueName, QueueOwnerAWSAccountId: accountId }),
+  );
+  if (!QueueUrl) throw new Error(`No URL for queue ${queueArn}`);
+  queueUrls.set(queueArn, QueueUrl);
+  return QueueUrl;
 }

@@ -39,6 +39,10 @@ export interface OrderRecord {
   createdAt: string;
   updatedAt: string;
   decidedAt?: string;
+  /** The stage whose conditional write decided the order: the only one that publishes the outcome. */
+  decidedBy?: Stage;
+  /** Set after the outcome event was published; its absence on a decided order means "publish again". */
+  outcomePublishedAt?: string;
   /** Hash of the request body, to tell a retry from a different order under the same key. */
   requestFingerprint: string;
   /**

@@ -10,7 +10,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { dynamoDbClient, queueUrlFromArn, sqsClient } from './aws-clients.js';
+import { dynamoDbClient, queueUrlOf, sqsClient } from './aws-clients.js';
 import { config } from './config.js';
 import {
   type EventType as OrderEventType,
@@ -71,7 +71,6 @@ export function parseOrderEvent(body: string): OrderEvent {
  * deliver one publish twice with two message ids, and a republished event gets a new one.
  */
 export function createQueueConsumer(stage: string, handlers: OrderEventHandlers) {
-  const processor = new BatchProcessor(EventType.SQS);
   const idempotencyConfig = new IdempotencyConfig({
     eventKeyJmesPath: 'eventId',
     // Long enough to cover the source queue's retries; the stage logic is idempotent on its own
@@ -91,6 +90,9 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
         awsSdkV3Client: dynamoDbClient(),
       }),
       config: idempotencyConfig,
+      // Explicit, so that stages sharing the idempotency table never share a key, whatever the
+      // function names (the default prefix is the function name, read from the environment).
+      keyPrefix: `${stage}-stage`,
     },
   );
 
@@ -114,6 +116,8 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
   const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
     await injectInvocationFaults(event, context, handleRecord);
+    // A processor holds one batch's state: one per invocation.
+    const processor = new BatchProcessor(EventType.SQS);
     const response = await processPartialResponse(event, handleRecord, processor, {
       context,
       // Report a wholly failed batch item by item too, so that backoff below applies to it.
@@ -191,7 +195,7 @@ async function delayRetries(records: SQSRecord[]): Promise<void> {
       try {
         await sqsClient().send(
           new ChangeMessageVisibilityBatchCommand({
-            QueueUrl: queueUrlFromArn(queueArn),
+            QueueUrl: await queueUrlOf(queueArn),
             Entries: chunk.map((record, index) => ({
               Id: String(index),
               ReceiptHandle: record.receiptHandle,

@@ -1,5 +1,5 @@
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { createQueueConsumer, parseOrderEvent, retryDelaySeconds } from '../../lib/queue-consumer.js';
@@ -20,6 +20,7 @@ const sqs = mockClient(SQSClient);
 beforeEach(() => {
   dynamo.reset();
   sqs.reset();
+  sqs.on(GetQueueUrlCommand).resolves({ QueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/inventory' });
 });
 
 describe('createQueueConsumer', () => {
@@ -96,6 +97,7 @@ describe('createQueueConsumer', () => {
     await handler(sqsEvent(firstTry, thirdTry), lambdaContext());
     const calls = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
     expect(calls).toHaveLength(1);
+    expect(calls[0]?.args[0].input.QueueUrl).toBe('https://sqs.us-east-1.amazonaws.com/000000000000/inventory');
     const entries = calls[0]?.args[0].input.Entries ?? [];
     expect(entries.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
       [firstTry.receiptHandle, 2],

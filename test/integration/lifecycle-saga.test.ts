@@ -1,0 +1,472 @@
+import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import dynalite from 'dynalite';
+import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
+import type { OrderItem, OrderRequest } from '../../lib/order.js';
+
+// The saga's domain functions against the real emulators: dynalite for DynamoDB, fauxqs for SNS
+// (a raw-delivery queue on the topic counts what was published). Environment first, then the
+// lib modules, which read it when they first build a client.
+
+type Inventory = typeof import('../../lib/inventory.js');
+type Payments = typeof import('../../lib/payments.js');
+type Shipping = typeof import('../../lib/shipping.js');
+type Outcome = typeof import('../../lib/order-outcome.js');
+type Orders = typeof import('../../lib/orders.js');
+type Provider = typeof import('../../lib/payment-provider.js');
+
+let inventory: Inventory;
+let payments: Payments;
+let shipping: Shipping;
+let outcome: Outcome;
+let orders: Orders;
+let provider: Provider;
+
+let dynamoServer: ReturnType<typeof dynalite>;
+let fauxqs: FauxqsServer;
+let db: DynamoDBDocumentClient;
+const CAPTURE_QUEUE = 'published-order-events';
+
+const TABLES: CreateTableCommandInput[] = [
+  {
+    TableName: 'orders',
+    AttributeDefinitions: [
+      { AttributeName: 'orderId', AttributeType: 'S' },
+      { AttributeName: 'pendingShard', AttributeType: 'S' },
+      { AttributeName: 'pendingSince', AttributeType: 'S' },
+    ],
+    KeySchema: [{ AttributeName: 'orderId', KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: 'PendingOrders',
+        KeySchema: [
+          { AttributeName: 'pendingShard', KeyType: 'HASH' },
+          { AttributeName: 'pendingSince', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ],
+    BillingMode: 'PAY_PER_REQUEST',
+  },
+  {
+    TableName: 'inventory',
+    AttributeDefinitions: [{ AttributeName: 'sku', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'sku', KeyType: 'HASH' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  },
+  {
+    TableName: 'payments',
+    AttributeDefinitions: [
+      { AttributeName: 'orderId', AttributeType: 'S' },
+      { AttributeName: 'entryId', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'orderId', KeyType: 'HASH' },
+      { AttributeName: 'entryId', KeyType: 'RANGE' },
+    ],
+    BillingMode: 'PAY_PER_REQUEST',
+  },
+  {
+    TableName: 'shipments',
+    AttributeDefinitions: [{ AttributeName: 'orderId', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'orderId', KeyType: 'HASH' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  },
+];
+
+let topicArn: string;
+
+beforeAll(async () => {
+  dynamoServer = dynalite({ createTableMs: 0 });
+  await new Promise<void>((resolve) => dynamoServer.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = dynamoServer.address() as AddressInfo;
+  fauxqs = await startFauxqs({ port: 0, logger: false });
+  topicArn = fauxqs.createTopic('order-events').topicArn;
+  fauxqs.createQueue(CAPTURE_QUEUE);
+  fauxqs.subscribe({ topic: 'order-events', queue: CAPTURE_QUEUE, attributes: { RawMessageDelivery: 'true' } });
+
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    // The SDK compares this variable with the string 'true' (a '1' does not silence it).
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${port}`,
+    AWS_ENDPOINT_URL_SNS: fauxqs.address,
+    ORDERS_TABLE: 'orders',
+    INVENTORY_TABLE: 'inventory',
+    PAYMENTS_TABLE: 'payments',
+    SHIPMENTS_TABLE: 'shipments',
+    ORDER_EVENTS_TOPIC_ARN: topicArn,
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+  });
+
+  const raw = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1' });
+  for (const table of TABLES) await raw.send(new CreateTableCommand(table));
+  db = DynamoDBDocumentClient.from(raw);
+
+  [inventory, payments, shipping, outcome, orders, provider] = await Promise.all([
+    import('../../lib/inventory.js'),
+    import('../../lib/payments.js'),
+    import('../../lib/shipping.js'),
+    import('../../lib/order-outcome.js'),
+    import('../../lib/orders.js'),
+    import('../../lib/payment-provider.js'),
+  ]);
+}, 30_000);
+
+afterAll(async () => {
+  await fauxqs?.stop();
+  await new Promise((resolve) => dynamoServer?.close(resolve));
+});
+
+let skuCounter = 0;
+async function seedSku(available: number): Promise<string> {
+  skuCounter += 1;
+  const sku = `SKU-TEST-${skuCounter}`;
+  await db.send(
+    new PutCommand({
+      TableName: 'inventory',
+      Item: { sku, name: `Test item ${skuCounter}`, available, reserved: 0, sold: 0, reservations: {} },
+    }),
+  );
+  return sku;
+}
+
+async function stock(sku: string) {
+  const item = await inventory.findStockItem(sku);
+  if (!item) throw new Error(`no ${sku}`);
+  return item;
+}
+
+async function placeOrder(items: OrderItem[], token = 'tok_visa'): Promise<OrderPlaced> {
+  const request: OrderRequest = {
+    customerId: 'cus_test',
+    items,
+    payment: { token },
+    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
+  };
+  const created = await orders.storeNewOrder(request, undefined);
+  return created.order.placedEvent;
+}
+
+/** Every event published on the topic so far, left in place (inspection does not consume). */
+function publishedEvents(orderId?: string): OrderEvent[] {
+  const queue = fauxqs.inspectQueue(CAPTURE_QUEUE);
+  const messages = [...(queue?.messages.ready ?? []), ...(queue?.messages.delayed ?? [])];
+  return messages
+    .map((message) => JSON.parse(message.body) as OrderEvent)
+    .filter((event) => orderId === undefined || event.orderId === orderId);
+}
+
+describe('inventory reservations', () => {
+  it('50 concurrent single-unit orders for a SKU with 10 units: exactly 10 reserve, stock never negative', async () => {
+    const sku = await seedSku(10);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => inventory.reserveInventory(`ord_race_${i}`, [{ sku, quantity: 1 }])),
+    );
+    const reserved = results.filter((r) => r.outcome === 'reserved').length;
+    const item = await stock(sku);
+    console.log(`reservation race: ${reserved} reserved, ${50 - reserved} out of stock, available ${item.available}, reserved ${item.reserved}`);
+    expect(reserved).toBe(10);
+    expect(item.available).toBe(0);
+    expect(item.reserved).toBe(10);
+    expect(Object.keys(item.reservations)).toHaveLength(10);
+  });
+
+  it('is all or none: a short later line releases the earlier ones and reports OUT_OF_STOCK', async () => {
+    const plenty = await seedSku(5);
+    const scarce = await seedSku(1);
+    const result = await inventory.reserveInventory('ord_allornone', [
+      { sku: plenty, quantity: 2 },
+      { sku: scarce, quantity: 2 },
+    ]);
+    expect(result).toEqual({ outcome: 'out-of-stock', sku: scarce, released: 1 });
+    expect(await stock(plenty)).toMatchObject({ available: 5, reserved: 0, reservations: {} });
+    expect(await stock(scarce)).toMatchObject({ available: 1, reserved: 0, reservations: {} });
+  });
+
+  it('treats an unknown SKU as out of stock', async () => {
+    const known = await seedSku(3);
+    const result = await inventory.reserveInventory('ord_unknown', [
+      { sku: known, quantity: 1 },
+      { sku: 'SKU-NOT-THERE', quantity: 1 },
+    ]);
+    expect(result.outcome).toBe('out-of-stock');
+    expect(await stock(known)).toMatchObject({ available: 3, reserved: 0 });
+  });
+
+  it('a retry after a crash between two lines does not reserve the first line twice', async () => {
+    const first = await seedSku(5);
+    const second = await seedSku(5);
+    const items = [
+      { sku: first, quantity: 2 },
+      { sku: second, quantity: 3 },
+    ];
+    // The "crash": the first attempt only got through line one.
+    await inventory.reserveInventory('ord_crash', items.slice(0, 1));
+    const retried = await inventory.reserveInventory('ord_crash', items);
+    expect(retried.outcome).toBe('reserved');
+    expect(await stock(first)).toMatchObject({ available: 3, reserved: 2, reservations: { ord_crash: 2 } });
+    expect(await stock(second)).toMatchObject({ available: 2, reserved: 3, reservations: { ord_crash: 3 } });
+    // And once more, as a duplicate delivery would.
+    await inventory.reserveInventory('ord_crash', items);
+    expect(await stock(first)).toMatchObject({ available: 3, reserved: 2 });
+  });
+
+  it('commits and releases at most once', async () => {
+    const sku = await seedSku(10);
+    const items = [{ sku, quantity: 4 }];
+    await inventory.reserveInventory('ord_commit', items);
+    await inventory.reserveInventory('ord_release', items);
+    const commits = await Promise.all([1, 2, 3].map(() => inventory.commitReservation('ord_commit', items)));
+    const releases = await Promise.all([1, 2, 3].map(() => inventory.releaseReservation('ord_release', items)));
+    expect(commits.reduce((a, b) => a + b)).toBe(1);
+    expect(releases.reduce((a, b) => a + b)).toBe(1);
+    // Releasing what was committed, or never reserved, does nothing.
+    expect(await inventory.releaseReservation('ord_commit', items)).toBe(0);
+    expect(await inventory.releaseReservation('ord_never', items)).toBe(0);
+    expect(await stock(sku)).toMatchObject({ available: 6, reserved: 0, sold: 4, reservations: {} });
+  });
+});
+
+describe('payments', () => {
+  it('tok_flaky fails twice with a transient error, then charges exactly once', async () => {
+    const order = await placeOrder([{ sku: 'SKU-ANY', quantity: 3 }], 'tok_flaky');
+    const { orderId } = order;
+    const attempt = () => payments.chargePayment(orderId, 'tok_flaky', order.data.items);
+    await expect(attempt()).rejects.toBeInstanceOf(provider.TransientProviderError);
+    await expect(attempt()).rejects.toBeInstanceOf(provider.TransientProviderError);
+    const third = await attempt();
+    const fourth = await attempt();
+    expect(third).toMatchObject({ outcome: 'charged', amount: 3 * payments.UNIT_PRICE_CENTS });
+    expect(fourth).toEqual(third);
+    const ledger = await payments.ledgerOf(orderId);
+    expect(ledger).toHaveLength(1);
+    expect(ledger[0]).toMatchObject({ entryId: 'CHARGE', tokenMasked: 'tok_****laky' });
+    const simulator = await db.send(new GetCommand({ TableName: 'payments', Key: { orderId, entryId: 'SIMULATOR#CHARGE' } }));
+    expect(simulator.Item).toMatchObject({ attempts: 3, chargeId: (third as { chargeId: string }).chargeId });
+  });
+
+  it('a provider that charged but crashed before the ledger write gives the same charge on retry', async () => {
+    const sim = new provider.SimulatedPaymentProvider();
+    const first = await sim.charge({ idempotencyKey: 'ord_provider_retry', token: 'tok_visa', amount: 1000 });
+    const result = await payments.chargePayment('ord_provider_retry', 'tok_visa', [{ sku: 'X', quantity: 1 }], sim);
+    expect(result).toMatchObject({ outcome: 'charged', chargeId: (first as { chargeId: string }).chargeId });
+  });
+
+  it('tok_decline is a declined outcome, not an error, and leaves no charge', async () => {
+    const result = await payments.chargePayment('ord_declined', 'tok_decline', [{ sku: 'X', quantity: 1 }]);
+    expect(result).toEqual({ outcome: 'declined', declineCode: 'card_declined' });
+    expect(await payments.ledgerOf('ord_declined')).toEqual([]);
+    expect(await payments.refundPayment('ord_declined')).toEqual({ outcome: 'no-charge' });
+  });
+
+  it('refunds a charge at most once, even when asked concurrently', async () => {
+    await payments.chargePayment('ord_refund', 'tok_visa', [{ sku: 'X', quantity: 2 }]);
+    const results = await Promise.all([1, 2, 3, 4].map(() => payments.refundPayment('ord_refund')));
+    expect(results.filter((r) => r.outcome === 'refunded')).toHaveLength(1);
+    const refundIds = new Set(results.map((r) => ('refundId' in r ? r.refundId : undefined)));
+    expect(refundIds.size).toBe(1);
+    const ledger = await payments.ledgerOf('ord_refund');
+    expect(ledger.map((e) => e.entryId).sort()).toEqual(['CHARGE', 'REFUND']);
+  });
+});
+
+describe('shipping', () => {
+  it('prepares once, then dispatches or cancels once', async () => {
+    const address = { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '1', country: 'US' };
+    const items = [{ sku: 'X', quantity: 1 }];
+    const [a, b] = await Promise.all([
+      shipping.prepareShipment('ord_ship_1', items, address),
+      shipping.prepareShipment('ord_ship_1', items, address),
+    ]);
+    expect(a.trackingNumber).toBe(b.trackingNumber);
+    const dispatches = await Promise.all([1, 2, 3].map(() => shipping.dispatchShipment('ord_ship_1')));
+    expect(dispatches.filter(Boolean)).toHaveLength(1);
+    expect(await shipping.cancelShipment('ord_ship_1')).toBe(false);
+    expect(await shipping.findShipment('ord_ship_1')).toMatchObject({ status: 'DISPATCHED' });
+
+    await shipping.prepareShipment('ord_ship_2', items, address);
+    const cancels = await Promise.all([1, 2, 3].map(() => shipping.cancelShipment('ord_ship_2')));
+    expect(cancels.filter(Boolean)).toHaveLength(1);
+    expect(await shipping.findShipment('ord_ship_2')).toMatchObject({ status: 'CANCELLED' });
+    expect(await shipping.cancelShipment('ord_never_shipped')).toBe(false);
+  });
+});
+
+describe('order outcome', () => {
+  it('two stages finishing at the same moment: exactly one decision and one publish', async () => {
+    const sku = await seedSku(5);
+    const placed = await placeOrder([{ sku, quantity: 1 }]);
+    await inventory.reserveStockForOrder(placed);
+    const [payment, ship] = await Promise.all([payments.chargeForOrder(placed), shipping.prepareShipmentForOrder(placed)]);
+    const winners = [payment, ship].filter((c) => c.settle.decision === 'decided-here');
+    expect(winners).toHaveLength(1);
+    const order = await outcome.loadOrder(placed.orderId);
+    expect(order).toMatchObject({ status: 'CONFIRMED', decidedBy: winners[0]?.stage });
+    expect(order.outcomePublishedAt).toBeDefined();
+    expect(order.pendingShard).toBeUndefined();
+    expect(order.pendingSince).toBeUndefined();
+    const published = publishedEvents(placed.orderId);
+    expect(published).toHaveLength(1);
+    expect(published[0]).toMatchObject({ eventType: 'OrderConfirmed', eventId: `${placed.orderId}:OrderConfirmed` });
+  });
+
+  it('two settle calls on the same complete order: the conditional decision write lets exactly one win', async () => {
+    const placed = await placeOrder([{ sku: 'SKU-ANY', quantity: 1 }]);
+    await outcome.recordStageResult(placed.orderId, 'inventory', { status: 'SUCCEEDED', what: 'reserved' });
+    // Both writes land before either stage settles, so both see all three stages in.
+    const [afterPayment, afterShipping] = await Promise.all([
+      outcome.recordStageResult(placed.orderId, 'payment', { status: 'SUCCEEDED', what: 'charged' }),
+      outcome.recordStageResult(placed.orderId, 'shipping', { status: 'SUCCEEDED', what: 'prepared' }),
+    ]);
+    const complete = await outcome.loadOrder(placed.orderId);
+    if (!afterPayment || !afterShipping) throw new Error('both stage writes should have landed');
+    const results = await Promise.all([
+      outcome.settleOrder(complete, 'payment'),
+      outcome.settleOrder(complete, 'shipping'),
+      outcome.settleOrder(complete, 'inventory'),
+    ]);
+    expect(results.filter((r) => r.decision === 'decided-here')).toHaveLength(1);
+    expect(results.filter((r) => r.decision === 'decided-elsewhere')).toHaveLength(2);
+    expect(publishedEvents(placed.orderId).map((e) => e.eventType)).toEqual(['OrderConfirmed']);
+    // A stage recorded twice is recorded once.
+    expect(await outcome.recordStageResult(placed.orderId, 'payment', { status: 'SUCCEEDED', what: 'charged' })).toBeUndefined();
+  });
+
+  it('all three stages racing, many times over: never more than one decision per order', async () => {
+    const placedOrders = await Promise.all(Array.from({ length: 10 }, async () => placeOrder([{ sku: await seedSku(1), quantity: 1 }])));
+    await Promise.all(
+      placedOrders.map((placed) =>
+        Promise.all([
+          inventory.reserveStockForOrder(placed),
+          payments.chargeForOrder(placed),
+          shipping.prepareShipmentForOrder(placed),
+        ]),
+      ),
+    );
+    for (const placed of placedOrders) {
+      expect(publishedEvents(placed.orderId).map((e) => e.eventType)).toEqual(['OrderConfirmed']);
+    }
+  });
+
+  it('a decline cancels with PAYMENT_DECLINED; compensation releases, refunds nothing and cancels the shipment once', async () => {
+    const sku = await seedSku(5);
+    const placed = await placeOrder([{ sku, quantity: 2 }], 'tok_decline');
+    await inventory.reserveStockForOrder(placed);
+    await shipping.prepareShipmentForOrder(placed);
+    await payments.chargeForOrder(placed);
+    const order = await outcome.loadOrder(placed.orderId);
+    expect(order).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED', decidedBy: 'payment' });
+    const [cancelled] = publishedEvents(placed.orderId);
+    expect(cancelled).toMatchObject({ eventType: 'OrderCancelled', data: { reason: 'PAYMENT_DECLINED' } });
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+
+    for (let delivery = 0; delivery < 2; delivery += 1) {
+      await Promise.all([
+        inventory.releaseStockForOrder(cancelled),
+        payments.refundForOrder(cancelled),
+        shipping.cancelShipmentForOrder(cancelled),
+      ]);
+    }
+    expect(await stock(sku)).toMatchObject({ available: 5, reserved: 0, reservations: {} });
+    expect(await payments.ledgerOf(placed.orderId)).toEqual([]);
+    expect(await shipping.findShipment(placed.orderId)).toMatchObject({ status: 'CANCELLED' });
+    const after = await outcome.loadOrder(placed.orderId);
+    expect(after.stages.inventory).toMatchObject({ status: 'COMPENSATED' });
+    expect(after.stages.inventory.timeline.map((e) => e.what)).toEqual(['reserved 2 unit(s) of 1 SKU(s)', 'released']);
+    expect(after.stages.payment).toMatchObject({ status: 'REJECTED', reason: 'PAYMENT_DECLINED' });
+    expect(after.stages.shipping.status).toBe('COMPENSATED');
+    expect(after.stages.shipping.timeline.filter((e) => e.what === 'cancelled')).toHaveLength(1);
+  });
+
+  it('out of stock cancels with OUT_OF_STOCK; the charge is refunded once', async () => {
+    const sku = await seedSku(1);
+    const placed = await placeOrder([{ sku, quantity: 2 }]);
+    await payments.chargeForOrder(placed);
+    await shipping.prepareShipmentForOrder(placed);
+    await inventory.reserveStockForOrder(placed);
+    expect(await outcome.loadOrder(placed.orderId)).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+    const [cancelled] = publishedEvents(placed.orderId);
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    await Promise.all([1, 2, 3].map(() => payments.refundForOrder(cancelled)));
+    await Promise.all([1, 2].map(() => inventory.releaseStockForOrder(cancelled)));
+    const ledger = await payments.ledgerOf(placed.orderId);
+    expect(ledger.map((e) => e.entryId).sort()).toEqual(['CHARGE', 'REFUND']);
+    const after = await outcome.loadOrder(placed.orderId);
+    expect(after.stages.payment.status).toBe('COMPENSATED');
+    expect(after.stages.payment.timeline.filter((e) => e.what === 'refunded')).toHaveLength(1);
+    expect(after.stages.inventory).toMatchObject({ status: 'REJECTED', reason: 'OUT_OF_STOCK' });
+    expect(await stock(sku)).toMatchObject({ available: 1, reserved: 0 });
+  });
+
+  it('confirmation commits stock and dispatches once, each noted once on the timeline', async () => {
+    const sku = await seedSku(4);
+    const placed = await placeOrder([{ sku, quantity: 3 }]);
+    await Promise.all([
+      inventory.reserveStockForOrder(placed),
+      payments.chargeForOrder(placed),
+      shipping.prepareShipmentForOrder(placed),
+    ]);
+    const [confirmed] = publishedEvents(placed.orderId);
+    if (confirmed?.eventType !== 'OrderConfirmed') throw new Error('expected OrderConfirmed');
+    for (let delivery = 0; delivery < 2; delivery += 1) {
+      await Promise.all([inventory.commitStockForOrder(confirmed), shipping.dispatchShipmentForOrder(confirmed)]);
+    }
+    expect(await stock(sku)).toMatchObject({ available: 1, reserved: 0, sold: 3, reservations: {} });
+    expect(await shipping.findShipment(placed.orderId)).toMatchObject({ status: 'DISPATCHED' });
+    const after = await outcome.loadOrder(placed.orderId);
+    expect(after.stages.inventory.timeline.map((e) => e.what)).toEqual(['reserved 3 unit(s) of 1 SKU(s)', 'committed']);
+    expect(after.stages.shipping.timeline.filter((e) => e.what === 'dispatched')).toHaveLength(1);
+    expect(after.stages.shipping.status).toBe('SUCCEEDED');
+  });
+
+  it('heals a crash between the decision write and the publish: the retry publishes', async () => {
+    const sku = await seedSku(2);
+    const placed = await placeOrder([{ sku, quantity: 1 }]);
+    await inventory.reserveStockForOrder(placed);
+    await payments.chargeForOrder(placed);
+    // The "crash": publishing fails after the decision was written.
+    process.env.ORDER_EVENTS_TOPIC_ARN = 'arn:aws:sns:us-east-1:000000000000:no-such-topic';
+    try {
+      await expect(shipping.prepareShipmentForOrder(placed)).rejects.toThrow();
+    } finally {
+      process.env.ORDER_EVENTS_TOPIC_ARN = topicArn;
+    }
+    const decided = await outcome.loadOrder(placed.orderId);
+    expect(decided).toMatchObject({ status: 'CONFIRMED', decidedBy: 'shipping' });
+    expect(decided.outcomePublishedAt).toBeUndefined();
+    expect(publishedEvents(placed.orderId)).toEqual([]);
+
+    // Another stage seeing the decided order does not publish: only the decider's retry does.
+    expect((await inventory.reserveStockForOrder(placed)).settle.decision).toBe('decided-elsewhere');
+    expect(publishedEvents(placed.orderId)).toEqual([]);
+
+    const retry = await shipping.prepareShipmentForOrder(placed);
+    expect(retry).toMatchObject({ recorded: 'earlier', settle: { decision: 'decided-here', published: true } });
+    expect(publishedEvents(placed.orderId).map((e) => e.eventType)).toEqual(['OrderConfirmed']);
+    expect((await outcome.loadOrder(placed.orderId)).outcomePublishedAt).toBeDefined();
+    // A further retry publishes nothing more.
+    await shipping.prepareShipmentForOrder(placed);
+    expect(publishedEvents(placed.orderId)).toHaveLength(1);
+  });
+
+  it('a late OrderPlaced after the order was cancelled and released reserves nothing again', async () => {
+    const sku = await seedSku(3);
+    const placed = await placeOrder([{ sku, quantity: 1 }], 'tok_decline');
+    await Promise.all([
+      inventory.reserveStockForOrder(placed),
+      payments.chargeForOrder(placed),
+      shipping.prepareShipmentForOrder(placed),
+    ]);
+    const [cancelled] = publishedEvents(placed.orderId);
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    await inventory.releaseStockForOrder(cancelled);
+    await inventory.reserveStockForOrder(placed);
+    expect(await stock(sku)).toMatchObject({ available: 3, reserved: 0, reservations: {} });
+  });
+});

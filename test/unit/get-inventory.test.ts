@@ -1,0 +1,44 @@
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { handler } from '../../functions/getInventory.js';
+
+vi.hoisted(() => {
+  process.env.INVENTORY_TABLE = 'inventory';
+  process.env.AWS_REGION = 'us-east-1';
+});
+
+const documents = mockClient(DynamoDBDocumentClient);
+
+const request = (sku: string | undefined) =>
+  ({ pathParameters: sku === undefined ? {} : { sku } }) as unknown as APIGatewayProxyEventV2;
+
+beforeEach(() => {
+  documents.reset();
+});
+
+describe('GET /inventory/{sku}', () => {
+  it('answers 200 with the public stock figures only', async () => {
+    documents.on(GetCommand, { Key: { sku: 'SKU-MUG' } }).resolves({
+      Item: { sku: 'SKU-MUG', name: 'Mug', available: 7, reserved: 2, sold: 5, reservations: { ord_1: 2 } },
+    });
+    const response = await handler(request('SKU-MUG'));
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(String(response.body))).toEqual({ sku: 'SKU-MUG', name: 'Mug', available: 7, reserved: 2 });
+  });
+
+  it('answers 404 JSON for an unknown sku', async () => {
+    documents.on(GetCommand).resolves({});
+    const response = await handler(request('SKU-NONE'));
+    expect(response.statusCode).toBe(404);
+    expect(JSON.parse(String(response.body))).toMatchObject({ error: 'NotFound', message: expect.stringContaining('SKU-NONE') });
+  });
+
+  it('answers 404 without a read for something that cannot be a sku', async () => {
+    for (const sku of ['lower-case', '', undefined]) {
+      expect((await handler(request(sku))).statusCode).toBe(404);
+    }
+    expect(documents.commandCalls(GetCommand)).toHaveLength(0);
+  });
+});
