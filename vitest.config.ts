@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // Integration and end-to-end tests start real emulators and wait for real queues.
     testTimeout: 60_000,
     hookTimeout: 120_000,

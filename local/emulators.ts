@@ -1,0 +1,55 @@
+// The AWS services the stack uses, emulated in this process: fauxqs for SNS and SQS, dynalite for
+// DynamoDB. Both listen on fixed ports by default so that the AWS CLI and other tools can reach
+// them; tests pass port 0.
+
+import type { AddressInfo } from 'node:net';
+import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import dynalite from 'dynalite';
+
+export interface Emulators {
+  fauxqs: FauxqsServer;
+  endpoints: { sqs: string; sns: string; dynamodb: string };
+  stop(): Promise<void>;
+}
+
+export const LOCAL_REGION = 'us-east-1';
+/** The account fauxqs puts in every ARN and queue URL. */
+export const LOCAL_ACCOUNT_ID = '000000000000';
+/** Credentials are required by the SDK's request signing; the emulators do not check them. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export async function startEmulators(options: { sqsPort: number; dynamodbPort: number }): Promise<Emulators> {
+  // fauxqs serves SNS and SQS on one port. It binds every interface (not configurable in 1.9.2).
+  // Its message spy lets tests await deliveries, DLQ moves and deletions instead of polling.
+  const fauxqs = await startFauxqs({
+    port: options.sqsPort,
+    logger: false,
+    defaultRegion: LOCAL_REGION,
+    messageSpies: { bufferSize: 1000 },
+  });
+  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      dynamo.once('error', reject);
+      dynamo.listen(options.dynamodbPort, '127.0.0.1', () => resolve());
+    });
+  } catch (error) {
+    await fauxqs.stop();
+    throw error;
+  }
+  const dynamodbPort = (dynamo.address() as AddressInfo).port;
+  const sqs = `http://127.0.0.1:${fauxqs.port}`;
+  return {
+    fauxqs,
+    endpoints: { sqs, sns: sqs, dynamodb: `http://127.0.0.1:${dynamodbPort}` },
+    async stop() {
+      dynamo.closeAllConnections();
+      await Promise.all([fauxqs.stop(), new Promise<void>((resolve) => dynamo.close(() => resolve()))]);
+    },
+  };
+}
+
+/** SDK client configuration for the emulators; never the developer's own AWS profile. */
+export function clientConfig(endpoint: string) {
+  return { endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 3 };
+}

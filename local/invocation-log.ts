@@ -1,0 +1,46 @@
+// The runtime's own output: one line per invocation (what ran, why, how it ended), plus the lines
+// the handlers write, prefixed with the function's name.
+
+export interface InvocationLine {
+  function: string;
+  /** What caused the invocation: `http POST /orders`, `sqs <queue>`, `schedule rate(1 minute)`. */
+  trigger: string;
+  batchSize?: number;
+  failures?: number;
+  durationMs: number;
+  initDurationMs?: number | undefined;
+  outcome: string;
+}
+
+export interface InvocationLog {
+  invocation(line: InvocationLine): void;
+  info(message: string): void;
+  error(message: string): void;
+  /** A line a handler wrote to its stdout or stderr. */
+  output(functionName: string, stream: 'stdout' | 'stderr', line: string): void;
+}
+
+export function createInvocationLog(options: { quiet?: boolean; write?: (line: string) => void }): InvocationLog {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const writeError = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (options.quiet) {
+    const ignore = () => {};
+    return { invocation: ignore, info: ignore, error: ignore, output: ignore };
+  }
+  return {
+    invocation(line) {
+      const parts = [`λ ${line.function}`, line.trigger];
+      if (line.batchSize !== undefined) parts.push(`batch=${line.batchSize}`);
+      if (line.failures !== undefined) parts.push(`failures=${line.failures}`);
+      parts.push(`${line.durationMs}ms`);
+      if (line.initDurationMs !== undefined) parts.push(`(cold start, init ${line.initDurationMs}ms)`);
+      parts.push(line.outcome);
+      write(parts.join(' '));
+    },
+    info: write,
+    error: writeError,
+    output(functionName, stream, line) {
+      (stream === 'stdout' ? write : writeError)(`  ${functionName} | ${line}`);
+    },
+  };
+}

@@ -1,0 +1,384 @@
+// Lambda execution environments for one function: each is a worker thread with its own
+// process.env, module cache and event loop, running one invocation at a time. Environments are
+// reused while warm; one that times out or crashes is destroyed, and the next invocation gets a
+// fresh one (a cold start), as on Lambda.
+
+import { randomBytes, randomUUID, createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { transformSync } from 'esbuild';
+import type { InvokeMessage, SerializedError, WorkerInit, WorkerMessage } from './lambda-worker.js';
+import { REPOSITORY_ROOT } from './package-stack.js';
+
+export interface LambdaFunctionDefinition {
+  /** Short name for logs: the function's key in serverless.yml. */
+  name: string;
+  /** The deployed FunctionName. */
+  functionName: string;
+  functionArn: string;
+  /** The handler module file and its export. */
+  modulePath: string;
+  exportName: string;
+  timeoutSeconds: number;
+  memorySize: number;
+  logGroupName: string;
+  /** The complete environment of the function's process. */
+  environment: Record<string, string>;
+}
+
+export type InvocationResult =
+  | { ok: true; requestId: string; payload: unknown; durationMs: number; initDurationMs?: number }
+  | {
+      ok: false;
+      requestId: string;
+      errorType: string;
+      errorMessage: string;
+      timedOut: boolean;
+      durationMs: number;
+      initDurationMs?: number;
+    };
+
+export interface FunctionStats {
+  invocations: number;
+  errors: number;
+  timeouts: number;
+  coldStarts: number;
+  running: number;
+  maxConcurrent: number;
+  /** Execution environments alive now (busy or idle). */
+  environments: number;
+}
+
+export interface OutputSink {
+  /** One line of a handler's stdout or stderr; undefined to discard it. */
+  (functionName: string, stream: 'stdout' | 'stderr', line: string): void;
+}
+
+/** Lambda's init phase may take at most 10 seconds. */
+const INIT_TIMEOUT_MS = 10_000;
+
+/** A counting semaphore: at most `size` holders at once, the others wait in arrival order. */
+export class Semaphore {
+  readonly #size: number;
+  #held = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.#size = Math.max(1, size);
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.#held >= this.#size) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else this.#held++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiting.shift();
+      // The slot passes straight to the next waiter; otherwise it is freed.
+      if (next) next();
+      else this.#held--;
+    };
+  }
+}
+
+export interface EnvironmentLimits {
+  /**
+   * Execution environments this function may have at once. Lambda would start one per concurrent
+   * request; on a laptop every environment is a thread sharing the same cores and memory, so
+   * requests beyond the limit wait for a free environment (their timeout starts when they run).
+   */
+  maxEnvironments: number;
+  /** Shared by all functions: cold starts are CPU-heavy, so only a few run at once. */
+  initSlots: Semaphore;
+}
+
+export class LambdaFunction {
+  readonly definition: LambdaFunctionDefinition;
+  readonly #output: OutputSink;
+  #maxEnvironments: number;
+  readonly #initSlots: Semaphore;
+  readonly #idle: ExecutionEnvironment[] = [];
+  readonly #all = new Set<ExecutionEnvironment>();
+  /** Invocations waiting for an environment to become free. */
+  readonly #waiting: Array<() => void> = [];
+  #creating = 0;
+  #stopped = false;
+  readonly #stats: FunctionStats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0 };
+
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink, limits?: Partial<EnvironmentLimits>) {
+    this.definition = definition;
+    this.#output = output;
+    this.#maxEnvironments = limits?.maxEnvironments ?? 10;
+    this.#initSlots = limits?.initSlots ?? new Semaphore(availableParallelism());
+  }
+
+  /** Raises the environment limit, e.g. to an event source mapping's maximum concurrency. */
+  allowEnvironments(count: number): void {
+    this.#maxEnvironments = Math.max(this.#maxEnvironments, count);
+  }
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  stats(): FunctionStats {
+    return { ...this.#stats, environments: this.#all.size };
+  }
+
+  /** Invokes the function synchronously (RequestResponse) with a JSON-serialisable event. */
+  async invoke(event: unknown): Promise<InvocationResult> {
+    const requestId = randomUUID();
+    this.#stats.invocations++;
+    const acquired = await this.#acquire();
+    if (!acquired) {
+      this.#stats.errors++;
+      return { ok: false, requestId, errorType: 'Runtime.Shutdown', errorMessage: 'The local runtime is stopping', timedOut: false, durationMs: 0 };
+    }
+    const { environment, initDurationMs } = acquired;
+    if (initDurationMs !== undefined) this.#stats.coldStarts++;
+    this.#stats.running++;
+    this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
+    try {
+      const init = await environment.ready;
+      let result: InvocationResult;
+      if (!init.ok) {
+        // A failed init leaves no usable environment: the next invocation starts a fresh one.
+        void environment.destroy();
+        result = { ok: false, requestId, ...init.error, timedOut: false, durationMs: 0 };
+      } else {
+        result = await environment.invoke(requestId, JSON.stringify(event ?? null), this.definition.timeoutSeconds * 1000);
+      }
+      if (!result.ok) this.#stats.errors++;
+      if (!result.ok && result.timedOut) this.#stats.timeouts++;
+      return initDurationMs === undefined ? result : { ...result, initDurationMs };
+    } finally {
+      this.#stats.running--;
+      this.#release(environment);
+    }
+  }
+
+  /** A warm environment if one is idle, a new one if the limit allows, else the next one freed. */
+  async #acquire(): Promise<{ environment: ExecutionEnvironment; initDurationMs?: number } | undefined> {
+    for (;;) {
+      if (this.#stopped) return undefined;
+      const idle = this.#idle.pop();
+      if (idle) {
+        // An idle environment can die between invocations (an error thrown by a leftover timer).
+        if (idle.alive) return { environment: idle };
+        this.#discard(idle);
+        continue;
+      }
+      if (this.#all.size + this.#creating < this.#maxEnvironments) {
+        this.#creating++;
+        const release = await this.#initSlots.acquire();
+        const started = performance.now();
+        try {
+          if (this.#stopped) return undefined;
+          const environment = new ExecutionEnvironment(this.definition, this.#output);
+          this.#all.add(environment);
+          await environment.ready;
+          return { environment, initDurationMs: Math.round(performance.now() - started) };
+        } finally {
+          this.#creating--;
+          release();
+        }
+      }
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+  }
+
+  #release(environment: ExecutionEnvironment): void {
+    if (environment.alive && !this.#stopped) this.#idle.push(environment);
+    else this.#discard(environment);
+    this.#waiting.shift()?.();
+  }
+
+  #discard(environment: ExecutionEnvironment): void {
+    this.#all.delete(environment);
+    void environment.destroy();
+  }
+
+  /** Destroys every environment; invocations in progress fail, waiting ones are refused. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#idle.length = 0;
+    this.#waiting.splice(0).forEach((wake) => wake());
+    await Promise.all([...this.#all].map((environment) => environment.destroy()));
+    this.#all.clear();
+  }
+}
+
+type InitOutcome = { ok: true } | { ok: false; error: SerializedError };
+
+class ExecutionEnvironment {
+  readonly ready: Promise<InitOutcome>;
+  #alive = true;
+  readonly #worker: Worker;
+  #pending: { requestId: string; settle: (result: InvocationResult) => void; started: number } | undefined;
+
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink) {
+    const logStreamName = `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${randomBytes(16).toString('hex')}`;
+    const init: WorkerInit = {
+      modulePath: definition.modulePath,
+      exportName: definition.exportName,
+      functionName: definition.functionName,
+      functionVersion: '$LATEST',
+      invokedFunctionArn: definition.functionArn,
+      memoryLimitInMB: String(definition.memorySize),
+      logGroupName: definition.logGroupName,
+      logStreamName,
+    };
+    this.#worker = new Worker(workerEntryPoint(), {
+      workerData: init,
+      // The worker gets a copy: it never sees, nor changes, the runtime's own process.env.
+      env: { ...definition.environment, AWS_LAMBDA_LOG_STREAM_NAME: logStreamName },
+      execArgv: [],
+      stdout: true,
+      stderr: true,
+      // The function's memory setting bounds the heap: running out kills the environment, as on Lambda.
+      resourceLimits: { maxOldGenerationSizeMb: Math.max(definition.memorySize, 128) },
+    });
+    forwardLines(this.#worker.stdout, (line) => output(definition.name, 'stdout', line));
+    forwardLines(this.#worker.stderr, (line) => output(definition.name, 'stderr', line));
+
+    this.ready = new Promise<InitOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        resolve({ ok: false, error: { errorType: 'Runtime.InitTimeout', errorMessage: `Init phase exceeded ${INIT_TIMEOUT_MS / 1000} seconds`, stackTrace: [] } });
+        void this.destroy();
+      }, INIT_TIMEOUT_MS);
+      const onMessage = (message: WorkerMessage) => {
+        if (message.type === 'ready') resolve({ ok: true });
+        else if (message.type === 'init-error') resolve({ ok: false, error: message.error });
+        else return;
+        clearTimeout(timer);
+      };
+      this.#worker.on('message', onMessage);
+      this.#worker.once('error', (error) => {
+        clearTimeout(timer);
+        resolve({ ok: false, error: { errorType: 'Runtime.ExitError', errorMessage: error.message, stackTrace: [] } });
+      });
+      this.#worker.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ ok: false, error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited during init with exit status ${code}`, stackTrace: [] } });
+      });
+    });
+
+    this.#worker.on('message', (message: WorkerMessage) => {
+      const pending = this.#pending;
+      if (!pending || (message.type !== 'result' && message.type !== 'error') || message.requestId !== pending.requestId) return;
+      const durationMs = Math.round(performance.now() - pending.started);
+      if (message.type === 'result') {
+        let payload: unknown;
+        try {
+          payload = message.payload === undefined ? null : JSON.parse(message.payload);
+        } catch {
+          payload = null;
+        }
+        pending.settle({ ok: true, requestId: pending.requestId, payload, durationMs });
+      } else {
+        pending.settle({ ok: false, requestId: pending.requestId, ...message.error, timedOut: false, durationMs });
+      }
+    });
+    // An uncaught exception, an unhandled rejection or running out of memory ends the environment.
+    this.#worker.on('error', (error) => {
+      this.#alive = false;
+      const pending = this.#pending;
+      if (pending) {
+        const outOfMemory = (error as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY';
+        pending.settle({
+          ok: false,
+          requestId: pending.requestId,
+          errorType: outOfMemory ? 'Runtime.OutOfMemory' : 'Runtime.ExitError',
+          errorMessage: `RequestId: ${pending.requestId} Error: Runtime exited with error: ${error.message}`,
+          timedOut: false,
+          durationMs: Math.round(performance.now() - pending.started),
+        });
+      }
+    });
+    this.#worker.on('exit', (code) => {
+      this.#alive = false;
+      const pending = this.#pending;
+      if (pending) {
+        pending.settle({
+          ok: false,
+          requestId: pending.requestId,
+          errorType: 'Runtime.ExitError',
+          errorMessage: `RequestId: ${pending.requestId} Error: Runtime exited with exit status ${code}`,
+          timedOut: false,
+          durationMs: Math.round(performance.now() - pending.started),
+        });
+      }
+    });
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  invoke(requestId: string, event: string, timeoutMs: number): Promise<InvocationResult> {
+    return new Promise<InvocationResult>((resolve) => {
+      const started = performance.now();
+      const timer = setTimeout(() => {
+        // Lambda stops the environment of a timed-out invocation; whatever it was doing ends here.
+        this.#pending?.settle({
+          ok: false,
+          requestId,
+          errorType: 'Sandbox.Timedout',
+          errorMessage: `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`,
+          timedOut: true,
+          durationMs: Math.round(performance.now() - started),
+        });
+        void this.destroy();
+      }, timeoutMs);
+      this.#pending = {
+        requestId,
+        started,
+        settle: (result) => {
+          clearTimeout(timer);
+          this.#pending = undefined;
+          resolve(result);
+        },
+      };
+      const message: InvokeMessage = { type: 'invoke', requestId, event, deadline: Date.now() + timeoutMs };
+      this.#worker.postMessage(message);
+    });
+  }
+
+  async destroy(): Promise<void> {
+    this.#alive = false;
+    await this.#worker.terminate();
+  }
+}
+
+function forwardLines(stream: Readable, onLine: (line: string) => void): void {
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
+}
+
+let compiledEntryPoint: string | undefined;
+
+/**
+ * The worker's entry point must be plain JavaScript (Node 20 cannot apply tsx's loader to a worker's
+ * entry), so lambda-worker.ts is compiled once with esbuild into a content-addressed cache file.
+ */
+function workerEntryPoint(): string {
+  if (compiledEntryPoint) return compiledEntryPoint;
+  const source = readFileSync(fileURLToPath(new URL('./lambda-worker.ts', import.meta.url)), 'utf8');
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const file = path.join(REPOSITORY_ROOT, 'node_modules', '.cache', 'local-runtime', `lambda-worker-${hash}.mjs`);
+  if (!existsSync(file)) {
+    const { code } = transformSync(source, { loader: 'ts', format: 'esm', target: 'node20', sourcefile: 'local/lambda-worker.ts' });
+    mkdirSync(path.dirname(file), { recursive: true });
+    // Write then rename: a concurrent runtime never loads a half-written file.
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, code);
+    renameSync(temporary, file);
+  }
+  compiledEntryPoint = file;
+  return file;
+}

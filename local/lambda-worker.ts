@@ -1,0 +1,122 @@
+// Runs inside one worker thread: one Lambda execution environment. It loads the handler module once
+// (the init phase) and then runs one invocation at a time, as the Node.js Lambda runtime does.
+//
+// This file is compiled on its own and loaded as the worker's entry point, so it may import only
+// Node built-ins at run time (type-only imports are erased).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+
+export interface WorkerInit {
+  modulePath: string;
+  exportName: string;
+  functionName: string;
+  functionVersion: string;
+  invokedFunctionArn: string;
+  memoryLimitInMB: string;
+  logGroupName: string;
+  logStreamName: string;
+}
+
+export interface InvokeMessage {
+  type: 'invoke';
+  requestId: string;
+  /** JSON text of the event: Lambda hands the runtime serialised events too. */
+  event: string;
+  /** Epoch milliseconds at which the invocation times out. */
+  deadline: number;
+}
+
+export interface SerializedError {
+  errorType: string;
+  errorMessage: string;
+  stackTrace: string[];
+}
+
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'init-error'; error: SerializedError }
+  | { type: 'result'; requestId: string; payload: string | undefined }
+  | { type: 'error'; requestId: string; error: SerializedError };
+
+type Handler = (event: unknown, context: unknown, callback?: (error?: unknown, result?: unknown) => void) => unknown;
+
+function serializeError(error: unknown, fallbackType: string): SerializedError {
+  if (error instanceof Error) {
+    return {
+      errorType: error.name && error.name !== 'Error' ? error.name : error.constructor?.name || fallbackType,
+      errorMessage: error.message,
+      stackTrace: (error.stack ?? '').split('\n').slice(1).map((line) => line.trim()),
+    };
+  }
+  return { errorType: fallbackType, errorMessage: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error), stackTrace: [] };
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('lambda-worker must run in a worker thread');
+  const init = workerData as WorkerInit;
+  const post = (message: WorkerMessage) => port.postMessage(message);
+
+  // NODE_OPTIONS from the function's environment cannot reach a worker; honour the one that matters.
+  if ((process.env.NODE_OPTIONS ?? '').includes('--enable-source-maps')) process.setSourceMapsEnabled(true);
+
+  let handler: Handler;
+  try {
+    const url = pathToFileURL(init.modulePath).href;
+    // A TypeScript handler (tests, or running from source) goes through tsx; bundles load natively.
+    const module = (/\.[cm]?ts$/.test(init.modulePath)
+      ? await (await import('tsx/esm/api')).tsImport(url, import.meta.url)
+      : await import(url)) as Record<string, unknown>;
+    const exported = module[init.exportName];
+    if (typeof exported !== 'function') {
+      post({
+        type: 'init-error',
+        error: { errorType: 'Runtime.HandlerNotFound', errorMessage: `${init.modulePath}.${init.exportName} is undefined or not exported`, stackTrace: [] },
+      });
+      return;
+    }
+    handler = exported as Handler;
+  } catch (error) {
+    post({ type: 'init-error', error: serializeError(error, 'Runtime.ImportModuleError') });
+    return;
+  }
+
+  port.on('message', (message: InvokeMessage) => {
+    void invoke(message);
+  });
+  post({ type: 'ready' });
+
+  async function invoke(message: InvokeMessage): Promise<void> {
+    const context = {
+      callbackWaitsForEmptyEventLoop: true,
+      functionName: init.functionName,
+      functionVersion: init.functionVersion,
+      invokedFunctionArn: init.invokedFunctionArn,
+      memoryLimitInMB: init.memoryLimitInMB,
+      awsRequestId: message.requestId,
+      logGroupName: init.logGroupName,
+      logStreamName: init.logStreamName,
+      getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
+    };
+    try {
+      const event: unknown = JSON.parse(message.event);
+      const result = await new Promise<unknown>((resolve, reject) => {
+        // Callback-style handlers (three parameters) are still supported by the nodejs22.x runtime.
+        const returned = handler(event, context, (error, value) => (error ? reject(error) : resolve(value)));
+        if (handler.length < 3 || (returned && typeof (returned as Promise<unknown>).then === 'function')) {
+          Promise.resolve(returned).then(resolve, reject);
+        }
+      });
+      // Lambda returns the JSON serialisation of the result, so the caller gets exactly that.
+      post({ type: 'result', requestId: message.requestId, payload: JSON.stringify(result) });
+    } catch (error) {
+      const serialized = serializeError(error, 'Error');
+      // The Node.js runtime logs the error of a failed invocation in this shape.
+      process.stderr.write(`${new Date().toISOString()}\t${message.requestId}\tERROR\tInvoke Error \t${JSON.stringify(serialized)}\n`);
+      post({ type: 'error', requestId: message.requestId, error: serialized });
+    }
+  }
+}
+
+await main();

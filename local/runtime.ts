@@ -1,0 +1,378 @@
+// The local pipeline: packages the stack, starts the emulators, provisions the template's
+// resources in them and runs its functions behind the same triggers as on AWS (HTTP API routes,
+// SQS event source mappings, schedules). `local/start.ts` is the command line; tests call
+// startLocalPipeline directly.
+
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { FauxqsServer } from 'fauxqs';
+import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators, type Emulators } from './emulators.js';
+import { locateHandler, unpackFunctionZip } from './function-code.js';
+import { startHttpApi, type HttpRoute } from './http-api.js';
+import { createInvocationLog, type InvocationLog } from './invocation-log.js';
+import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
+import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
+import { provisionStack, type ProvisionedResources } from './provision.js';
+import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
+import { SqsPoller, type EventSourceStats } from './sqs-poller.js';
+import { isRecord, readTemplate, StackResolver } from './template.js';
+
+export interface LocalPipelineOptions {
+  /** HTTP API port; 3000 by default, 0 for any free port. */
+  apiPort?: number;
+  /** fauxqs (SNS and SQS) port; 4566 by default. */
+  sqsPort?: number;
+  /** dynalite (DynamoDB) port; 4567 by default. */
+  dynamodbPort?: number;
+  /** Serverless stage to package; `local` by default. Ignored with templatePath (its own stage). */
+  stage?: string;
+  /** An already packaged template (its directory holds the function zips): skips packaging. */
+  templatePath?: string;
+  /** Per function (serverless.yml key or deployed name): variables set over the template's. */
+  environmentOverrides?: Record<string, Record<string, string>>;
+  /** Run the packaged bundles (default) or the TypeScript sources in functions/ through tsx. */
+  handlerSource?: 'bundle' | 'source';
+  /** Speeds schedules up: 60 runs `rate(1 minute)` every second. 1 by default. */
+  scheduleScale?: number;
+  /**
+   * Execution environments (worker threads) per function; 5 by default, and never fewer than an
+   * SQS mapping's MaximumConcurrency. Beyond it, invocations wait for a free environment.
+   */
+  maxEnvironmentsPerFunction?: number;
+  /** Put local/seed-data.json into its tables; true by default. */
+  seed?: boolean;
+  /** No output at all (tests). */
+  quiet?: boolean;
+  /** Where output lines go; stdout/stderr by default. */
+  write?: (line: string) => void;
+}
+
+export interface LocalPipeline {
+  apiUrl: string;
+  endpoints: { sqs: string; sns: string; dynamodb: string };
+  resources: ProvisionedResources;
+  /** `METHOD /path` of every route served. */
+  routes: string[];
+  templatePath: string;
+  fauxqs: FauxqsServer;
+  invocationStats(): { functions: Record<string, FunctionStats>; eventSources: Record<string, EventSourceStats> };
+  stop(): Promise<void>;
+}
+
+/**
+ * Lambda starts five concurrent batches per queue when a mapping sets no MaximumConcurrency and
+ * scales up with the backlog (to 1,250, or the function's reserved concurrency). Locally the
+ * mapping stays at that starting point, or at the reserved concurrency if lower.
+ */
+const DEFAULT_SQS_CONCURRENCY = 5;
+
+export async function startLocalPipeline(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
+  // The SDK's Node 20 end-of-support notice is noise here; workers get the same variable.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const log = createInvocationLog({ quiet: options.quiet, write: options.write });
+
+  let templatePath = options.templatePath;
+  let serviceName: string;
+  let stage: string;
+  if (templatePath) {
+    ({ serviceName, stage } = await readPackagedStack(path.dirname(templatePath)));
+  } else {
+    log.info(`Packaging the stack (serverless package --stage ${options.stage ?? 'local'})...`);
+    const packaged = await packageStack({ stage: options.stage ?? 'local' });
+    ({ templatePath, serviceName, stage } = packaged);
+  }
+  const packageDir = path.dirname(templatePath);
+  const template = await readTemplate(templatePath);
+  const resolver = new StackResolver(template, {
+    region: LOCAL_REGION,
+    accountId: LOCAL_ACCOUNT_ID,
+    partition: 'aws',
+    stackName: `${serviceName}-${stage}`,
+  });
+
+  const cleanup: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch((error: unknown) => log.error(`stop: ${(error as Error).message}`));
+  };
+  try {
+    const emulators: Emulators = await startEmulators({ sqsPort: options.sqsPort ?? 4566, dynamodbPort: options.dynamodbPort ?? 4567 });
+    cleanup.push(() => emulators.stop());
+    const sqs = new SQSClient(clientConfig(emulators.endpoints.sqs));
+    const sns = new SNSClient(clientConfig(emulators.endpoints.sns));
+    const dynamodb = new DynamoDBClient(clientConfig(emulators.endpoints.dynamodb));
+    cleanup.push(async () => [sqs, sns, dynamodb].forEach((client) => client.destroy()));
+
+    const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
+    resources.notes.forEach((note) => log.info(note));
+    if (options.seed !== false) await seedTables(resources, dynamodb);
+
+    const functions = await defineFunctions(resolver, {
+      packageDir,
+      stackName: `${serviceName}-${stage}`,
+      endpoints: emulators.endpoints,
+      overrides: options.environmentOverrides ?? {},
+      handlerSource: options.handlerSource ?? 'bundle',
+      limits: { maxEnvironments: options.maxEnvironmentsPerFunction ?? 5, initSlots: new Semaphore(availableParallelism()) },
+      log,
+    });
+    cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
+
+    const routes = httpRoutes(resolver, functions, log);
+    const http = await startHttpApi({
+      routes,
+      port: options.apiPort ?? 3000,
+      apiId: apiIdOf(resolver),
+      accountId: LOCAL_ACCOUNT_ID,
+      log,
+    });
+    cleanup.push(() => http.close());
+
+    const pollers = sqsPollers(resolver, resources, functions, sqs, log);
+    pollers.forEach((poller) => poller.start());
+    const schedules: Schedules = startSchedules({
+      targets: scheduledTargets(resolver, functions),
+      region: LOCAL_REGION,
+      accountId: LOCAL_ACCOUNT_ID,
+      scale: options.scheduleScale ?? 1,
+      log,
+    });
+    // Stop taking work first; running invocations end when their environments are destroyed.
+    cleanup.push(async () => {
+      const pollersStopped = Promise.all(pollers.map((poller) => poller.stop()));
+      const schedulesStopped = schedules.stop();
+      await Promise.all([...functions.values()].map((fn) => fn.stop()));
+      await Promise.all([pollersStopped, schedulesStopped]);
+    });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      apiUrl: http.url,
+      endpoints: emulators.endpoints,
+      resources,
+      routes: routes.map((route) => route.routeKey),
+      templatePath,
+      fauxqs: emulators.fauxqs,
+      invocationStats: () => ({
+        functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),
+        eventSources: Object.fromEntries(pollers.map((poller) => [queueName(poller.mapping.queueArn), poller.stats()])),
+      }),
+      stop: () => (stopping ??= stopAll()),
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+async function seedTables(resources: ProvisionedResources, dynamodb: DynamoDBClient): Promise<void> {
+  const seed = JSON.parse(await readFile(new URL('./seed-data.json', import.meta.url), 'utf8')) as Record<string, Array<Record<string, unknown>>>;
+  const documents = DynamoDBDocumentClient.from(dynamodb);
+  for (const [logicalId, items] of Object.entries(seed)) {
+    const tableName = resources.tables[logicalId];
+    if (!tableName) continue;
+    for (const item of items) await documents.send(new PutCommand({ TableName: tableName, Item: item }));
+  }
+}
+
+async function defineFunctions(
+  resolver: StackResolver,
+  options: {
+    packageDir: string;
+    stackName: string;
+    endpoints: Emulators['endpoints'];
+    overrides: Record<string, Record<string, string>>;
+    handlerSource: 'bundle' | 'source';
+    limits: EnvironmentLimits;
+    log: InvocationLog;
+  },
+): Promise<Map<string, LambdaFunction>> {
+  const functions = new Map<string, LambdaFunction>();
+  for (const [id, resource] of resolver.resources('AWS::Lambda::Function')) {
+    const properties = resource.Properties ?? {};
+    const functionName = resolver.physicalName(id);
+    // The serverless.yml key: deployed names are <service>-<stage>-<key>.
+    const name = functionName.startsWith(`${options.stackName}-`) ? functionName.slice(options.stackName.length + 1) : functionName;
+    const handler = resolver.resolveString(properties.Handler, `${id}.Handler`);
+    const { file, exportName } = await handlerModule(resolver, id, handler, options);
+    const memorySize = Number(resolver.resolve(properties.MemorySize) ?? 128);
+    const logGroupName =
+      (isRecord(properties.LoggingConfig) && properties.LoggingConfig.LogGroup !== undefined
+        ? resolver.resolveString(properties.LoggingConfig.LogGroup, `${id}.LoggingConfig.LogGroup`)
+        : undefined) ?? `/aws/lambda/${functionName}`;
+    const variables = resolver.resolve(isRecord(properties.Environment) ? properties.Environment.Variables : undefined);
+    const templateEnvironment = Object.fromEntries(Object.entries(isRecord(variables) ? variables : {}).map(([key, value]) => [key, String(value)]));
+    const environment: Record<string, string> = {
+      ...templateEnvironment,
+      // What Lambda sets (reserved: a template cannot override these) ...
+      AWS_REGION: LOCAL_REGION,
+      AWS_DEFAULT_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_LAMBDA_FUNCTION_NAME: functionName,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      AWS_LAMBDA_LOG_GROUP_NAME: logGroupName,
+      AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+      LAMBDA_TASK_ROOT: path.dirname(file),
+      _HANDLER: handler,
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      // ... and what points the SDK at the emulators instead of AWS.
+      AWS_ENDPOINT_URL_SQS: options.endpoints.sqs,
+      AWS_ENDPOINT_URL_SNS: options.endpoints.sns,
+      AWS_ENDPOINT_URL_DYNAMODB: options.endpoints.dynamodb,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...options.overrides[name],
+      ...options.overrides[functionName],
+    };
+    const definition = {
+      name,
+      functionName,
+      functionArn: resolver.arn(id),
+      modulePath: file,
+      exportName,
+      timeoutSeconds: Number(resolver.resolve(properties.Timeout) ?? 3),
+      memorySize,
+      logGroupName,
+      environment,
+    };
+    functions.set(id, new LambdaFunction(definition, (fn, stream, line) => options.log.output(fn, stream, line), options.limits));
+  }
+  return functions;
+}
+
+async function handlerModule(
+  resolver: StackResolver,
+  id: string,
+  handler: string,
+  options: { packageDir: string; handlerSource: 'bundle' | 'source' },
+): Promise<{ file: string; exportName: string }> {
+  if (options.handlerSource === 'source') return locateHandler(REPOSITORY_ROOT, handler, ['.ts', '.mts', '.js', '.mjs']);
+  const code = resolver.resource(id).Properties?.Code;
+  const key = isRecord(code) && code.S3Key !== undefined ? resolver.resolveString(code.S3Key, `${id}.Code.S3Key`) : undefined;
+  if (!key) throw new Error(`${id}: only zip packages (Code.S3Key) can run locally`);
+  const taskRoot = await unpackFunctionZip(path.join(options.packageDir, path.basename(key)));
+  return locateHandler(taskRoot, handler);
+}
+
+/** The function a template reference (name, ARN or API Gateway invocation URI) points at. */
+function functionFor(functions: Map<string, LambdaFunction>, reference: string): LambdaFunction | undefined {
+  for (const fn of functions.values()) {
+    const { functionName, functionArn } = fn.definition;
+    if (reference === functionName || reference === functionArn || reference.includes(`${functionArn}/`) || reference.startsWith(`${functionArn}:`)) {
+      return fn;
+    }
+  }
+  return undefined;
+}
+
+function httpRoutes(resolver: StackResolver, functions: Map<string, LambdaFunction>, log: InvocationLog): HttpRoute[] {
+  const integrations = new Map(resolver.resources('AWS::ApiGatewayV2::Integration').map(([id]) => [resolver.ref(id), id]));
+  const routes: HttpRoute[] = [];
+  for (const [id, resource] of resolver.resources('AWS::ApiGatewayV2::Route')) {
+    const properties = resource.Properties ?? {};
+    const routeKey = resolver.resolveString(properties.RouteKey, `${id}.RouteKey`);
+    const target = resolver.resolveString(properties.Target, `${id}.Target`);
+    const integrationId = integrations.get(target.replace(/^integrations\//, ''));
+    const integration = integrationId ? resolver.resource(integrationId).Properties ?? {} : undefined;
+    const fn = integration ? functionFor(functions, resolver.resolveString(integration.IntegrationUri, `${integrationId}.IntegrationUri`)) : undefined;
+    if (!integration || !fn) {
+      log.info(`Route ${routeKey}: its integration is not a function of this stack; not served`);
+      continue;
+    }
+    const version = integration.PayloadFormatVersion === undefined ? '1.0' : resolver.resolveString(integration.PayloadFormatVersion, 'PayloadFormatVersion');
+    if (version !== '2.0') {
+      log.info(`Route ${routeKey}: payload format ${version} is not emulated (only 2.0); not served`);
+      continue;
+    }
+    const timeout = integration.TimeoutInMillis === undefined ? 30_000 : Number(resolver.resolve(integration.TimeoutInMillis));
+    routes.push({ routeKey, function: fn, integrationTimeoutMs: timeout });
+  }
+  return routes;
+}
+
+function apiIdOf(resolver: StackResolver): string {
+  const [api] = resolver.resources('AWS::ApiGatewayV2::Api');
+  return api ? resolver.ref(api[0]) : 'local';
+}
+
+function sqsPollers(
+  resolver: StackResolver,
+  resources: ProvisionedResources,
+  functions: Map<string, LambdaFunction>,
+  sqs: SQSClient,
+  log: InvocationLog,
+): SqsPoller[] {
+  const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
+  const pollers: SqsPoller[] = [];
+  for (const [id, resource] of resolver.resources('AWS::Lambda::EventSourceMapping')) {
+    const properties = resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>;
+    if (properties.Enabled === false) continue;
+    const queue = queuesByArn.get(String(properties.EventSourceArn));
+    const fn = functionFor(functions, String(properties.FunctionName));
+    if (!queue || !fn) {
+      log.info(`${id}: event source ${String(properties.EventSourceArn)} is not an SQS queue of this stack; not polled`);
+      continue;
+    }
+    if (properties.FilterCriteria !== undefined) log.info(`${id}: FilterCriteria is not applied locally; every message reaches ${fn.name}`);
+    const scaling = isRecord(properties.ScalingConfig) ? properties.ScalingConfig : {};
+    const reserved = resolver.resolve(resolver.resource(functionLogicalId(functions, fn)).Properties?.ReservedConcurrentExecutions);
+    const maximumConcurrency =
+      scaling.MaximumConcurrency !== undefined
+        ? Number(scaling.MaximumConcurrency)
+        : Math.min(DEFAULT_SQS_CONCURRENCY, reserved === undefined ? Infinity : Number(reserved));
+    fn.allowEnvironments(maximumConcurrency);
+    pollers.push(
+      new SqsPoller(
+        {
+          function: fn,
+          queueUrl: queue.url,
+          queueArn: queue.arn,
+          region: LOCAL_REGION,
+          batchSize: Number(properties.BatchSize ?? 10),
+          maximumBatchingWindowSeconds: Number(properties.MaximumBatchingWindowInSeconds ?? 0),
+          maximumConcurrency: Math.max(1, maximumConcurrency),
+          reportBatchItemFailures: Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
+        },
+        sqs,
+        log,
+      ),
+    );
+  }
+  return pollers;
+}
+
+function functionLogicalId(functions: Map<string, LambdaFunction>, fn: LambdaFunction): string {
+  for (const [id, candidate] of functions) if (candidate === fn) return id;
+  throw new Error(`Unknown function ${fn.name}`);
+}
+
+function scheduledTargets(resolver: StackResolver, functions: Map<string, LambdaFunction>): ScheduledTarget[] {
+  const targets: ScheduledTarget[] = [];
+  for (const [id, resource] of resolver.resources('AWS::Events::Rule')) {
+    const properties = resource.Properties ?? {};
+    if (properties.ScheduleExpression === undefined || properties.State === 'DISABLED') continue;
+    const scheduleExpression = resolver.resolveString(properties.ScheduleExpression, `${id}.ScheduleExpression`);
+    const ruleTargets = resolver.resolve(properties.Targets);
+    for (const target of Array.isArray(ruleTargets) ? ruleTargets : []) {
+      if (!isRecord(target)) continue;
+      const fn = functionFor(functions, String(target.Arn));
+      if (!fn) continue;
+      targets.push({
+        ruleArn: resolver.arn(id),
+        scheduleExpression,
+        function: fn,
+        ...(typeof target.Input === 'string' ? { input: target.Input } : {}),
+      });
+    }
+  }
+  return targets;
+}
+
+function queueName(arn: string): string {
+  return arn.slice(arn.lastIndexOf(':') + 1);
+}

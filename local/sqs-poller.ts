@@ -1,0 +1,331 @@
+// The SQS side of a Lambda event source mapping: long-polls a queue, gathers batches, invokes the
+// function with them and deletes what succeeded. What fails is left alone: it reappears after the
+// queue's visibility timeout and, after maxReceiveCount receives, SQS moves it to the DLQ.
+
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type MessageAttributeValue,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
+import type { LambdaFunction } from './lambda-environment.js';
+import type { InvocationLog } from './invocation-log.js';
+
+export interface SqsEventSourceMapping {
+  function: LambdaFunction;
+  queueUrl: string;
+  queueArn: string;
+  region: string;
+  /** Records per invocation (Lambda's default 10). */
+  batchSize: number;
+  /** How long to keep gathering records for a batch (Lambda's default 0). */
+  maximumBatchingWindowSeconds: number;
+  /** Concurrent invocations this mapping may run (ScalingConfig.MaximumConcurrency). */
+  maximumConcurrency: number;
+  /** FunctionResponseTypes includes ReportBatchItemFailures. */
+  reportBatchItemFailures: boolean;
+}
+
+export interface EventSourceStats {
+  batches: number;
+  records: number;
+  deleted: number;
+  /** Records left on the queue by a failed, timed-out or partially failed batch. */
+  failedRecords: number;
+  /** Batches that failed as a whole: thrown error, timeout, invalid batch response. */
+  failedBatches: number;
+  running: number;
+  maxConcurrent: number;
+}
+
+/** SQS allows at most 10 messages per ReceiveMessage and per DeleteMessageBatch. */
+const SQS_MAX_MESSAGES = 10;
+/** The longest long poll SQS allows. */
+const SQS_MAX_WAIT_SECONDS = 20;
+/** Lambda's synchronous invocation payload limit; a batch stops growing near it. */
+const MAX_BATCH_BYTES = 6 * 1024 * 1024 - 256 * 1024;
+
+export class SqsPoller {
+  readonly mapping: SqsEventSourceMapping;
+  readonly #sqs: SQSClient;
+  readonly #log: InvocationLog;
+  readonly #abort = new AbortController();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #slotWaiters: Array<() => void> = [];
+  #loop: Promise<void> | undefined;
+  readonly #stats: EventSourceStats = { batches: 0, records: 0, deleted: 0, failedRecords: 0, failedBatches: 0, running: 0, maxConcurrent: 0 };
+
+  constructor(mapping: SqsEventSourceMapping, sqs: SQSClient, log: InvocationLog) {
+    this.mapping = mapping;
+    this.#sqs = sqs;
+    this.#log = log;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  stats(): EventSourceStats {
+    return { ...this.#stats };
+  }
+
+  /** Stops receiving (aborting a long poll in progress) and waits for running batches to settle. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#slotWaiters.splice(0).forEach((wake) => wake());
+    await this.#loop;
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  get #stopped(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      // Receive only with a free slot: a message held while waiting for one would burn its
+      // visibility timeout without being worked on.
+      await this.#freeSlot();
+      if (this.#stopped) break;
+      let messages: Message[];
+      try {
+        messages = await this.#gatherBatch();
+      } catch (error) {
+        if (this.#stopped) break;
+        this.#log.error(`${this.mapping.function.name}: receiving from ${this.mapping.queueArn} failed: ${(error as Error).message}`);
+        await sleep(1000, this.#abort.signal);
+        continue;
+      }
+      if (messages.length === 0) continue;
+      const batch = this.#process(messages).finally(() => {
+        this.#inFlight.delete(batch);
+        this.#slotWaiters.shift()?.();
+      });
+      this.#inFlight.add(batch);
+    }
+  }
+
+  async #freeSlot(): Promise<void> {
+    while (this.#inFlight.size >= this.mapping.maximumConcurrency && !this.#stopped) {
+      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    }
+  }
+
+  /** Long-polls for a first message, then gathers more until the batch is full or the window ends. */
+  async #gatherBatch(): Promise<Message[]> {
+    const { batchSize, maximumBatchingWindowSeconds } = this.mapping;
+    const batch = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), SQS_MAX_WAIT_SECONDS);
+    if (batch.length === 0) return batch;
+    const deadline = Date.now() + maximumBatchingWindowSeconds * 1000;
+    let bytes = batch.reduce((sum, message) => sum + Buffer.byteLength(message.Body ?? ''), 0);
+    while (batch.length < batchSize && bytes < MAX_BATCH_BYTES && !this.#stopped) {
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0) break;
+      const waitSeconds = Math.min(SQS_MAX_WAIT_SECONDS, Math.floor(remainingMs / 1000));
+      const more = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize - batch.length), waitSeconds);
+      batch.push(...more);
+      bytes += more.reduce((sum, message) => sum + Buffer.byteLength(message.Body ?? ''), 0);
+      // Under a second left: SQS waits in whole seconds, so check again shortly.
+      if (more.length === 0 && waitSeconds === 0) await sleep(Math.min(remainingMs, 100), this.#abort.signal);
+    }
+    return latestReceiptOnly(batch);
+  }
+
+  async #receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {
+    const response = await this.#sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.mapping.queueUrl,
+        MaxNumberOfMessages: maxMessages,
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+      { abortSignal: this.#abort.signal },
+    );
+    return response.Messages ?? [];
+  }
+
+  async #process(messages: Message[]): Promise<void> {
+    const { function: fn, reportBatchItemFailures } = this.mapping;
+    const records = messages.map((message) => toSqsRecord(message, this.mapping));
+    this.#stats.batches++;
+    this.#stats.records += records.length;
+    this.#stats.running++;
+    this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
+    try {
+      const result = await fn.invoke({ Records: records });
+      let toDelete: SQSRecord[] = [];
+      let outcome: string;
+      let wholeBatchFailed = false;
+      if (!result.ok) {
+        wholeBatchFailed = true;
+        outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
+      } else if (!reportBatchItemFailures) {
+        toDelete = records;
+        outcome = 'ok';
+      } else {
+        const response = parseBatchResponse(result.payload, records);
+        if (response.valid) {
+          toDelete = records.filter((record) => !response.failedIds.has(record.messageId));
+          outcome = response.failedIds.size > 0 ? 'partial' : 'ok';
+        } else {
+          wholeBatchFailed = true;
+          outcome = `invalid batch response (whole batch failed): ${response.reason}`;
+        }
+      }
+      const failures = records.length - toDelete.length;
+      if (wholeBatchFailed) this.#stats.failedBatches++;
+      this.#stats.failedRecords += failures;
+      await this.#delete(toDelete);
+      this.#log.invocation({
+        function: fn.name,
+        trigger: `sqs ${queueNameOf(this.mapping.queueArn)}`,
+        batchSize: records.length,
+        failures,
+        durationMs: result.durationMs,
+        initDurationMs: result.initDurationMs,
+        outcome,
+      });
+    } finally {
+      this.#stats.running--;
+    }
+  }
+
+  async #delete(records: SQSRecord[]): Promise<void> {
+    for (let start = 0; start < records.length; start += SQS_MAX_MESSAGES) {
+      const chunk = records.slice(start, start + SQS_MAX_MESSAGES);
+      try {
+        const response = await this.#sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: this.mapping.queueUrl,
+            // Positions, not message ids: ids must be unique per request and short.
+            Entries: chunk.map((record, index) => ({ Id: String(index), ReceiptHandle: record.receiptHandle })),
+          }),
+        );
+        this.#stats.deleted += response.Successful?.length ?? 0;
+        for (const failed of response.Failed ?? []) {
+          this.#log.error(`${this.mapping.function.name}: could not delete ${chunk[Number(failed.Id)]?.messageId}: ${failed.Code} ${failed.Message ?? ''}`);
+        }
+      } catch (error) {
+        this.#log.error(`${this.mapping.function.name}: DeleteMessageBatch failed: ${(error as Error).message}`);
+      }
+    }
+  }
+}
+
+/**
+ * A message whose visibility timeout ran out while the batch was being gathered can be received
+ * twice; only its latest receipt handle can delete it, so the batch keeps that receipt alone.
+ */
+function latestReceiptOnly(messages: Message[]): Message[] {
+  const byId = new Map<string, Message>();
+  for (const message of messages) {
+    byId.delete(message.MessageId ?? '');
+    byId.set(message.MessageId ?? '', message);
+  }
+  return [...byId.values()];
+}
+
+/** An SQS message as Lambda hands it to a function: the shape of `SQSRecord`. */
+export function toSqsRecord(message: Message, source: { queueArn: string; region: string }): SQSRecord {
+  const system: Record<string, string | undefined> = message.Attributes ?? {};
+  // Lambda lists these four first, in this order, then whatever else SQS returned.
+  const ordered = ['ApproximateReceiveCount', 'SentTimestamp', 'SenderId', 'ApproximateFirstReceiveTimestamp'];
+  const attributes: Record<string, string> = {};
+  for (const name of ordered) {
+    const value = system[name];
+    if (value !== undefined) attributes[name] = value;
+  }
+  for (const [name, value] of Object.entries(system)) if (!(name in attributes) && value !== undefined) attributes[name] = value;
+
+  const messageAttributes: SQSRecord['messageAttributes'] = {};
+  for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+    messageAttributes[name] = toRecordAttribute(value);
+  }
+  const record: SQSRecord = {
+    messageId: message.MessageId ?? '',
+    receiptHandle: message.ReceiptHandle ?? '',
+    body: message.Body ?? '',
+    attributes: attributes as unknown as SQSRecord['attributes'],
+    messageAttributes,
+    md5OfBody: message.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: source.queueArn,
+    awsRegion: source.region,
+  };
+  if (message.MD5OfMessageAttributes) {
+    // Lambda sends this field when the message has attributes; keep Lambda's key order.
+    const { md5OfBody, eventSource, eventSourceARN, awsRegion, ...head } = record;
+    return { ...head, md5OfMessageAttributes: message.MD5OfMessageAttributes, md5OfBody, eventSource, eventSourceARN, awsRegion } as SQSRecord;
+  }
+  return record;
+}
+
+function toRecordAttribute(value: MessageAttributeValue): SQSRecord['messageAttributes'][string] {
+  const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+  const attribute: SQSRecord['messageAttributes'][string] = {
+    stringListValues: value.StringListValues ?? [],
+    binaryListValues: (value.BinaryListValues ?? []).map(base64),
+    dataType: value.DataType ?? 'String',
+  };
+  // Lambda puts the value first, then the lists and the type.
+  if (value.BinaryValue !== undefined) return { binaryValue: base64(value.BinaryValue), ...attribute };
+  if (value.StringValue !== undefined) return { stringValue: value.StringValue, ...attribute };
+  return attribute;
+}
+
+export type BatchResponse = { valid: true; failedIds: Set<string> } | { valid: false; reason: string };
+
+/**
+ * Reads a function's partial batch response the way Lambda does. Success: no response, an empty
+ * object, or batchItemFailures null or empty. Anything malformed — a non-object, batchItemFailures
+ * not a list, an entry without a non-empty itemIdentifier naming a record of the batch — fails
+ * the whole batch.
+ */
+export function parseBatchResponse(payload: unknown, records: Array<{ messageId: string }>): BatchResponse {
+  if (payload === null || payload === undefined) return { valid: true, failedIds: new Set() };
+  if (typeof payload !== 'object' || Array.isArray(payload)) return { valid: false, reason: `response is ${describe(payload)}, not an object` };
+  const failures = (payload as { batchItemFailures?: unknown }).batchItemFailures;
+  if (failures === null || failures === undefined) return { valid: true, failedIds: new Set() };
+  if (!Array.isArray(failures)) return { valid: false, reason: `batchItemFailures is ${describe(failures)}, not a list` };
+  const ids = new Set(records.map((record) => record.messageId));
+  const failedIds = new Set<string>();
+  for (const failure of failures as unknown[]) {
+    if (typeof failure !== 'object' || failure === null || Array.isArray(failure)) {
+      return { valid: false, reason: `batchItemFailures entry is ${describe(failure)}, not an object` };
+    }
+    const id = (failure as { itemIdentifier?: unknown }).itemIdentifier;
+    if (typeof id !== 'string' || id === '') return { valid: false, reason: `itemIdentifier is ${describe(id)}` };
+    if (!ids.has(id)) return { valid: false, reason: `itemIdentifier ${id} is not a message of the batch` };
+    failedIds.add(id);
+  }
+  return { valid: true, failedIds };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === '') return 'an empty string';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function queueNameOf(arn: string): string {
+  return arn.slice(arn.lastIndexOf(':') + 1);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,304 @@
+import { appendFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CreateQueueCommand, SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
+import { startFauxqs, type FauxqsServer, type SqsSpyMessage } from 'fauxqs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { InvocationLine, InvocationLog } from '../../local/invocation-log.js';
+import { LambdaFunction } from '../../local/lambda-environment.js';
+import { SqsPoller, type SqsEventSourceMapping } from '../../local/sqs-poller.js';
+
+// The SQS event source mapping of the local runtime, against fauxqs, with a handler of this test's
+// own (not the app's functions): what gets deleted, what stays, what reaches the DLQ, and how many
+// invocations run at once. Each handler invocation appends a JSON line to a journal file, so the
+// test sees what ran inside the worker threads.
+
+const HANDLER = `
+import { appendFileSync } from 'node:fs';
+const journal = (entry) => appendFileSync(process.env.JOURNAL, JSON.stringify(entry) + '\\n');
+export const handler = async (event, context) => {
+  const started = Date.now();
+  const records = event.Records.map((r) => ({ id: r.messageId, body: JSON.parse(r.body), receiveCount: Number(r.attributes.ApproximateReceiveCount) }));
+  journal({ phase: 'start', at: started, records, remaining: context.getRemainingTimeInMillis() });
+  const mode = process.env.MODE;
+  let result;
+  if (mode === 'report-marked') {
+    result = { batchItemFailures: records.filter((r) => r.body.fail).map((r) => ({ itemIdentifier: r.id })) };
+  } else if (mode === 'throw') {
+    throw new Error('payment provider unavailable');
+  } else if (mode === 'invalid') {
+    // The body says which malformed response to give.
+    const shapes = {
+      emptyId: { batchItemFailures: [{ itemIdentifier: '' }] },
+      nullId: { batchItemFailures: [{ itemIdentifier: null }] },
+      unknownId: { batchItemFailures: [{ itemIdentifier: 'not-a-message-of-this-batch' }] },
+      wrongKey: { batchItemFailures: [{ messageId: records[0].id }] },
+      notAList: { batchItemFailures: records[0].id },
+      notAnObject: 'done',
+    };
+    result = shapes[records[0].body.shape];
+  } else if (mode === 'hang') {
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+  } else if (mode === 'slow') {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  journal({ phase: 'end', at: Date.now(), ids: records.map((r) => r.id) });
+  return result;
+};
+`;
+
+interface JournalEntry {
+  phase: 'start' | 'end';
+  at: number;
+  records?: Array<{ id: string; body: Record<string, unknown>; receiveCount: number }>;
+  ids?: string[];
+  remaining?: number;
+}
+
+let fauxqs: FauxqsServer;
+let sqs: SQSClient;
+let workDir: string;
+let handlerPath: string;
+let queueCounter = 0;
+const running: Array<{ poller: SqsPoller; fn: LambdaFunction }> = [];
+
+/** Captures the runtime's one-line invocation log. */
+class CapturedLog implements InvocationLog {
+  readonly lines: InvocationLine[] = [];
+  readonly errors: string[] = [];
+  invocation(line: InvocationLine) {
+    this.lines.push(line);
+  }
+  info() {}
+  error(message: string) {
+    this.errors.push(message);
+  }
+  output() {}
+}
+
+beforeAll(async () => {
+  fauxqs = await startFauxqs({ port: 0, logger: false, messageSpies: { bufferSize: 1000 } });
+  sqs = new SQSClient({ endpoint: `http://127.0.0.1:${fauxqs.port}`, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  workDir = await mkdtemp(path.join(tmpdir(), 'sqs-poller-test-'));
+  handlerPath = path.join(workDir, 'handler.mjs');
+  await writeFile(handlerPath, HANDLER);
+});
+
+afterEach(async () => {
+  for (const { poller, fn } of running.splice(0)) {
+    await Promise.all([poller.stop(), fn.stop()]);
+  }
+});
+
+afterAll(async () => {
+  sqs?.destroy();
+  await fauxqs?.stop();
+  await rm(workDir, { recursive: true, force: true });
+});
+
+async function createQueues(options: { visibilityTimeout: number; maxReceiveCount: number }) {
+  queueCounter += 1;
+  const name = `poller-test-${queueCounter}`;
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        VisibilityTimeout: String(options.visibilityTimeout),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq`, maxReceiveCount: options.maxReceiveCount }),
+      },
+    }),
+  );
+  return { name, url: queue.QueueUrl!, arn: `arn:aws:sqs:us-east-1:000000000000:${name}`, dlqName: `${name}-dlq`, dlqUrl: dlq.QueueUrl! };
+}
+
+function startPoller(options: {
+  queue: { url: string; arn: string };
+  mode: string;
+  timeoutSeconds?: number;
+  batchSize?: number;
+  windowSeconds?: number;
+  maximumConcurrency?: number;
+  reportBatchItemFailures?: boolean;
+}) {
+  const journalPath = path.join(workDir, `journal-${queueCounter}-${options.mode}.jsonl`);
+  appendFileSync(journalPath, '');
+  const log = new CapturedLog();
+  const fn = new LambdaFunction(
+    {
+      name: `consumer-${options.mode}`,
+      functionName: `poller-test-consumer-${options.mode}`,
+      functionArn: `arn:aws:lambda:us-east-1:000000000000:function:poller-test-consumer-${options.mode}`,
+      modulePath: handlerPath,
+      exportName: 'handler',
+      timeoutSeconds: options.timeoutSeconds ?? 5,
+      memorySize: 256,
+      logGroupName: '/aws/lambda/poller-test-consumer',
+      environment: { MODE: options.mode, JOURNAL: journalPath },
+    },
+    () => {},
+  );
+  const mapping: SqsEventSourceMapping = {
+    function: fn,
+    queueUrl: options.queue.url,
+    queueArn: options.queue.arn,
+    region: 'us-east-1',
+    batchSize: options.batchSize ?? 10,
+    maximumBatchingWindowSeconds: options.windowSeconds ?? 1,
+    maximumConcurrency: options.maximumConcurrency ?? 2,
+    reportBatchItemFailures: options.reportBatchItemFailures ?? true,
+  };
+  const poller = new SqsPoller(mapping, sqs, log);
+  poller.start();
+  running.push({ poller, fn });
+  return {
+    fn,
+    poller,
+    log,
+    journal: async (): Promise<JournalEntry[]> =>
+      (await readFile(journalPath, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as JournalEntry),
+  };
+}
+
+async function send(queueUrl: string, bodies: Array<Record<string, unknown>>, attributes?: SendMessageBatchRequestEntry['MessageAttributes']) {
+  const response = await sqs.send(
+    new SendMessageBatchCommand({
+      QueueUrl: queueUrl,
+      Entries: bodies.map((body, index) => ({ Id: String(index), MessageBody: JSON.stringify(body), MessageAttributes: attributes })),
+    }),
+  );
+  return response.Successful!.map((entry) => entry.MessageId!);
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const consumedFrom = (queueName: string) =>
+  fauxqs.spy
+    .getAllMessages()
+    .filter((message): message is SqsSpyMessage => message.service === 'sqs' && message.queueName === queueName && message.status === 'consumed');
+
+describe('partial batch responses', () => {
+  it('deletes the records that succeeded, keeps the reported one in flight, and moves it to the DLQ after maxReceiveCount receives', async () => {
+    // Visibility timeout longer than the batching window, as Lambda requires.
+    const queue = await createQueues({ visibilityTimeout: 2, maxReceiveCount: 2 });
+    const attributes = {
+      eventType: { DataType: 'String', StringValue: 'OrderPlaced' },
+      signature: { DataType: 'Binary', BinaryValue: new Uint8Array([1, 2, 3]) },
+    };
+    const [poisonId, ...goodIds] = await send(queue.url, [{ n: 1, fail: true }, { n: 2 }, { n: 3 }], attributes);
+    const consumer = startPoller({ queue, mode: 'report-marked' });
+
+    // The first batch: the two good records are deleted, the reported one is not.
+    const first = await until('the first batch', () => consumer.log.lines[0]);
+    expect(first).toMatchObject({ batchSize: 3, failures: 1, outcome: 'partial' });
+    expect(consumedFrom(queue.name).map((message) => message.messageId).sort()).toEqual([...goodIds].sort());
+    const state = fauxqs.inspectQueue(queue.name)!;
+    expect(state.messages.ready).toHaveLength(0);
+    expect(state.messages.inflight.map((entry) => entry.message.messageId)).toEqual([poisonId]);
+
+    // It comes back after the visibility timeout, fails again, and the next receive moves it.
+    const dead = await fauxqs.spy.waitForMessage({ service: 'sqs', queueName: queue.dlqName, status: 'published' }, undefined, 10_000);
+    expect(dead).toMatchObject({ messageId: poisonId, body: JSON.stringify({ n: 1, fail: true }) });
+    const inDlq = fauxqs.inspectQueue(queue.dlqName)!.messages.ready;
+    expect(inDlq).toHaveLength(1);
+    expect(inDlq[0]!.body).toBe(JSON.stringify({ n: 1, fail: true }));
+    expect(inDlq[0]!.messageAttributes.eventType).toMatchObject({ DataType: 'String', StringValue: 'OrderPlaced' });
+    expect(inDlq[0]!.messageAttributes.signature).toMatchObject({ DataType: 'Binary' });
+    expect(Buffer.from(String(inDlq[0]!.messageAttributes.signature!.BinaryValue), 'base64')).toEqual(Buffer.from([1, 2, 3]));
+
+    // The handler saw it twice, with Lambda's record shape and growing receive counts.
+    const starts = (await consumer.journal()).filter((entry) => entry.phase === 'start');
+    const poisonReceives = starts.flatMap((entry) => entry.records!.filter((record) => record.id === poisonId).map((record) => record.receiveCount));
+    expect(poisonReceives).toEqual([1, 2]);
+    expect(fauxqs.inspectQueue(queue.name)!.messages.inflight).toHaveLength(0);
+  });
+});
+
+describe('failed batches', () => {
+  it('deletes nothing when the handler throws', async () => {
+    const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const ids = await send(queue.url, [{ n: 1 }, { n: 2 }]);
+    const consumer = startPoller({ queue, mode: 'throw' });
+
+    const line = await until('the failed batch', () => consumer.log.lines[0]);
+    expect(line.outcome).toMatch(/^error: .*payment provider unavailable/);
+    expect(line.failures).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(consumedFrom(queue.name)).toHaveLength(0);
+    expect(fauxqs.inspectQueue(queue.name)!.messages.inflight.map((entry) => entry.message.messageId).sort()).toEqual([...ids].sort());
+  });
+
+  it('treats a malformed batchItemFailures response as a failure of the whole batch', async () => {
+    const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const shapes = ['emptyId', 'nullId', 'unknownId', 'wrongKey', 'notAList', 'notAnObject'];
+    await send(queue.url, shapes.map((shape) => ({ shape })));
+    // One record per batch, so each malformed response is judged on its own.
+    const consumer = startPoller({ queue, mode: 'invalid', batchSize: 1, windowSeconds: 0, maximumConcurrency: 3 });
+
+    await until('six invocations', () => consumer.log.lines.length === shapes.length);
+    for (const line of consumer.log.lines) {
+      expect(line.outcome).toMatch(/^invalid batch response/);
+      expect(line.failures).toBe(1);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(consumedFrom(queue.name)).toHaveLength(0);
+    expect(fauxqs.inspectQueue(queue.name)!.messages.inflight).toHaveLength(shapes.length);
+  });
+
+  it('kills an invocation that exceeds its timeout, keeps its messages, and runs the retry in a fresh environment', async () => {
+    const queue = await createQueues({ visibilityTimeout: 2, maxReceiveCount: 5 });
+    const [id] = await send(queue.url, [{ n: 1 }]);
+    const consumer = startPoller({ queue, mode: 'hang', timeoutSeconds: 1, windowSeconds: 0 });
+
+    const [first, second] = await until('two attempts', () => consumer.log.lines.length >= 2 && consumer.log.lines, 15_000);
+    expect(first!.outcome).toBe('timeout: Task timed out after 1.00 seconds');
+    expect(first!.durationMs).toBeGreaterThanOrEqual(1000);
+    expect(first!.durationMs).toBeLessThan(2000);
+    // The timed-out environment was destroyed: the retry is a cold start.
+    expect(second!.initDurationMs).toBeDefined();
+    expect(consumedFrom(queue.name)).toHaveLength(0);
+
+    const starts = (await consumer.journal()).filter((entry) => entry.phase === 'start');
+    expect(starts.map((entry) => entry.records![0]!.id)).toEqual([id, id]);
+    expect(starts.map((entry) => entry.records![0]!.receiveCount)).toEqual([1, 2]);
+    // The context counted down from the function's timeout.
+    expect(starts[0]!.remaining).toBeGreaterThan(900);
+    expect(starts[0]!.remaining).toBeLessThanOrEqual(1000);
+    // No attempt ever finished: the worker died with its timer.
+    expect((await consumer.journal()).filter((entry) => entry.phase === 'end')).toHaveLength(0);
+  });
+});
+
+describe('scaling', () => {
+  it('never runs more invocations at once than MaximumConcurrency', async () => {
+    const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const ids = await send(queue.url, Array.from({ length: 8 }, (_, n) => ({ n })));
+    const consumer = startPoller({ queue, mode: 'slow', batchSize: 1, windowSeconds: 0, maximumConcurrency: 2, reportBatchItemFailures: false });
+
+    await until('every message deleted', () => consumedFrom(queue.name).length === ids.length, 15_000);
+    // Overlap measured inside the workers, from the journal's start and end times.
+    const journal = await consumer.journal();
+    const events = journal.map((entry) => ({ at: entry.at, delta: entry.phase === 'start' ? 1 : -1 })).sort((a, b) => a.at - b.at || a.delta - b.delta);
+    let concurrent = 0;
+    let peak = 0;
+    for (const event of events) {
+      concurrent += event.delta;
+      peak = Math.max(peak, concurrent);
+    }
+    expect(peak).toBe(2);
+    expect(consumer.poller.stats()).toMatchObject({ batches: 8, records: 8, deleted: 8, maxConcurrent: 2 });
+    expect(consumer.fn.stats().maxConcurrent).toBe(2);
+  });
+});
