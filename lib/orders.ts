@@ -59,19 +59,10 @@ export interface OrderRecord {
 export const PENDING_SHARD = 'PENDING';
 
 /** The client's view of an order: no fingerprints, no stored event, no card token. */
-export interface OrderView {
-  orderId: string;
-  status: OrderStatus;
-  reason?: CancellationReason;
-  customerId: string;
-  items: OrderItem[];
-  shippingAddress: ShippingAddress;
-  payment: { token: string };
-  createdAt: string;
-  updatedAt: string;
-  decidedAt?: string;
-  stages: Record<Stage, StageState>;
-}
+export type OrderView = Pick<
+  OrderRecord,
+  'orderId' | 'status' | 'reason' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt' | 'updatedAt' | 'decidedAt' | 'stages'
+> & { payment: { token: string } };
 
 export type CreateOrderResult =
   | { outcome: 'created'; order: OrderRecord }
