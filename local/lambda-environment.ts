@@ -52,6 +52,8 @@ export interface FunctionStats {
   maxConcurrent: number;
   /** Execution environments alive now (busy or idle). */
   environments: number;
+  /** Sum of invocation durations (init excluded), in ms: what Lambda bills, per 1 ms. */
+  totalDurationMs: number;
 }
 
 export interface OutputSink {
@@ -109,7 +111,7 @@ export class LambdaFunction {
   readonly #waiting: Array<() => void> = [];
   #creating = 0;
   #stopped = false;
-  readonly #stats: FunctionStats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0 };
+  readonly #stats: FunctionStats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0, totalDurationMs: 0 };
 
   constructor(definition: LambdaFunctionDefinition, output: OutputSink, limits?: Partial<EnvironmentLimits>) {
     this.definition = definition;
@@ -156,6 +158,7 @@ export class LambdaFunction {
       }
       if (!result.ok) this.#stats.errors++;
       if (!result.ok && result.timedOut) this.#stats.timeouts++;
+      this.#stats.totalDurationMs += result.durationMs;
       return initDurationMs === undefined ? result : { ...result, initDurationMs };
     } finally {
       this.#stats.running--;

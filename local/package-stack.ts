@@ -22,6 +22,8 @@ export interface PackageStackOptions {
   serviceDir?: string;
   /** Package even if the inputs did not change since the last packaging into outputDir. */
   force?: boolean;
+  /** `--param="key=value"` for each entry: overrides the stage's params (e.g. batchSize). */
+  params?: Record<string, string>;
 }
 
 export interface PackagedStack {
@@ -45,7 +47,8 @@ export async function packageStack(options: PackageStackOptions = {}): Promise<P
   const serviceDir = path.resolve(options.serviceDir ?? REPOSITORY_ROOT);
   const outputDir = path.resolve(options.outputDir ?? path.join(serviceDir, '.cache', 'package', stage));
   const templatePath = path.join(outputDir, TEMPLATE_FILE);
-  const fingerprint = await fingerprintInputs(serviceDir, stage);
+  const params = Object.entries(options.params ?? {}).map(([key, value]) => `${key}=${value}`);
+  const fingerprint = await fingerprintInputs(serviceDir, [stage, ...params].join('\n'));
 
   const release = await acquireLock(path.join(serviceDir, '.cache', 'serverless-package.lock'));
   try {
@@ -59,7 +62,7 @@ export async function packageStack(options: PackageStackOptions = {}): Promise<P
     const workDir = `${outputDir}.packaging-${process.pid}`;
     if (isInside(workDir, path.join(serviceDir, '.serverless'))) throw new Error(`${outputDir} must not be inside .serverless`);
     await rm(workDir, { recursive: true, force: true });
-    await runServerlessPackage(serviceDir, stage, workDir);
+    await runServerlessPackage(serviceDir, stage, workDir, params);
     await writeFile(path.join(workDir, FINGERPRINT_FILE), fingerprint);
     await rm(outputDir, { recursive: true, force: true });
     await mkdir(path.dirname(outputDir), { recursive: true });
@@ -70,7 +73,7 @@ export async function packageStack(options: PackageStackOptions = {}): Promise<P
   }
 }
 
-async function runServerlessPackage(serviceDir: string, stage: string, packageDir: string): Promise<void> {
+async function runServerlessPackage(serviceDir: string, stage: string, packageDir: string, params: string[] = []): Promise<void> {
   const require = createRequire(import.meta.url);
   const cli = path.join(path.dirname(require.resolve('osls/package.json')), 'bin', 'serverless.js');
   // osls caches its compiled config schema under $HOME/.serverless; keep that (and anything else it
@@ -90,7 +93,7 @@ async function runServerlessPackage(serviceDir: string, stage: string, packageDi
   };
   const output: Buffer[] = [];
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'package', '--stage', stage, '--package', packageDir], {
+    const child = spawn(process.execPath, [cli, 'package', '--stage', stage, '--package', packageDir, ...params.map((param) => `--param=${param}`)], {
       cwd: serviceDir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

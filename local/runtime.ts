@@ -18,6 +18,7 @@ import { createInvocationLog, type InvocationLog } from './invocation-log.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
+import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
 import { SqsPoller, type EventSourceStats } from './sqs-poller.js';
 import { isRecord, readTemplate, StackResolver } from './template.js';
@@ -46,6 +47,13 @@ export interface LocalPipelineOptions {
   maxEnvironmentsPerFunction?: number;
   /** Put local/seed-data.json into its tables; true by default. */
   seed?: boolean;
+  /**
+   * Put a counting proxy (local/request-counter.ts) in front of the emulators and give its
+   * endpoints to everything started here, so every AWS request is counted (`npm run bench`).
+   */
+  countRequests?: boolean;
+  /** WaitTimeSeconds of the SQS pollers' receives: 20 (long polling) by default, 0 short polling. */
+  pollerWaitTimeSeconds?: number;
   /** No output at all (tests). */
   quiet?: boolean;
   /** Where output lines go; stdout/stderr by default. */
@@ -62,6 +70,8 @@ export interface LocalPipeline {
   fauxqs: FauxqsServer;
   invocationStats(): { functions: Record<string, FunctionStats>; eventSources: Record<string, EventSourceStats> };
   stop(): Promise<void>;
+  /** With countRequests: the counts, and the emulators' own endpoints (traffic there is not counted). */
+  requestCounter?: RequestCounter;
 }
 
 /**
@@ -102,9 +112,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
   try {
     const emulators: Emulators = await startEmulators({ sqsPort: options.sqsPort ?? 4566, dynamodbPort: options.dynamodbPort ?? 4567 });
     cleanup.push(() => emulators.stop());
-    const sqs = new SQSClient(clientConfig(emulators.endpoints.sqs));
-    const sns = new SNSClient(clientConfig(emulators.endpoints.sns));
-    const dynamodb = new DynamoDBClient(clientConfig(emulators.endpoints.dynamodb));
+    const requestCounter: RequestCounter | undefined = options.countRequests ? await startRequestCounter(emulators.endpoints) : undefined;
+    if (requestCounter) cleanup.push(() => requestCounter.stop());
+    const endpoints = requestCounter?.endpoints ?? emulators.endpoints;
+    const sqs = new SQSClient(clientConfig(endpoints.sqs));
+    const sns = new SNSClient(clientConfig(endpoints.sns));
+    const dynamodb = new DynamoDBClient(clientConfig(endpoints.dynamodb));
     cleanup.push(async () => [sqs, sns, dynamodb].forEach((client) => client.destroy()));
 
     const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
@@ -114,7 +127,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     const functions = await defineFunctions(resolver, {
       packageDir,
       stackName: `${serviceName}-${stage}`,
-      endpoints: emulators.endpoints,
+      endpoints,
       overrides: options.environmentOverrides ?? {},
       handlerSource: options.handlerSource ?? 'bundle',
       limits: { maxEnvironments: options.maxEnvironmentsPerFunction ?? 5, initSlots: new Semaphore(availableParallelism()) },
@@ -132,7 +145,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => http.close());
 
-    const pollers = sqsPollers(resolver, resources, functions, sqs, log);
+    const pollers = sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
     pollers.forEach((poller) => poller.start());
     const schedules: Schedules = startSchedules({
       targets: scheduledTargets(resolver, functions),
@@ -152,7 +165,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     let stopping: Promise<void> | undefined;
     return {
       apiUrl: http.url,
-      endpoints: emulators.endpoints,
+      endpoints,
       resources,
       routes: routes.map((route) => route.routeKey),
       templatePath,
@@ -162,6 +175,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
         eventSources: Object.fromEntries(pollers.map((poller) => [queueName(poller.mapping.queueArn), poller.stats()])),
       }),
       stop: () => (stopping ??= stopAll()),
+      ...(requestCounter ? { requestCounter } : {}),
     };
   } catch (error) {
     await stopAll();
@@ -306,6 +320,7 @@ function sqsPollers(
   functions: Map<string, LambdaFunction>,
   sqs: SQSClient,
   log: InvocationLog,
+  receiveWaitTimeSeconds?: number,
 ): SqsPoller[] {
   const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
   const pollers: SqsPoller[] = [];
@@ -337,6 +352,7 @@ function sqsPollers(
           maximumBatchingWindowSeconds: Number(properties.MaximumBatchingWindowInSeconds ?? 0),
           maximumConcurrency: Math.max(1, maximumConcurrency),
           reportBatchItemFailures: Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
+          ...(receiveWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds }),
         },
         sqs,
         log,

@@ -26,6 +26,11 @@ export interface SqsEventSourceMapping {
   maximumConcurrency: number;
   /** FunctionResponseTypes includes ReportBatchItemFailures. */
   reportBatchItemFailures: boolean;
+  /**
+   * WaitTimeSeconds of the first receive of each batch: 20 (long polling, what Lambda does) by
+   * default; 0 is short polling, a naive consumer's loop (`npm run bench` compares the two).
+   */
+  receiveWaitTimeSeconds?: number;
 }
 
 export interface EventSourceStats {
@@ -116,7 +121,7 @@ export class SqsPoller {
   /** Long-polls for a first message, then gathers more until the batch is full or the window ends. */
   async #gatherBatch(): Promise<Message[]> {
     const { batchSize, maximumBatchingWindowSeconds } = this.mapping;
-    const batch = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), SQS_MAX_WAIT_SECONDS);
+    const batch = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS);
     if (batch.length === 0) return batch;
     const deadline = Date.now() + maximumBatchingWindowSeconds * 1000;
     let bytes = batch.reduce((sum, message) => sum + Buffer.byteLength(message.Body ?? ''), 0);

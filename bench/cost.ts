@@ -1,0 +1,136 @@
+// Per-order request counts and their price on AWS.
+
+import type { RequestCounts } from '../local/request-counter.js';
+import type { FunctionStats } from '../local/lambda-environment.js';
+import { AWS_PRICES, type AwsPrices } from './aws-prices.js';
+import { round } from './load.js';
+
+export interface PerOrder {
+  httpApiRequests: number;
+  snsPublishes: number;
+  sqsRequests: number;
+  sqsByAction: Record<string, number>;
+  sqsEmptyReceives: number;
+  dynamodbReads: number;
+  dynamodbWrites: number;
+  /** Reads that were strongly consistent (ConsistentRead: true), of dynamodbReads. */
+  dynamodbConsistentReads: number;
+  dynamodbReadUnits: number;
+  dynamodbWriteUnits: number;
+  dynamodbByTable: Record<string, { reads: number; writes: number; readUnits: number; writeUnits: number }>;
+  lambdaInvocations: number;
+  lambdaInvocationsByFunction: Record<string, number>;
+  lambdaGbSeconds: number;
+  lambdaMsByFunction: Record<string, number>;
+  /** SNS publishes + SQS requests + DynamoDB requests: the AWS API calls (Lambda invocations apart). */
+  awsRequests: number;
+}
+
+export interface CostPerMillion {
+  httpApi: number;
+  lambdaRequests: number;
+  lambdaDuration: number;
+  sns: number;
+  sqs: number;
+  dynamodb: number;
+  total: number;
+  dominant: string;
+  why: string;
+}
+
+export type FunctionStatsDelta = Record<string, Pick<FunctionStats, 'invocations' | 'totalDurationMs'>>;
+
+export function statsDelta(before: Record<string, FunctionStats>, after: Record<string, FunctionStats>): FunctionStatsDelta {
+  return Object.fromEntries(
+    Object.entries(after).map(([name, stats]) => [
+      name,
+      { invocations: stats.invocations - (before[name]?.invocations ?? 0), totalDurationMs: stats.totalDurationMs - (before[name]?.totalDurationMs ?? 0) },
+    ]),
+  );
+}
+
+/** Short table names: `order-pipeline-local-orders` → `orders`. */
+function shortTable(name: string): string {
+  return name.replace(/^order-pipeline-[a-z0-9]+-/, '');
+}
+
+export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memoryMbByFunction: Record<string, number>, orders: number): PerOrder {
+  const per = (value: number) => round(value / orders, 3);
+  const sqsTotal = Object.values(counts.sqs.actions).reduce((a, b) => a + b, 0);
+  const tables = Object.entries(counts.dynamodb.tables);
+  const sum = (pick: (t: (typeof tables)[number][1]) => number) => tables.reduce((acc, [, t]) => acc + pick(t), 0);
+  const invocations = Object.values(lambda).reduce((a, f) => a + f.invocations, 0);
+  const gbSeconds = Object.entries(lambda).reduce((acc, [name, f]) => acc + (f.totalDurationMs / 1000) * ((memoryMbByFunction[name] ?? 512) / 1024), 0);
+  const snsPublishes = (counts.sns.actions.Publish ?? 0) + (counts.sns.actions.PublishBatch ?? 0);
+  const dynamoRequests = sum((t) => Object.values(t.actions).reduce((a, b) => a + b, 0));
+  return {
+    httpApiRequests: per(lambda.createOrder?.invocations ?? 0),
+    snsPublishes: per(snsPublishes),
+    sqsRequests: per(sqsTotal),
+    sqsByAction: Object.fromEntries(Object.entries(counts.sqs.actions).map(([action, n]) => [action, per(n)])),
+    sqsEmptyReceives: per(counts.sqs.emptyReceives),
+    dynamodbReads: per(sum((t) => t.reads)),
+    dynamodbWrites: per(sum((t) => t.writes)),
+    dynamodbConsistentReads: per(sum((t) => t.consistentReads)),
+    dynamodbReadUnits: per(sum((t) => t.readCapacityUnits)),
+    dynamodbWriteUnits: per(sum((t) => t.writeCapacityUnits)),
+    dynamodbByTable: Object.fromEntries(
+      tables.map(([name, t]) => [shortTable(name), { reads: per(t.reads), writes: per(t.writes), readUnits: per(t.readCapacityUnits), writeUnits: per(t.writeCapacityUnits) }]),
+    ),
+    lambdaInvocations: per(invocations),
+    lambdaInvocationsByFunction: Object.fromEntries(Object.entries(lambda).filter(([, f]) => f.invocations > 0).map(([name, f]) => [name, per(f.invocations)])),
+    lambdaGbSeconds: round(gbSeconds / orders, 5),
+    lambdaMsByFunction: Object.fromEntries(Object.entries(lambda).filter(([, f]) => f.invocations > 0).map(([name, f]) => [name, round(f.totalDurationMs / orders, 1)])),
+    awsRequests: per(snsPublishes + sqsTotal + dynamoRequests),
+  };
+}
+
+/**
+ * Dollars per million orders. SNS and SQS messages here are far below 64 KB, so each publish and
+ * each request is one billed unit; DynamoDB units come from the consumed capacity dynalite reported.
+ */
+export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES): CostPerMillion {
+  const parts = {
+    httpApi: order.httpApiRequests * prices.httpApiPerMillionRequests,
+    lambdaRequests: order.lambdaInvocations * prices.lambdaPerMillionRequests,
+    lambdaDuration: order.lambdaGbSeconds * 1e6 * prices.lambdaArm64PerGbSecond,
+    sns: order.snsPublishes * prices.snsPerMillionPublishes,
+    sqs: order.sqsRequests * prices.sqsPerMillionRequests,
+    dynamodb: order.dynamodbWriteUnits * prices.dynamodbPerMillionWriteUnits + order.dynamodbReadUnits * prices.dynamodbPerMillionReadUnits,
+  };
+  const total = Object.values(parts).reduce((a, b) => a + b, 0);
+  const services: Record<string, number> = {
+    'API Gateway': parts.httpApi,
+    Lambda: parts.lambdaRequests + parts.lambdaDuration,
+    SNS: parts.sns,
+    SQS: parts.sqs,
+    DynamoDB: parts.dynamodb,
+  };
+  const [dominant, amount] = Object.entries(services).sort((a, b) => b[1] - a[1])[0]!;
+  const share = `${Math.round((amount / total) * 100)}% of the total`;
+  let why: string;
+  if (dominant === 'Lambda') {
+    why = `${share}: ${order.lambdaInvocations} invocations and ${order.lambdaGbSeconds} GB-s per order; duration is ${Math.round((parts.lambdaDuration / (parts.lambdaDuration + parts.lambdaRequests)) * 100)}% of it (measured locally on a shared machine: AWS durations will differ)`;
+  } else if (dominant === 'DynamoDB') {
+    const top = Object.entries(order.dynamodbByTable).sort((a, b) => b[1].writeUnits - a[1].writeUnits).slice(0, 2);
+    why = `${share}: ${order.dynamodbWriteUnits} WRU per order (writes cost 5x reads per unit), mostly ${top.map(([name, t]) => `${name} ${t.writeUnits}`).join(', ')}`;
+  } else if (dominant === 'SQS') {
+    why = `${share}: ${order.sqsRequests} requests per order, ${order.sqsEmptyReceives} of them empty receives`;
+  } else if (dominant === 'SNS') {
+    why = `${share}: ${order.snsPublishes} publishes per order`;
+  } else {
+    why = `${share}: one request per order at $${prices.httpApiPerMillionRequests} per million, the highest unit price here`;
+  }
+  const r = (value: number) => round(value, 3);
+  return {
+    httpApi: r(parts.httpApi),
+    lambdaRequests: r(parts.lambdaRequests),
+    lambdaDuration: r(parts.lambdaDuration),
+    sns: r(parts.sns),
+    sqs: r(parts.sqs),
+    dynamodb: r(parts.dynamodb),
+    total: r(total),
+    dominant,
+    why,
+  };
+}

@@ -1,0 +1,117 @@
+// The benchmark's result as plain-text tables.
+
+import type { BenchResult } from './run.js';
+
+function table(title: string, header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map((row) => row.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  return [`\n${title}`, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+const money = (value: number) => `$${value.toFixed(2)}`;
+
+export function formatReport(result: BenchResult): string {
+  const out: string[] = [];
+  const s = result.setup as { cpuModel: string; cores: number; memoryGb: number; node: string; versions: Record<string, string> };
+  out.push(
+    `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ` +
+      Object.entries(s.versions)
+        .map(([name, version]) => `${name} ${version}`)
+        .join(', '),
+  );
+  out.push(
+    `Variants: ${result.variants
+      .map((v) => `${v.name} = batch ${v.batchSize}, window ${v.batchWindowSeconds} s, max concurrency ${v.maximumConcurrency}, WaitTimeSeconds ${v.receiveWaitTimeSeconds}`)
+      .join('; ')}`,
+  );
+
+  out.push(
+    table(
+      'Throughput and latency (POST /orders to decided CONFIRMED; closed loop)',
+      ['variant', 'conc', 'orders', 'confirmed', 'unfinished', 'orders/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'ceiling/s', 'of ceiling'],
+      result.runs.map((r) => [
+        r.variant,
+        r.concurrency,
+        r.load.orders,
+        r.load.confirmed,
+        r.load.unfinished,
+        r.load.ordersPerSecond,
+        r.load.latencyMs.p50,
+        r.load.latencyMs.p95,
+        r.load.latencyMs.p99,
+        r.load.latencyMs.max,
+        r.ceiling ? r.ceiling.ordersPerSecond : '-',
+        r.fractionOfCeiling !== undefined ? `${(r.fractionOfCeiling * 100).toFixed(1)}%` : '-',
+      ]),
+    ),
+  );
+
+  out.push(
+    table(
+      'AWS requests per order (counted at the emulators)',
+      ['variant', 'conc', 'SNS pub', 'SQS req', 'receive', 'empty', 'delete', 'chgVis', 'DDB read', 'DDB write', 'RRU', 'WRU', 'λ inv', 'λ GB-s', 'all AWS req'],
+      result.runs.map((r) => {
+        const p = r.perOrder;
+        const action = (name: string) => (p.sqsByAction[name] ?? 0) + (p.sqsByAction[`${name}Batch`] ?? 0);
+        return [
+          r.variant,
+          r.concurrency,
+          p.snsPublishes,
+          p.sqsRequests,
+          p.sqsByAction.ReceiveMessage ?? 0,
+          p.sqsEmptyReceives,
+          action('DeleteMessage'),
+          action('ChangeMessageVisibility'),
+          p.dynamodbReads,
+          p.dynamodbWrites,
+          p.dynamodbReadUnits,
+          p.dynamodbWriteUnits,
+          p.lambdaInvocations,
+          p.lambdaGbSeconds,
+          p.awsRequests,
+        ];
+      }),
+    ),
+  );
+
+  out.push(
+    table(
+      `Cost per million orders on AWS (list prices as of ${result.prices.asOf}, ${result.prices.region})`,
+      ['variant', 'conc', 'HTTP API', 'λ requests', 'λ duration', 'SNS', 'SQS', 'DynamoDB', 'total', 'dominant'],
+      result.runs.map((r) => {
+        const c = r.costPerMillionOrders;
+        return [r.variant, r.concurrency, money(c.httpApi), money(c.lambdaRequests), money(c.lambdaDuration), money(c.sns), money(c.sqs), money(c.dynamodb), money(c.total), c.dominant];
+      }),
+    ),
+  );
+  for (const r of result.runs) out.push(`  ${r.variant} @${r.concurrency}: ${r.costPerMillionOrders.dominant} dominates — ${r.costPerMillionOrders.why}`);
+
+  if (result.naiveVsDefault.length > 0) {
+    out.push(
+      table(
+        'Naive settings as a ratio of the defaults (naive / default)',
+        ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
+        result.naiveVsDefault.map((r) => [r.concurrency, `${r.awsRequestsPerOrder}x`, `${r.lambdaInvocationsPerOrder}x`, `${r.costPerMillion}x`, `${r.ordersPerSecond}x`, `${r.p50LatencyMs}x`]),
+      ),
+    );
+  }
+
+  out.push(
+    table(
+      'Idle queues: empty receives (no orders, pollers running)',
+      ['variant', 'idle s', 'pollers', 'receives', 'empty', 'empty/poller/hour'],
+      result.idle.map((r) => [r.variant, r.seconds, r.pollers, r.receives, r.emptyReceives, r.emptyReceivesPerPollerPerHour]),
+    ),
+  );
+
+  out.push(
+    table(
+      `Cold start: module initialisation (import in a fresh node, median of ${result.coldStart.runs}); empty handler ${result.coldStart.emptyHandlerInitMs} ms`,
+      ['function', 'zip KB', 'init ms', 'x empty'],
+      result.coldStart.functions.map((f) => [f.function, Math.round(f.zipBytes / 1024), f.initMs, `${f.vsEmpty}x`]),
+    ),
+  );
+  out.push('');
+  return out.join('\n');
+}

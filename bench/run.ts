@@ -1,0 +1,288 @@
+// `npm run bench`: the local pipeline under closed-loop load, with its default settings and with
+// naive ones (batch size 1, no batching window, short polling) side by side in one run, the same
+// request mix straight at the emulators (the ceiling), AWS requests per order counted at the
+// emulators, their price on AWS, and cold start. See README "Benchmark".
+
+import { cpus, totalmem } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { packageStack, REPOSITORY_ROOT } from '../local/package-stack.js';
+import { startLocalPipeline, type LocalPipeline } from '../local/runtime.js';
+import type { RequestCounts } from '../local/request-counter.js';
+import { readTemplate } from '../local/template.js';
+import { AWS_PRICES, PRICES_AS_OF, PRICES_REGION } from './aws-prices.js';
+import { runCeiling, type CeilingResult } from './ceiling.js';
+import { measureColdStarts, type ColdStartResult } from './cold-start.js';
+import { costPerMillion, perOrder, statsDelta, type CostPerMillion, type PerOrder } from './cost.js';
+import { closedLoop, round, seedStock, waitUntilDrained, watchDecisions, type LoadResult } from './load.js';
+
+export interface BenchOptions {
+  orders: number;
+  concurrency: number[];
+  /** Orders the ceiling replays per concurrency (a rate needs fewer). */
+  ceilingOrders: number;
+  idleSeconds: number;
+  coldStartRuns: number;
+  decisionTimeoutMs: number;
+  quick: boolean;
+  /** One line per phase and a counter; nothing by default. */
+  progress?: (phase: string, done: number, total: number) => void;
+}
+
+// Two concurrencies by default: at 8, each order waits out two 1 s batching windows in a row, so
+// 5,000 orders take about 25 minutes per variant on 2 cores; pass --concurrency 8,32,64 for it.
+export const DEFAULT_OPTIONS: BenchOptions = {
+  orders: 5000,
+  concurrency: [32, 64],
+  ceilingOrders: 1000,
+  idleSeconds: 25,
+  coldStartRuns: 7,
+  decisionTimeoutMs: 120_000,
+  quick: false,
+};
+
+export const QUICK_OPTIONS: BenchOptions = {
+  orders: 200,
+  concurrency: [64],
+  ceilingOrders: 200,
+  idleSeconds: 2,
+  coldStartRuns: 3,
+  decisionTimeoutMs: 30_000,
+  quick: true,
+};
+
+export interface VariantSettings {
+  name: 'default' | 'naive';
+  batchSize: number;
+  batchWindowSeconds: number;
+  maximumConcurrency: number;
+  receiveWaitTimeSeconds: number;
+  templatePath: string;
+}
+
+export interface RunResult {
+  variant: string;
+  concurrency: number;
+  load: LoadResult;
+  perOrder: PerOrder;
+  costPerMillionOrders: CostPerMillion;
+  ceiling?: CeilingResult;
+  /** Pipeline orders/s over the ceiling's orders/s at the same concurrency. */
+  fractionOfCeiling?: number;
+  counts: RequestCounts;
+}
+
+export interface IdleResult {
+  variant: string;
+  seconds: number;
+  pollers: number;
+  receives: number;
+  emptyReceives: number;
+  emptyReceivesPerPollerPerHour: number;
+}
+
+export interface BenchResult {
+  startedAt: string;
+  finishedAt: string;
+  setup: Record<string, unknown>;
+  variants: VariantSettings[];
+  runs: RunResult[];
+  naiveVsDefault: Array<{ concurrency: number; awsRequestsPerOrder: number; lambdaInvocationsPerOrder: number; costPerMillion: number; ordersPerSecond: number; p50LatencyMs: number }>;
+  idle: IdleResult[];
+  coldStart: ColdStartResult;
+  prices: { asOf: string; region: string; note: string; values: typeof AWS_PRICES };
+  notes: string[];
+}
+
+async function versionOf(pkg: string): Promise<string> {
+  const text = await readFile(path.join(REPOSITORY_ROOT, 'node_modules', pkg, 'package.json'), 'utf8').catch(() => '{}');
+  return (JSON.parse(text) as { version?: string }).version ?? 'unknown';
+}
+
+async function templateSettings(templatePath: string): Promise<{ batchSize: number; batchWindowSeconds: number; maximumConcurrency: number; memoryMbByFunction: Record<string, number>; architecture: string }> {
+  const template = await readTemplate(templatePath);
+  const resources = Object.values(template.Resources);
+  const mapping = resources.find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties ?? {};
+  const memoryMbByFunction: Record<string, number> = {};
+  let architecture = 'x86_64';
+  for (const resource of resources) {
+    if (resource.Type !== 'AWS::Lambda::Function') continue;
+    const name = String(resource.Properties?.FunctionName ?? '').replace(/^order-pipeline-[a-z0-9]+-/, '');
+    memoryMbByFunction[name] = Number(resource.Properties?.MemorySize ?? 128);
+    const architectures = resource.Properties?.Architectures;
+    if (Array.isArray(architectures) && architectures[0]) architecture = String(architectures[0]);
+  }
+  return {
+    batchSize: Number(mapping.BatchSize ?? 10),
+    batchWindowSeconds: Number(mapping.MaximumBatchingWindowInSeconds ?? 0),
+    maximumConcurrency: Number((mapping.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 5),
+    memoryMbByFunction,
+    architecture,
+  };
+}
+
+export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<BenchResult> {
+  const options: BenchOptions = { ...(input.quick ? QUICK_OPTIONS : DEFAULT_OPTIONS), ...input };
+  const progress = options.progress ?? (() => {});
+  const startedAt = new Date().toISOString();
+
+  progress('package default and naive stacks', 0, 2);
+  const defaultStack = await packageStack({ stage: 'local' });
+  progress('package default and naive stacks', 1, 2);
+  const naiveStack = await packageStack({
+    stage: 'local',
+    outputDir: path.join(REPOSITORY_ROOT, '.cache', 'package', 'bench-naive'),
+    params: { batchSize: '1', batchWindowSeconds: '0' },
+  });
+  progress('package default and naive stacks', 2, 2);
+
+  const defaultSettings = await templateSettings(defaultStack.templatePath);
+  const naiveSettings = await templateSettings(naiveStack.templatePath);
+  const variants: VariantSettings[] = [
+    { name: 'default', batchSize: defaultSettings.batchSize, batchWindowSeconds: defaultSettings.batchWindowSeconds, maximumConcurrency: defaultSettings.maximumConcurrency, receiveWaitTimeSeconds: 20, templatePath: defaultStack.templatePath },
+    { name: 'naive', batchSize: naiveSettings.batchSize, batchWindowSeconds: naiveSettings.batchWindowSeconds, maximumConcurrency: naiveSettings.maximumConcurrency, receiveWaitTimeSeconds: 0, templatePath: naiveStack.templatePath },
+  ];
+
+  const runs: RunResult[] = [];
+  const idle: IdleResult[] = [];
+  for (const variant of variants) {
+    const pipeline = await startLocalPipeline({
+      apiPort: 0,
+      sqsPort: 0,
+      dynamodbPort: 0,
+      quiet: true,
+      seed: false,
+      templatePath: variant.templatePath,
+      countRequests: true,
+      pollerWaitTimeSeconds: variant.receiveWaitTimeSeconds,
+    });
+    try {
+      const watcher = await watchDecisions(pipeline);
+      try {
+        for (const concurrency of options.concurrency) {
+          const skus = await seedStock(pipeline, concurrency, options.orders, `SKU-BENCH-C${concurrency}`);
+          await waitUntilDrained(pipeline);
+          const phase = `${variant.name} pipeline, concurrency ${concurrency}`;
+          const before = pipeline.invocationStats().functions;
+          pipeline.requestCounter!.reset();
+          const load = await closedLoop(pipeline, watcher, {
+            orders: options.orders,
+            concurrency,
+            skus,
+            decisionTimeoutMs: options.decisionTimeoutMs,
+            onProgress: (done) => progress(phase, done, options.orders),
+          });
+          // The follow-ups of the last orders (commit, dispatch) are part of what an order costs.
+          await waitUntilDrained(pipeline);
+          const counts = pipeline.requestCounter!.snapshot();
+          const lambda = statsDelta(before, pipeline.invocationStats().functions);
+          const order = perOrder(counts, lambda, defaultSettings.memoryMbByFunction, options.orders);
+          runs.push({ variant: variant.name, concurrency, load, perOrder: order, costPerMillionOrders: costPerMillion(order), counts });
+        }
+      } finally {
+        await watcher.stop();
+      }
+      // Idle: no orders, pollers running; how many empty receives does an idle queue cost?
+      await waitUntilDrained(pipeline);
+      pipeline.requestCounter!.reset();
+      const idleStart = Date.now();
+      while (Date.now() - idleStart < options.idleSeconds * 1000) {
+        progress(`${variant.name} idle polling`, Math.floor((Date.now() - idleStart) / 1000), options.idleSeconds);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, options.idleSeconds * 1000 - (Date.now() - idleStart))));
+      }
+      progress(`${variant.name} idle polling`, options.idleSeconds, options.idleSeconds);
+      const seconds = (Date.now() - idleStart) / 1000;
+      const counts = pipeline.requestCounter!.snapshot();
+      const pollers = Object.keys(pipeline.invocationStats().eventSources).length;
+      idle.push({
+        variant: variant.name,
+        seconds: round(seconds, 1),
+        pollers,
+        receives: counts.sqs.actions.ReceiveMessage ?? 0,
+        emptyReceives: counts.sqs.emptyReceives,
+        emptyReceivesPerPollerPerHour: Math.round((counts.sqs.emptyReceives / Math.max(1, pollers) / seconds) * 3600),
+      });
+    } finally {
+      await pipeline.stop();
+    }
+  }
+
+  for (const run of runs.filter((r) => r.variant === 'default')) {
+    const phase = `ceiling (same requests straight to the emulators), concurrency ${run.concurrency}`;
+    run.ceiling = await runCeiling({
+      templatePath: defaultStack.templatePath,
+      counts: run.counts,
+      countedOrders: run.load.orders,
+      orders: Math.min(options.ceilingOrders, options.orders),
+      concurrency: run.concurrency,
+      onProgress: (done) => progress(phase, done, Math.min(options.ceilingOrders, options.orders)),
+    });
+    run.fractionOfCeiling = round(run.load.ordersPerSecond / run.ceiling.ordersPerSecond, 3);
+  }
+
+  const coldStart = await measureColdStarts({
+    templatePath: defaultStack.templatePath,
+    runs: options.coldStartRuns,
+    onProgress: (done, total) => progress('cold start (import of each bundle in a fresh node)', done, total),
+  });
+
+  const naiveVsDefault = options.concurrency.flatMap((concurrency) => {
+    const base = runs.find((r) => r.variant === 'default' && r.concurrency === concurrency);
+    const naive = runs.find((r) => r.variant === 'naive' && r.concurrency === concurrency);
+    if (!base || !naive) return [];
+    const ratio = (a: number, b: number) => round(a / Math.max(b, 1e-9), 2);
+    return [
+      {
+        concurrency,
+        awsRequestsPerOrder: ratio(naive.perOrder.awsRequests, base.perOrder.awsRequests),
+        lambdaInvocationsPerOrder: ratio(naive.perOrder.lambdaInvocations, base.perOrder.lambdaInvocations),
+        costPerMillion: ratio(naive.costPerMillionOrders.total, base.costPerMillionOrders.total),
+        ordersPerSecond: ratio(naive.load.ordersPerSecond, base.load.ordersPerSecond),
+        p50LatencyMs: ratio(naive.load.latencyMs.p50, base.load.latencyMs.p50),
+      },
+    ];
+  });
+
+  const cpu = cpus();
+  return {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    setup: {
+      cpuModel: cpu[0]?.model ?? 'unknown',
+      cores: cpu.length,
+      memoryGb: round(totalmem() / 1024 ** 3, 1),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      versions: {
+        fauxqs: await versionOf('fauxqs'),
+        dynalite: await versionOf('dynalite'),
+        '@aws-sdk/client-sqs': await versionOf('@aws-sdk/client-sqs'),
+        '@aws-sdk/client-dynamodb': await versionOf('@aws-sdk/client-dynamodb'),
+        '@aws-lambda-powertools/batch': await versionOf('@aws-lambda-powertools/batch'),
+        osls: await versionOf('osls'),
+      },
+      options: { ...options, progress: undefined },
+      lambdaMemoryMb: defaultSettings.memoryMbByFunction,
+      lambdaArchitecture: defaultSettings.architecture,
+    },
+    variants,
+    runs,
+    naiveVsDefault,
+    idle,
+    coldStart,
+    prices: {
+      asOf: PRICES_AS_OF,
+      region: PRICES_REGION,
+      note: `List prices as read on ${PRICES_AS_OF} (${PRICES_REGION}, on-demand, first tier, no free tier); see bench/aws-prices.ts`,
+      values: AWS_PRICES,
+    },
+    notes: [
+      'Decisions are observed on a measurement queue subscribed to the topic (OrderConfirmed/OrderCancelled), read straight from the emulator: not in the counts. Latency is decidedAt (the event occurredAt) minus the POST time.',
+      'Requests per order include the follow-ups after the decision (stock commit, shipment dispatch) and the empty receives of the run: the counter is read once the queues are drained.',
+      'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (PendingOrders) writes are not reported by dynalite and are missing.',
+      'Lambda GB-s use durations measured here on a shared machine, at the template memory size; AWS durations will differ.',
+      'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda.',
+      'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',
+    ],
+  };
+}

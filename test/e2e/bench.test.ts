@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { runBenchmark } from '../../bench/run.js';
+
+// `npm run bench -- --quick` through the module: the shape of the result and that every order the
+// load placed was decided CONFIRMED, in both variants. Speed is not checked (the machine is shared).
+
+describe('npm run bench --quick', () => {
+  it('runs both variants, the ceiling and cold start, and every order confirms', async () => {
+    const result = await runBenchmark({ quick: true });
+
+    expect(result.variants.map((v) => [v.name, v.batchSize, v.batchWindowSeconds, v.receiveWaitTimeSeconds])).toEqual([
+      ['default', 10, 1, 20],
+      ['naive', 1, 0, 0],
+    ]);
+    expect(result.runs).toHaveLength(2);
+    for (const run of result.runs) {
+      expect(run.load.confirmed).toBe(run.load.orders);
+      expect(run.load.unfinished).toBe(0);
+      expect(run.load.latencyMs.p50).toBeGreaterThan(0);
+      expect(run.load.latencyMs.max).toBeGreaterThanOrEqual(run.load.latencyMs.p99);
+      // One POST per order; at least the OrderPlaced and the OrderConfirmed publish.
+      expect(run.perOrder.httpApiRequests).toBe(1);
+      expect(run.perOrder.snsPublishes).toBeGreaterThanOrEqual(2);
+      expect(run.perOrder.sqsByAction.ReceiveMessage).toBeGreaterThan(0);
+      expect(run.perOrder.dynamodbWriteUnits).toBeGreaterThan(0);
+      expect(run.costPerMillionOrders.total).toBeGreaterThan(0);
+    }
+    const [base, naive] = result.runs;
+    // Batch size 1: one invocation per message (5 deliveries per order), plus the API's; retries add.
+    expect(naive!.perOrder.lambdaInvocations).toBeGreaterThanOrEqual(6);
+    expect(naive!.perOrder.lambdaInvocations).toBeGreaterThan(base!.perOrder.lambdaInvocations);
+    expect(base!.ceiling?.ordersPerSecond).toBeGreaterThan(0);
+    expect(base!.fractionOfCeiling).toBeGreaterThan(0);
+    expect(result.naiveVsDefault).toHaveLength(1);
+    expect(result.idle.map((i) => i.variant)).toEqual(['default', 'naive']);
+    expect(result.idle[1]!.emptyReceives).toBeGreaterThan(result.idle[0]!.emptyReceives);
+    expect(result.coldStart.functions.map((f) => f.function)).toContain('createOrder');
+    for (const fn of result.coldStart.functions) {
+      expect(fn.zipBytes).toBeGreaterThan(0);
+      expect(fn.initMs).toBeGreaterThan(0);
+    }
+    expect(result.setup).toMatchObject({ cores: expect.any(Number), node: process.version });
+    expect(result.prices.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+  }, 120_000);
+});
