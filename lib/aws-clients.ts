@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { config } from './config.js';
+import { traced } from './tracing.js';
 
 // One client of each kind per execution environment, created on first use and reused across
 // invocations (connection reuse is most of an SDK call's latency).
@@ -12,7 +13,7 @@ let sns: SNSClient | undefined;
 let sqs: SQSClient | undefined;
 
 export function dynamoDbClient(): DynamoDBClient {
-  dynamoDb ??= new DynamoDBClient({ region: config.region(), endpoint: config.endpoints().dynamodb });
+  dynamoDb ??= traced(new DynamoDBClient({ region: config.region(), endpoint: config.endpoints().dynamodb }));
   return dynamoDb;
 }
 
@@ -24,12 +25,12 @@ export function dynamoDbDocumentClient(): DynamoDBDocumentClient {
 }
 
 export function snsClient(): SNSClient {
-  sns ??= new SNSClient({ region: config.region(), endpoint: config.endpoints().sns });
+  sns ??= traced(new SNSClient({ region: config.region(), endpoint: config.endpoints().sns }));
   return sns;
 }
 
 export function sqsClient(): SQSClient {
-  sqs ??= new SQSClient({ region: config.region(), endpoint: config.endpoints().sqs });
+  sqs ??= traced(new SQSClient({ region: config.region(), endpoint: config.endpoints().sqs }));
   return sqs;
 }
 

@@ -6,7 +6,8 @@ import { type CancellationReason, cancellationReasons, eventIdOf, type OrderEven
 import { type Stage, STAGES } from './order.js';
 import { findOrder, type OrderRecord, type StageState, type StageStatus } from './orders.js';
 import { publishOrderEvent } from './order-events-topic.js';
-import { logger } from './observability.js';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logger, singleMetric } from './observability.js';
 
 // How the saga ends without an orchestrator: each stage records its own result on the order item,
 // and whichever stage sees all three results decides the order with one conditional write, then
@@ -152,6 +153,8 @@ export async function settleOrder(
       return { decision: 'decided-elsewhere', status: latest.status };
     }
     current = decided;
+    // Counted here, where exactly one conditional write per order succeeds.
+    recordDecisionMetrics(decided, now);
   }
   if (current.decidedBy !== stage) return { decision: 'decided-elsewhere', status: current.status };
   if (current.outcomePublishedAt) return { decision: 'decided-here', status: current.status, published: false };
@@ -170,6 +173,23 @@ export async function settleOrder(
   );
   logger.info('Order decided', { orderId: current.orderId, status: current.status, reason: current.reason });
   return { decision: 'decided-here', status: current.status, published: true };
+}
+
+/**
+ * OrdersConfirmed or OrdersCancelled with the `service` dimension alone (the cancelled-rate alarm
+ * divides this OrdersCancelled by OrdersPlaced), OrdersCancelled once more with a `reason`
+ * dimension, and the time from OrderPlaced to the decision. Written at once: records of a batch
+ * settle in parallel, and each may carry another reason.
+ */
+export function recordDecisionMetrics(order: OrderRecord, now: Date = new Date()): void {
+  if (order.status === 'CONFIRMED') singleMetric().addMetric('OrdersConfirmed', MetricUnit.Count, 1);
+  if (order.status === 'CANCELLED') {
+    singleMetric().addMetric('OrdersCancelled', MetricUnit.Count, 1);
+    singleMetric().addDimension('reason', order.reason ?? 'UNKNOWN').addMetric('OrdersCancelled', MetricUnit.Count, 1);
+  }
+  const placedAt = Date.parse(order.placedEvent?.occurredAt ?? order.createdAt);
+  const elapsedMs = now.getTime() - placedAt;
+  if (Number.isFinite(elapsedMs) && elapsedMs >= 0) singleMetric().addMetric('OrderPlacedToDecided', MetricUnit.Milliseconds, elapsedMs);
 }
 
 async function writeDecision(

@@ -5,7 +5,7 @@ import {
 } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
@@ -21,7 +21,7 @@ import {
   orderEventSchema,
 } from './events.js';
 import { chance, faultPlan, InjectedFault, sleep } from './fault-injection.js';
-import { logger, metrics } from './observability.js';
+import { appendLogKeys, logger, withLogKeys } from './observability.js';
 
 /** What a stage does for each event type it subscribes to. */
 export interface OrderEventHandlers {
@@ -71,19 +71,31 @@ export function parseOrderEvent(body: string): OrderEvent {
  * deliver one publish twice with two message ids, and a republished event gets a new one.
  */
 export function createQueueConsumer(stage: string, handlers: OrderEventHandlers) {
+  // The stage's own metrics (records processed, failed, retried, duplicates skipped, latency),
+  // with a `stage` dimension next to `service`. Order outcome metrics keep `service` alone.
+  const stageMetrics = new Metrics({ defaultDimensions: { stage } });
   const idempotencyConfig = new IdempotencyConfig({
     eventKeyJmesPath: 'eventId',
     // Long enough to cover the source queue's retries; the stage logic is idempotent on its own
     // as well, so an event redriven from the DLQ after this still changes nothing twice.
     expiresAfterSeconds: 24 * 60 * 60,
     responseHook: (response) => {
-      metrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
-      logger.info('Duplicate delivery: returning the stored result', { stage });
+      stageMetrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
+      logger.info('Duplicate delivery: returning the stored result');
       return response;
     },
   });
   const handleEvent = makeIdempotent(
-    async (event: OrderEvent): Promise<unknown> => dispatch(handlers, event),
+    async (event: OrderEvent): Promise<unknown> => {
+      const result = await dispatch(handlers, event);
+      // Runs only when the work is done, not for a duplicate: the time from the order being placed
+      // to this stage's part done, retries and queueing included.
+      if (event.eventType === 'OrderPlaced') {
+        const elapsedMs = Date.now() - Date.parse(event.occurredAt);
+        if (elapsedMs >= 0) stageMetrics.addMetric('OrderPlacedToStageDone', MetricUnit.Milliseconds, elapsedMs);
+      }
+      return result;
+    },
     {
       persistenceStore: new DynamoDBPersistenceLayer({
         tableName: config.idempotencyTable(),
@@ -96,22 +108,25 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
     },
   );
 
-  const handleRecord = async (record: SQSRecord): Promise<unknown> => {
-    const receiveCount = Number(record.attributes.ApproximateReceiveCount);
-    const event = parseOrderEvent(record.body);
-    // Records of a batch run in parallel, so their keys go on each line rather than on the logger.
-    logger.info('Handling event', {
-      stage,
-      orderId: event.orderId,
-      eventType: event.eventType,
-      messageId: record.messageId,
-      receiveCount,
+  // Records of a batch run in parallel: each runs in its own log scope, so that every line logged
+  // while it is handled (here and in the domain modules) carries its keys and no other record's.
+  // The order id travels as the `orderId` message attribute from the publisher: it is the
+  // correlation id even of a record whose body cannot be parsed.
+  const handleRecord = (record: SQSRecord): Promise<unknown> =>
+    withLogKeys(recordLogKeys(stage, record), async () => {
+      try {
+        const event = parseOrderEvent(record.body);
+        appendLogKeys({ correlation_id: event.orderId, orderId: event.orderId, eventType: event.eventType });
+        logger.info('Handling event');
+        if (Number(record.attributes.ApproximateReceiveCount) > 1) stageMetrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
+        const faults = faultPlan();
+        if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
+        return await handleEvent(event);
+      } catch (error) {
+        logger.warn('Record failed; it is retried, and moved to the dead-letter queue after maxReceiveCount receives', { error });
+        throw error;
+      }
     });
-    if (receiveCount > 1) metrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
-    const faults = faultPlan();
-    if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
-    return handleEvent(event);
-  };
 
   const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
@@ -124,14 +139,28 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
       throwOnFullBatchFailure: false,
     });
     const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-    metrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
+    stageMetrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
     if (failedIds.size > 0) {
-      metrics.addMetric('RecordsFailed', MetricUnit.Count, failedIds.size);
+      stageMetrics.addMetric('RecordsFailed', MetricUnit.Count, failedIds.size);
       await delayRetries(event.Records.filter((r) => failedIds.has(r.messageId)));
     }
     return response;
   };
-  return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+  return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(stageMetrics));
+}
+
+/** The keys on every log line of one record, known before its body is parsed. */
+export function recordLogKeys(stage: string, record: SQSRecord): Record<string, string | number> {
+  const attribute = (name: string) => record.messageAttributes?.[name]?.stringValue;
+  const orderId = attribute('orderId');
+  const eventType = attribute('eventType');
+  return {
+    stage,
+    messageId: record.messageId,
+    receiveCount: Number(record.attributes.ApproximateReceiveCount),
+    ...(orderId ? { correlation_id: orderId, orderId } : {}),
+    ...(eventType ? { eventType } : {}),
+  };
 }
 
 /**
