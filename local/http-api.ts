@@ -23,6 +23,11 @@ export interface HttpApiOptions {
   apiId: string;
   accountId: string;
   log: InvocationLog;
+  /**
+   * The runtime's own JSON endpoints, `GET <path>` → the answer (e.g. `/_local/status`): served
+   * before the routes, never by a function. Read at request time, so entries may be added later.
+   */
+  localEndpoints?: Record<string, () => unknown>;
 }
 
 export interface HttpApi {
@@ -74,6 +79,8 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   const rawPath = queryStart < 0 ? rawUrl : rawUrl.slice(0, queryStart);
   const rawQueryString = queryStart < 0 ? '' : rawUrl.slice(queryStart + 1);
 
+  const localEndpoint = method === 'GET' ? options.localEndpoints?.[rawPath] : undefined;
+  if (localEndpoint) return sendJson(response, 200, await localEndpoint());
   const declaredLength = Number(request.headers['content-length'] ?? 0);
   if (declaredLength > MAX_REQUEST_BODY_BYTES) return rejectTooLarge(request, response);
   const match = matchRoute(routes, method, rawPath);

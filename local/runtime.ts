@@ -20,6 +20,7 @@ import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stac
 import { provisionStack, type ProvisionedResources } from './provision.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
+import { startLocalStatus } from './status.js';
 import { SqsPoller, type EventSourceStats } from './sqs-poller.js';
 import { isRecord, readTemplate, StackResolver } from './template.js';
 
@@ -54,6 +55,12 @@ export interface LocalPipelineOptions {
   countRequests?: boolean;
   /** WaitTimeSeconds of the SQS pollers' receives: 20 (long polling) by default, 0 short polling. */
   pollerWaitTimeSeconds?: number;
+  /**
+   * Probability that an SQS poller delivers a record twice on purpose (two concurrent invocations
+   * with the same message, as at-least-once delivery may): 0 by default. A function's
+   * LOCAL_DUPLICATE_DELIVERY_RATE in environmentOverrides sets it for that function alone.
+   */
+  duplicateDeliveryRate?: number;
   /** No output at all (tests). */
   quiet?: boolean;
   /** Where output lines go; stdout/stderr by default. */
@@ -136,7 +143,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
 
     const routes = httpRoutes(resolver, functions, log);
+    // GET /_local/status (local/status.ts), added once the pollers exist.
+    const localEndpoints: Record<string, () => unknown> = {};
     const http = await startHttpApi({
+      localEndpoints,
       routes,
       port: options.apiPort ?? 3000,
       apiId: apiIdOf(resolver),
@@ -146,7 +156,18 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     cleanup.push(() => http.close());
 
     const pollers = sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
+    if (options.duplicateDeliveryRate !== undefined) pollers.forEach((poller) => poller.setDuplicateDeliveryRate(options.duplicateDeliveryRate!));
     pollers.forEach((poller) => poller.start());
+    const status = startLocalStatus({
+      fauxqs: emulators.fauxqs,
+      queues: resources.queues,
+      counters: () => ({
+        functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),
+        eventSources: pollers.map((poller) => ({ queueName: queueName(poller.mapping.queueArn), functionName: poller.mapping.function.name, stats: poller.stats() })),
+      }),
+    });
+    cleanup.push(async () => status.stop());
+    localEndpoints['/_local/status'] = () => status.snapshot();
     const schedules: Schedules = startSchedules({
       targets: scheduledTargets(resolver, functions),
       region: LOCAL_REGION,

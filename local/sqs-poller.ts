@@ -31,6 +31,15 @@ export interface SqsEventSourceMapping {
    * default; 0 is short polling, a naive consumer's loop (`npm run bench` compares the two).
    */
   receiveWaitTimeSeconds?: number;
+  /**
+   * Probability (0-1) that a record is delivered twice on purpose: the batch is invoked as usual
+   * and, at the same time, a second invocation gets the chosen records again, as SQS's
+   * at-least-once delivery may do. Local testing only; 0 by default. The function's environment
+   * variable LOCAL_DUPLICATE_DELIVERY_RATE (set through environmentOverrides) takes precedence.
+   */
+  duplicateDeliveryRate?: number;
+  /** Seeds the duplicate choice (mixed with the function's name); the function's FAULT_SEED by default. */
+  duplicateDeliverySeed?: number;
 }
 
 export interface EventSourceStats {
@@ -43,6 +52,11 @@ export interface EventSourceStats {
   failedBatches: number;
   running: number;
   maxConcurrent: number;
+  /** Records delivered a second time on purpose (duplicateDeliveryRate), and the extra invocations. */
+  duplicatedRecords: number;
+  duplicateInvocations: number;
+  /** Records received with ApproximateReceiveCount > 1: redeliveries after a failure, timeout or crash. */
+  redeliveredRecords: number;
 }
 
 /** SQS allows at most 10 messages per ReceiveMessage and per DeleteMessageBatch. */
@@ -60,12 +74,38 @@ export class SqsPoller {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #slotWaiters: Array<() => void> = [];
   #loop: Promise<void> | undefined;
-  readonly #stats: EventSourceStats = { batches: 0, records: 0, deleted: 0, failedRecords: 0, failedBatches: 0, running: 0, maxConcurrent: 0 };
+  readonly #stats: EventSourceStats = {
+    batches: 0,
+    records: 0,
+    deleted: 0,
+    failedRecords: 0,
+    failedBatches: 0,
+    running: 0,
+    maxConcurrent: 0,
+    duplicatedRecords: 0,
+    duplicateInvocations: 0,
+    redeliveredRecords: 0,
+  };
+  #duplicateRate: number;
+  readonly #random: () => number;
 
   constructor(mapping: SqsEventSourceMapping, sqs: SQSClient, log: InvocationLog) {
     this.mapping = mapping;
     this.#sqs = sqs;
     this.#log = log;
+    const environment = mapping.function.definition?.environment ?? {};
+    this.#duplicateRate = duplicateRateFrom(environment.LOCAL_DUPLICATE_DELIVERY_RATE, mapping.duplicateDeliveryRate);
+    const seed = mapping.duplicateDeliverySeed ?? (Number(environment.FAULT_SEED ?? 0) || 0);
+    this.#random = seededRandom(seed, `${mapping.function.name}:${mapping.queueArn}`);
+  }
+
+  /**
+   * Sets the duplicate delivery rate for every record from now on, unless the function's
+   * environment sets LOCAL_DUPLICATE_DELIVERY_RATE (a per-function override wins over a global one).
+   */
+  setDuplicateDeliveryRate(rate: number): void {
+    const environment = this.mapping.function.definition?.environment ?? {};
+    this.#duplicateRate = duplicateRateFrom(environment.LOCAL_DUPLICATE_DELIVERY_RATE, rate);
   }
 
   start(): void {
@@ -157,10 +197,14 @@ export class SqsPoller {
     const records = messages.map((message) => toSqsRecord(message, this.mapping));
     this.#stats.batches++;
     this.#stats.records += records.length;
+    this.#stats.redeliveredRecords += records.filter((record) => Number(record.attributes.ApproximateReceiveCount) > 1).length;
     this.#stats.running++;
     this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
     try {
+      const duplicates = this.#duplicateRate > 0 ? records.filter(() => this.#random() < this.#duplicateRate) : [];
+      const duplicate = duplicates.length > 0 ? this.#invokeDuplicate(duplicates) : undefined;
       const result = await fn.invoke({ Records: records });
+      await duplicate;
       let toDelete: SQSRecord[] = [];
       let outcome: string;
       let wholeBatchFailed = false;
@@ -196,6 +240,37 @@ export class SqsPoller {
     } finally {
       this.#stats.running--;
     }
+  }
+
+  /**
+   * The same records again, in a second invocation running next to the batch's: what a consumer
+   * sees when SQS delivers a message twice. Which records get deleted is decided by the batch's
+   * own invocation; this one is counted and logged, and whatever it does must change nothing twice.
+   */
+  async #invokeDuplicate(records: SQSRecord[]): Promise<void> {
+    const { function: fn } = this.mapping;
+    this.#stats.duplicatedRecords += records.length;
+    this.#stats.duplicateInvocations++;
+    const result = await fn.invoke({ Records: records });
+    let failures = 0;
+    let outcome = 'ok';
+    if (!result.ok) {
+      failures = records.length;
+      outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
+    } else if (this.mapping.reportBatchItemFailures) {
+      const response = parseBatchResponse(result.payload, records);
+      failures = response.valid ? response.failedIds.size : records.length;
+      outcome = response.valid ? (failures > 0 ? 'partial' : 'ok') : `invalid batch response: ${response.reason}`;
+    }
+    this.#log.invocation({
+      function: fn.name,
+      trigger: `sqs ${queueNameOf(this.mapping.queueArn)} (duplicate delivery)`,
+      batchSize: records.length,
+      failures,
+      durationMs: result.durationMs,
+      initDurationMs: result.initDurationMs,
+      outcome,
+    });
   }
 
   async #delete(records: SQSRecord[]): Promise<void> {
@@ -314,6 +389,25 @@ function describe(value: unknown): string {
   if (value === '') return 'an empty string';
   if (Array.isArray(value)) return 'a list';
   return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function duplicateRateFrom(variable: string | undefined, fallback: number | undefined): number {
+  const rate = variable !== undefined && variable !== '' ? Number(variable) : (fallback ?? 0);
+  if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new Error(`Duplicate delivery rate must be between 0 and 1, not ${variable ?? fallback}`);
+  return rate;
+}
+
+/** mulberry32, salted: the same seed picks the same duplicates for the same sequence of records. */
+function seededRandom(seed: number, salt: string): () => number {
+  let state = seed >>> 0;
+  for (const char of salt) state = (Math.imul(state ^ char.charCodeAt(0), 2654435761) >>> 0) || 1;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 function queueNameOf(arn: string): string {

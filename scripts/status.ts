@@ -1,0 +1,153 @@
+import { pathToFileURL } from 'node:url';
+import type { QueueAttributeName } from '@aws-sdk/client-sqs';
+import type { FunctionActivity, PipelineStatus, QueueDepth } from '../local/status.js';
+import type { StackTarget } from './stack-target.js';
+
+// npm run status [-- --watch] [--api URL] [--aws --stage NAME --region R]
+
+const usage = `usage: npm run status -- [--watch] [--api URL] [--aws --stage NAME --region R]
+  Each stage queue's depth (visible, in flight, delayed, oldest message) and its dead-letter queue's,
+  and per function the invocations and records processed and failed in the last minute.
+  Default target: the local runtime of \`npm start\`, through its GET /_local/status
+  (http://127.0.0.1:$PORT, 3000 by default; --api to name another). --aws reads the queues of a
+  deployed stage with GetQueueAttributes (the function counts and message ages are in CloudWatch:
+  n/a here). --watch refreshes every second.`;
+
+/** What is printed: the local runtime's status, or as much of it as SQS alone answers. */
+export interface StatusReport {
+  target: string;
+  at: string;
+  queues: Array<Omit<QueueDepth, 'oldestMessageAgeSeconds'> & { oldestMessageAgeSeconds: number | null | undefined; dlq: QueueDepth | Omit<QueueDepth, 'oldestMessageAgeSeconds'> | null }>;
+  /** Seconds the function counts cover. */
+  windowSeconds?: number;
+  functions: FunctionActivity[] | undefined;
+  /** Why the function counts (or message ages) are missing. */
+  notes: string[];
+}
+
+export function fromLocalStatus(target: string, status: PipelineStatus): StatusReport {
+  return { target, at: status.at, queues: status.queues, windowSeconds: status.windowSeconds, functions: status.functions, notes: [] };
+}
+
+/** Columns: left-aligned first column, right-aligned numbers. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatAge(seconds: number | null | undefined): string {
+  if (seconds === undefined) return 'n/a';
+  if (seconds === null) return '-';
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+const depthOf = (queue: Omit<QueueDepth, 'oldestMessageAgeSeconds'>) => queue.visible + queue.inFlight + queue.delayed;
+
+export function renderStatus(report: StatusReport): string {
+  const queues = table(
+    ['queue', 'visible', 'in flight', 'delayed', 'oldest', 'DLQ'],
+    report.queues.map((queue) => [
+      queue.name,
+      String(queue.visible),
+      String(queue.inFlight),
+      String(queue.delayed),
+      formatAge(queue.oldestMessageAgeSeconds),
+      queue.dlq ? String(depthOf(queue.dlq)) : '-',
+    ]),
+  );
+  const window = report.windowSeconds === undefined ? 'last minute' : `last ${report.windowSeconds} s`;
+  const functions = report.functions
+    ? table(
+        [`function (${window})`, 'invocations', 'processed', 'failed', 'running'],
+        report.functions.map((fn) => [fn.name, String(fn.invocations), String(fn.processed), String(fn.failed), String(fn.running)]),
+      )
+    : `function (${window}): processed/failed n/a`;
+  return [`${report.target}, ${report.at}`, '', queues, '', functions, ...report.notes.map((note) => `note: ${note}`)].join('\n');
+}
+
+const ATTRIBUTES: QueueAttributeName[] = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'];
+
+async function sqsDepth(target: StackTarget, name: string): Promise<Omit<QueueDepth, 'oldestMessageAgeSeconds'>> {
+  const { GetQueueAttributesCommand, GetQueueUrlCommand } = await import('@aws-sdk/client-sqs');
+  const { QueueUrl } = await target.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+  const { Attributes = {} } = await target.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ATTRIBUTES }));
+  return {
+    name,
+    visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
+    delayed: Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
+}
+
+/** The queues through GetQueueAttributes: what a deployed stage (or a runtime without /_local/status) answers. */
+export async function statusFromSqs(target: StackTarget, notes: string[]): Promise<StatusReport> {
+  const { STAGE_QUEUES } = await import('./stack-target.js');
+  const queues = await Promise.all(
+    STAGE_QUEUES.map(async (queue) => ({
+      ...(await sqsDepth(target, target.queueName(queue))),
+      oldestMessageAgeSeconds: undefined,
+      dlq: await sqsDepth(target, target.queueName(queue, true)),
+    })),
+  );
+  return { target: target.description, at: new Date().toISOString(), queues, functions: undefined, notes };
+}
+
+function flagValue(args: string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+async function readStatus(args: string[]): Promise<StatusReport> {
+  // The AWS SDK (loaded only when asked of SQS) warns about Node 20 at import; noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { stackTarget } = await import('./stack-target.js');
+  if (args.includes('--aws')) {
+    return statusFromSqs(stackTarget(args), [
+      'n/a on AWS: oldest message age and processed/failed per function are CloudWatch metrics (see the dashboard): ApproximateAgeOfOldestMessage, RecordsProcessed, RecordsFailed',
+    ]);
+  }
+  const api = (flagValue(args, '--api') ?? `http://127.0.0.1:${process.env.PORT ?? '3000'}`).replace(/\/$/, '');
+  try {
+    const response = await fetch(`${api}/_local/status`, { signal: AbortSignal.timeout(2000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return fromLocalStatus(`local runtime at ${api}`, (await response.json()) as PipelineStatus);
+  } catch (error) {
+    // Not the local runtime's API (or not running): the queues alone, from the SQS endpoint.
+    return statusFromSqs(stackTarget(args), [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
+  }
+}
+
+async function main(args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage);
+    return;
+  }
+  if (!args.includes('--watch')) {
+    console.log(renderStatus(await readStatus(args)));
+    return;
+  }
+  // Piped into `head` or the like: stop quietly when the reader goes away.
+  process.stdout.on('error', () => process.exit(0));
+  for (;;) {
+    let text: string;
+    try {
+      text = renderStatus(await readStatus(args));
+    } catch (error) {
+      text = `status: ${(error as Error).message}`;
+    }
+    // Clear the screen and home the cursor, then draw.
+    process.stdout.write(`\x1b[2J\x1b[H${text}\n`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,212 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_ITEMS, MAX_QUANTITY } from '../../lib/order.js';
+import { MAX_ORDER_BODY_BYTES } from '../../lib/order-request.js';
+import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
+
+// Hostile input through the local HTTP API: generated requests at POST /orders and
+// GET /orders/{id} (wrong types, missing fields, huge strings, deep nesting, non-JSON, invalid
+// UTF-8, negative and fractional quantities, too many items, path traversal in ids, odd content
+// types, oversize bodies). Every answer is a 4xx with a JSON body {error, message} naming the
+// problem, a 202 for a valid order (200 for reading one); never a 5xx. Nothing is published for a
+// rejected body: every OrderPlaced the topic saw belongs to an order that was answered 202.
+
+const RUNS = 1200;
+let handle: LocalPipeline;
+let baseUrl: string;
+
+beforeAll(async () => {
+  handle = await startLocalPipeline({ apiPort: 0, sqsPort: 0, dynamodbPort: 0, quiet: true });
+  baseUrl = handle.apiUrl.replace(/\/$/, '');
+});
+
+afterAll(async () => {
+  await handle?.stop();
+});
+
+type Request = { kind: string; method: 'POST' | 'GET'; path: string; contentType?: string; body?: string | Uint8Array; idempotencyKey?: string };
+
+const validOrder = () => ({
+  customerId: 'cus_hostile',
+  items: [{ sku: 'SKU-MUG', quantity: 1 }],
+  payment: { token: 'tok_visa' },
+  shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+});
+
+const anyJson = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double(),
+  fc.string(),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 3 }),
+);
+const fields = ['customerId', 'items', 'payment', 'shippingAddress'] as const;
+
+/** A valid order with one thing broken (or, rarely, nothing: then it is a 202). */
+const mutatedOrder: fc.Arbitrary<Request> = fc
+  .oneof(
+    fc.record({ what: fc.constant('valid') }),
+    fc.record({ what: fc.constant('wrong type'), field: fc.constantFrom(...fields), value: anyJson }),
+    fc.record({ what: fc.constant('missing'), field: fc.constantFrom(...fields) }),
+    fc.record({ what: fc.constant('unknown field'), name: fc.string({ minLength: 1, maxLength: 20 }).filter((n) => !(fields as readonly string[]).includes(n)), value: anyJson }),
+    fc.record({
+      what: fc.constant('quantity'),
+      quantity: fc.oneof(fc.integer({ max: 0 }), fc.double({ noNaN: false }).filter((q) => !Number.isInteger(q)), fc.integer({ min: MAX_QUANTITY + 1 }), fc.string()),
+    }),
+    fc.record({ what: fc.constant('too many items'), count: fc.integer({ min: MAX_ITEMS + 1, max: 400 }) }),
+    fc.record({ what: fc.constant('huge string'), field: fc.constantFrom('customerId', 'name', 'sku', 'token', 'country'), length: fc.integer({ min: 65, max: 60_000 }) }),
+    fc.record({ what: fc.constant('bad string'), field: fc.constantFrom('customerId', 'sku', 'token', 'country', 'city'), value: fc.string({ unit: 'binary', maxLength: 40 }) }),
+    fc.record({ what: fc.constant('duplicate sku') }),
+  )
+  .map((m): Request => {
+    const order: Record<string, unknown> = validOrder();
+    const items = order.items as Array<Record<string, unknown>>;
+    const address = order.shippingAddress as Record<string, unknown>;
+    switch (m.what) {
+      case 'wrong type':
+        order[(m as { field: string }).field] = (m as { value: unknown }).value;
+        break;
+      case 'missing':
+        delete order[(m as { field: string }).field];
+        break;
+      case 'unknown field':
+        order[(m as { name: string }).name] = (m as { value: unknown }).value;
+        break;
+      case 'quantity':
+        items[0]!.quantity = (m as { quantity: unknown }).quantity;
+        break;
+      case 'too many items':
+        order.items = Array.from({ length: (m as { count: number }).count }, (_, i) => ({ sku: `SKU-${i}`, quantity: 1 }));
+        break;
+      case 'huge string':
+      case 'bad string': {
+        const field = (m as { field: string }).field;
+        const value = m.what === 'huge string' ? 'X'.repeat((m as { length: number }).length) : (m as { value: string }).value;
+        if (field === 'customerId') order.customerId = value;
+        else if (field === 'sku') items[0]!.sku = value;
+        else if (field === 'token') order.payment = { token: m.what === 'huge string' ? `tok_${value}` : value };
+        else if (field === 'name') address.name = value;
+        else address[field] = value;
+        break;
+      }
+      case 'duplicate sku':
+        items.push({ ...items[0]! });
+        break;
+    }
+    return { kind: `order: ${m.what}`, method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(order) };
+  });
+
+const deepNesting: fc.Arbitrary<Request> = fc.record({ depth: fc.integer({ min: 50, max: 30_000 }), array: fc.boolean() }).map(({ depth, array }) => ({
+  kind: 'deep nesting',
+  method: 'POST',
+  path: '/orders',
+  contentType: 'application/json',
+  body: array ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
+}));
+
+const notJson: fc.Arbitrary<Request> = fc.string({ unit: 'binary', maxLength: 300 }).map((body) => ({ kind: 'not JSON', method: 'POST', path: '/orders', contentType: 'application/json', body }));
+
+const invalidUtf8: fc.Arbitrary<Request> = fc
+  .record({ bytes: fc.uint8Array({ minLength: 1, maxLength: 200 }), contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'application/octet-stream') })
+  .map(({ bytes, contentType }) => {
+    // Splice a lone continuation byte and a truncated sequence into an otherwise valid order.
+    const text = Buffer.from(JSON.stringify(validOrder()));
+    return { kind: 'invalid UTF-8', method: 'POST', path: '/orders', contentType, body: Buffer.concat([text.subarray(0, 20), Buffer.from([0x80, 0xe2, 0x82]), Buffer.from(bytes), text.subarray(20)]) };
+  });
+
+const oddContentType: fc.Arbitrary<Request> = fc
+  .constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/jsonp', 'json', '', 'application/problem+json', '*/*', undefined)
+  .map((contentType) => ({ kind: 'odd content type', method: 'POST', path: '/orders', contentType, body: JSON.stringify(validOrder()) }));
+
+const oversize: fc.Arbitrary<Request> = fc
+  .record({ extra: fc.integer({ min: 1, max: 200_000 }), json: fc.boolean() })
+  .map(({ extra, json }) => ({
+    kind: 'oversize body',
+    method: 'POST',
+    path: '/orders',
+    contentType: 'application/json',
+    body: json ? JSON.stringify({ ...validOrder(), padding: 'x'.repeat(MAX_ORDER_BODY_BYTES + extra) }) : '{'.repeat(MAX_ORDER_BODY_BYTES + extra),
+  }));
+
+const badIdempotencyKey: fc.Arbitrary<Request> = fc
+  .oneof(fc.string({ minLength: 129, maxLength: 2000 }).map((key) => key.replace(/[^\x21-\x7e]/g, 'k')), fc.constantFrom(' ', 'key with spaces', '\t'))
+  .map((idempotencyKey) => ({ kind: 'bad Idempotency-Key', method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(validOrder()), idempotencyKey }));
+
+const orderIds: fc.Arbitrary<Request> = fc
+  .oneof(
+    fc.constantFrom('../../etc/passwd', '..%2F..%2Fetc%2Fpasswd', '....//....//', '%00', 'ord_', `ord_${'0'.repeat(32)}/..`, 'ORD_' + 'A'.repeat(32), '%E0%A4%A', '\u0000', ' '),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 300 }),
+    fc.stringMatching(/^ord_[0-9a-f]{32}$/),
+    fc.string({ minLength: 5000, maxLength: 6000 }),
+  )
+  .map((id) => ({ kind: 'GET order id', method: 'GET', path: `/orders/${encodeURIComponent(id)}` }));
+
+const hostile = fc.oneof(
+  { arbitrary: mutatedOrder, weight: 6 },
+  { arbitrary: deepNesting, weight: 1 },
+  { arbitrary: notJson, weight: 1 },
+  { arbitrary: invalidUtf8, weight: 1 },
+  { arbitrary: oddContentType, weight: 1 },
+  { arbitrary: oversize, weight: 1 },
+  { arbitrary: badIdempotencyKey, weight: 1 },
+  { arbitrary: orderIds, weight: 3 },
+);
+
+describe('hostile input at the HTTP API', () => {
+  it(`answers ${RUNS} generated requests with a 4xx naming the problem, or 202/200, never a 5xx`, { timeout: 240_000 }, async () => {
+    const accepted = new Set<string>();
+    const published = new Map<string, string>();
+    const collectPublishes = () => {
+      for (const message of handle.fauxqs.spy.getAllMessages()) {
+        if (message.service === 'sns' && message.body.includes('"eventType":"OrderPlaced"')) published.set(message.messageId, message.body);
+      }
+    };
+    const byKind = new Map<string, number>();
+    let runs = 0;
+    await fc.assert(
+      fc.asyncProperty(hostile, async (request) => {
+        runs++;
+        byKind.set(request.kind, (byKind.get(request.kind) ?? 0) + 1);
+        const headers: Record<string, string> = {};
+        if (request.contentType !== undefined) headers['content-type'] = request.contentType;
+        if (request.idempotencyKey !== undefined) headers['idempotency-key'] = request.idempotencyKey;
+        const response = await fetch(`${baseUrl}${request.path}`, { method: request.method, headers, ...(request.body === undefined ? {} : { body: typeof request.body === 'string' ? request.body : new Uint8Array(request.body) as unknown as BodyInit }) });
+        const text = await response.text();
+        collectPublishes();
+        const where = `${request.kind}: ${request.method} ${request.path.slice(0, 80)} → ${response.status} ${text.slice(0, 200)}`;
+        expect(response.status, where).toBeLessThan(500);
+        expect(response.headers.get('content-type'), where).toMatch(/^application\/json/);
+        const body = JSON.parse(text) as { error?: unknown; message?: unknown; orderId?: string };
+        if (response.status === 202) {
+          expect(request.method).toBe('POST');
+          accepted.add(String(body.orderId));
+          return;
+        }
+        if (response.status === 200) {
+          expect(request.method, where).toBe('GET');
+          return;
+        }
+        expect(response.status, where).toBeGreaterThanOrEqual(400);
+        if (response.status === 413 && body.error === undefined) {
+          // Refused by the API gateway itself (past its 10 MB limit) before the function ran.
+          expect(typeof body.message, where).toBe('string');
+          return;
+        }
+        expect(typeof body.error, where).toBe('string');
+        expect(typeof body.message, where).toBe('string');
+        expect((body.message as string).length, where).toBeGreaterThan(0);
+      }),
+      { numRuns: RUNS, seed: Number(process.env.HOSTILE_SEED ?? 20_260_601), endOnFailure: true },
+    );
+    // Wait a moment for any publish in flight, then: every OrderPlaced on the topic is an accepted order.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    collectPublishes();
+    const publishedOrders = new Set([...published.values()].map((body) => (JSON.parse(body) as { orderId: string }).orderId));
+    for (const orderId of publishedOrders) expect(accepted.has(orderId), `published ${orderId} was never accepted`).toBe(true);
+    expect(publishedOrders.size).toBe(accepted.size);
+    console.log(`hostile input: ${runs} generated requests (${[...byKind].map(([kind, n]) => `${kind} ${n}`).join(', ')}); ${accepted.size} valid orders accepted and published, nothing published for the rest`);
+    expect(runs).toBeGreaterThanOrEqual(1000);
+  });
+});
