@@ -10,15 +10,24 @@ export type StageQueue = (typeof STAGE_QUEUES)[number];
 export interface StackTarget {
   description: string;
   stage: string;
+  service: string;
+  region: string;
   sqs: SQSClient;
   queueName: (queue: StageQueue, deadLetter?: boolean) => string;
 }
 
+const serverlessYml = () => readFileSync(new URL('../serverless.yml', import.meta.url), 'utf8');
+
 function serviceName(): string {
-  const yaml = readFileSync(new URL('../serverless.yml', import.meta.url), 'utf8');
-  const match = /^service:\s*([\w-]+)/m.exec(yaml);
+  const match = /^service:\s*([\w-]+)/m.exec(serverlessYml());
   if (!match?.[1]) throw new Error('No service name in serverless.yml');
   return match[1];
+}
+
+/** The function keys under `functions:` in serverless.yml (two-space indented names). */
+export function functionKeys(yaml: string = serverlessYml()): string[] {
+  const section = /^functions:\n([\s\S]*?)(?=^\S)/m.exec(yaml)?.[1] ?? '';
+  return [...section.matchAll(/^ {2}([A-Za-z][\w-]*):\s*$/gm)].map((match) => match[1]!);
 }
 
 export function flagValue(args: string[], name: string): string | undefined {
@@ -33,12 +42,14 @@ export function stackTarget(args: string[]): StackTarget {
   const queueName = (queue: StageQueue, deadLetter = false) => `${service}-${stage}-${queue}${deadLetter ? '-dlq' : ''}`;
   if (aws) {
     const region = flagValue(args, '--region') ?? process.env.AWS_REGION ?? 'us-east-1';
-    return { description: `AWS ${region}, stage ${stage}`, stage, sqs: new SQSClient({ region }), queueName };
+    return { description: `AWS ${region}, stage ${stage}`, stage, service, region, sqs: new SQSClient({ region }), queueName };
   }
   const endpoint = process.env.SQS_ENDPOINT ?? `http://127.0.0.1:${process.env.SQS_PORT ?? '4566'}`;
   return {
     description: `local runtime at ${endpoint}, stage ${stage}`,
     stage,
+    service,
+    region: 'us-east-1',
     sqs: new SQSClient({
       endpoint,
       region: 'us-east-1',

@@ -9,9 +9,9 @@ const usage = `usage: npm run status -- [--watch] [--api URL] [--aws --stage NAM
   Each stage queue's depth (visible, in flight, delayed, oldest message) and its dead-letter queue's,
   and per function the invocations and records processed and failed in the last minute.
   Default target: the local runtime of \`npm start\`, through its GET /_local/status
-  (http://127.0.0.1:$PORT, 3000 by default; --api to name another). --aws reads the queues of a
-  deployed stage with GetQueueAttributes (the function counts and message ages are in CloudWatch:
-  n/a here). --watch refreshes every second.`;
+  (http://127.0.0.1:$PORT, 3000 by default; --api to name another). --aws reads a deployed stage:
+  queue depths with GetQueueAttributes, message ages and function counts from CloudWatch (the last
+  complete minute). --watch refreshes every second.`;
 
 /** What is printed: the local runtime's status, or as much of it as SQS alone answers. */
 export interface StatusReport {
@@ -106,9 +106,15 @@ async function readStatus(args: string[]): Promise<StatusReport> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { stackTarget } = await import('./stack-target.js');
   if (args.includes('--aws')) {
-    return statusFromSqs(stackTarget(args), [
-      'n/a on AWS: oldest message age and processed/failed per function are CloudWatch metrics (see the dashboard): ApproximateAgeOfOldestMessage, RecordsProcessed, RecordsFailed',
-    ]);
+    const target = stackTarget(args);
+    const [queues, activity] = await Promise.all([statusFromSqs(target, []), (await import('./cloudwatch-activity.js')).cloudWatchActivity(target)]);
+    return {
+      ...queues,
+      queues: queues.queues.map((queue) => ({ ...queue, oldestMessageAgeSeconds: activity.oldestMessageAgeSeconds[queue.name] ?? null })),
+      windowSeconds: 60,
+      functions: activity.functions,
+      notes: ['function counts: the last complete minute in CloudWatch (metrics arrive a minute or two late)'],
+    };
   }
   const api = (flagValue(args, '--api') ?? `http://127.0.0.1:${process.env.PORT ?? '3000'}`).replace(/\/$/, '');
   try {
