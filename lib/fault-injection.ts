@@ -56,10 +56,10 @@ export function chance(probability: number): boolean {
 }
 
 /**
- * mulberry32, salted with the execution environment's name: one seed replays the same sequence
- * of decisions in each environment (which environment gets which batch is up to the poller).
+ * mulberry32, salted (here with the execution environment's name): one seed replays the same
+ * sequence of decisions for each salt (which environment gets which batch is up to the poller).
  */
-function seededRandom(seed: number, salt: string): () => number {
+export function seededRandom(seed: number, salt = ''): () => number {
   let state = seed >>> 0;
   for (const char of salt) state = (Math.imul(state ^ char.charCodeAt(0), 2654435761) >>> 0) || 1;
   return () => {

@@ -7,6 +7,7 @@ import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type Message 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { redriveDeadLetters } from '../lib/dlq-redrive.js';
+import { seededRandom, sleep } from '../lib/fault-injection.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
 import { clientConfig } from './emulators.js';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './runtime.js';
@@ -87,19 +88,6 @@ export interface ChaosResult {
 
 const TOKENS = ['tok_visa', 'tok_decline', 'tok_flaky'] as const;
 
-/** mulberry32. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 interface PlacedOrder {
   orderId: string;

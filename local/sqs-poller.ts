@@ -10,6 +10,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
+import { seededRandom } from '../lib/fault-injection.js';
 import type { LambdaFunction } from './lambda-environment.js';
 import type { InvocationLog } from './invocation-log.js';
 
@@ -395,19 +396,6 @@ function duplicateRateFrom(variable: string | undefined, fallback: number | unde
   const rate = variable !== undefined && variable !== '' ? Number(variable) : (fallback ?? 0);
   if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new Error(`Duplicate delivery rate must be between 0 and 1, not ${variable ?? fallback}`);
   return rate;
-}
-
-/** mulberry32, salted: the same seed picks the same duplicates for the same sequence of records. */
-function seededRandom(seed: number, salt: string): () => number {
-  let state = seed >>> 0;
-  for (const char of salt) state = (Math.imul(state ^ char.charCodeAt(0), 2654435761) >>> 0) || 1;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function queueNameOf(arn: string): string {
