@@ -17,6 +17,7 @@ let handle: LocalPipeline;
 let db: DynamoDBDocumentClient;
 let baseUrl: string;
 const orderIds = new Map<string, string>();
+let publishFailures = 0;
 const sku = `SKU-SECRETS-${Date.now().toString(36).toUpperCase()}`;
 
 async function waitDecided(orderId: string): Promise<string> {
@@ -65,7 +66,24 @@ beforeAll(async () => {
       const body = (await response.json()) as { orderId: string };
       expect(JSON.stringify(body)).not.toContain(token);
       if (response.status === 202) orderIds.set(token, body.orderId);
+      if (response.status === 503) publishFailures += 1;
     }
+  }
+  // Each publish fails with probability 1/2: make sure the API's error path logged at least once
+  // (three orders alone leave a 1-in-8 chance that none failed).
+  for (let probe = 0; probe < 30 && publishFailures === 0; probe++) {
+    const response = await fetch(`${baseUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        customerId: 'cus_secrets',
+        items: [{ sku, quantity: 1 }],
+        payment: { token: 'tok_visa' },
+        shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+      }),
+    });
+    await response.body?.cancel();
+    if (response.status === 503) publishFailures += 1;
   }
 }, 120_000);
 
