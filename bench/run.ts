@@ -281,7 +281,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
     notes: [
       'Decisions are observed on a measurement queue subscribed to the topic (OrderConfirmed/OrderCancelled), read straight from the emulator: not in the counts. Latency is decidedAt (the event occurredAt) minus the POST time.',
       'Requests per order include the follow-ups after the decision (stock commit, shipment dispatch) and the empty receives of the run: the counter is read once the queues are drained.',
-      'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (PendingOrders) writes are not reported by dynalite and are missing.',
+      'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (UnfinishedOrders) writes are not reported by dynalite and are missing.',
       'Lambda GB-s use durations measured here on a shared machine, at the template memory size; AWS durations will differ.',
       'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda.',
       'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',

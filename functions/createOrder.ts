@@ -22,10 +22,12 @@ async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   const { orderId, status } = result.order;
   logger.setCorrelationId(orderId);
   const location = { location: `/orders/${orderId}` };
+  // Counted once, when the order is stored, whether or not its first publish succeeded: the
+  // cancelled-rate alarm divides by it.
+  if (result.created) metrics.addMetric('OrdersPlaced', MetricUnit.Count, 1);
   switch (result.outcome) {
     case 'accepted':
       logger.info('Order accepted', { orderId, replayed: result.replayed });
-      if (!result.replayed) metrics.addMetric('OrdersPlaced', MetricUnit.Count, 1);
       return jsonResponse(202, { orderId, status }, location);
     case 'not-published':
       return errorResponse(

@@ -43,5 +43,10 @@ export const config = {
   orderEventsTopicArn: () => required('ORDER_EVENTS_TOPIC_ARN'),
   /** First retry delay of a failed record; doubles with each receive, capped at 15 minutes. */
   retryBackoffBaseSeconds: () => numberOr('RETRY_BACKOFF_BASE_SECONDS', 2),
-  pendingRepublishAfterSeconds: () => numberOr('PENDING_REPUBLISH_AFTER_SECONDS', 120),
+  /** An order not finished this long after it was placed or decided is the sweep's to finish. */
+  orderSweepAfterSeconds: () => numberOr('ORDER_SWEEP_AFTER_SECONDS', 120),
+  /** The sweep's wait before it acts again on the same order: doubles with each attempt. */
+  orderSweepBackoffBaseSeconds: () => numberOr('ORDER_SWEEP_BACKOFF_BASE_SECONDS', 60),
+  /** Attempts after which an order counts as stuck (metric OrdersStuck, and its alarm). */
+  orderSweepStuckAttempts: () => numberOr('ORDER_SWEEP_STUCK_ATTEMPTS', 5),
 };

@@ -1,3 +1,4 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 // Fault injection for the local runtime and tests: off unless FAULT_* variables are set, which
 // serverless.yml never does. It lets a test prove that retries, DLQs and idempotency hold when
 // records fail, invocations crash or time out, and publishes are lost.
@@ -72,3 +73,44 @@ export function seededRandom(seed: number, salt = ''): () => number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// Outages: a window of time in which every call to one dependency fails, switched on while the
+// pipeline runs (`npm run chaos -- --provider-outage 90`). The chaos run writes the windows to a
+// JSON file named by FAULT_OUTAGES_FILE; every execution environment reads it, at most every
+// 250 ms, so an outage starts and ends at the same moment in all of them.
+
+export type OutageTarget = 'provider' | 'topic';
+export type OutageWindows = Partial<Record<OutageTarget, { from: number; until: number }>>;
+
+let outagesReadAt = 0;
+let outages: OutageWindows = {};
+
+function currentOutages(now: number): OutageWindows {
+  const file = process.env.FAULT_OUTAGES_FILE;
+  if (!file) return {};
+  if (now - outagesReadAt >= 250) {
+    outagesReadAt = now;
+    try {
+      outages = JSON.parse(readFileSync(file, 'utf8')) as OutageWindows;
+    } catch {
+      // Not written yet, or being written: no outage until it can be read.
+      outages = {};
+    }
+  }
+  return outages;
+}
+
+/** True while an outage of this dependency is on (never on AWS: serverless.yml sets no FAULT_* variable). */
+export function inOutage(target: OutageTarget, now: number = Date.now()): boolean {
+  const window = currentOutages(now)[target];
+  return window !== undefined && now >= window.from && now < window.until;
+}
+
+/** Writes the outage windows where the execution environments read them (the chaos run). */
+export function writeOutages(file: string, windows: OutageWindows): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(windows));
+  // A rename is atomic: a reader sees the old windows or the new ones, never half a file.
+  renameSync(`${file}.tmp`, file);
+  // This process reads the new windows at once (the others within 250 ms).
+  outagesReadAt = 0;
+}

@@ -4,7 +4,15 @@ import { dynamoDbDocumentClient } from './aws-clients.js';
 import { config } from './config.js';
 import { type CancellationReason, cancellationReasons, eventIdOf, type OrderEvent } from './events.js';
 import { type Stage, STAGES } from './order.js';
-import { findOrder, type OrderRecord, type StageState, type StageStatus } from './orders.js';
+import {
+  findOrder,
+  missingFollowUps,
+  type OrderRecord,
+  secondsAfter,
+  type StageState,
+  type StageStatus,
+  sweepShardOf,
+} from './orders.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logger, singleMetric } from './observability.js';
@@ -158,21 +166,30 @@ export async function settleOrder(
   }
   if (current.decidedBy !== stage) return { decision: 'decided-elsewhere', status: current.status };
   if (current.outcomePublishedAt) return { decision: 'decided-here', status: current.status, published: false };
-  const event = outcomeEventOf(current);
-  if (!event) throw new Error(`Order ${current.orderId} is ${current.status} without an outcome to publish`);
-  await publishOrderEvent(event);
-  // Publishing twice (if this write fails and the record is retried) is harmless: consumers are idempotent.
+  await publishOutcome(current);
+  logger.info('Order decided', { orderId: current.orderId, status: current.status, reason: current.reason });
+  return { decision: 'decided-here', status: current.status, published: true };
+}
+
+/**
+ * Publishes a decided order's outcome event (the same event every time: same eventId and
+ * occurredAt) and records that it was published. The decider calls it, and the sweep for an
+ * order whose decider ran out of retries. Publishing twice (if the write after it fails) is
+ * harmless: every consumer's work is idempotent.
+ */
+export async function publishOutcome(order: OrderRecord, publish: typeof publishOrderEvent = publishOrderEvent): Promise<void> {
+  const event = outcomeEventOf(order);
+  if (!event) throw new Error(`Order ${order.orderId} is ${order.status} without an outcome to publish`);
+  await publish(event);
   await dynamoDbDocumentClient().send(
     new UpdateCommand({
       TableName: config.ordersTable(),
-      Key: { orderId: current.orderId },
-      UpdateExpression: 'SET outcomePublishedAt = :at',
+      Key: { orderId: order.orderId },
+      UpdateExpression: 'SET outcomePublishedAt = if_not_exists(outcomePublishedAt, :at)',
       ConditionExpression: 'attribute_exists(orderId)',
       ExpressionAttributeValues: { ':at': new Date().toISOString() },
     }),
   );
-  logger.info('Order decided', { orderId: current.orderId, status: current.status, reason: current.reason });
-  return { decision: 'decided-here', status: current.status, published: true };
 }
 
 /**
@@ -208,13 +225,18 @@ async function writeDecision(
         // The stage conditions restate what the decision was computed from, so a stale read cannot decide.
         ConditionExpression:
           '#status = :pending AND stages.inventory.#status <> :pending AND stages.payment.#status <> :pending AND stages.shipping.#status <> :pending',
-        UpdateExpression: `SET #status = :decided, decidedAt = :at, decidedBy = :stage, updatedAt = :at${cancelled ? ', #reason = :reason' : ''} REMOVE pendingShard, pendingSince`,
+        // The order stays in the sweep's index until its follow-ups are done; the sweep's clock and
+        // its backoff start again from the decision.
+        UpdateExpression: `SET #status = :decided, decidedAt = :at, decidedBy = :stage, updatedAt = :at, sweepShard = :shard, sweepDueAt = :due, sweepAttempts = :zero${cancelled ? ', #reason = :reason' : ''}`,
         ExpressionAttributeNames: { '#status': 'status', ...(cancelled ? { '#reason': 'reason' } : {}) },
         ExpressionAttributeValues: {
           ':pending': 'PENDING',
           ':decided': decision.outcome,
           ':at': at,
           ':stage': stage,
+          ':shard': sweepShardOf(orderId),
+          ':due': secondsAfter(now, config.orderSweepAfterSeconds()),
+          ':zero': 0,
           ...(cancelled ? { ':reason': decision.reason } : {}),
         },
         ReturnValues: 'ALL_NEW',
@@ -273,13 +295,18 @@ export async function appendStageTimelineOnce(
     const timeline = order.stages[stage].timeline;
     if (timeline.some((entry) => entry.what === what)) return false;
     const at = now.toISOString();
+    // The last follow-up of a decided order takes it out of the sweep's index in the same write (and,
+    // a follow-up being proof of it, records the outcome as published if the decider had not yet).
+    // Two last follow-ups written at once may each miss that; the sweep then finds the order finished.
+    const after = { ...order.stages, [stage]: { ...order.stages[stage], timeline: [...timeline, { at, what }] } };
+    const finished = order.status !== 'PENDING' && missingFollowUps({ status: order.status, stages: after }).length === 0;
     try {
       await dynamoDbDocumentClient().send(
         new UpdateCommand({
           TableName: config.ordersTable(),
           Key: { orderId },
           ConditionExpression: 'size(stages.#stage.#timeline) = :length',
-          UpdateExpression: `SET stages.#stage.#timeline = list_append(stages.#stage.#timeline, :entry), updatedAt = :at${newStatus ? ', stages.#stage.#status = :status' : ''}`,
+          UpdateExpression: `SET stages.#stage.#timeline = list_append(stages.#stage.#timeline, :entry), updatedAt = :at${newStatus ? ', stages.#stage.#status = :status' : ''}${finished ? ', outcomePublishedAt = if_not_exists(outcomePublishedAt, :at) REMOVE sweepShard, sweepDueAt' : ''}`,
           ExpressionAttributeNames: { '#stage': stage, '#timeline': 'timeline', ...(newStatus ? { '#status': 'status' } : {}) },
           ExpressionAttributeValues: {
             ':length': timeline.length,

@@ -50,13 +50,53 @@ export interface OrderRecord {
    * happens to the publish, the republisher can send the very same event (same eventId) again.
    */
   placedEvent: OrderPlaced;
-  /** Present only while PENDING: the keys of the sparse PendingOrders index. */
-  pendingShard?: 'PENDING';
-  pendingSince?: string;
+  /** Set when the order API's publish of OrderPlaced failed: a replay of the request publishes again. */
+  placedPublishFailedAt?: string;
+  /**
+   * Present only while the order is unfinished (PENDING, or decided with its outcome unpublished or
+   * a follow-up missing): the keys of the sparse, sharded UnfinishedOrders index that the sweep
+   * reads. `sweepDueAt` is when the sweep next looks at it; `sweepAttempts` how often it has acted.
+   */
+  sweepShard?: string;
+  sweepDueAt?: string;
+  sweepAttempts?: number;
   stages: Record<Stage, StageState>;
 }
 
-export const PENDING_SHARD = 'PENDING';
+/**
+ * Partitions of the UnfinishedOrders index. One value would put every unfinished order's index
+ * write on one partition (a hot key at a few hundred orders a second); the sweep reads them all.
+ */
+export const SWEEP_SHARDS = 8;
+
+/** The index partition of an order: stable, and spread evenly by the random part of the id. */
+export function sweepShardOf(orderId: string): string {
+  const digest = createHash('sha256').update(orderId).digest();
+  return `S${digest.readUInt16BE(0) % SWEEP_SHARDS}`;
+}
+
+export function secondsAfter(at: Date, seconds: number): string {
+  return new Date(at.getTime() + seconds * 1000).toISOString();
+}
+
+/**
+ * The follow-ups a decided order still lacks, as `stage:entry`: a confirmed order's stock
+ * committed and parcel dispatched; a cancelled order's compensations, for each stage that had
+ * done its part (reserved, charged, prepared). Empty when the order is finished.
+ */
+export function missingFollowUps(order: Pick<OrderRecord, 'status' | 'stages'>): string[] {
+  const needed: Array<[Stage, string]> = [];
+  if (order.status === 'CONFIRMED') needed.push(['inventory', 'committed'], ['shipping', 'dispatched']);
+  if (order.status === 'CANCELLED') {
+    const didItsPart = (stage: Stage) => ['SUCCEEDED', 'COMPENSATED'].includes(order.stages[stage].status);
+    if (didItsPart('inventory')) needed.push(['inventory', 'released']);
+    if (didItsPart('payment')) needed.push(['payment', 'refunded']);
+    if (didItsPart('shipping')) needed.push(['shipping', 'cancelled']);
+  }
+  return needed
+    .filter(([stage, what]) => !order.stages[stage].timeline.some((entry) => entry.what === what))
+    .map(([stage, what]) => `${stage}:${what}`);
+}
 
 /** The client's view of an order: no fingerprints, no stored event, no card token. */
 export type OrderView = Pick<
@@ -113,8 +153,9 @@ export async function storeNewOrder(
         shippingAddress: request.shippingAddress,
       },
     },
-    pendingShard: PENDING_SHARD,
-    pendingSince: at,
+    sweepShard: sweepShardOf(orderId),
+    sweepDueAt: secondsAfter(now, config.orderSweepAfterSeconds()),
+    sweepAttempts: 0,
     stages: {
       inventory: { status: 'PENDING', timeline: [] },
       payment: { status: 'PENDING', timeline: [] },

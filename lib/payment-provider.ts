@@ -10,6 +10,7 @@ import {
 } from 'cockatiel';
 import { dynamoDbDocumentClient } from './aws-clients.js';
 import { config } from './config.js';
+import { inOutage } from './fault-injection.js';
 
 // The card processor behind the payment stage. A real one (Stripe, Adyen...) would implement
 // PaymentProvider; this reference app ships a simulator that behaves like one, including
@@ -69,6 +70,7 @@ export class SimulatedPaymentProvider implements PaymentProvider {
   static readonly FLAKY_FAILURES = 2;
 
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
+    failDuringOutage();
     if (request.token === 'tok_decline') return { status: 'declined', declineCode: 'card_declined' };
     const state = await this.update(request.idempotencyKey, 'SIMULATOR#CHARGE', {
       UpdateExpression: 'ADD attempts :one SET #token = if_not_exists(#token, :token)',
@@ -92,6 +94,7 @@ export class SimulatedPaymentProvider implements PaymentProvider {
   }
 
   async refund(request: RefundRequest): Promise<RefundOutcome> {
+    failDuringOutage();
     const charge = await this.read(request.idempotencyKey, 'SIMULATOR#CHARGE');
     if (charge?.chargeId !== request.chargeId) {
       throw new Error(`Simulated provider: no charge ${request.chargeId} under key ${request.idempotencyKey}`);
@@ -141,6 +144,11 @@ export class SimulatedPaymentProvider implements PaymentProvider {
       throw new TransientProviderError('Simulated provider unavailable', { cause: error });
     }
   }
+}
+
+/** A provider outage (fault injection, `npm run chaos -- --provider-outage`): every call fails as a timeout would. */
+function failDuringOutage(): void {
+  if (inOutage('provider')) throw new TransientProviderError('Simulated provider outage');
 }
 
 export interface CircuitBreakerOptions {

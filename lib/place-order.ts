@@ -1,19 +1,28 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamoDbDocumentClient } from './aws-clients.js';
+import { config } from './config.js';
 import { logger } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import type { OrderRequest } from './order.js';
 import { type OrderRecord, storeNewOrder } from './orders.js';
 
 export type PlaceOrderResult =
-  | { outcome: 'accepted'; order: OrderRecord; replayed: boolean }
-  /** Stored but the publish failed: the republisher or a retry with the same key finishes it. */
-  | { outcome: 'not-published'; order: OrderRecord }
+  /** `created`: this request stored the order (count it once, here); false for a replay. */
+  | { outcome: 'accepted'; order: OrderRecord; replayed: boolean; created: boolean }
+  /** Stored but the publish failed: the sweep or a retry with the same key finishes it. */
+  | { outcome: 'not-published'; order: OrderRecord; created: boolean }
   /** The Idempotency-Key was already used for a different order body. */
-  | { outcome: 'key-reused'; order: OrderRecord };
+  | { outcome: 'key-reused'; order: OrderRecord; created: false };
 
 /**
  * Stores the order, then publishes OrderPlaced. These are two writes that can split: the order
- * item carries the exact event, so a retry (same Idempotency-Key) or the scheduled republisher
- * can send it again, and the consumers' idempotency makes a second publish harmless.
+ * item carries the exact event, so a retry (same Idempotency-Key) or the scheduled sweep can send
+ * it again, and the consumers' idempotency makes a second publish harmless.
+ *
+ * A replay publishes again only when the first publish is known to have failed (it left
+ * `placedPublishFailedAt` on the order): a burst of retries of a healthy order must not multiply
+ * the pipeline's work. An order whose first request died between the two writes is the sweep's.
  */
 export async function placeOrder(
   request: OrderRequest,
@@ -21,20 +30,39 @@ export async function placeOrder(
   publish: typeof publishOrderEvent = publishOrderEvent,
 ): Promise<PlaceOrderResult> {
   const stored = await storeNewOrder(request, idempotencyKey);
-  if (stored.outcome === 'key-reused') return { outcome: 'key-reused', order: stored.order };
+  if (stored.outcome === 'key-reused') return { outcome: 'key-reused', order: stored.order, created: false };
   const { order } = stored;
-  const replayed = stored.outcome === 'replayed';
-  // A replay of an order still PENDING may be the retry after a failed publish: publish again.
-  if (!replayed || order.status === 'PENDING') {
-    try {
-      await publish(order.placedEvent);
-    } catch (error) {
-      logger.error('OrderPlaced publish failed; the order stays PENDING until republished', {
-        error,
-        orderId: order.orderId,
-      });
-      return { outcome: 'not-published', order };
-    }
+  const created = stored.outcome === 'created';
+  if (!created && !(order.status === 'PENDING' && order.placedPublishFailedAt)) {
+    return { outcome: 'accepted', order, replayed: true, created };
   }
-  return { outcome: 'accepted', order, replayed };
+  try {
+    await publish(order.placedEvent);
+  } catch (error) {
+    logger.error('OrderPlaced publish failed; the order stays PENDING until published again', { error, orderId: order.orderId });
+    await markPublish(order.orderId, 'failed');
+    return { outcome: 'not-published', order, created };
+  }
+  if (!created) await markPublish(order.orderId, 'succeeded');
+  return { outcome: 'accepted', order, replayed: !created, created };
+}
+
+/** Records a failed publish (so that a replay publishes again), or clears it after a successful one. */
+async function markPublish(orderId: string, outcome: 'failed' | 'succeeded'): Promise<void> {
+  try {
+    await dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.ordersTable(),
+        Key: { orderId },
+        ConditionExpression: 'attribute_exists(orderId)',
+        ...(outcome === 'failed'
+          ? { UpdateExpression: 'SET placedPublishFailedAt = :at', ExpressionAttributeValues: { ':at': new Date().toISOString() } }
+          : { UpdateExpression: 'REMOVE placedPublishFailedAt' }),
+      }),
+    );
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return;
+    // Best effort: without the mark, the sweep still publishes the order within minutes.
+    logger.warn('Could not record the publish outcome on the order', { error, orderId, outcome });
+  }
 }

@@ -7,7 +7,7 @@ import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 // No order stuck between the table and the topic: every publish of the order API fails
 // (FAULT_PUBLISH_FAILURE_RATE=1 on createOrder), so POST /orders stores the order and answers 503.
 // A retry with the same Idempotency-Key names the same order (and fails to publish again); the
-// scheduled republisher (sped up: every 2 s, for orders pending 1 s) publishes the stored event,
+// scheduled sweep (sped up: every 2 s, for orders pending 1 s) publishes the stored event,
 // possibly several times, and the order still ends CONFIRMED with exactly one charge.
 
 let handle: LocalPipeline;
@@ -24,8 +24,8 @@ beforeAll(async () => {
     seed: false,
     scheduleScale: 30,
     environmentOverrides: {
-      createOrder: { FAULT_PUBLISH_FAILURE_RATE: '1' },
-      republishPending: { PENDING_REPUBLISH_AFTER_SECONDS: '1' },
+      createOrder: { FAULT_PUBLISH_FAILURE_RATE: '1', ORDER_SWEEP_AFTER_SECONDS: '1' },
+      sweepOrders: { ORDER_SWEEP_BACKOFF_BASE_SECONDS: '1' },
       ...Object.fromEntries(['inventory', 'payment', 'shipping'].map((fn) => [fn, { RETRY_BACKOFF_BASE_SECONDS: '1' }])),
     },
   });
@@ -72,7 +72,7 @@ describe('an order whose publish failed', () => {
     expect(retry.status).toBe(503);
     expect(retry.body.orderId).toBe(first.body.orderId);
 
-    // The republisher finishes it.
+    // The sweep finishes it.
     const deadline = Date.now() + 60_000;
     let view: { status: string; stages: { inventory: { timeline: Array<{ what: string }> } } } | undefined;
     for (;;) {

@@ -32,7 +32,7 @@ beforeAll(() => {
 });
 
 const fns = () => lambdaFunctions(t, stack.stage);
-const PUBLISHERS = ['createOrder', 'inventory', 'payment', 'republishPending', 'shipping'];
+const PUBLISHERS = ['createOrder', 'inventory', 'payment', 'shipping', 'sweepOrders'];
 const READ_ONLY = ['getInventory', 'getOrder'];
 
 /** Every policy document in the template, identity and resource policies alike. */

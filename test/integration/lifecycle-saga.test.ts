@@ -35,16 +35,16 @@ const TABLES: CreateTableCommandInput[] = [
     TableName: 'orders',
     AttributeDefinitions: [
       { AttributeName: 'orderId', AttributeType: 'S' },
-      { AttributeName: 'pendingShard', AttributeType: 'S' },
-      { AttributeName: 'pendingSince', AttributeType: 'S' },
+      { AttributeName: 'sweepShard', AttributeType: 'S' },
+      { AttributeName: 'sweepDueAt', AttributeType: 'S' },
     ],
     KeySchema: [{ AttributeName: 'orderId', KeyType: 'HASH' }],
     GlobalSecondaryIndexes: [
       {
-        IndexName: 'PendingOrders',
+        IndexName: 'UnfinishedOrders',
         KeySchema: [
-          { AttributeName: 'pendingShard', KeyType: 'HASH' },
-          { AttributeName: 'pendingSince', KeyType: 'RANGE' },
+          { AttributeName: 'sweepShard', KeyType: 'HASH' },
+          { AttributeName: 'sweepDueAt', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
       },
@@ -309,8 +309,11 @@ describe('order outcome', () => {
     const order = await outcome.loadOrder(placed.orderId);
     expect(order).toMatchObject({ status: 'CONFIRMED', decidedBy: winners[0]?.stage });
     expect(order.outcomePublishedAt).toBeDefined();
-    expect(order.pendingShard).toBeUndefined();
-    expect(order.pendingSince).toBeUndefined();
+    // Decided, but its follow-ups are still to come: it stays in the sweep's index, due a
+    // threshold after the decision, its attempts counted afresh.
+    expect(order.sweepShard).toMatch(/^S[0-7]$/);
+    expect(Date.parse(order.sweepDueAt!)).toBeGreaterThan(Date.parse(order.decidedAt!));
+    expect(order.sweepAttempts).toBe(0);
     const published = publishedEvents(placed.orderId);
     expect(published).toHaveLength(1);
     expect(published[0]).toMatchObject({ eventType: 'OrderConfirmed', eventId: `${placed.orderId}:OrderConfirmed` });

@@ -17,7 +17,7 @@ const target: StackTarget = {
 
 describe('functionKeys', () => {
   it('lists every function of serverless.yml', () => {
-    expect(functionKeys()).toEqual(['createOrder', 'getOrder', 'getInventory', 'inventory', 'payment', 'shipping', 'republishPending']);
+    expect(functionKeys()).toEqual(['createOrder', 'getOrder', 'getInventory', 'inventory', 'payment', 'shipping', 'sweepOrders']);
   });
 });
 

@@ -1,0 +1,15 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { logger, metrics } from '../lib/observability.js';
+import { sweepUnfinishedOrders, type SweepSummary } from '../lib/order-sweep.js';
+
+// Runs on a schedule: no order stays unfinished because a publish was lost or a message ran out
+// of receives into a DLQ. See lib/order-sweep.ts.
+async function sweepOrders(): Promise<SweepSummary> {
+  const summary = await sweepUnfinishedOrders();
+  if (summary.due > 0) logger.info('Swept unfinished orders', { ...summary, stuckOrderIds: summary.stuckOrderIds.slice(0, 20) });
+  return summary;
+}
+
+export const handler = middy(sweepOrders).use(injectLambdaContext(logger)).use(logMetrics(metrics));

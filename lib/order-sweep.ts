@@ -1,0 +1,164 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { dynamoDbDocumentClient } from './aws-clients.js';
+import { config } from './config.js';
+import { logger, singleMetric } from './observability.js';
+import { publishOrderEvent } from './order-events-topic.js';
+import { publishOutcome } from './order-outcome.js';
+import { findOrder, missingFollowUps, type OrderRecord, secondsAfter, SWEEP_SHARDS } from './orders.js';
+
+// The scheduled sweep that makes the pipeline heal itself. Every order that is not finished
+// carries the keys of the sparse UnfinishedOrders index, with the time the sweep should next look
+// at it. When that time has come the order is stuck somewhere (a publish lost, a message that ran
+// out of receives into a DLQ during an outage), and the sweep publishes again the one event that
+// moves it on: OrderPlaced while it is PENDING, its outcome once it is decided. Every consumer's
+// work is idempotent, so the parts already done skip it and the missing ones happen. The order
+// leaves the index with its last follow-up; a message left in a DLQ is then a duplicate, harmless
+// to redrive at any time.
+
+export interface SweepSummary {
+  /** Orders due in the index (up to the cap). */
+  due: number;
+  /** OrderPlaced published again for a PENDING order. */
+  republishedPlaced: number;
+  /** Outcome published again: never published, or a follow-up missing. */
+  republishedOutcome: number;
+  /** Found finished (every follow-up done) and taken out of the index. */
+  finished: number;
+  /** Publishes that failed (the order is tried again after its backoff). */
+  failed: number;
+  /** Due orders that the sweep had acted on `orderSweepStuckAttempts` times or more. */
+  stuck: number;
+  stuckOrderIds: string[];
+}
+
+/** Upper bound per run, so that one run stays well inside the function's timeout. */
+export const MAX_ORDERS_PER_SWEEP = 500;
+/** The longest wait between two attempts on one order. */
+export const MAX_SWEEP_BACKOFF_SECONDS = 3600;
+
+/** Seconds until the sweep looks at an order again after its `attempts`-th attempt: doubles, capped. */
+export function sweepBackoffSeconds(attempts: number, baseSeconds: number): number {
+  return Math.min(MAX_SWEEP_BACKOFF_SECONDS, baseSeconds * 2 ** Math.max(0, attempts - 1));
+}
+
+export interface SweepOptions {
+  now?: Date;
+  maxOrders?: number;
+  publish?: typeof publishOrderEvent;
+}
+
+export async function sweepUnfinishedOrders(options: SweepOptions = {}): Promise<SweepSummary> {
+  const now = options.now ?? new Date();
+  const maxOrders = options.maxOrders ?? MAX_ORDERS_PER_SWEEP;
+  const publish = options.publish ?? publishOrderEvent;
+  const summary: SweepSummary = { due: 0, republishedPlaced: 0, republishedOutcome: 0, finished: 0, failed: 0, stuck: 0, stuckOrderIds: [] };
+  // Each shard gets an equal part of the cap, so a backlog in one cannot starve the others.
+  const perShard = Math.max(1, Math.ceil(maxOrders / SWEEP_SHARDS));
+  for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
+    for (const orderId of await dueOrderIds(`S${shard}`, now, perShard)) {
+      if (summary.due >= maxOrders) break;
+      summary.due += 1;
+      await sweepOrder(orderId, now, publish, summary);
+    }
+  }
+  if (summary.stuck > 0) {
+    singleMetric().addMetric('OrdersStuck', MetricUnit.Count, summary.stuck);
+    logger.error('Orders stuck: the sweep has tried them many times; look at the DLQs and the logs', {
+      stuckOrderIds: summary.stuckOrderIds.slice(0, 50),
+    });
+  }
+  return summary;
+}
+
+/** The ids of a shard's orders whose sweep time has come, oldest first. */
+async function dueOrderIds(shard: string, now: Date, limit: number): Promise<string[]> {
+  const ids: string[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamoDbDocumentClient().send(
+      new QueryCommand({
+        TableName: config.ordersTable(),
+        IndexName: 'UnfinishedOrders',
+        KeyConditionExpression: 'sweepShard = :shard AND sweepDueAt <= :now',
+        ExpressionAttributeValues: { ':shard': shard, ':now': now.toISOString() },
+        ExclusiveStartKey: startKey,
+        Limit: Math.min(100, limit - ids.length),
+      }),
+    );
+    ids.push(...(page.Items ?? []).map((item) => String(item.orderId)));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey && ids.length < limit);
+  return ids;
+}
+
+async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrderEvent, summary: SweepSummary): Promise<void> {
+  // The index is eventually consistent and keys-only: the order item itself says what is missing.
+  const order = await findOrder(orderId);
+  if (!order || order.sweepDueAt === undefined) return;
+  if (order.status !== 'PENDING' && missingFollowUps(order).length === 0) {
+    await leaveIndex(order);
+    summary.finished += 1;
+    return;
+  }
+  const attempts = (order.sweepAttempts ?? 0) + 1;
+  if (attempts > config.orderSweepStuckAttempts()) {
+    summary.stuck += 1;
+    summary.stuckOrderIds.push(orderId);
+  }
+  try {
+    if (order.status === 'PENDING') {
+      await publish(order.placedEvent);
+      summary.republishedPlaced += 1;
+    } else {
+      await publishOutcome(order, publish);
+      summary.republishedOutcome += 1;
+    }
+    logger.info('Sweep: published again', {
+      orderId,
+      status: order.status,
+      attempt: attempts,
+      ...(order.status === 'PENDING' ? {} : { missing: missingFollowUps(order) }),
+    });
+  } catch (error) {
+    summary.failed += 1;
+    logger.error('Sweep: publish failed; the order is tried again after its backoff', { error, orderId });
+  }
+  await scheduleNextAttempt(order, attempts, now);
+}
+
+/** Counts the attempt and sets when to look again; skipped if the order moved on meanwhile. */
+async function scheduleNextAttempt(order: OrderRecord, attempts: number, now: Date): Promise<void> {
+  try {
+    await dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.ordersTable(),
+        Key: { orderId: order.orderId },
+        // Unchanged due time: neither another sweep nor the decision (which resets it) came between.
+        ConditionExpression: 'sweepDueAt = :seen',
+        UpdateExpression: 'SET sweepAttempts = :attempts, sweepDueAt = :due',
+        ExpressionAttributeValues: {
+          ':seen': order.sweepDueAt,
+          ':attempts': attempts,
+          ':due': secondsAfter(now, sweepBackoffSeconds(attempts, config.orderSweepBackoffBaseSeconds())),
+        },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/** Every follow-up is done: the order leaves the index (and its outcome was evidently published). */
+async function leaveIndex(order: OrderRecord): Promise<void> {
+  await dynamoDbDocumentClient().send(
+    new UpdateCommand({
+      TableName: config.ordersTable(),
+      Key: { orderId: order.orderId },
+      ConditionExpression: 'attribute_exists(orderId)',
+      UpdateExpression: 'SET outcomePublishedAt = if_not_exists(outcomePublishedAt, :now) REMOVE sweepShard, sweepDueAt',
+      ExpressionAttributeValues: { ':now': new Date().toISOString() },
+    }),
+  );
+}
