@@ -1,5 +1,6 @@
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { MAX_ORDER_BODY_BYTES, parseOrderRequest } from '../../lib/order-request.js';
+import { MAX_ORDER_BODY_BYTES, parseOrderRequest, parseOrderRequestEvent } from '../../lib/order-request.js';
 
 const validOrder = {
   customerId: 'cus_1',
@@ -66,5 +67,120 @@ describe('parseOrderRequest', () => {
 
   it('refuses an idempotency key with control characters', () => {
     expect(parse(validOrder, 'application/json', 'bad\nkey')).toMatchObject({ ok: false, status: 400 });
+  });
+});
+
+/**
+ * A POST /orders event as API Gateway HTTP API (payload format 2.0) delivers it: header names
+ * lower-cased, repeated headers joined by commas, and the body either as text or, when API Gateway
+ * does not treat it as text, base64-encoded with isBase64Encoded.
+ */
+function apiGatewayEvent(body: Buffer | string, headers: Record<string, string>, base64: boolean): APIGatewayProxyEventV2 {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  return {
+    version: '2.0',
+    routeKey: 'POST /orders',
+    rawPath: '/orders',
+    rawQueryString: '',
+    headers: { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'content-length': String(bytes.length), ...headers },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      domainName: 'abc123.execute-api.us-east-1.amazonaws.com',
+      domainPrefix: 'abc123',
+      http: { method: 'POST', path: '/orders', protocol: 'HTTP/1.1', sourceIp: '203.0.113.10', userAgent: 'curl/8.5.0' },
+      requestId: 'JKJaXmPLvHcESHA=',
+      routeKey: 'POST /orders',
+      stage: '$default',
+      time: '25/Nov/2026:20:13:20 +0000',
+      timeEpoch: 1795640000000,
+    },
+    body: base64 ? bytes.toString('base64') : bytes.toString('utf8'),
+    isBase64Encoded: base64,
+  };
+}
+
+const json = { 'content-type': 'application/json' };
+const validBody = () => Buffer.from(JSON.stringify(validOrder));
+/** The valid order with `bad` spliced in at byte `at`. */
+const spliced = (at: number, bad: number[]) => Buffer.concat([validBody().subarray(0, at), Buffer.from(bad), validBody().subarray(at)]);
+
+describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
+  it.each([true, false])('accepts a valid order, base64-encoded %s', (base64) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'idempotency-key': 'k-1' }, base64));
+    expect(result).toMatchObject({ ok: true, idempotencyKey: 'k-1', request: validOrder });
+  });
+
+  it.each([
+    ['a lone continuation byte', [0x80], 17],
+    ['a truncated three-byte sequence', [0xe2, 0x82], 17],
+    ['an overlong encoding of "/"', [0xc0, 0xaf], 17],
+    ['an encoded surrogate (U+D800)', [0xed, 0xa0, 0x80], 17],
+    ['a byte that never occurs in UTF-8', [0xff], 17],
+    ['a code point past U+10FFFF', [0xf4, 0x90, 0x80, 0x80], 17],
+  ])('answers 400 naming the offset of %s', (_, bad, at) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(spliced(at, bad), json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'InvalidJson', message: `Request body is not valid UTF-8 at byte ${at}` });
+  });
+
+  it('names the first bad byte after valid multi-byte characters, counting bytes, not characters', () => {
+    const body = Buffer.concat([Buffer.from('{"name":"Zoë 東京 🚚'), Buffer.from([0xe2, 0x28, 0xa1]), Buffer.from('"}')]);
+    const at = Buffer.byteLength('{"name":"Zoë 東京 🚚');
+    const result = parseOrderRequestEvent(apiGatewayEvent(body, json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, message: `Request body is not valid UTF-8 at byte ${at}` });
+  });
+
+  it('a truncated sequence at the very end is named at its first byte', () => {
+    const body = Buffer.concat([validBody(), Buffer.from([0xf0, 0x9f, 0x9a])]);
+    const result = parseOrderRequestEvent(apiGatewayEvent(body, json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, message: `Request body is not valid UTF-8 at byte ${validBody().length}` });
+  });
+
+  it.each(['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16', 'application/json; charset=utf-8; charset=latin1'])(
+    'answers 415 naming a charset other than UTF-8: %s',
+    (contentType) => {
+      const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false));
+      const named = /charset="?([^";]+)"?$/i.exec(contentType)![1]!;
+      expect(result).toMatchObject({ ok: false, status: 415, error: 'UnsupportedMediaType' });
+      if (!result.ok) expect(result.message).toBe(`Content-Type charset must be utf-8, not ${named}`);
+    },
+  );
+
+  it.each(['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'Application/JSON ; Charset = "Utf-8"', 'application/json; charset=utf8'])(
+    'accepts charset utf-8 in any case, quoted or not: %s',
+    (contentType) => {
+      expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false))).toMatchObject({ ok: true });
+    },
+  );
+
+  it.each([
+    ['gzip', 'gzip'],
+    ['br', 'br'],
+    ['GZIP', 'gzip'],
+    ['identity, gzip', 'gzip'],
+    ['gzip, br', 'gzip, br'],
+  ])('answers 415 naming a Content-Encoding other than identity: %s', (contentEncoding, named) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'content-encoding': contentEncoding }, true));
+    expect(result).toMatchObject({
+      ok: false,
+      status: 415,
+      error: 'UnsupportedMediaType',
+      message: `Content-Encoding ${named} is not supported; send the body uncompressed (identity)`,
+      headers: { 'accept-encoding': 'identity' },
+    });
+  });
+
+  it('accepts Content-Encoding identity', () => {
+    expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'content-encoding': 'Identity' }, false))).toMatchObject({ ok: true });
+  });
+
+  it('the createOrder handler answers a compressed body 415 with Accept-Encoding: identity', async () => {
+    const { handler } = await import('../../functions/createOrder.js');
+    const event = apiGatewayEvent(validBody(), { ...json, 'content-encoding': 'gzip' }, true);
+    const context = { functionName: 'createOrder', awsRequestId: 'r1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+    const result = (await handler(event, context)) as { statusCode: number; headers: Record<string, string>; body: string };
+    expect(result.statusCode).toBe(415);
+    expect(result.headers).toMatchObject({ 'content-type': 'application/json', 'accept-encoding': 'identity' });
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'UnsupportedMediaType', message: expect.stringContaining('gzip') });
   });
 });
