@@ -14,12 +14,38 @@ export const orderItemSchema = z.strictObject({
   quantity: z.number().int('must be a whole number').min(1).max(MAX_QUANTITY),
 });
 
+// Control characters (category Cc: tab, newline, NUL...) and the line and paragraph separators
+// break the label, the CSV export or the log line an address ends up in.
+const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029]/u;
+// White space and format characters (category Cf: U+200B, U+FEFF, U+2060...) show nothing.
+const INVISIBLE_CHARACTERS = /[\p{White_Space}\p{Cf}]/gu;
+
+/**
+ * Free text a person typed. Control characters are refused before trimming (a trailing newline is
+ * as wrong as an inner one); a value with nothing visible is blank, whatever its length.
+ */
+function text(maxLength: number) {
+  return z
+    .string()
+    .refine((value) => !CONTROL_CHARACTER.test(value), {
+      message: 'must not contain control characters (such as tab or newline) or line/paragraph separators',
+      abort: true,
+    })
+    .trim()
+    .refine((value) => value.replace(INVISIBLE_CHARACTERS, '') !== '', {
+      message: 'must not be blank (white space and invisible characters such as U+200B do not count)',
+      abort: true,
+    })
+    .max(maxLength);
+}
+
 export const shippingAddressSchema = z.strictObject({
-  name: z.string().trim().min(1).max(200),
-  line1: z.string().trim().min(1).max(200),
-  line2: z.string().trim().max(200).optional(),
-  city: z.string().trim().min(1).max(100),
-  postalCode: z.string().trim().min(1).max(20),
+  name: text(200),
+  line1: text(200),
+  /** Left out when there is none: present, it must say something, like every other line. */
+  line2: text(200).optional(),
+  city: text(100),
+  postalCode: text(20),
   country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
 });
 

@@ -184,3 +184,56 @@ describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
     expect(JSON.parse(result.body)).toMatchObject({ error: 'UnsupportedMediaType', message: expect.stringContaining('gzip') });
   });
 });
+
+describe('text fields of the shipping address', () => {
+  const withAddress = (field: string, value: string) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, [field]: value } });
+  const textFields = ['name', 'line1', 'line2', 'city', 'postalCode'];
+
+  it.each(
+    textFields.flatMap((field) =>
+      [
+        '',
+        '   ',
+        '\u200b',
+        '\ufeff',
+        ' \u2060 ',
+        '\u00a0\u3000',
+        '\u00ad\u180e\u200d',
+      ].map((value) => [field, value] as const),
+    ),
+  )('answers 400 naming %s when it is blank once white space and format characters are set aside (%j)', (field, value) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, false));
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: `shippingAddress.${field}`, message: expect.stringContaining('must not be blank') }]);
+    expect(result.message).toContain(`shippingAddress.${field}: must not be blank`);
+  });
+
+  it.each(
+    textFields.flatMap((field) =>
+      ['Ada\tLovelace', 'Ada\n', '\rAda', 'A\u0000da', 'Ada\u007f', 'Ada\u0085', '1 Main St\u2028Flat 2', 'Ada\u2029'].map((value) => [field, value] as const),
+    ),
+  )('answers 400 naming %s when it holds a control character or separator (%j)', (field, value) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: `shippingAddress.${field}`, message: expect.stringContaining('control characters') }]);
+  });
+
+  it.each([
+    ['name', 'Zoë Ñúñez-Łukasiewicz'],
+    ['name', '東京 太郎'],
+    ['line1', 'Straße 5'],
+    ['line2', 'Flat 2\u200d'],
+    ['city', '  Saint-Étienne  '],
+    ['postalCode', '75001'],
+  ])('accepts %s %j, trimmed', (field, value) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, false));
+    expect(result).toMatchObject({ ok: true, request: { shippingAddress: { [field]: value.trim() } } });
+  });
+
+  it('accepts an order without line2', () => {
+    expect(validOrder.shippingAddress).not.toHaveProperty('line2');
+    expect(parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(validOrder), json, false))).toMatchObject({ ok: true });
+  });
+});
