@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCountryCode } from './country-codes.js';
 
 // What a client may send to POST /orders. Limits are part of the contract: they keep one order
 // (and so one OrderPlaced message) far below the SNS/SQS 256 KB message size limit.
@@ -46,7 +47,11 @@ export const shippingAddressSchema = z.strictObject({
   line2: text(200).optional(),
   city: text(100),
   postalCode: text(20),
-  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
+  country: z.string().refine(isCountryCode, {
+    // UK is the one reserved code people send for a real country.
+    error: (issue) =>
+      `must be an assigned ISO 3166-1 alpha-2 code such as GB, US or DE${issue.input === 'UK' ? ' (the United Kingdom is GB)' : ''}`,
+  }),
 });
 
 export const paymentSchema = z.strictObject({

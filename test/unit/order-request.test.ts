@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { ISO_3166_1_ALPHA_2_CODES } from '../../lib/country-codes.js';
 import { MAX_ORDER_BODY_BYTES, parseOrderRequest, parseOrderRequestEvent } from '../../lib/order-request.js';
 
 const validOrder = {
@@ -235,5 +236,34 @@ describe('text fields of the shipping address', () => {
   it('accepts an order without line2', () => {
     expect(validOrder.shippingAddress).not.toHaveProperty('line2');
     expect(parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(validOrder), json, false))).toMatchObject({ ok: true });
+  });
+});
+
+describe('shippingAddress.country', () => {
+  const withCountry = (country: unknown) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, country } });
+  const parseCountry = (country: unknown) => parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withCountry(country)), json, false));
+
+  it('the embedded list holds the 249 assigned ISO 3166-1 alpha-2 codes, each once', () => {
+    expect(ISO_3166_1_ALPHA_2_CODES).toHaveLength(249);
+    expect(new Set(ISO_3166_1_ALPHA_2_CODES).size).toBe(249);
+    for (const code of ISO_3166_1_ALPHA_2_CODES) expect(code).toMatch(/^[A-Z]{2}$/);
+  });
+
+  it.each(['GB', 'US', 'DE', 'FR', 'JP', 'SS', 'AX', 'CW'])('accepts %s', (country) => {
+    expect(parseCountry(country)).toMatchObject({ ok: true, request: { shippingAddress: { country } } });
+  });
+
+  it.each(['XX', 'ZZ', 'AA', 'UK', 'EU', 'XK', 'QM', 'AN', 'YU', 'gb', 'GBR', 'G', ''])('answers 400 naming shippingAddress.country for %j', (country) => {
+    const result = parseCountry(country);
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: 'shippingAddress.country', message: expect.stringContaining('assigned ISO 3166-1 alpha-2 code') }]);
+    expect(result.message).toContain('shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code');
+  });
+
+  it('tells a client sending UK that the United Kingdom is GB', () => {
+    const result = parseCountry('UK');
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.message).toContain('the United Kingdom is GB');
   });
 });
