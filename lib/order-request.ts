@@ -5,7 +5,9 @@ import { firstInvalidUtf8Byte } from './utf8.js';
 
 /** An order body past this size is refused before it is parsed; a valid order is far smaller. */
 export const MAX_ORDER_BODY_BYTES = 64 * 1024;
-const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,128}$/;
+// Visible ASCII but the comma: API Gateway joins repeated headers with commas, so a comma in the
+// value means the header was sent more than once, and a key cannot hold one.
+const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x2b\x2d-\x7e]{1,128}$/;
 
 /** Labels the WHATWG Encoding Standard maps to UTF-8: a client naming any of them sends UTF-8. */
 const UTF8_LABELS = new Set(['utf-8', 'utf8', 'unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'x-unicode20utf8']);
@@ -88,6 +90,18 @@ export function parseOrderRequest(input: {
       error: 'UnsupportedMediaType',
       message: `Content-Encoding ${codings.join(', ')} is not supported; send the body uncompressed (identity)`,
       headers: { 'accept-encoding': 'identity' },
+    };
+  }
+  if (input.idempotencyKey?.includes(',')) {
+    // Two keys for one request: which one would a retry repeat? Refuse rather than pick one.
+    const values = input.idempotencyKey.split(',').length;
+    const message = `must be sent once; got ${values} values separated by commas (repeated headers arrive joined by commas, so a key cannot contain one)`;
+    return {
+      ok: false,
+      status: 400,
+      error: 'ValidationError',
+      message: `Idempotency-Key: ${message}`,
+      issues: [{ field: 'Idempotency-Key', message }],
     };
   }
   if (input.idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(input.idempotencyKey)) {

@@ -267,3 +267,32 @@ describe('shippingAddress.country', () => {
     if (!result.ok) expect(result.message).toContain('the United Kingdom is GB');
   });
 });
+
+describe('Idempotency-Key', () => {
+  const withKey = (headers: Record<string, string>) => parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, ...headers }, false));
+
+  it.each([
+    // Two headers, as API Gateway HTTP API (and the local HTTP API) hand them over: one value, joined by a comma.
+    [{ 'idempotency-key': 'key-1,key-2' }, 2],
+    [{ 'idempotency-key': 'key-1, key-2' }, 2],
+    [{ 'idempotency-key': 'same,same' }, 2],
+    [{ 'idempotency-key': 'a,b,c' }, 3],
+    // A hand-written event spelling the header twice.
+    [{ 'Idempotency-Key': 'key-1', 'idempotency-key': 'key-2' }, 2],
+    // One key holding a comma cannot be told from two keys.
+    [{ 'idempotency-key': 'order,42' }, 2],
+  ])('answers 400 naming the header when it holds more than one key: %j', (headers, count) => {
+    const result = withKey(headers);
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: 'Idempotency-Key', message: expect.stringContaining('must be sent once') }]);
+    expect(result.message).toBe(
+      `Idempotency-Key: must be sent once; got ${count} values separated by commas (repeated headers arrive joined by commas, so a key cannot contain one)`,
+    );
+  });
+
+  it('accepts one key of visible ASCII, and no key at all', () => {
+    expect(withKey({ 'idempotency-key': '9b2f6c1e-4a7d:retry#1' })).toMatchObject({ ok: true, idempotencyKey: '9b2f6c1e-4a7d:retry#1' });
+    expect(withKey({})).toMatchObject({ ok: true, idempotencyKey: undefined });
+  });
+});
