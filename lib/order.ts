@@ -74,6 +74,11 @@ export type OrderItem = z.infer<typeof orderItemSchema>;
 export type ShippingAddress = z.infer<typeof shippingAddressSchema>;
 
 export const ORDER_ID_PATTERN = /^ord_[0-9a-f]{32}$/;
+/**
+ * The order id, one schema for the API and the consumers: an id GET /orders/{orderId} refuses as
+ * malformed is refused in an event too, so such an event goes to the DLQ instead of being worked on.
+ */
+export const orderIdSchema = z.string().regex(ORDER_ID_PATTERN, 'must look like ord_ followed by 32 hex digits');
 export const STAGES = ['inventory', 'payment', 'shipping'] as const;
 export type Stage = (typeof STAGES)[number];
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
