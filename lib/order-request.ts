@@ -82,8 +82,8 @@ export function parseOrderRequest(input: {
     .map((coding) => coding.trim().toLowerCase())
     .filter((coding) => coding && coding !== 'identity');
   if (codings.length > 0) {
-    // Neither API Gateway nor this function decompresses a request body (RFC 9110 15.5.16: 415,
-    // and Accept-Encoding says what would be accepted).
+    // The body is read as sent, never decompressed: a compressed one would only fail later as
+    // "not valid UTF-8". RFC 9110 15.5.16 and 12.5.3: 415, with Accept-Encoding saying what would do.
     return {
       ok: false,
       status: 415,
