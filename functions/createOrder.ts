@@ -3,20 +3,17 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { bodyBytes, errorResponse, header, jsonResponse, type HttpResult } from '../lib/http-api.js';
+import { errorResponse, jsonResponse, type HttpResult } from '../lib/http-api.js';
 import { logger, metrics } from '../lib/observability.js';
-import { parseOrderRequest } from '../lib/order-request.js';
+import { parseOrderRequestEvent } from '../lib/order-request.js';
 import { placeOrder } from '../lib/place-order.js';
 
 // POST /orders: validate, store as PENDING, publish OrderPlaced, answer 202 with where to look.
 async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
-  const parsed = parseOrderRequest({
-    body: bodyBytes(event),
-    contentType: header(event, 'content-type'),
-    idempotencyKey: header(event, 'idempotency-key'),
-  });
+  const parsed = parseOrderRequestEvent(event);
   if (!parsed.ok) {
-    return errorResponse(parsed.status, parsed.error, parsed.message, parsed.issues ? { issues: parsed.issues } : {});
+    const refusal = errorResponse(parsed.status, parsed.error, parsed.message, parsed.issues ? { issues: parsed.issues } : {});
+    return parsed.headers ? { ...refusal, headers: { ...refusal.headers, ...parsed.headers } } : refusal;
   }
   const result = await placeOrder(parsed.request, parsed.idempotencyKey);
   const { orderId, status } = result.order;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { orderItemSchema, paymentSchema, shippingAddressSchema } from './order.js';
+import { orderIdSchema, orderItemSchema, paymentSchema, shippingAddressSchema } from './order.js';
 
 // Every message on the order events topic is one of these, JSON in the message body, with its
 // type also in the `eventType` message attribute so that subscriptions can filter on it.
@@ -10,7 +10,7 @@ export type EventType = (typeof EVENT_TYPES)[number];
 const envelope = {
   /** The event's identity: the same for every delivery and every republish of one event. */
   eventId: z.string().min(1).max(200),
-  orderId: z.string().min(1).max(100),
+  orderId: orderIdSchema,
   occurredAt: z.iso.datetime(),
 };
 

@@ -19,12 +19,14 @@ export function errorResponse(statusCode: number, error: string, message: string
 }
 
 export function header(event: APIGatewayProxyEventV2, name: string): string | undefined {
-  // API Gateway HTTP APIs lower-case header names; be lenient with hand-written test events.
+  // API Gateway HTTP APIs lower-case header names and join a repeated header's values with commas;
+  // a hand-written event may spell one header twice in two cases, and then it is joined the same way.
   const wanted = name.toLowerCase();
+  const values: string[] = [];
   for (const [key, value] of Object.entries(event.headers ?? {})) {
-    if (key.toLowerCase() === wanted) return value;
+    if (key.toLowerCase() === wanted && value !== undefined) values.push(value);
   }
-  return undefined;
+  return values.length > 0 ? values.join(',') : undefined;
 }
 
 export function bodyBytes(event: APIGatewayProxyEventV2): Buffer {

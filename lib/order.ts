@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCountryCode } from './country-codes.js';
 
 // What a client may send to POST /orders. Limits are part of the contract: they keep one order
 // (and so one OrderPlaced message) far below the SNS/SQS 256 KB message size limit.
@@ -14,13 +15,43 @@ export const orderItemSchema = z.strictObject({
   quantity: z.number().int('must be a whole number').min(1).max(MAX_QUANTITY),
 });
 
+// Control characters (category Cc: tab, newline, NUL...) and the line and paragraph separators
+// break the label, the CSV export or the log line an address ends up in.
+const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029]/u;
+// White space and format characters (category Cf: U+200B, U+FEFF, U+2060...) show nothing.
+const INVISIBLE_CHARACTERS = /[\p{White_Space}\p{Cf}]/gu;
+
+/**
+ * Free text a person typed. Control characters are refused before trimming (a trailing newline is
+ * as wrong as an inner one); a value with nothing visible is blank, whatever its length.
+ */
+function text(maxLength: number) {
+  return z
+    .string()
+    .refine((value) => !CONTROL_CHARACTER.test(value), {
+      message: 'must not contain control characters (such as tab or newline) or line/paragraph separators',
+      abort: true,
+    })
+    .trim()
+    .refine((value) => value.replace(INVISIBLE_CHARACTERS, '') !== '', {
+      message: 'must not be blank (white space and invisible characters such as U+200B do not count)',
+      abort: true,
+    })
+    .max(maxLength);
+}
+
 export const shippingAddressSchema = z.strictObject({
-  name: z.string().trim().min(1).max(200),
-  line1: z.string().trim().min(1).max(200),
-  line2: z.string().trim().max(200).optional(),
-  city: z.string().trim().min(1).max(100),
-  postalCode: z.string().trim().min(1).max(20),
-  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
+  name: text(200),
+  line1: text(200),
+  /** Left out when there is none: present, it must say something, like every other line. */
+  line2: text(200).optional(),
+  city: text(100),
+  postalCode: text(20),
+  country: z.string().refine(isCountryCode, {
+    // UK is the one reserved code people send for a real country.
+    error: (issue) =>
+      `must be an assigned ISO 3166-1 alpha-2 code such as GB, US or DE${issue.input === 'UK' ? ' (the United Kingdom is GB)' : ''}`,
+  }),
 });
 
 export const paymentSchema = z.strictObject({
@@ -43,6 +74,11 @@ export type OrderItem = z.infer<typeof orderItemSchema>;
 export type ShippingAddress = z.infer<typeof shippingAddressSchema>;
 
 export const ORDER_ID_PATTERN = /^ord_[0-9a-f]{32}$/;
+/**
+ * The order id, one schema for the API and the consumers: an id GET /orders/{orderId} refuses as
+ * malformed is refused in an event too, so such an event goes to the DLQ instead of being worked on.
+ */
+export const orderIdSchema = z.string().regex(ORDER_ID_PATTERN, 'must look like ord_ followed by 32 hex digits');
 export const STAGES = ['inventory', 'payment', 'shipping'] as const;
 export type Stage = (typeof STAGES)[number];
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';

@@ -2,6 +2,7 @@
 // request into a payload format 2.0 event and the function's result back into a response, as API
 // Gateway does.
 
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -296,7 +297,10 @@ function buildEvent(input: {
     isBase64Encoded: false,
   };
   if (body.length > 0) {
-    const text = isTextContentType(headers['content-type']);
+    // A JSON string cannot carry bytes that are not UTF-8: decoding them here would replace them
+    // with U+FFFD and hide them from the function. Such a body goes base64-encoded, as a binary one
+    // does, so the function sees exactly the bytes the client sent.
+    const text = isTextContentType(headers['content-type']) && isUtf8(body);
     event.body = text ? body.toString('utf8') : body.toString('base64');
     event.isBase64Encoded = !text;
   }

@@ -7,9 +7,12 @@ import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 // Hostile input through the local HTTP API: generated requests at POST /orders and
 // GET /orders/{id} (wrong types, missing fields, huge strings, deep nesting, non-JSON, invalid
 // UTF-8, negative and fractional quantities, too many items, path traversal in ids, odd content
-// types, oversize bodies). Every answer is a 4xx with a JSON body {error, message} naming the
-// problem, a 202 for a valid order (200 for reading one); never a 5xx. Nothing is published for a
-// rejected body: every OrderPlaced the topic saw belongs to an order that was answered 202.
+// types and charsets, compressed bodies, repeated Idempotency-Keys, blank or control characters in
+// the address, unassigned country codes, oversize bodies). Every answer is a 4xx with a JSON body
+// {error, message} naming the problem, a 202 for a valid order (200 for reading one); never a 5xx.
+// Where the answer is certain (a valid order, and each rule the API states), it is checked
+// exactly. Nothing is published for a rejected body: every OrderPlaced the topic saw belongs to an
+// order that was answered 202.
 
 const RUNS = 1200;
 let handle: LocalPipeline;
@@ -24,7 +27,17 @@ afterAll(async () => {
   await handle?.stop();
 });
 
-type Request = { kind: string; method: 'POST' | 'GET'; path: string; contentType?: string; body?: string | Uint8Array; idempotencyKey?: string };
+type Request = {
+  kind: string;
+  method: 'POST' | 'GET';
+  path: string;
+  contentType?: string;
+  body?: string | Uint8Array;
+  idempotencyKey?: string;
+  headers?: Record<string, string>;
+  /** The answer the API must give, when it is certain: its status and what its message says. */
+  expected?: { status: number; message?: string | RegExp };
+};
 
 const validOrder = () => ({
   customerId: 'cus_hostile',
@@ -95,7 +108,14 @@ const mutatedOrder: fc.Arbitrary<Request> = fc
         items.push({ ...items[0]! });
         break;
     }
-    return { kind: `order: ${m.what}`, method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(order) };
+    return {
+      kind: `order: ${m.what}`,
+      method: 'POST',
+      path: '/orders',
+      contentType: 'application/json',
+      body: JSON.stringify(order),
+      ...(m.what === 'valid' ? { expected: { status: 202 } } : {}),
+    };
   });
 
 const deepNesting: fc.Arbitrary<Request> = fc.record({ depth: fc.integer({ min: 50, max: 30_000 }), array: fc.boolean() }).map(({ depth, array }) => ({
@@ -113,7 +133,10 @@ const invalidUtf8: fc.Arbitrary<Request> = fc
   .map(({ bytes, contentType }) => {
     // Splice a lone continuation byte and a truncated sequence into an otherwise valid order.
     const text = Buffer.from(JSON.stringify(validOrder()));
-    return { kind: 'invalid UTF-8', method: 'POST', path: '/orders', contentType, body: Buffer.concat([text.subarray(0, 20), Buffer.from([0x80, 0xe2, 0x82]), Buffer.from(bytes), text.subarray(20)]) };
+    const body = Buffer.concat([text.subarray(0, 20), Buffer.from([0x80, 0xe2, 0x82]), Buffer.from(bytes), text.subarray(20)]);
+    // The bad bytes must reach the function as sent (not as U+FFFD), so it can say where they are.
+    const expected = contentType.startsWith('application/json') ? { status: 400, message: 'Request body is not valid UTF-8 at byte 20' } : { status: 415 };
+    return { kind: 'invalid UTF-8', method: 'POST', path: '/orders', contentType, body, expected };
   });
 
 const oddContentType: fc.Arbitrary<Request> = fc
@@ -134,6 +157,63 @@ const badIdempotencyKey: fc.Arbitrary<Request> = fc
   .oneof(fc.string({ minLength: 129, maxLength: 2000 }).map((key) => key.replace(/[^\x21-\x7e]/g, 'k')), fc.constantFrom(' ', 'key with spaces', '\t'))
   .map((idempotencyKey) => ({ kind: 'bad Idempotency-Key', method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(validOrder()), idempotencyKey }));
 
+const post = (kind: string, order: unknown, extra: Partial<Request>): Request => ({
+  kind,
+  method: 'POST',
+  path: '/orders',
+  contentType: 'application/json',
+  body: JSON.stringify(order),
+  ...extra,
+});
+
+const otherCharset: fc.Arbitrary<Request> = fc
+  .constantFrom('latin1', 'ISO-8859-1', '"windows-1252"', 'utf-16', 'us-ascii')
+  .map((charset) =>
+    post('charset other than UTF-8', validOrder(), {
+      contentType: `application/json; charset=${charset}`,
+      expected: { status: 415, message: `Content-Type charset must be utf-8, not ${charset.replaceAll('"', '')}` },
+    }),
+  );
+
+const compressed: fc.Arbitrary<Request> = fc
+  .constantFrom('gzip', 'br', 'deflate', 'zstd', 'identity, gzip')
+  .map((encoding) =>
+    post('Content-Encoding', validOrder(), { headers: { 'content-encoding': encoding }, expected: { status: 415, message: `Content-Encoding ${encoding.replace('identity, ', '')} is not supported` } }),
+  );
+
+// Two keys as API Gateway hands them to the function: one header value, joined by a comma.
+const repeatedIdempotencyKey: fc.Arbitrary<Request> = fc
+  .tuple(fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/), fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/))
+  .map(([first, second]) =>
+    post('repeated Idempotency-Key', validOrder(), { idempotencyKey: `${first}, ${second}`, expected: { status: 400, message: /^Idempotency-Key: must be sent once/ } }),
+  );
+
+const invisible = fc.constantFrom(' ', '\u00a0', '\u200b', '\ufeff', '\u2060', '\u3000', '\u00ad', '\u200d');
+const control = fc.constantFrom('\t', '\n', '\r', '\u0000', '\u001b', '\u007f', '\u0085', '\u2028', '\u2029');
+const blankOrControlText: fc.Arbitrary<Request> = fc
+  .record({
+    field: fc.constantFrom('name', 'line1', 'line2', 'city', 'postalCode'),
+    blank: fc.boolean(),
+    invisible: fc.array(invisible, { minLength: 0, maxLength: 6 }),
+    control,
+    text: fc.constantFrom('Ada', '1 Main St', 'N1 9GU'),
+  })
+  .map(({ field, blank, invisible, control, text }) => {
+    const order = validOrder();
+    const value = blank ? invisible.join('') : `${invisible.join('')}${text}${control}`;
+    (order.shippingAddress as Record<string, string>)[field] = value;
+    const message = `shippingAddress.${field}: must not ${blank ? 'be blank' : 'contain control characters'}`;
+    return post(blank ? 'blank text' : 'control character in text', order, { expected: { status: 400, message } });
+  });
+
+const unassignedCountry: fc.Arbitrary<Request> = fc
+  .oneof(fc.constantFrom('XX', 'ZZ', 'AA', 'UK', 'EU', 'XK', 'QZ'), fc.stringMatching(/^[X][A-Z]$/))
+  .map((country) => {
+    const order = validOrder();
+    order.shippingAddress.country = country;
+    return post('unassigned country', order, { expected: { status: 400, message: 'shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code' } });
+  });
+
 const orderIds: fc.Arbitrary<Request> = fc
   .oneof(
     fc.constantFrom('../../etc/passwd', '..%2F..%2Fetc%2Fpasswd', '....//....//', '%00', 'ord_', `ord_${'0'.repeat(32)}/..`, 'ORD_' + 'A'.repeat(32), '%E0%A4%A', '\u0000', ' '),
@@ -152,6 +232,11 @@ const hostile = fc.oneof(
   { arbitrary: oversize, weight: 1 },
   { arbitrary: badIdempotencyKey, weight: 1 },
   { arbitrary: orderIds, weight: 3 },
+  { arbitrary: otherCharset, weight: 1 },
+  { arbitrary: compressed, weight: 1 },
+  { arbitrary: repeatedIdempotencyKey, weight: 1 },
+  { arbitrary: blankOrControlText, weight: 1 },
+  { arbitrary: unassignedCountry, weight: 1 },
 );
 
 describe('hostile input at the HTTP API', () => {
@@ -172,6 +257,7 @@ describe('hostile input at the HTTP API', () => {
         const headers: Record<string, string> = {};
         if (request.contentType !== undefined) headers['content-type'] = request.contentType;
         if (request.idempotencyKey !== undefined) headers['idempotency-key'] = request.idempotencyKey;
+        Object.assign(headers, request.headers);
         const response = await fetch(`${baseUrl}${request.path}`, { method: request.method, headers, ...(request.body === undefined ? {} : { body: typeof request.body === 'string' ? request.body : new Uint8Array(request.body) as unknown as BodyInit }) });
         const text = await response.text();
         collectPublishes();
@@ -179,6 +265,12 @@ describe('hostile input at the HTTP API', () => {
         expect(response.status, where).toBeLessThan(500);
         expect(response.headers.get('content-type'), where).toMatch(/^application\/json/);
         const body = JSON.parse(text) as { error?: unknown; message?: unknown; orderId?: string };
+        if (request.expected) {
+          expect(response.status, where).toBe(request.expected.status);
+          const { message } = request.expected;
+          if (typeof message === 'string') expect(body.message, where).toContain(message);
+          else if (message) expect(body.message, where).toMatch(message);
+        }
         if (response.status === 202) {
           expect(request.method).toBe('POST');
           accepted.add(String(body.orderId));

@@ -9,7 +9,7 @@ import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { redriveDeadLetters } from '../../lib/dlq-redrive.js';
 import { parseOrderEvent } from '../../lib/queue-consumer.js';
-import { orderPlaced } from '../support/sqs-events.js';
+import { orderIdOf, orderPlaced } from '../support/sqs-events.js';
 
 let server: FauxqsServer;
 let sqs: SQSClient;
@@ -50,7 +50,7 @@ beforeEach(async () => {
   run += 1;
   dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `redrive-${run}-dlq` }))).QueueUrl ?? '';
   sourceUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `redrive-${run}` }))).QueueUrl ?? '';
-  for (const orderId of ['ord_a', 'ord_b', 'ord_c']) {
+  for (const orderId of [orderIdOf('a'), orderIdOf('b'), orderIdOf('c')]) {
     await sqs.send(
       new SendMessageCommand({
         QueueUrl: dlqUrl,
@@ -67,7 +67,7 @@ describe('redriveDeadLetters (receive, send, delete)', () => {
     const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: dlqUrl, sourceQueueUrl: sourceUrl, select: isOrderEvent, scanVisibilitySeconds: 5 });
     expect(report).toMatchObject({ method: 'receive-send-delete', moved: 3, skipped: 1 });
     const moved = await drain(sourceUrl);
-    expect(moved.map((m) => parseOrderEvent(m.Body ?? '').orderId).sort()).toEqual(['ord_a', 'ord_b', 'ord_c']);
+    expect(moved.map((m) => parseOrderEvent(m.Body ?? '').orderId).sort()).toEqual([orderIdOf('a'), orderIdOf('b'), orderIdOf('c')].sort());
     expect(moved.every((m) => m.MessageAttributes?.eventType?.StringValue === 'OrderPlaced')).toBe(true);
     expect((await drain(dlqUrl)).map((m) => m.Body)).toEqual(['poison: never an order']);
   });

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { OrderEvent } from '../../lib/events.js';
+import { ORDER_ID_PATTERN } from '../../lib/order.js';
 
 // Lambda events built the way Lambda builds them, for tests that call handlers directly.
 
@@ -48,7 +50,18 @@ export function lambdaContext(functionName = 'order-pipeline-test-inventory', ti
   };
 }
 
+/**
+ * A well-formed order id named by a short label (`orderIdOf('bad')`), the same for the same label:
+ * consumers refuse an event whose orderId GET /orders/{orderId} would refuse, so tests cannot use
+ * ids such as `ord_1`.
+ */
+export function orderIdOf(label: string): string {
+  return `ord_${createHash('sha256').update(label).digest('hex').slice(0, 32)}`;
+}
+
 export function orderPlaced(orderId: string): OrderEvent {
+  // Fail here, not as a puzzling batch item failure: the consumers would refuse this event.
+  if (!ORDER_ID_PATTERN.test(orderId)) throw new Error(`orderPlaced(${orderId}): not an order id; use orderIdOf('${orderId}')`);
   return {
     eventId: `${orderId}:OrderPlaced`,
     eventType: 'OrderPlaced',

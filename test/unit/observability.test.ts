@@ -6,7 +6,7 @@ import { logger, maskSecrets, withLogKeys } from '../../lib/observability.js';
 import { recordDecisionMetrics } from '../../lib/order-outcome.js';
 import type { OrderRecord } from '../../lib/orders.js';
 import { createQueueConsumer } from '../../lib/queue-consumer.js';
-import { lambdaContext, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
+import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
 
 // What the functions write to stdout: Powertools JSON log lines and EMF metric blobs.
 vi.hoisted(() => {
@@ -42,7 +42,7 @@ describe('log lines of a batch handled in parallel', () => {
     const handler = createQueueConsumer('payment', {
       OrderPlaced: async (event) => {
         // Interleave the records: a key set logger-wide by one would show on the other's line.
-        await new Promise((resolve) => setTimeout(resolve, event.orderId === 'ord_a' ? 30 : 5));
+        await new Promise((resolve) => setTimeout(resolve, event.orderId === orderIdOf('a') ? 30 : 5));
         logger.info('Charging', { amount: 1 });
         return null;
       },
@@ -51,13 +51,13 @@ describe('log lines of a batch handled in parallel', () => {
       orderId: { dataType: 'String', stringValue: orderId },
       eventType: { dataType: 'String', stringValue: 'OrderPlaced' },
     });
-    const a = sqsRecord(orderPlaced('ord_a'), { messageAttributes: attributes('ord_a') }, 1);
-    const b = sqsRecord(orderPlaced('ord_b'), { messageAttributes: attributes('ord_b') }, 3);
+    const a = sqsRecord(orderPlaced(orderIdOf('a')), { messageAttributes: attributes(orderIdOf('a')) }, 1);
+    const b = sqsRecord(orderPlaced(orderIdOf('b')), { messageAttributes: attributes(orderIdOf('b')) }, 3);
     await handler(sqsEvent(a, b), lambdaContext());
 
     const charging = logLines('Charging');
     expect(charging).toHaveLength(2);
-    for (const [record, orderId, receiveCount] of [[a, 'ord_a', 1], [b, 'ord_b', 3]] as const) {
+    for (const [record, orderId, receiveCount] of [[a, orderIdOf('a'), 1], [b, orderIdOf('b'), 3]] as const) {
       const line = charging.find((l) => l.messageId === record.messageId);
       expect(line).toMatchObject({ correlation_id: orderId, orderId, eventType: 'OrderPlaced', receiveCount, stage: 'payment', amount: 1 });
       expect(logLines('Handling event').find((l) => l.messageId === record.messageId)).toMatchObject({ correlation_id: orderId, receiveCount });
@@ -70,10 +70,10 @@ describe('log lines of a batch handled in parallel', () => {
 
   it('names the order from the message attribute even when the body cannot be parsed', async () => {
     const handler = createQueueConsumer('inventory', { OrderPlaced: async () => null });
-    const poison = sqsRecord('{not json', { messageAttributes: { orderId: { dataType: 'String', stringValue: 'ord_p' } } });
+    const poison = sqsRecord('{not json', { messageAttributes: { orderId: { dataType: 'String', stringValue: orderIdOf('p') } } });
     await handler(sqsEvent(poison), lambdaContext());
     expect(logLines('Record failed; it is retried, and moved to the dead-letter queue after maxReceiveCount receives')[0]).toMatchObject({
-      correlation_id: 'ord_p',
+      correlation_id: orderIdOf('p'),
       messageId: poison.messageId,
       stage: 'inventory',
     });
@@ -82,7 +82,7 @@ describe('log lines of a batch handled in parallel', () => {
 
 describe('card tokens', () => {
   it('are masked in every logged string, keys and messages alike', () => {
-    withLogKeys({ body: JSON.stringify(orderPlaced('ord_t')) }, () => {
+    withLogKeys({ body: JSON.stringify(orderPlaced(orderIdOf('t'))) }, () => {
       logger.error('Declined tok_4242424242', { token: 'tok_visa', error: new Error('bad token tok_mastercard_debit') });
     });
     const text = JSON.stringify(lines);
@@ -97,11 +97,11 @@ describe('metrics', () => {
   it('per stage: records processed, failed, retried and OrderPlaced to stage done, with a stage dimension', async () => {
     const handler = createQueueConsumer('shipping', {
       OrderPlaced: async (event) => {
-        if (event.orderId === 'ord_bad') throw new Error('transient');
+        if (event.orderId === orderIdOf('bad')) throw new Error('transient');
         return null;
       },
     });
-    await handler(sqsEvent(sqsRecord(orderPlaced('ord_ok'), {}, 2), sqsRecord(orderPlaced('ord_bad'))), lambdaContext());
+    await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('ok')), {}, 2), sqsRecord(orderPlaced(orderIdOf('bad')))), lambdaContext());
     const [blob] = emf();
     expect(blob?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'stage']]);
     expect(blob).toMatchObject({ service: 'order-pipeline', stage: 'shipping', RecordsProcessed: 1, RecordsFailed: 1, RecordsRetried: 1 });
@@ -110,7 +110,7 @@ describe('metrics', () => {
 
   it("count a cancellation under `service` alone (the alarm's metric) and once more by reason", () => {
     const order = {
-      orderId: 'ord_c',
+      orderId: orderIdOf('c'),
       status: 'CANCELLED',
       reason: 'OUT_OF_STOCK',
       createdAt: '2026-01-01T00:00:00.000Z',

@@ -1,5 +1,7 @@
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { MAX_ORDER_BODY_BYTES, parseOrderRequest } from '../../lib/order-request.js';
+import { ISO_3166_1_ALPHA_2_CODES } from '../../lib/country-codes.js';
+import { MAX_ORDER_BODY_BYTES, parseOrderRequest, parseOrderRequestEvent } from '../../lib/order-request.js';
 
 const validOrder = {
   customerId: 'cus_1',
@@ -66,5 +68,231 @@ describe('parseOrderRequest', () => {
 
   it('refuses an idempotency key with control characters', () => {
     expect(parse(validOrder, 'application/json', 'bad\nkey')).toMatchObject({ ok: false, status: 400 });
+  });
+});
+
+/**
+ * A POST /orders event as API Gateway HTTP API (payload format 2.0) delivers it: header names
+ * lower-cased, repeated headers joined by commas, and the body either as text or, when API Gateway
+ * does not treat it as text, base64-encoded with isBase64Encoded.
+ */
+function apiGatewayEvent(body: Buffer | string, headers: Record<string, string>, base64: boolean): APIGatewayProxyEventV2 {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  return {
+    version: '2.0',
+    routeKey: 'POST /orders',
+    rawPath: '/orders',
+    rawQueryString: '',
+    headers: { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'content-length': String(bytes.length), ...headers },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      domainName: 'abc123.execute-api.us-east-1.amazonaws.com',
+      domainPrefix: 'abc123',
+      http: { method: 'POST', path: '/orders', protocol: 'HTTP/1.1', sourceIp: '203.0.113.10', userAgent: 'curl/8.5.0' },
+      requestId: 'JKJaXmPLvHcESHA=',
+      routeKey: 'POST /orders',
+      stage: '$default',
+      time: '25/Nov/2026:20:13:20 +0000',
+      timeEpoch: 1795640000000,
+    },
+    body: base64 ? bytes.toString('base64') : bytes.toString('utf8'),
+    isBase64Encoded: base64,
+  };
+}
+
+const json = { 'content-type': 'application/json' };
+const validBody = () => Buffer.from(JSON.stringify(validOrder));
+/** The valid order with `bad` spliced in at byte `at`. */
+const spliced = (at: number, bad: number[]) => Buffer.concat([validBody().subarray(0, at), Buffer.from(bad), validBody().subarray(at)]);
+
+describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
+  it.each([true, false])('accepts a valid order, base64-encoded %s', (base64) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'idempotency-key': 'k-1' }, base64));
+    expect(result).toMatchObject({ ok: true, idempotencyKey: 'k-1', request: validOrder });
+  });
+
+  it.each([
+    ['a lone continuation byte', [0x80], 17],
+    ['a truncated three-byte sequence', [0xe2, 0x82], 17],
+    ['an overlong encoding of "/"', [0xc0, 0xaf], 17],
+    ['an encoded surrogate (U+D800)', [0xed, 0xa0, 0x80], 17],
+    ['a byte that never occurs in UTF-8', [0xff], 17],
+    ['a code point past U+10FFFF', [0xf4, 0x90, 0x80, 0x80], 17],
+  ])('answers 400 naming the offset of %s', (_, bad, at) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(spliced(at, bad), json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'InvalidJson', message: `Request body is not valid UTF-8 at byte ${at}` });
+  });
+
+  it('names the first bad byte after valid multi-byte characters, counting bytes, not characters', () => {
+    const body = Buffer.concat([Buffer.from('{"name":"Zoë 東京 🚚'), Buffer.from([0xe2, 0x28, 0xa1]), Buffer.from('"}')]);
+    const at = Buffer.byteLength('{"name":"Zoë 東京 🚚');
+    const result = parseOrderRequestEvent(apiGatewayEvent(body, json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, message: `Request body is not valid UTF-8 at byte ${at}` });
+  });
+
+  it('a truncated sequence at the very end is named at its first byte', () => {
+    const body = Buffer.concat([validBody(), Buffer.from([0xf0, 0x9f, 0x9a])]);
+    const result = parseOrderRequestEvent(apiGatewayEvent(body, json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, message: `Request body is not valid UTF-8 at byte ${validBody().length}` });
+  });
+
+  it.each(['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16', 'application/json; charset=utf-8; charset=latin1'])(
+    'answers 415 naming a charset other than UTF-8: %s',
+    (contentType) => {
+      const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false));
+      const named = /charset="?([^";]+)"?$/i.exec(contentType)![1]!;
+      expect(result).toMatchObject({ ok: false, status: 415, error: 'UnsupportedMediaType' });
+      if (!result.ok) expect(result.message).toBe(`Content-Type charset must be utf-8, not ${named}`);
+    },
+  );
+
+  it.each(['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'Application/JSON ; Charset = "Utf-8"', 'application/json; charset=utf8'])(
+    'accepts charset utf-8 in any case, quoted or not: %s',
+    (contentType) => {
+      expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false))).toMatchObject({ ok: true });
+    },
+  );
+
+  it.each([
+    ['gzip', 'gzip'],
+    ['br', 'br'],
+    ['GZIP', 'gzip'],
+    ['identity, gzip', 'gzip'],
+    ['gzip, br', 'gzip, br'],
+  ])('answers 415 naming a Content-Encoding other than identity: %s', (contentEncoding, named) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'content-encoding': contentEncoding }, true));
+    expect(result).toMatchObject({
+      ok: false,
+      status: 415,
+      error: 'UnsupportedMediaType',
+      message: `Content-Encoding ${named} is not supported; send the body uncompressed (identity)`,
+      headers: { 'accept-encoding': 'identity' },
+    });
+  });
+
+  it('accepts Content-Encoding identity', () => {
+    expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'content-encoding': 'Identity' }, false))).toMatchObject({ ok: true });
+  });
+
+  it('the createOrder handler answers a compressed body 415 with Accept-Encoding: identity', async () => {
+    const { handler } = await import('../../functions/createOrder.js');
+    const event = apiGatewayEvent(validBody(), { ...json, 'content-encoding': 'gzip' }, true);
+    const context = { functionName: 'createOrder', awsRequestId: 'r1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+    const result = (await handler(event, context)) as { statusCode: number; headers: Record<string, string>; body: string };
+    expect(result.statusCode).toBe(415);
+    expect(result.headers).toMatchObject({ 'content-type': 'application/json', 'accept-encoding': 'identity' });
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'UnsupportedMediaType', message: expect.stringContaining('gzip') });
+  });
+});
+
+describe('text fields of the shipping address', () => {
+  const withAddress = (field: string, value: string) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, [field]: value } });
+  const textFields = ['name', 'line1', 'line2', 'city', 'postalCode'];
+
+  it.each(
+    textFields.flatMap((field) =>
+      [
+        '',
+        '   ',
+        '\u200b',
+        '\ufeff',
+        ' \u2060 ',
+        '\u00a0\u3000',
+        '\u00ad\u180e\u200d',
+      ].map((value) => [field, value] as const),
+    ),
+  )('answers 400 naming %s when it is blank once white space and format characters are set aside (%j)', (field, value) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, false));
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: `shippingAddress.${field}`, message: expect.stringContaining('must not be blank') }]);
+    expect(result.message).toContain(`shippingAddress.${field}: must not be blank`);
+  });
+
+  it.each(
+    textFields.flatMap((field) =>
+      ['Ada\tLovelace', 'Ada\n', '\rAda', 'A\u0000da', 'Ada\u007f', 'Ada\u0085', '1 Main St\u2028Flat 2', 'Ada\u2029'].map((value) => [field, value] as const),
+    ),
+  )('answers 400 naming %s when it holds a control character or separator (%j)', (field, value) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, true));
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: `shippingAddress.${field}`, message: expect.stringContaining('control characters') }]);
+  });
+
+  it.each([
+    ['name', 'Zoë Ñúñez-Łukasiewicz'],
+    ['name', '東京 太郎'],
+    ['line1', 'Straße 5'],
+    ['line2', 'Flat 2\u200d'],
+    ['city', '  Saint-Étienne  '],
+    ['postalCode', '75001'],
+  ])('accepts %s %j, trimmed', (field, value) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, false));
+    expect(result).toMatchObject({ ok: true, request: { shippingAddress: { [field]: value.trim() } } });
+  });
+
+  it('accepts an order without line2', () => {
+    expect(validOrder.shippingAddress).not.toHaveProperty('line2');
+    expect(parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(validOrder), json, false))).toMatchObject({ ok: true });
+  });
+});
+
+describe('shippingAddress.country', () => {
+  const withCountry = (country: unknown) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, country } });
+  const parseCountry = (country: unknown) => parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withCountry(country)), json, false));
+
+  it('the embedded list holds the 249 assigned ISO 3166-1 alpha-2 codes, each once', () => {
+    expect(ISO_3166_1_ALPHA_2_CODES).toHaveLength(249);
+    expect(new Set(ISO_3166_1_ALPHA_2_CODES).size).toBe(249);
+    for (const code of ISO_3166_1_ALPHA_2_CODES) expect(code).toMatch(/^[A-Z]{2}$/);
+  });
+
+  it.each(['GB', 'US', 'DE', 'FR', 'JP', 'SS', 'AX', 'CW'])('accepts %s', (country) => {
+    expect(parseCountry(country)).toMatchObject({ ok: true, request: { shippingAddress: { country } } });
+  });
+
+  it.each(['XX', 'ZZ', 'AA', 'UK', 'EU', 'XK', 'QM', 'AN', 'YU', 'gb', 'GBR', 'G', ''])('answers 400 naming shippingAddress.country for %j', (country) => {
+    const result = parseCountry(country);
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: 'shippingAddress.country', message: expect.stringContaining('assigned ISO 3166-1 alpha-2 code') }]);
+    expect(result.message).toContain('shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code');
+  });
+
+  it('tells a client sending UK that the United Kingdom is GB', () => {
+    const result = parseCountry('UK');
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.message).toContain('the United Kingdom is GB');
+  });
+});
+
+describe('Idempotency-Key', () => {
+  const withKey = (headers: Record<string, string>) => parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, ...headers }, false));
+
+  it.each([
+    // Two headers, as API Gateway HTTP API (and the local HTTP API) hand them over: one value, joined by a comma.
+    [{ 'idempotency-key': 'key-1,key-2' }, 2],
+    [{ 'idempotency-key': 'key-1, key-2' }, 2],
+    [{ 'idempotency-key': 'same,same' }, 2],
+    [{ 'idempotency-key': 'a,b,c' }, 3],
+    // A hand-written event spelling the header twice.
+    [{ 'Idempotency-Key': 'key-1', 'idempotency-key': 'key-2' }, 2],
+    // One key holding a comma cannot be told from two keys.
+    [{ 'idempotency-key': 'order,42' }, 2],
+  ])('answers 400 naming the header when it holds more than one key: %j', (headers, count) => {
+    const result = withKey(headers);
+    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+    if (result.ok) return;
+    expect(result.issues).toEqual([{ field: 'Idempotency-Key', message: expect.stringContaining('must be sent once') }]);
+    expect(result.message).toBe(
+      `Idempotency-Key: must be sent once; got ${count} values separated by commas (repeated headers arrive joined by commas, so a key cannot contain one)`,
+    );
+  });
+
+  it('accepts one key of visible ASCII, and no key at all', () => {
+    expect(withKey({ 'idempotency-key': '9b2f6c1e-4a7d:retry#1' })).toMatchObject({ ok: true, idempotencyKey: '9b2f6c1e-4a7d:retry#1' });
+    expect(withKey({})).toMatchObject({ ok: true, idempotencyKey: undefined });
   });
 });

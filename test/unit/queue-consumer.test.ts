@@ -3,7 +3,7 @@ import { ChangeMessageVisibilityBatchCommand, GetQueueUrlCommand, SQSClient } fr
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { createQueueConsumer, parseOrderEvent, retryDelaySeconds } from '../../lib/queue-consumer.js';
-import { lambdaContext, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
+import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
 
 // The SDK is mocked here: these tests pin the mapping from a batch to its partial response.
 // The same behaviour against the real emulators is in test/integration.
@@ -27,12 +27,12 @@ describe('createQueueConsumer', () => {
   it('reports exactly the failed record in batchItemFailures', async () => {
     const handler = createQueueConsumer('inventory', {
       OrderPlaced: async (event) => {
-        if (event.orderId === 'ord_bad') throw new Error('transient');
+        if (event.orderId === orderIdOf('bad')) throw new Error('transient');
         return { reserved: true };
       },
     });
-    const good = sqsRecord(orderPlaced('ord_good'));
-    const bad = sqsRecord(orderPlaced('ord_bad'));
+    const good = sqsRecord(orderPlaced(orderIdOf('good')));
+    const bad = sqsRecord(orderPlaced(orderIdOf('bad')));
     const response = await handler(sqsEvent(good, bad), lambdaContext());
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: bad.messageId }]);
   });
@@ -44,17 +44,17 @@ describe('createQueueConsumer', () => {
     });
     const poison = sqsRecord('{not json');
     const wrongShape = sqsRecord(JSON.stringify({ eventType: 'OrderPlaced' }));
-    const good = sqsRecord(orderPlaced('ord_good'));
+    const good = sqsRecord(orderPlaced(orderIdOf('good')));
     const response = await handler(sqsEvent(poison, good, wrongShape), lambdaContext());
     expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
       [poison.messageId, wrongShape.messageId].sort(),
     );
-    expect(handled).toEqual(['ord_good']);
+    expect(handled).toEqual([orderIdOf('good')]);
   });
 
   it('fails an event type the stage does not subscribe to, instead of dropping it', async () => {
     const handler = createQueueConsumer('payment', { OrderPlaced: async () => null });
-    const confirmed = sqsRecord({ ...orderPlaced('ord_1'), eventType: 'OrderConfirmed', eventId: 'ord_1:OrderConfirmed', data: {} });
+    const confirmed = sqsRecord({ ...orderPlaced(orderIdOf('1')), eventType: 'OrderConfirmed', eventId: `${orderIdOf('1')}:OrderConfirmed`, data: {} });
     const response = await handler(sqsEvent(confirmed), lambdaContext());
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: confirmed.messageId }]);
   });
@@ -62,9 +62,9 @@ describe('createQueueConsumer', () => {
   it('keys idempotency on the event, not on the SQS message id', async () => {
     const handler = createQueueConsumer('inventory', { OrderPlaced: async () => null });
     // One publish delivered twice by SNS arrives as two messages with two message ids.
-    const first = sqsRecord(orderPlaced('ord_same'));
-    const second = sqsRecord(orderPlaced('ord_same'));
-    const other = sqsRecord(orderPlaced('ord_other'));
+    const first = sqsRecord(orderPlaced(orderIdOf('same')));
+    const second = sqsRecord(orderPlaced(orderIdOf('same')));
+    const other = sqsRecord(orderPlaced(orderIdOf('other')));
     await handler(sqsEvent(first), lambdaContext());
     await handler(sqsEvent(second), lambdaContext());
     await handler(sqsEvent(other), lambdaContext());
@@ -81,7 +81,7 @@ describe('createQueueConsumer', () => {
         throw new Error('transient');
       },
     });
-    await handler(sqsEvent(sqsRecord(orderPlaced('ord_1'))), lambdaContext());
+    await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('1')))), lambdaContext());
     expect(dynamo.commandCalls(DeleteItemCommand)).toHaveLength(1);
   });
 
@@ -92,8 +92,8 @@ describe('createQueueConsumer', () => {
         throw new Error('transient');
       },
     });
-    const firstTry = sqsRecord(orderPlaced('ord_1'), {}, 1);
-    const thirdTry = sqsRecord(orderPlaced('ord_2'), {}, 3);
+    const firstTry = sqsRecord(orderPlaced(orderIdOf('1')), {}, 1);
+    const thirdTry = sqsRecord(orderPlaced(orderIdOf('2')), {}, 3);
     await handler(sqsEvent(firstTry, thirdTry), lambdaContext());
     const calls = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
     expect(calls).toHaveLength(1);
@@ -116,7 +116,7 @@ describe('retryDelaySeconds', () => {
 
 describe('parseOrderEvent', () => {
   it('names the field that makes a message invalid', () => {
-    expect(() => parseOrderEvent(JSON.stringify({ ...orderPlaced('ord_1'), orderId: 7 }))).toThrow(/orderId/);
+    expect(() => parseOrderEvent(JSON.stringify({ ...orderPlaced(orderIdOf('1')), orderId: 7 }))).toThrow(/orderId/);
   });
 });
 
@@ -130,7 +130,7 @@ describe('fault injection', () => {
   it('fails every record at rate 1 and none at rate 0, reported as batch item failures', async () => {
     const { resetFaultPlan } = await import('../../lib/fault-injection.js');
     const handler = createQueueConsumer('inventory', { OrderPlaced: async () => null });
-    const records = [sqsRecord(orderPlaced('ord_1')), sqsRecord(orderPlaced('ord_2'))];
+    const records = [sqsRecord(orderPlaced(orderIdOf('1'))), sqsRecord(orderPlaced(orderIdOf('2')))];
     try {
       process.env.FAULT_TRANSIENT_ERROR_RATE = '1';
       resetFaultPlan();
@@ -151,9 +151,9 @@ describe('fault injection', () => {
     try {
       process.env.FAULT_CRASH_RATE = '1';
       resetFaultPlan();
-      const records = ['ord_1', 'ord_2', 'ord_3', 'ord_4'].map((id) => sqsRecord(orderPlaced(id)));
+      const records = [orderIdOf('1'), orderIdOf('2'), orderIdOf('3'), orderIdOf('4')].map((id) => sqsRecord(orderPlaced(id)));
       await expect(handler(sqsEvent(...records), lambdaContext())).rejects.toThrow(/Injected crash after 2 of 4/);
-      expect(handled).toEqual(['ord_1', 'ord_2']);
+      expect(handled).toEqual([orderIdOf('1'), orderIdOf('2')]);
     } finally {
       delete process.env.FAULT_CRASH_RATE;
       resetFaultPlan();
