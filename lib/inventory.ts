@@ -149,9 +149,10 @@ export async function reserveInventory(orderId: string, items: OrderItem[]): Pro
     return { outcome: 'out-of-stock', sku: shortSku, released };
   }
   if (releasingSku !== undefined) {
-    // A release in flight with no short line recorded (not something reserveInventory leaves):
-    // finish it rather than report the order reserved with units given back.
-    return { outcome: 'out-of-stock', sku: releasingSku, released: await releaseLines(orderId, items, releasingSku) };
+    // A release in flight and no short line recorded (reserveInventory records one first, so this is
+    // a release started elsewhere): finish it rather than report the order reserved with units given
+    // back. No SKU was short; the one found half released stands in for it in the result.
+    return { outcome: 'out-of-stock', sku: releasingSku, released: await releaseLines(orderId, items) };
   }
   return { outcome: 'reserved', lines: items.length };
 }
