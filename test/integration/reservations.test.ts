@@ -128,7 +128,7 @@ describe('a hot SKU', () => {
     const units = pending.reduce((sum, order) => sum + order.items[0]!.quantity, 0);
     console.log(`hot SKU: stock item ${Buffer.byteLength(after10)} bytes with 10 orders pending, ${Buffer.byteLength(after300)} bytes with 300 (${units} units reserved)`);
 
-    // The old layout added an entry of about 45 bytes per pending order: ~13 KB here, 400 KB at ~9,000.
+    // The old layout added an entry of about 40 bytes per pending order: ~12 KB here, 400 KB at ~10,000.
     expect(Buffer.byteLength(after300)).toBeLessThan(1024);
     expect(Math.abs(Buffer.byteLength(after300) - Buffer.byteLength(after10))).toBeLessThanOrEqual(4);
     for (const { orderId } of pending) expect(after300).not.toContain(orderId);
