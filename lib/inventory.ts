@@ -16,9 +16,10 @@ import { appendStageTimelineOnce, completeStage, loadOrder, type StageCompletion
 //   3. the line's new state, conditional on its old one;
 //   4. the marker removed.
 // A crash between any two steps heals on retry: the line says whether step 3 happened, the marker
-// whether step 2 did. Two attempts at once are NOT safe (both can pass step 1 before either writes
-// step 3); the consumer's idempotency record keeps a duplicate event out while one attempt runs
-// (docs/decisions.md, "The idempotency in-progress record is load-bearing for inventory").
+// whether step 2 did. Two attempts at once are NOT safe (both pass step 1; once the first has
+// removed its marker, the second applies the counters again); the consumer's idempotency record
+// keeps a duplicate event out while one attempt runs (docs/decisions.md, "The idempotency
+// in-progress record is load-bearing for inventory").
 
 /** What an operation on a line does to the stock item; the marker it leaves while in flight. */
 export type Operation = 'reserve' | 'commit' | 'release';
