@@ -37,6 +37,7 @@ export const config = {
   }),
   ordersTable: () => required('ORDERS_TABLE'),
   inventoryTable: () => required('INVENTORY_TABLE'),
+  reservationsTable: () => required('RESERVATIONS_TABLE'),
   paymentsTable: () => required('PAYMENTS_TABLE'),
   shipmentsTable: () => required('SHIPMENTS_TABLE'),
   idempotencyTable: () => required('IDEMPOTENCY_TABLE'),

@@ -12,6 +12,7 @@ import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type Message 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { redriveDeadLetters } from '../lib/dlq-redrive.js';
+import { heldReservations } from '../lib/inventory.js';
 import { seededRandom, sleep, writeOutages } from '../lib/fault-injection.js';
 import { missingFollowUps, type OrderRecord } from '../lib/orders.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
@@ -232,7 +233,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     const scarce = `CHAOS-${run}-SCARCE`;
     const initial = new Map<string, number>([...plentiful.map((sku) => [sku, options.orders * 3 + 10] as const), [scarce, Math.max(3, Math.round(options.orders * 0.04))]]);
     for (const [sku, available] of initial) {
-      await db.send(new PutCommand({ TableName: table('InventoryTable'), Item: { sku, name: `Chaos ${sku}`, available, reserved: 0, sold: 0, reservations: {} } }));
+      await db.send(new PutCommand({ TableName: table('InventoryTable'), Item: { sku, name: `Chaos ${sku}`, available, reserved: 0, sold: 0, applying: {} } }));
     }
 
     // Orders: mostly tok_visa, some declined, some flaky; one or two plentiful lines, sometimes the scarce one.
@@ -452,16 +453,17 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         for (const item of order.items) soldExpected.set(item.sku, (soldExpected.get(item.sku) ?? 0) + item.quantity);
       }
       const stock: StockAccount[] = [];
+      // Held: the run's lines still RESERVED, plus operation markers left on the SKU items.
+      const held = await heldReservations(db, { inventory: table('InventoryTable'), reservations: table('ReservationsTable') }, initial.keys(), placedIds);
       for (const [sku, start] of initial) {
         const { Item } = await db.send(new GetCommand({ TableName: table('InventoryTable'), Key: { sku }, ConsistentRead: true }));
-        const reservations = (Item?.reservations ?? {}) as Record<string, number>;
         stock.push({
           sku,
           initial: start,
           available: Number(Item?.available),
           reserved: Number(Item?.reserved),
           sold: Number(Item?.sold ?? 0),
-          heldReservations: Object.keys(reservations).length,
+          heldReservations: held.get(sku) ?? 0,
           soldExpected: soldExpected.get(sku) ?? 0,
         });
       }
@@ -629,7 +631,7 @@ export function formatChaosReport(result: ChaosResult): string {
   for (const dlq of result.final.dlqs) lines.push(dlqRow(`${dlq.stage} (after redrive)`, dlq));
   lines.push('');
   lines.push(
-    `stock: held = reservations left for an order (neither committed nor released); sold = the units sold, expected = the confirmed orders' units per SKU`,
+    `stock: held = the run's order lines still RESERVED plus operation markers left on the SKU's item (neither committed nor released); sold = the units sold, expected = the confirmed orders' units per SKU`,
   );
   lines.push(`${'sku'.padEnd(30)}${pad('initial', 9)}${pad('available', 11)}${pad('reserved', 10)}${pad('sold', 7)}${pad('expected', 10)}${pad('held', 6)}`);
   for (const s of result.final.stock) {

@@ -79,7 +79,7 @@ async function seedSku(available: number): Promise<string> {
   await db.send(
     new PutCommand({
       TableName: pipeline.tables.inventory,
-      Item: { sku, name: `Lifecycle test item ${skuCounter}`, available, reserved: 0, sold: 0, reservations: {} },
+      Item: { sku, name: `Lifecycle test item ${skuCounter}`, available, reserved: 0, sold: 0, applying: {} },
     }),
   );
   return sku;

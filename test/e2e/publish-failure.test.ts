@@ -34,7 +34,7 @@ beforeAll(async () => {
   await db.send(
     new PutCommand({
       TableName: handle.resources.tables.InventoryTable!,
-      Item: { sku, name: 'Publish failure test item', available: 10, reserved: 0, sold: 0, reservations: {} },
+      Item: { sku, name: 'Publish failure test item', available: 10, reserved: 0, sold: 0, applying: {} },
     }),
   );
 });

@@ -49,7 +49,7 @@ beforeAll(async () => {
   });
   baseUrl = handle.apiUrl.replace(/\/$/, '');
   db = DynamoDBDocumentClient.from(new DynamoDBClient(clientConfig(handle.endpoints.dynamodb)));
-  await db.send(new PutCommand({ TableName: handle.resources.tables.InventoryTable!, Item: { sku, name: 'Secrets test item', available: 100, reserved: 0, sold: 0, reservations: {} } }));
+  await db.send(new PutCommand({ TableName: handle.resources.tables.InventoryTable!, Item: { sku, name: 'Secrets test item', available: 100, reserved: 0, sold: 0, applying: {} } }));
   for (const token of TOKENS) {
     const key = `secrets-${token}-${Date.now()}`;
     for (let attempt = 0; attempt < 10 && !orderIds.has(token); attempt++) {

@@ -77,6 +77,7 @@ beforeAll(async () => {
     AWS_ENDPOINT_URL_SQS: fauxqs.address,
     ORDERS_TABLE: 'orders',
     INVENTORY_TABLE: 'inventory',
+    RESERVATIONS_TABLE: 'reservations',
     PAYMENTS_TABLE: 'payments',
     SHIPMENTS_TABLE: 'shipments',
     IDEMPOTENCY_TABLE: 'idempotency',
@@ -91,6 +92,7 @@ beforeAll(async () => {
   for (const input of [
     table('orders', 'orderId'),
     table('inventory', 'sku'),
+    table('reservations', 'orderId', 'sku'),
     table('payments', 'orderId', 'entryId'),
     table('shipments', 'orderId'),
     table('idempotency', 'id'),
@@ -205,7 +207,7 @@ async function seedSku(available: number): Promise<string> {
   await db.send(
     new PutCommand({
       TableName: 'inventory',
-      Item: { sku, name: `Item ${skuCounter}`, available, reserved: 0, sold: 0, reservations: {} },
+      Item: { sku, name: `Item ${skuCounter}`, available, reserved: 0, sold: 0, applying: {} },
     }),
   );
   return sku;
@@ -248,7 +250,7 @@ describe('the stage handlers, fed from SNS/SQS', () => {
     );
     expect(confirmed).toBe(10);
     expect(cancelled).toBe(40);
-    expect(item).toMatchObject({ available: 0, reserved: 0, sold: 10, reservations: {} });
+    expect(item).toMatchObject({ available: 0, reserved: 0, sold: 10, applying: {} });
     expect(charges).toBe(10);
     expect(dispatched).toBe(10);
   }, 120_000);
@@ -283,7 +285,7 @@ describe('the stage handlers, fed from SNS/SQS', () => {
     await drainPipeline();
     const order = await orders.findOrder(placed.orderId);
     expect(order).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED' });
-    expect(await inventory.findStockItem(sku)).toMatchObject({ available: 5, reserved: 0, sold: 0, reservations: {} });
+    expect(await inventory.findStockItem(sku)).toMatchObject({ available: 5, reserved: 0, sold: 0, applying: {} });
     expect(await payments.ledgerOf(placed.orderId)).toEqual([]);
     expect(await shipping.findShipment(placed.orderId)).toMatchObject({ status: 'CANCELLED' });
     expect(order?.stages).toMatchObject({

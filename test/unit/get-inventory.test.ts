@@ -21,7 +21,7 @@ beforeEach(() => {
 describe('GET /inventory/{sku}', () => {
   it('answers 200 with the public stock figures only', async () => {
     documents.on(GetCommand, { Key: { sku: 'SKU-MUG' } }).resolves({
-      Item: { sku: 'SKU-MUG', name: 'Mug', available: 7, reserved: 2, sold: 5, reservations: { ord_1: 2 } },
+      Item: { sku: 'SKU-MUG', name: 'Mug', available: 7, reserved: 2, sold: 5, applying: { ord_1: 'reserve' } },
     });
     const response = await handler(request('SKU-MUG'));
     expect(response.statusCode).toBe(200);
