@@ -117,6 +117,8 @@ export interface ChaosResult {
   /** After the DLQs were redriven and the pipeline went quiet again. */
   final: ChaosAccount;
   sweep: { republished: number; stuckReports: number };
+  /** The faults that actually fired in the stage consumers, so a run that injected nothing cannot pass for one that survived. */
+  faultsFired: { crashedInvocations: number; timedOutInvocations: number; failedRecords: number; publish503s: number };
   duplicates: {
     deliberate: number;
     redelivered: number;
@@ -547,7 +549,15 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     if (redriven > 0) progress(`chaos: redrove ${redriven} real order event(s) from the DLQs`);
     const final = await account('after redrive', redriven > 0 ? await waitHealed('after redrive') : { quiet: beforeRedrive.quiet, waitedSeconds: 0 });
 
-    const eventSources = pipeline.invocationStats().eventSources;
+    const { eventSources, functions } = pipeline.invocationStats();
+    const stageFunctions = STAGES.flatMap((stage) => (functions[stage] ? [functions[stage]] : []));
+    const faultsFired = {
+      // A crash is an invocation error; a timeout is counted apart (the runtime kills the environment).
+      crashedInvocations: stageFunctions.reduce((sum, fn) => sum + fn.errors, 0),
+      timedOutInvocations: stageFunctions.reduce((sum, fn) => sum + fn.timeouts, 0),
+      failedRecords: STAGES.reduce((sum, stage) => sum + (eventSources[queueOf(stage).name]?.failedRecords ?? 0), 0),
+      publish503s: placement.retriedAfter503,
+    };
     const byStage = Object.fromEntries(
       STAGES.map((stage) => {
         const source = eventSources[queueOf(stage).name];
@@ -570,6 +580,15 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       check(`${dlq.stage} DLQ holds exactly its poison after the redrive`, dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0, `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.join(', ')}` : ''}`);
     }
     check('no card token in clear in any log line', clearTokenLines === 0, `${clearTokenLines} of ${logLines} lines${clearTokenSamples.length ? `, e.g. ${clearTokenSamples[0]}` : ''}`);
+    if (options.crashRate > 0 || options.timeoutRate > 0 || options.transientErrorRate > 0) {
+      check(
+        'the injected faults fired',
+        (options.crashRate === 0 || faultsFired.crashedInvocations > 0) &&
+          (options.timeoutRate === 0 || faultsFired.timedOutInvocations > 0) &&
+          (options.transientErrorRate === 0 || faultsFired.failedRecords > 0),
+        `${faultsFired.crashedInvocations} crashed and ${faultsFired.timedOutInvocations} timed-out invocation(s), ${faultsFired.failedRecords} failed record(s), ${faultsFired.publish503s} 503(s) from the order API`,
+      );
+    }
     if (options.duplicateRate > 0) {
       check('duplicates delivered and absorbed', duplicates.deliberate > 0 && duplicates.idempotencyHits > 0, `${duplicates.deliberate} deliberate + ${duplicates.redelivered} redelivered, ${duplicates.idempotencyHits} idempotency hit(s)`);
     }
@@ -584,6 +603,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       redriven,
       final,
       sweep,
+      faultsFired,
       duplicates,
       logLines,
       clearTokenLines,
@@ -614,6 +634,8 @@ export function formatChaosReport(result: ChaosResult): string {
   lines.push(
     `Placed: ${result.placement.accepted} accepted, ${result.placement.retriedAfter503} retries after a 503, ${result.placement.leftToTheSweep} left to the sweep (still 503 after 6 tries), ${result.placement.failed} failed.`,
   );
+  const f = result.faultsFired;
+  lines.push(`Fired: ${f.crashedInvocations} crashed and ${f.timedOutInvocations} timed-out invocations, ${f.failedRecords} failed records in the stage consumers; ${f.publish503s} 503s from the order API.`);
   lines.push('');
   lines.push(`${''.padEnd(30)}${pad('placed', 8)}${pad('CONFIRMED', 11)}${pad('CANCELLED', 11)}${pad('PENDING', 9)}${pad('unfinished', 12)}${pad('standing', 10)}${pad('refunds', 9)}${pad('dispatched', 12)}${pad('ship.canc.', 12)}`);
   const row = (label: string, a: ChaosAccount) =>

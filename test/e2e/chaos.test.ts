@@ -35,6 +35,11 @@ describe('chaos: nothing is lost, and the pipeline heals itself', () => {
     expect(result.outages.topic).toBeDefined();
     expect(result.beforeRedrive.dlqs.reduce((sum, dlq) => sum + dlq.realEvents.length, 0)).toBeGreaterThan(0);
     expect(result.sweep.republished).toBeGreaterThan(0);
+    // The consumers' faults fired too: crashes, timeouts, failed records, and 503s from the API.
+    expect(result.faultsFired.crashedInvocations).toBeGreaterThan(0);
+    expect(result.faultsFired.timedOutInvocations).toBeGreaterThan(0);
+    expect(result.faultsFired.failedRecords).toBeGreaterThan(0);
+    expect(result.faultsFired.publish503s).toBeGreaterThan(0);
     expect(result.redriven).toBeGreaterThan(0);
     // Poison on each queue reached its DLQ: an invalid body never crashed a batch for good.
     for (const dlq of result.final.dlqs) expect(dlq.poison).toBe(3);
