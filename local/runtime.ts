@@ -56,8 +56,9 @@ export interface LocalPipelineOptions {
   /** WaitTimeSeconds of the SQS pollers' receives: 20 (long polling) by default, 0 short polling. */
   pollerWaitTimeSeconds?: number;
   /**
-   * Probability that an SQS poller delivers a record twice on purpose (two concurrent invocations
-   * with the same message, as at-least-once delivery may): 0 by default. A function's
+   * Probability that an SQS poller delivers a record twice on purpose (a second invocation with the
+   * same message, as at-least-once delivery may; it counts against the mapping's maximum
+   * concurrency like any invocation): 0 by default. A function's
    * LOCAL_DUPLICATE_DELIVERY_RATE in environmentOverrides sets it for that function alone.
    */
   duplicateDeliveryRate?: number;

@@ -35,8 +35,9 @@ export interface SqsEventSourceMapping {
   receiveWaitTimeSeconds?: number;
   /**
    * Probability (0-1) that a record is delivered twice on purpose: the batch is invoked as usual
-   * and, at the same time, a second invocation gets the chosen records again, as SQS's
-   * at-least-once delivery may do. Local testing only; 0 by default. The function's environment
+   * and a second invocation gets the chosen records again, as SQS's at-least-once delivery may do.
+   * That invocation takes a concurrency slot like any other: it runs next to the batch's when one
+   * is free, after it otherwise. Local testing only; 0 by default. The function's environment
    * variable LOCAL_DUPLICATE_DELIVERY_RATE (set through environmentOverrides) takes precedence.
    */
   duplicateDeliveryRate?: number;
@@ -58,6 +59,7 @@ export interface EventSourceStats {
   failedRecords: number;
   /** Batches that failed as a whole: thrown error, timeout, invalid batch response. */
   failedBatches: number;
+  /** Invocations running now, deliberate duplicate deliveries included, and the most at once. */
   running: number;
   maxConcurrent: number;
   /** Records received but handed straight back (visibility 0) because the event was full. */
@@ -84,7 +86,13 @@ export class SqsPoller {
   readonly #log: InvocationLog;
   readonly #abort = new AbortController();
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #slotWaiters: Array<() => void> = [];
+  /**
+   * Concurrency slots (maximumConcurrency of them): one per invocation, a deliberate duplicate's
+   * included, and one held by the poller while it gathers a batch.
+   */
+  #slotsInUse = 0;
+  readonly #pollerWaiting: Array<() => void> = [];
+  readonly #duplicatesWaiting: Array<() => void> = [];
   #loop: Promise<void> | undefined;
   readonly #stats: EventSourceStats = {
     batches: 0,
@@ -129,12 +137,12 @@ export class SqsPoller {
     return { ...this.#stats };
   }
 
-  /** Stops receiving (aborting a long poll in progress) and waits for running batches to settle. */
+  /** Stops receiving (aborting a long poll in progress) and waits for running invocations to settle. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    this.#slotWaiters.splice(0).forEach((wake) => wake());
+    [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0)].forEach((wake) => wake());
     await this.#loop;
-    await Promise.allSettled([...this.#inFlight]);
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
   get #stopped(): boolean {
@@ -143,32 +151,48 @@ export class SqsPoller {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
-      // Receive only with a free slot: a message held while waiting for one would burn its
+      // Receive only with a slot in hand: a message held while waiting for one would burn its
       // visibility timeout without being worked on.
-      await this.#freeSlot();
-      if (this.#stopped) break;
+      if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
       let records: SQSRecord[];
       try {
         records = await this.#gatherBatch();
       } catch (error) {
+        this.#releaseSlot();
         if (this.#stopped) break;
         this.#log.error(`${this.mapping.function.name}: receiving from ${this.mapping.queueArn} failed: ${(error as Error).message}`);
         await sleep(1000, this.#abort.signal);
         continue;
       }
-      if (records.length === 0) continue;
-      const batch = this.#process(records).finally(() => {
-        this.#inFlight.delete(batch);
-        this.#slotWaiters.shift()?.();
-      });
-      this.#inFlight.add(batch);
+      if (records.length === 0) {
+        this.#releaseSlot();
+        continue;
+      }
+      this.#track(this.#process(records).finally(() => this.#releaseSlot()));
     }
   }
 
-  async #freeSlot(): Promise<void> {
-    while (this.#inFlight.size >= this.mapping.maximumConcurrency && !this.#stopped) {
-      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+  #track(work: Promise<void>): void {
+    const tracked: Promise<void> = work
+      .catch((error: unknown) => this.#log.error(`${this.mapping.function.name}: ${(error as Error).message}`))
+      .finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+  }
+
+  /** Waits for a free slot and takes it; false once the poller is stopping. */
+  async #acquireSlot(queue: Array<() => void>): Promise<boolean> {
+    while (this.#slotsInUse >= this.mapping.maximumConcurrency && !this.#stopped) {
+      await new Promise<void>((resolve) => queue.push(resolve));
     }
+    if (this.#stopped) return false;
+    this.#slotsInUse++;
+    return true;
+  }
+
+  #releaseSlot(): void {
+    this.#slotsInUse--;
+    // A waiting duplicate goes first: its records are already in hand, the poller's are not.
+    (this.#duplicatesWaiting.shift() ?? this.#pollerWaiting.shift())?.();
   }
 
   /**
@@ -267,13 +291,13 @@ export class SqsPoller {
     this.#stats.batches++;
     this.#stats.records += records.length;
     this.#stats.redeliveredRecords += records.filter((record) => Number(record.attributes.ApproximateReceiveCount) > 1).length;
-    this.#stats.running++;
-    this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
+    // A deliberate duplicate runs as its own invocation, in a slot of its own: it waits for one
+    // like any invocation, and this batch does not wait for it.
+    const duplicates = this.#duplicateRate > 0 ? records.filter(() => this.#random() < this.#duplicateRate) : [];
+    if (duplicates.length > 0) this.#track(this.#invokeDuplicate(duplicates));
+    this.#invocationStarted();
     try {
-      const duplicates = this.#duplicateRate > 0 ? records.filter(() => this.#random() < this.#duplicateRate) : [];
-      const duplicate = duplicates.length > 0 ? this.#invokeDuplicate(duplicates) : undefined;
       const result = await fn.invoke({ Records: records });
-      await duplicate;
       let toDelete: SQSRecord[] = [];
       let outcome: string;
       let wholeBatchFailed = false;
@@ -311,35 +335,47 @@ export class SqsPoller {
     }
   }
 
+  #invocationStarted(): void {
+    this.#stats.running++;
+    this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
+  }
+
   /**
-   * The same records again, in a second invocation running next to the batch's: what a consumer
-   * sees when SQS delivers a message twice. Which records get deleted is decided by the batch's
-   * own invocation; this one is counted and logged, and whatever it does must change nothing twice.
+   * The same records again, in a second invocation: what a consumer sees when SQS delivers a
+   * message twice. Which records get deleted is decided by the batch's own invocation; this one is
+   * counted and logged, and whatever it does must change nothing twice.
    */
   async #invokeDuplicate(records: SQSRecord[]): Promise<void> {
     const { function: fn } = this.mapping;
+    if (!(await this.#acquireSlot(this.#duplicatesWaiting))) return;
     this.#stats.duplicatedRecords += records.length;
     this.#stats.duplicateInvocations++;
-    const result = await fn.invoke({ Records: records });
-    let failures = 0;
-    let outcome = 'ok';
-    if (!result.ok) {
-      failures = records.length;
-      outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
-    } else if (this.mapping.reportBatchItemFailures) {
-      const response = parseBatchResponse(result.payload, records);
-      failures = response.valid ? response.failedIds.size : records.length;
-      outcome = response.valid ? (failures > 0 ? 'partial' : 'ok') : `invalid batch response: ${response.reason}`;
+    this.#invocationStarted();
+    try {
+      const result = await fn.invoke({ Records: records });
+      let failures = 0;
+      let outcome = 'ok';
+      if (!result.ok) {
+        failures = records.length;
+        outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
+      } else if (this.mapping.reportBatchItemFailures) {
+        const response = parseBatchResponse(result.payload, records);
+        failures = response.valid ? response.failedIds.size : records.length;
+        outcome = response.valid ? (failures > 0 ? 'partial' : 'ok') : `invalid batch response: ${response.reason}`;
+      }
+      this.#log.invocation({
+        function: fn.name,
+        trigger: `sqs ${queueNameOf(this.mapping.queueArn)} (duplicate delivery)`,
+        batchSize: records.length,
+        failures,
+        durationMs: result.durationMs,
+        initDurationMs: result.initDurationMs,
+        outcome,
+      });
+    } finally {
+      this.#stats.running--;
+      this.#releaseSlot();
     }
-    this.#log.invocation({
-      function: fn.name,
-      trigger: `sqs ${queueNameOf(this.mapping.queueArn)} (duplicate delivery)`,
-      batchSize: records.length,
-      failures,
-      durationMs: result.durationMs,
-      initDurationMs: result.initDurationMs,
-      outcome,
-    });
   }
 
   async #delete(records: SQSRecord[]): Promise<void> {

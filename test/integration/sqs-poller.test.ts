@@ -311,6 +311,33 @@ describe('scaling', () => {
     expect(consumer.poller.stats()).toMatchObject({ batches: 8, records: 8, deleted: 8, maxConcurrent: 2 });
     expect(consumer.fn.stats().maxConcurrent).toBe(2);
   });
+
+  it('counts a deliberate duplicate delivery against MaximumConcurrency, like any invocation', async () => {
+    const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const ids = await send(queue.url, Array.from({ length: 6 }, (_, n) => ({ n })));
+    // Every record delivered twice: two invocations per message, never more than 2 at once.
+    const consumer = startPoller({
+      queue,
+      mode: 'slow',
+      batchSize: 1,
+      windowSeconds: 0,
+      maximumConcurrency: 2,
+      reportBatchItemFailures: false,
+      duplicateDeliveryRate: 1,
+    });
+
+    await until(
+      'every message deleted and every duplicate run',
+      () => consumedFrom(queue.name).length === ids.length && consumer.poller.stats().duplicateInvocations === ids.length && consumer.poller.stats().running === 0,
+      20_000,
+    );
+    const journal = await consumer.journal();
+    const handled = journal.filter((entry) => entry.phase === 'start').flatMap((entry) => entry.records!.map((record) => record.id));
+    expect(handled.sort()).toEqual([...ids, ...ids].sort());
+    expect(peakConcurrency(journal)).toBe(2);
+    expect(consumer.poller.stats()).toMatchObject({ batches: 6, duplicatedRecords: 6, duplicateInvocations: 6, maxConcurrent: 2, running: 0 });
+    expect(consumer.fn.stats().maxConcurrent).toBe(2);
+  });
 });
 
 describe('event size', () => {
