@@ -3,9 +3,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
-import { startFauxqs, type FauxqsServer, type SqsSpyMessage } from 'fauxqs';
+import type { FauxqsServer, SqsSpyMessage } from 'fauxqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { InvocationLine, InvocationLog } from '../../local/invocation-log.js';
+import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import { LambdaFunction } from '../../local/lambda-environment.js';
 import { SqsPoller, type SqsEventSourceMapping } from '../../local/sqs-poller.js';
 
@@ -93,7 +94,7 @@ class CapturedLog implements InvocationLog {
 }
 
 beforeAll(async () => {
-  fauxqs = await startFauxqs({ port: 0, logger: false, messageSpies: { bufferSize: 1000 } });
+  fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false, messageSpies: { bufferSize: 1000 } });
   sqs = new SQSClient({ endpoint: `http://127.0.0.1:${fauxqs.port}`, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   workDir = await mkdtemp(path.join(tmpdir(), 'sqs-poller-test-'));
   handlerPath = path.join(workDir, 'handler.mjs');
