@@ -1,8 +1,10 @@
 // `npm start`: the whole pipeline on this machine. Ports come from PORT (HTTP API, 3000),
 // SQS_PORT (SNS and SQS, 4566) and DYNAMODB_PORT (4567); LOCAL_SCHEDULE_SCALE speeds schedules up;
-// LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles.
+// LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles. Where it
+// listens goes to .cache/local-runtime.json (local/runtime-state.ts), for npm run redrive and status.
 
 import { startLocalPipeline } from './runtime.js';
+import { removeRuntimeState, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
 
 function port(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -12,16 +14,21 @@ function port(name: string, fallback: number): number {
   return value;
 }
 
+const stage = process.env.LOCAL_STAGE || 'local';
 const pipeline = await startLocalPipeline({
   apiPort: port('PORT', 3000),
   sqsPort: port('SQS_PORT', 4566),
   dynamodbPort: port('DYNAMODB_PORT', 4567),
-  stage: process.env.LOCAL_STAGE || 'local',
+  stage,
   scheduleScale: Number(process.env.LOCAL_SCHEDULE_SCALE || 1),
   handlerSource: process.env.LOCAL_HANDLER_SOURCE === 'source' ? 'source' : 'bundle',
 });
 // performance.now() counts from process start: this includes loading tsx and packaging.
 const readyMs = Math.round(performance.now());
+
+writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage });
+// Whatever way this process ends, the file no longer says a runtime listens there.
+process.on('exit', () => removeRuntimeState());
 
 const order = {
   customerId: 'cus_1',
@@ -39,6 +46,7 @@ console.log(
     `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
     `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
     `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
+    `  State:     ${runtimeStatePath()}   (npm run status and npm run redrive read it)`,
     '',
     'Place an order:',
     `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' -d '${JSON.stringify(order)}'`,

@@ -8,7 +8,8 @@ import { STAGE_QUEUES, type StageQueue, stackTarget } from './stack-target.js';
 
 const usage = `usage: npm run redrive -- <${STAGE_QUEUES.join('|')}> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME --region R]
   Moves messages from the queue's dead-letter queue back to the queue. Default target: the local
-  runtime started by \`npm start\`; --aws targets a deployed stage with your AWS credentials.
+  runtime started by \`npm start\`, on SQS_PORT if set, else where it says it listens
+  (.cache/local-runtime.json); --aws targets a deployed stage with your AWS credentials.
   --skip-invalid leaves messages that are not order events (poison) in the DLQ.`;
 
 export interface RedriveCommandLine {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { localTarget } from '../local/runtime-state.js';
 import type { TargetFlags } from './command-line.js';
 
 // Which stack a command-line tool talks to: the local runtime (`npm start`) by default, or a
@@ -33,14 +34,16 @@ export function functionKeys(yaml: string = serverlessYml()): string[] {
 
 export function stackTarget(flags: TargetFlags): StackTarget {
   const { aws } = flags;
-  const stage = flags.stage ?? (aws ? 'dev' : 'local');
+  // Locally: where `npm start` listens, from its environment variables or its state file.
+  const local = aws ? undefined : localTarget();
+  const stage = flags.stage ?? local?.stage ?? 'dev';
   const service = serviceName();
   const queueName = (queue: StageQueue, deadLetter = false) => `${service}-${stage}-${queue}${deadLetter ? '-dlq' : ''}`;
-  if (aws) {
+  if (!local) {
     const region = flags.region ?? process.env.AWS_REGION ?? 'us-east-1';
     return { description: `AWS ${region}, stage ${stage}`, stage, service, region, sqs: new SQSClient({ region }), queueName };
   }
-  const endpoint = process.env.SQS_ENDPOINT ?? `http://127.0.0.1:${process.env.SQS_PORT ?? '4566'}`;
+  const endpoint = local.sqsEndpoint;
   return {
     description: `local runtime at ${endpoint}, stage ${stage}`,
     stage,

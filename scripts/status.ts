@@ -8,10 +8,11 @@ import type { StackTarget } from './stack-target.js';
 const usage = `usage: npm run status -- [--watch] [--api URL] [--aws --stage NAME --region R]
   Each stage queue's depth (visible, in flight, delayed, oldest message) and its dead-letter queue's,
   and per function the invocations and records processed and failed in the last minute.
-  Default target: the local runtime of \`npm start\`, through its GET /_local/status
-  (http://127.0.0.1:$PORT, 3000 by default; --api to name another). --aws reads a deployed stage:
-  queue depths with GetQueueAttributes, message ages and function counts from CloudWatch (the last
-  complete minute). --watch refreshes every second.`;
+  Default target: the local runtime of \`npm start\`, through its GET /_local/status: on PORT if
+  set, else where the running \`npm start\` says it listens (.cache/local-runtime.json), else
+  http://127.0.0.1:3000; --api names another. --aws reads a deployed stage: queue depths with
+  GetQueueAttributes, message ages and function counts from CloudWatch (the last complete minute).
+  --watch refreshes every second.`;
 
 /** What is printed: the local runtime's status, or as much of it as SQS alone answers. */
 export interface StatusReport {
@@ -137,7 +138,8 @@ async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport>
       notes: ['function counts: the last complete minute in CloudWatch (metrics arrive a minute or two late)'],
     };
   }
-  const api = commandLine.api ?? `http://127.0.0.1:${process.env.PORT ?? '3000'}`;
+  const { localTarget } = await import('../local/runtime-state.js');
+  const api = commandLine.api ?? localTarget().apiUrl;
   try {
     const response = await fetch(`${api}/_local/status`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
