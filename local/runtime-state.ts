@@ -5,6 +5,7 @@
 
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { isProcessAlive } from './launcher-watch.js';
 import { REPOSITORY_ROOT } from './package-stack.js';
 
 export interface LocalRuntimeState {
@@ -45,7 +46,7 @@ export function readRuntimeState(file = runtimeStatePath()): LocalRuntimeState |
     typeof state.stage === 'string' &&
     typeof state.endpoints?.sqs === 'string' &&
     typeof state.endpoints.dynamodb === 'string';
-  return complete && isAlive(state.pid!) ? (state as LocalRuntimeState) : undefined;
+  return complete && isProcessAlive(state.pid!) ? (state as LocalRuntimeState) : undefined;
 }
 
 /** Removes the file if `pid` wrote it: a second runtime's file is left alone. Synchronous, for exit paths. */
@@ -55,16 +56,6 @@ export function removeRuntimeState(pid = process.pid, file = runtimeStatePath())
     if (state.pid === pid) rmSync(file, { force: true });
   } catch {
     // No file, or not one of ours to judge: nothing to remove.
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, under another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

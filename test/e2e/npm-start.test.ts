@@ -9,8 +9,8 @@ import { REPOSITORY_ROOT } from '../../local/package-stack.js';
 import type { LocalRuntimeState } from '../../local/runtime-state.js';
 
 // `npm start` as a user runs it, as a child process (`npx tsx local/start.ts`, on free ports; the
-// stack packaged by test/global-setup.ts is reused): where it says it listens, and the tools
-// finding it there.
+// stack packaged by test/global-setup.ts is reused): where it says it listens, the tools finding
+// it there, a second one refused in one line, and every way it is stopped freeing every port.
 
 const dir = mkdtempSync(path.join(tmpdir(), 'npm-start-'));
 let runs = 0;
@@ -141,4 +141,61 @@ describe('npm start', () => {
     expect(await run.exited).toBe(0);
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 180_000);
+
+  it('refuses, in one line naming the port and its variable, to start on a port another npm start holds', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+
+    // A second npm start on the same ports: one line, and a non-zero exit.
+    const second = await tool('local/start.ts', [], env).then(
+      () => undefined,
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(second, 'the second npm start failed').toBeDefined();
+    expect(second!.code).not.toBe(0);
+    expect(second!.stdout).toBe('');
+    const lines = second!.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use`);
+    expect(lines[0]).toContain('another npm start is probably running');
+    // The same for the next port, when the first is moved.
+    const third = await tool('local/start.ts', [], { ...env, PORT: String(await freePort()) }).then(
+      () => ({ stderr: 'started' }),
+      (error: { stderr: string }) => error,
+    );
+    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use: another npm start is probably running`));
+    // The refused ones left the first alone, and its state file.
+    expect(alive(run.state.pid)).toBe(true);
+    expect(readState(env.LOCAL_RUNTIME_STATE_FILE)?.pid).toBe(run.state.pid);
+
+    process.kill(run.state.pid, 'SIGINT');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 120_000);
+
+  it.each(['SIGINT', 'SIGHUP'] as const)('stops fully on %s', async (signal) => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    process.kill(run.state.pid, signal);
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toContain(`${signal}: stopping`);
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 120_000);
+
+  it('stops fully when npm, which started it, is killed', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    // npx is `npm exec`: killed outright, it tells nobody.
+    run.child.kill('SIGKILL');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+    expect(run.output()).toMatch(/npm \(pid \d+\) exited: stopping/);
+  }, 120_000);
+
+  it('stops fully when its parent process is killed', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    const { stdout } = await promisify(execFile)('ps', ['-o', 'ppid=', '-p', String(run.state.pid)]);
+    // tsx's wrapper process, which starts node with its loader.
+    process.kill(Number(stdout.trim()), 'SIGKILL');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 120_000);
 });
