@@ -1,14 +1,17 @@
 // The AWS services the stack uses, emulated in this process: fauxqs for SNS and SQS, dynalite for
 // DynamoDB. Both listen on fixed ports by default so that the AWS CLI and other tools can reach
-// them; tests pass port 0.
+// them; tests pass port 0. Both listen on 127.0.0.1 only: nothing here checks credentials.
 
 import type { AddressInfo } from 'node:net';
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import type { FauxqsServer } from 'fauxqs';
 import dynalite from 'dynalite';
+import { startFauxqsOnLoopback } from './fauxqs-loopback.js';
 
 export interface Emulators {
   fauxqs: FauxqsServer;
   endpoints: { sqs: string; sns: string; dynamodb: string };
+  /** The listening sockets' addresses, as the operating system reports them. */
+  addresses: { sqs: AddressInfo; dynamodb: AddressInfo };
   stop(): Promise<void>;
 }
 
@@ -19,9 +22,9 @@ export const LOCAL_ACCOUNT_ID = '000000000000';
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 export async function startEmulators(options: { sqsPort: number; dynamodbPort: number }): Promise<Emulators> {
-  // fauxqs serves SNS and SQS on one port. It binds every interface (not configurable in 1.9.2).
-  // Its message spy lets tests await deliveries, DLQ moves and deletions instead of polling.
-  const fauxqs = await startFauxqs({
+  // fauxqs serves SNS and SQS on one port. Its message spy lets tests await deliveries, DLQ moves
+  // and deletions instead of polling.
+  const fauxqs = await startFauxqsOnLoopback({
     port: options.sqsPort,
     logger: false,
     defaultRegion: LOCAL_REGION,
@@ -37,11 +40,13 @@ export async function startEmulators(options: { sqsPort: number; dynamodbPort: n
     await fauxqs.stop();
     throw error;
   }
-  const dynamodbPort = (dynamo.address() as AddressInfo).port;
-  const sqs = `http://127.0.0.1:${fauxqs.port}`;
+  // Endpoints from the addresses actually bound, so they say where the emulators listen.
+  const addresses = { sqs: fauxqs.boundAddress, dynamodb: dynamo.address() as AddressInfo };
+  const sqs = `http://${addresses.sqs.address}:${addresses.sqs.port}`;
   return {
     fauxqs,
-    endpoints: { sqs, sns: sqs, dynamodb: `http://127.0.0.1:${dynamodbPort}` },
+    endpoints: { sqs, sns: sqs, dynamodb: `http://${addresses.dynamodb.address}:${addresses.dynamodb.port}` },
+    addresses,
     async stop() {
       dynamo.closeAllConnections();
       await Promise.all([fauxqs.stop(), new Promise<void>((resolve) => dynamo.close(() => resolve()))]);

@@ -8,10 +8,11 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { FauxqsServer } from 'fauxqs';
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators, type Emulators } from './emulators.js';
+import { EventSourceMappingRefused, sqsMappingRefusals, type MappingRefusal } from './event-source-mapping-rules.js';
 import { locateHandler, unpackFunctionZip } from './function-code.js';
 import { startHttpApi, type HttpRoute } from './http-api.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
@@ -56,8 +57,9 @@ export interface LocalPipelineOptions {
   /** WaitTimeSeconds of the SQS pollers' receives: 20 (long polling) by default, 0 short polling. */
   pollerWaitTimeSeconds?: number;
   /**
-   * Probability that an SQS poller delivers a record twice on purpose (two concurrent invocations
-   * with the same message, as at-least-once delivery may): 0 by default. A function's
+   * Probability that an SQS poller delivers a record twice on purpose (a second invocation with the
+   * same message, as at-least-once delivery may; it counts against the mapping's maximum
+   * concurrency like any invocation): 0 by default. A function's
    * LOCAL_DUPLICATE_DELIVERY_RATE in environmentOverrides sets it for that function alone.
    */
   duplicateDeliveryRate?: number;
@@ -141,6 +143,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       log,
     });
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
+    // Before anything listens: a mapping AWS would refuse stops the start here.
+    const pollers = await sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
 
     const routes = httpRoutes(resolver, functions, log);
     // GET /_local/status (local/status.ts), added once the pollers exist.
@@ -155,7 +159,6 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => http.close());
 
-    const pollers = sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
     if (options.duplicateDeliveryRate !== undefined) pollers.forEach((poller) => poller.setDuplicateDeliveryRate(options.duplicateDeliveryRate!));
     pollers.forEach((poller) => poller.start());
     const status = startLocalStatus({
@@ -335,16 +338,21 @@ function apiIdOf(resolver: StackResolver): string {
   return api ? resolver.ref(api[0]) : 'local';
 }
 
-function sqsPollers(
+/**
+ * One poller per enabled SQS event source mapping of the template. Throws
+ * EventSourceMappingRefused, naming every mapping at fault, when AWS would refuse one of them.
+ */
+async function sqsPollers(
   resolver: StackResolver,
   resources: ProvisionedResources,
   functions: Map<string, LambdaFunction>,
   sqs: SQSClient,
   log: InvocationLog,
   receiveWaitTimeSeconds?: number,
-): SqsPoller[] {
+): Promise<SqsPoller[]> {
   const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
   const pollers: SqsPoller[] = [];
+  const refused: Array<{ mappingId: string; refusal: MappingRefusal }> = [];
   for (const [id, resource] of resolver.resources('AWS::Lambda::EventSourceMapping')) {
     const properties = resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>;
     if (properties.Enabled === false) continue;
@@ -356,6 +364,21 @@ function sqsPollers(
     }
     if (properties.FilterCriteria !== undefined) log.info(`${id}: FilterCriteria is not applied locally; every message reaches ${fn.name}`);
     const scaling = isRecord(properties.ScalingConfig) ? properties.ScalingConfig : {};
+    const batchSize = Number(properties.BatchSize ?? 10);
+    const maximumBatchingWindowSeconds = Number(properties.MaximumBatchingWindowInSeconds ?? 0);
+    // Lambda checks the queue as SQS reports it, not as a template says it.
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['VisibilityTimeout'] }));
+    const refusals = sqsMappingRefusals({
+      batchSize,
+      maximumBatchingWindowInSeconds: maximumBatchingWindowSeconds,
+      ...(scaling.MaximumConcurrency === undefined ? {} : { maximumConcurrency: Number(scaling.MaximumConcurrency) }),
+      functionTimeoutSeconds: fn.definition.timeoutSeconds,
+      queueVisibilityTimeoutSeconds: Number(Attributes?.VisibilityTimeout ?? 30),
+    });
+    if (refusals.length > 0) {
+      refused.push(...refusals.map((refusal) => ({ mappingId: id, refusal })));
+      continue;
+    }
     const reserved = resolver.resolve(resolver.resource(functionLogicalId(functions, fn)).Properties?.ReservedConcurrentExecutions);
     const maximumConcurrency =
       scaling.MaximumConcurrency !== undefined
@@ -369,8 +392,8 @@ function sqsPollers(
           queueUrl: queue.url,
           queueArn: queue.arn,
           region: LOCAL_REGION,
-          batchSize: Number(properties.BatchSize ?? 10),
-          maximumBatchingWindowSeconds: Number(properties.MaximumBatchingWindowInSeconds ?? 0),
+          batchSize,
+          maximumBatchingWindowSeconds,
           maximumConcurrency: Math.max(1, maximumConcurrency),
           reportBatchItemFailures: Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
           ...(receiveWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds }),
@@ -380,6 +403,7 @@ function sqsPollers(
       ),
     );
   }
+  if (refused.length > 0) throw new EventSourceMappingRefused(refused);
   return pollers;
 }
 

@@ -3,6 +3,7 @@
 // queue's visibility timeout and, after maxReceiveCount receives, SQS moves it to the DLQ.
 
 import {
+  ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   type Message,
@@ -34,13 +35,20 @@ export interface SqsEventSourceMapping {
   receiveWaitTimeSeconds?: number;
   /**
    * Probability (0-1) that a record is delivered twice on purpose: the batch is invoked as usual
-   * and, at the same time, a second invocation gets the chosen records again, as SQS's
-   * at-least-once delivery may do. Local testing only; 0 by default. The function's environment
+   * and a second invocation gets the chosen records again, as SQS's at-least-once delivery may do.
+   * That invocation takes a concurrency slot like any other: it runs next to the batch's when one
+   * is free, after it otherwise. Local testing only; 0 by default. The function's environment
    * variable LOCAL_DUPLICATE_DELIVERY_RATE (set through environmentOverrides) takes precedence.
    */
   duplicateDeliveryRate?: number;
   /** Seeds the duplicate choice (mixed with the function's name); the function's FAULT_SEED by default. */
   duplicateDeliverySeed?: number;
+  /**
+   * Largest event handed to the function, as Lambda measures it: the JSON of the SQS event in
+   * UTF-8 bytes. Lambda's synchronous invocation payload limit (LAMBDA_MAX_SYNC_PAYLOAD_BYTES) by
+   * default; tests set a small one, since ten SQS messages cannot reach 6 MB.
+   */
+  maxEventBytes?: number;
 }
 
 export interface EventSourceStats {
@@ -51,8 +59,11 @@ export interface EventSourceStats {
   failedRecords: number;
   /** Batches that failed as a whole: thrown error, timeout, invalid batch response. */
   failedBatches: number;
+  /** Invocations running now, deliberate duplicate deliveries included, and the most at once. */
   running: number;
   maxConcurrent: number;
+  /** Records received but handed straight back (visibility 0) because the event was full. */
+  releasedRecords: number;
   /** Records delivered a second time on purpose (duplicateDeliveryRate), and the extra invocations. */
   duplicatedRecords: number;
   duplicateInvocations: number;
@@ -64,8 +75,10 @@ export interface EventSourceStats {
 const SQS_MAX_MESSAGES = 10;
 /** The longest long poll SQS allows. */
 const SQS_MAX_WAIT_SECONDS = 20;
-/** Lambda's synchronous invocation payload limit; a batch stops growing near it. */
-const MAX_BATCH_BYTES = 6 * 1024 * 1024 - 256 * 1024;
+/** Lambda's synchronous invocation payload limit (6 MB): an SQS event is never larger. */
+export const LAMBDA_MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** `{"Records":[]}`: an event's bytes before its records; each record adds its JSON and a comma. */
+const EMPTY_EVENT_BYTES = Buffer.byteLength(JSON.stringify({ Records: [] }));
 
 export class SqsPoller {
   readonly mapping: SqsEventSourceMapping;
@@ -73,7 +86,13 @@ export class SqsPoller {
   readonly #log: InvocationLog;
   readonly #abort = new AbortController();
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #slotWaiters: Array<() => void> = [];
+  /**
+   * Concurrency slots (maximumConcurrency of them): one per invocation, a deliberate duplicate's
+   * included, and one held by the poller while it gathers a batch.
+   */
+  #slotsInUse = 0;
+  readonly #pollerWaiting: Array<() => void> = [];
+  readonly #duplicatesWaiting: Array<() => void> = [];
   #loop: Promise<void> | undefined;
   readonly #stats: EventSourceStats = {
     batches: 0,
@@ -83,6 +102,7 @@ export class SqsPoller {
     failedBatches: 0,
     running: 0,
     maxConcurrent: 0,
+    releasedRecords: 0,
     duplicatedRecords: 0,
     duplicateInvocations: 0,
     redeliveredRecords: 0,
@@ -117,12 +137,12 @@ export class SqsPoller {
     return { ...this.#stats };
   }
 
-  /** Stops receiving (aborting a long poll in progress) and waits for running batches to settle. */
+  /** Stops receiving (aborting a long poll in progress) and waits for running invocations to settle. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    this.#slotWaiters.splice(0).forEach((wake) => wake());
+    [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0)].forEach((wake) => wake());
     await this.#loop;
-    await Promise.allSettled([...this.#inFlight]);
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
   get #stopped(): boolean {
@@ -131,52 +151,101 @@ export class SqsPoller {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
-      // Receive only with a free slot: a message held while waiting for one would burn its
+      // Receive only with a slot in hand: a message held while waiting for one would burn its
       // visibility timeout without being worked on.
-      await this.#freeSlot();
-      if (this.#stopped) break;
-      let messages: Message[];
+      if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
+      let records: SQSRecord[];
       try {
-        messages = await this.#gatherBatch();
+        records = await this.#gatherBatch();
       } catch (error) {
+        this.#releaseSlot();
         if (this.#stopped) break;
         this.#log.error(`${this.mapping.function.name}: receiving from ${this.mapping.queueArn} failed: ${(error as Error).message}`);
         await sleep(1000, this.#abort.signal);
         continue;
       }
-      if (messages.length === 0) continue;
-      const batch = this.#process(messages).finally(() => {
-        this.#inFlight.delete(batch);
-        this.#slotWaiters.shift()?.();
-      });
-      this.#inFlight.add(batch);
+      if (records.length === 0) {
+        this.#releaseSlot();
+        continue;
+      }
+      this.#track(this.#process(records).finally(() => this.#releaseSlot()));
     }
   }
 
-  async #freeSlot(): Promise<void> {
-    while (this.#inFlight.size >= this.mapping.maximumConcurrency && !this.#stopped) {
-      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
-    }
+  #track(work: Promise<void>): void {
+    const tracked: Promise<void> = work
+      .catch((error: unknown) => this.#log.error(`${this.mapping.function.name}: ${(error as Error).message}`))
+      .finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
   }
 
-  /** Long-polls for a first message, then gathers more until the batch is full or the window ends. */
-  async #gatherBatch(): Promise<Message[]> {
+  /** Waits for a free slot and takes it; false once the poller is stopping. */
+  async #acquireSlot(queue: Array<() => void>): Promise<boolean> {
+    while (this.#slotsInUse >= this.mapping.maximumConcurrency && !this.#stopped) {
+      await new Promise<void>((resolve) => queue.push(resolve));
+    }
+    if (this.#stopped) return false;
+    this.#slotsInUse++;
+    return true;
+  }
+
+  #releaseSlot(): void {
+    this.#slotsInUse--;
+    // A waiting duplicate goes first: its records are already in hand, the poller's are not.
+    (this.#duplicatesWaiting.shift() ?? this.#pollerWaiting.shift())?.();
+  }
+
+  /**
+   * Long-polls for a first message, then gathers more until the batch is full (batchSize records,
+   * or the next record would make the event larger than maxEventBytes) or the window ends.
+   * Records that do not fit are handed back at once, to come back in a later batch.
+   */
+  async #gatherBatch(): Promise<SQSRecord[]> {
     const { batchSize, maximumBatchingWindowSeconds } = this.mapping;
-    const batch = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS);
-    if (batch.length === 0) return batch;
-    const deadline = Date.now() + maximumBatchingWindowSeconds * 1000;
-    let bytes = batch.reduce((sum, message) => sum + Buffer.byteLength(message.Body ?? ''), 0);
-    while (batch.length < batchSize && bytes < MAX_BATCH_BYTES && !this.#stopped) {
-      const remainingMs = deadline - Date.now();
-      if (remainingMs <= 0) break;
-      const waitSeconds = Math.min(SQS_MAX_WAIT_SECONDS, Math.floor(remainingMs / 1000));
-      const more = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize - batch.length), waitSeconds);
-      batch.push(...more);
-      bytes += more.reduce((sum, message) => sum + Buffer.byteLength(message.Body ?? ''), 0);
-      // Under a second left: SQS waits in whole seconds, so check again shortly.
-      if (more.length === 0 && waitSeconds === 0) await sleep(Math.min(remainingMs, 100), this.#abort.signal);
+    const maxEventBytes = this.mapping.maxEventBytes ?? LAMBDA_MAX_SYNC_PAYLOAD_BYTES;
+    const batch = new Map<string, { record: SQSRecord; bytes: number }>();
+    let recordBytes = 0;
+    let eventFull = false;
+    const overflow: SQSRecord[] = [];
+    const add = (messages: Message[]) => {
+      for (const message of messages) {
+        const record = toSqsRecord(message, this.mapping);
+        // A message whose visibility timeout ran out while the batch was being gathered can be
+        // received twice; only its latest receipt handle can delete it, so that receipt replaces the first.
+        const earlier = batch.get(record.messageId);
+        if (earlier) {
+          batch.delete(record.messageId);
+          recordBytes -= earlier.bytes;
+        }
+        const bytes = Buffer.byteLength(JSON.stringify(record));
+        // The event once this record is in: `{"Records":[` + records joined by commas + `]}`.
+        const eventBytes = EMPTY_EVENT_BYTES + recordBytes + bytes + batch.size;
+        // A first record always goes (an SQS message is far below Lambda's limit; only a test's
+        // smaller limit could refuse it, and refusing it would hand it back forever).
+        if (eventFull || (eventBytes > maxEventBytes && batch.size > 0)) {
+          eventFull = true;
+          overflow.push(record);
+          continue;
+        }
+        batch.set(record.messageId, { record, bytes });
+        recordBytes += bytes;
+      }
+    };
+    add(await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS));
+    if (batch.size > 0) {
+      const deadline = Date.now() + maximumBatchingWindowSeconds * 1000;
+      while (batch.size < batchSize && !eventFull && !this.#stopped) {
+        const remainingMs = deadline - Date.now();
+        if (remainingMs <= 0) break;
+        const waitSeconds = Math.min(SQS_MAX_WAIT_SECONDS, Math.floor(remainingMs / 1000));
+        const more = await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize - batch.size), waitSeconds);
+        add(more);
+        // Under a second left: SQS waits in whole seconds, so check again shortly.
+        if (more.length === 0 && waitSeconds === 0) await sleep(Math.min(remainingMs, 100), this.#abort.signal);
+      }
     }
-    return latestReceiptOnly(batch);
+    await this.#release(overflow);
+    return [...batch.values()].map(({ record }) => record);
   }
 
   async #receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {
@@ -193,19 +262,42 @@ export class SqsPoller {
     return response.Messages ?? [];
   }
 
-  async #process(messages: Message[]): Promise<void> {
+  /**
+   * Makes records visible again at once (visibility timeout 0), for the next batch. If that fails
+   * they still come back, after the queue's visibility timeout: nothing is dropped either way.
+   */
+  async #release(records: SQSRecord[]): Promise<void> {
+    this.#stats.releasedRecords += records.length;
+    for (let start = 0; start < records.length; start += SQS_MAX_MESSAGES) {
+      const chunk = records.slice(start, start + SQS_MAX_MESSAGES);
+      try {
+        const response = await this.#sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: this.mapping.queueUrl,
+            Entries: chunk.map((record, index) => ({ Id: String(index), ReceiptHandle: record.receiptHandle, VisibilityTimeout: 0 })),
+          }),
+        );
+        for (const failed of response.Failed ?? []) {
+          this.#log.error(`${this.mapping.function.name}: could not release ${chunk[Number(failed.Id)]?.messageId}: ${failed.Code} ${failed.Message ?? ''}`);
+        }
+      } catch (error) {
+        this.#log.error(`${this.mapping.function.name}: ChangeMessageVisibilityBatch failed: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  async #process(records: SQSRecord[]): Promise<void> {
     const { function: fn, reportBatchItemFailures } = this.mapping;
-    const records = messages.map((message) => toSqsRecord(message, this.mapping));
     this.#stats.batches++;
     this.#stats.records += records.length;
     this.#stats.redeliveredRecords += records.filter((record) => Number(record.attributes.ApproximateReceiveCount) > 1).length;
-    this.#stats.running++;
-    this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
+    // A deliberate duplicate runs as its own invocation, in a slot of its own: it waits for one
+    // like any invocation, and this batch does not wait for it.
+    const duplicates = this.#duplicateRate > 0 ? records.filter(() => this.#random() < this.#duplicateRate) : [];
+    if (duplicates.length > 0) this.#track(this.#invokeDuplicate(duplicates));
+    this.#invocationStarted();
     try {
-      const duplicates = this.#duplicateRate > 0 ? records.filter(() => this.#random() < this.#duplicateRate) : [];
-      const duplicate = duplicates.length > 0 ? this.#invokeDuplicate(duplicates) : undefined;
       const result = await fn.invoke({ Records: records });
-      await duplicate;
       let toDelete: SQSRecord[] = [];
       let outcome: string;
       let wholeBatchFailed = false;
@@ -243,35 +335,47 @@ export class SqsPoller {
     }
   }
 
+  #invocationStarted(): void {
+    this.#stats.running++;
+    this.#stats.maxConcurrent = Math.max(this.#stats.maxConcurrent, this.#stats.running);
+  }
+
   /**
-   * The same records again, in a second invocation running next to the batch's: what a consumer
-   * sees when SQS delivers a message twice. Which records get deleted is decided by the batch's
-   * own invocation; this one is counted and logged, and whatever it does must change nothing twice.
+   * The same records again, in a second invocation: what a consumer sees when SQS delivers a
+   * message twice. Which records get deleted is decided by the batch's own invocation; this one is
+   * counted and logged, and whatever it does must change nothing twice.
    */
   async #invokeDuplicate(records: SQSRecord[]): Promise<void> {
     const { function: fn } = this.mapping;
+    if (!(await this.#acquireSlot(this.#duplicatesWaiting))) return;
     this.#stats.duplicatedRecords += records.length;
     this.#stats.duplicateInvocations++;
-    const result = await fn.invoke({ Records: records });
-    let failures = 0;
-    let outcome = 'ok';
-    if (!result.ok) {
-      failures = records.length;
-      outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
-    } else if (this.mapping.reportBatchItemFailures) {
-      const response = parseBatchResponse(result.payload, records);
-      failures = response.valid ? response.failedIds.size : records.length;
-      outcome = response.valid ? (failures > 0 ? 'partial' : 'ok') : `invalid batch response: ${response.reason}`;
+    this.#invocationStarted();
+    try {
+      const result = await fn.invoke({ Records: records });
+      let failures = 0;
+      let outcome = 'ok';
+      if (!result.ok) {
+        failures = records.length;
+        outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
+      } else if (this.mapping.reportBatchItemFailures) {
+        const response = parseBatchResponse(result.payload, records);
+        failures = response.valid ? response.failedIds.size : records.length;
+        outcome = response.valid ? (failures > 0 ? 'partial' : 'ok') : `invalid batch response: ${response.reason}`;
+      }
+      this.#log.invocation({
+        function: fn.name,
+        trigger: `sqs ${queueNameOf(this.mapping.queueArn)} (duplicate delivery)`,
+        batchSize: records.length,
+        failures,
+        durationMs: result.durationMs,
+        initDurationMs: result.initDurationMs,
+        outcome,
+      });
+    } finally {
+      this.#stats.running--;
+      this.#releaseSlot();
     }
-    this.#log.invocation({
-      function: fn.name,
-      trigger: `sqs ${queueNameOf(this.mapping.queueArn)} (duplicate delivery)`,
-      batchSize: records.length,
-      failures,
-      durationMs: result.durationMs,
-      initDurationMs: result.initDurationMs,
-      outcome,
-    });
   }
 
   async #delete(records: SQSRecord[]): Promise<void> {
@@ -294,19 +398,6 @@ export class SqsPoller {
       }
     }
   }
-}
-
-/**
- * A message whose visibility timeout ran out while the batch was being gathered can be received
- * twice; only its latest receipt handle can delete it, so the batch keeps that receipt alone.
- */
-function latestReceiptOnly(messages: Message[]): Message[] {
-  const byId = new Map<string, Message>();
-  for (const message of messages) {
-    byId.delete(message.MessageId ?? '');
-    byId.set(message.MessageId ?? '', message);
-  }
-  return [...byId.values()];
 }
 
 /** An SQS message as Lambda hands it to a function: the shape of `SQSRecord`. */

@@ -1,63 +1,157 @@
 // `npm start`: the whole pipeline on this machine. Ports come from PORT (HTTP API, 3000),
 // SQS_PORT (SNS and SQS, 4566) and DYNAMODB_PORT (4567); LOCAL_SCHEDULE_SCALE speeds schedules up;
-// LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles.
+// LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles. Where it
+// listens goes to .cache/local-runtime.json (local/runtime-state.ts), for npm run redrive and status.
+// It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
 
-import { startLocalPipeline } from './runtime.js';
+import { createServer } from 'node:net';
+import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
+import { watchLauncher } from './launcher-watch.js';
+import { startLocalPipeline, type LocalPipeline } from './runtime.js';
+import { readRuntimeState, removeRuntimeState, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
 
-function port(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`${name} must be a port number, not ${raw}`);
-  return value;
+/** The port variables, what listens on each, and their defaults. */
+const PORTS = [
+  { variable: 'PORT', what: 'HTTP API', fallback: 3000 },
+  { variable: 'SQS_PORT', what: 'SNS and SQS', fallback: 4566 },
+  { variable: 'DYNAMODB_PORT', what: 'DynamoDB', fallback: 4567 },
+] as const;
+type PortVariable = (typeof PORTS)[number]['variable'];
+
+/** A start-up problem the user can fix: printed as one line, without a stack trace. */
+class StartRefused extends Error {}
+
+function portsFromEnvironment(): Record<PortVariable, number> {
+  const ports = {} as Record<PortVariable, number>;
+  for (const { variable, fallback } of PORTS) {
+    const raw = process.env[variable];
+    const value = raw === undefined || raw === '' ? fallback : /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isInteger(value) || value > 65535) throw new StartRefused(`${variable} must be a port number (0 for any free one), not ${JSON.stringify(raw)}`);
+    ports[variable] = value;
+  }
+  const [first, second] = PORTS.filter(({ variable }) => ports[variable] !== 0 && PORTS.some((other) => other.variable !== variable && ports[other.variable] === ports[variable]));
+  if (first && second) throw new StartRefused(`${first.variable} and ${second.variable} are both ${ports[first.variable]}: each needs a port of its own`);
+  return ports;
 }
 
-const pipeline = await startLocalPipeline({
-  apiPort: port('PORT', 3000),
-  sqsPort: port('SQS_PORT', 4566),
-  dynamodbPort: port('DYNAMODB_PORT', 4567),
-  stage: process.env.LOCAL_STAGE || 'local',
-  scheduleScale: Number(process.env.LOCAL_SCHEDULE_SCALE || 1),
-  handlerSource: process.env.LOCAL_HANDLER_SOURCE === 'source' ? 'source' : 'bundle',
-});
-// performance.now() counts from process start: this includes loading tsx and packaging.
-const readyMs = Math.round(performance.now());
+/** Why a port cannot be listened on, or undefined if it can. */
+async function listenProblem(port: number): Promise<NodeJS.ErrnoException | undefined> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(undefined)));
+  });
+}
 
-const order = {
-  customerId: 'cus_1',
-  items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
-  payment: { token: 'tok_visa' },
-  shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
-};
-const [firstQueue] = Object.values(pipeline.resources.queues).filter((queue) => queue.dlqUrl);
-console.log(
-  [
-    '',
-    `Order Pipeline is ready in ${(readyMs / 1000).toFixed(1)} s: ${pipeline.apiUrl}`,
-    '',
-    `  Routes:    ${pipeline.routes.join(', ')}`,
-    `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
-    `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
-    `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
-    '',
-    'Place an order:',
-    `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' -d '${JSON.stringify(order)}'`,
-    `  curl -s ${pipeline.apiUrl}/orders/<orderId>        # its status as inventory, payment and shipping decide`,
-    '',
-    'Look at a queue:',
-    `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstQueue?.url ?? '<queue url>'}`,
-    '',
-    'Ctrl-C stops everything.',
-    '',
-  ].join('\n'),
-);
+/** One line: the port, the variable that moves it, and the likely cause. */
+function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoException): StartRefused {
+  const { what } = PORTS.find((entry) => entry.variable === variable)!;
+  if (error.code !== 'EADDRINUSE') {
+    return new StartRefused(`cannot listen on 127.0.0.1:${port} (${variable}, ${what}): ${error.code ?? error.message}; set ${variable} to another port`);
+  }
+  const other = readRuntimeState();
+  const pid = other && other.pid !== process.pid ? ` (pid ${other.pid} since ${other.startedAt})` : '';
+  const elsewhere = port + 10 <= 65535 ? port + 10 : port - 10;
+  return new StartRefused(
+    `port ${port} (${variable}, ${what}) is already in use: another npm start is probably running${pid}. Stop it, or set ${variable} to another port: ${variable}=${elsewhere} npm start`,
+  );
+}
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
+async function main(): Promise<void> {
+  const ports = portsFromEnvironment();
+  // Checked before packaging, so a second `npm start` says so at once, in one line.
+  for (const { variable } of PORTS) {
+    if (ports[variable] === 0) continue;
+    const problem = await listenProblem(ports[variable]);
+    if (problem) throw portProblem(variable, ports[variable], problem);
+  }
+
+  const stage = process.env.LOCAL_STAGE || 'local';
+  let pipeline: LocalPipeline;
+  try {
+    pipeline = await startLocalPipeline({
+      apiPort: ports.PORT,
+      sqsPort: ports.SQS_PORT,
+      dynamodbPort: ports.DYNAMODB_PORT,
+      stage,
+      scheduleScale: Number(process.env.LOCAL_SCHEDULE_SCALE || 1),
+      handlerSource: process.env.LOCAL_HANDLER_SOURCE === 'source' ? 'source' : 'bundle',
+    });
+  } catch (error) {
+    // Taken between the check above and the start (another start racing this one).
+    const { code, port } = error as NodeJS.ErrnoException & { port?: number };
+    const taken = PORTS.find(({ variable }) => ports[variable] === port && port !== 0);
+    if (code === 'EADDRINUSE' && taken) throw portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException);
+    if (error instanceof EventSourceMappingRefused) throw new StartRefused(error.message);
+    throw error;
+  }
+  // performance.now() counts from process start: this includes loading tsx and packaging.
+  const readyMs = Math.round(performance.now());
+
+  writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage });
+  // Whatever way this process ends, the file no longer says a runtime listens there.
+  process.on('exit', () => removeRuntimeState());
+
+  const order = {
+    customerId: 'cus_1',
+    items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
+    payment: { token: 'tok_visa' },
+    shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
+  };
+  const [firstQueue] = Object.values(pipeline.resources.queues).filter((queue) => queue.dlqUrl);
+  console.log(
+    [
+      '',
+      `Order Pipeline is ready in ${(readyMs / 1000).toFixed(1)} s: ${pipeline.apiUrl}`,
+      '',
+      `  Routes:    ${pipeline.routes.join(', ')}`,
+      `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
+      `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
+      `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
+      `  State:     ${runtimeStatePath()}   (npm run status and npm run redrive read it)`,
+      '',
+      'Place an order:',
+      `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' -d '${JSON.stringify(order)}'`,
+      `  curl -s ${pipeline.apiUrl}/orders/<orderId>        # its status as inventory, payment and shipping decide`,
+      '',
+      'Look at a queue:',
+      `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstQueue?.url ?? '<queue url>'}`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+
+  stopOnSignalsAndLauncherExit(pipeline);
+}
+
+/**
+ * Stops the pipeline once, then exits. A second signal, or a stop that hangs for 10 s, exits
+ * without waiting; the launcher going away while stopping changes nothing.
+ */
+function stopOnSignalsAndLauncherExit(pipeline: LocalPipeline): void {
+  // A closed terminal (SIGHUP) makes writes fail; that must not stop the stopping.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  const say = (line: string) => {
+    try {
+      console.log(line);
+    } catch {
+      // No terminal left to tell.
+    }
+  };
+  let stopping = false;
+  const stop = (reason: string, again: 'exit now' | 'ignore') => {
+    if (stopping) {
+      if (again === 'ignore') return;
+      say(`${reason} again: exiting without waiting`);
+      process.exit(1);
+    }
     stopping = true;
-    console.log(`\n${signal}: stopping`);
+    say(`\n${reason}: stopping`);
+    setTimeout(() => {
+      say('Still stopping after 10 s: exiting');
+      process.exit(1);
+    }, 10_000).unref();
     pipeline.stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -65,5 +159,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         process.exit(1);
       },
     );
-  });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 'exit now'));
+  watchLauncher((what) => stop(what, 'ignore'));
 }
+
+main().catch((error: unknown) => {
+  if (!(error instanceof StartRefused)) throw error;
+  process.stderr.write(`npm start: ${error.message}\n`);
+  process.exit(1);
+});

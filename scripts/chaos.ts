@@ -1,44 +1,80 @@
-import { formatChaosReport, runChaos } from '../local/chaos.js';
-import { flagValue } from './stack-target.js';
+import type { ChaosOptions } from '../local/chaos.js';
+import { isMain, parseCommandLine, rate, readCommandLine, wholeNumber } from './command-line.js';
 
 // npm run chaos -- [--orders N] [--seed S] [--concurrency C] [--transient R] [--crash R] [--timeout R]
 //   [--duplicate R] [--publish-failure R] [--poison N] [--max-wait SECONDS]
+//   [--provider-outage SECONDS] [--topic-outage SECONDS]
 
 const usage = `usage: npm run chaos -- [--orders 2000] [--seed S] [--concurrency 16] [--transient 0.1] [--crash 0.01]
   [--timeout 0.01] [--duplicate 0.05] [--publish-failure 0.01] [--poison 3] [--max-wait 300]
+  [--provider-outage SECONDS] [--topic-outage SECONDS]
   Runs the local pipeline on random ports with faults in every consumer, places the orders, writes
   poison to every stage queue, waits until it is quiet, accounts for every order, charge, unit of
-  stock and dead letter, redrives the real events from the DLQs, and exits non-zero if a check fails.`;
+  stock and dead letter, redrives the real events from the DLQs, and exits non-zero if a check fails.
+  Rates are probabilities from 0 to 1. --provider-outage and --topic-outage: seconds during which
+  the payment provider, or the order events topic, is out during the run.`;
 
-function number(args: string[], flag: string, check: (value: number) => boolean): number | undefined {
-  const raw = flagValue(args, flag);
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (!check(value)) throw new Error(`${flag} ${raw} is not valid\n${usage}`);
-  return value;
+/** ChaosOptions and the two outages, which local/chaos.ts may not know yet (passed only when given). */
+export type ChaosCommandLineOptions = Omit<ChaosOptions, 'onProgress' | 'pipeline'> & {
+  providerOutageSeconds?: number;
+  topicOutageSeconds?: number;
+};
+
+export interface ChaosCommandLine {
+  help: boolean;
+  options: ChaosCommandLineOptions;
 }
 
-const args = process.argv.slice(2);
-if (args.includes('--help') || args.includes('-h')) {
-  console.log(usage);
-} else {
-  const count = (value: number) => Number.isInteger(value) && value >= 0;
-  const rate = (value: number) => Number.isFinite(value) && value >= 0 && value <= 1;
-  const started = Date.now();
-  const result = await runChaos({
-    orders: number(args, '--orders', (v) => count(v) && v > 0),
-    seed: number(args, '--seed', count),
-    concurrency: number(args, '--concurrency', (v) => count(v) && v > 0),
-    transientErrorRate: number(args, '--transient', rate),
-    crashRate: number(args, '--crash', rate),
-    timeoutRate: number(args, '--timeout', rate),
-    duplicateRate: number(args, '--duplicate', rate),
-    publishFailureRate: number(args, '--publish-failure', rate),
-    poisonPerQueue: number(args, '--poison', count),
-    maxWaitSeconds: number(args, '--max-wait', (v) => count(v) && v > 0),
-    onProgress: (line) => process.stderr.write(`${line}\n`),
+/** The command line of `npm run chaos`; throws a UsageError naming what it refuses. */
+export function parseChaosArgs(args: string[]): ChaosCommandLine {
+  const { values } = parseCommandLine(args, {
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      orders: { type: 'string' },
+      seed: { type: 'string' },
+      concurrency: { type: 'string' },
+      transient: { type: 'string' },
+      crash: { type: 'string' },
+      timeout: { type: 'string' },
+      duplicate: { type: 'string' },
+      'publish-failure': { type: 'string' },
+      poison: { type: 'string' },
+      'max-wait': { type: 'string' },
+      'provider-outage': { type: 'string' },
+      'topic-outage': { type: 'string' },
+    },
   });
+  const candidates: ChaosCommandLineOptions = {
+    orders: wholeNumber('--orders', values.orders, { min: 1 }),
+    // The run keeps the seed as an unsigned 32-bit number.
+    seed: wholeNumber('--seed', values.seed, { min: 0, max: 2 ** 32 - 1 }),
+    concurrency: wholeNumber('--concurrency', values.concurrency, { min: 1 }),
+    transientErrorRate: rate('--transient', values.transient),
+    crashRate: rate('--crash', values.crash),
+    timeoutRate: rate('--timeout', values.timeout),
+    duplicateRate: rate('--duplicate', values.duplicate),
+    publishFailureRate: rate('--publish-failure', values['publish-failure']),
+    poisonPerQueue: wholeNumber('--poison', values.poison, { min: 0 }),
+    maxWaitSeconds: wholeNumber('--max-wait', values['max-wait'], { min: 1 }),
+    providerOutageSeconds: wholeNumber('--provider-outage', values['provider-outage'], { min: 0 }),
+    topicOutageSeconds: wholeNumber('--topic-outage', values['topic-outage'], { min: 0 }),
+  };
+  // Only what was given: runChaos applies its own defaults to the rest.
+  const options = Object.fromEntries(Object.entries(candidates).filter(([, value]) => value !== undefined)) as ChaosCommandLineOptions;
+  return { help: values.help, options };
+}
+
+async function main({ help, options }: ChaosCommandLine): Promise<void> {
+  if (help) {
+    console.log(usage);
+    return;
+  }
+  const { formatChaosReport, runChaos } = await import('../local/chaos.js');
+  const started = Date.now();
+  const result = await runChaos({ ...options, onProgress: (line) => process.stderr.write(`${line}\n`) });
   process.stdout.write(formatChaosReport(result));
   process.stdout.write(`(${Math.round((Date.now() - started) / 1000)} s in all)\n`);
   process.exitCode = result.passed ? 0 : 1;
 }
+
+if (isMain(import.meta.url)) await main(readCommandLine(usage, () => parseChaosArgs(process.argv.slice(2))));

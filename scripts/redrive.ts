@@ -1,30 +1,61 @@
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { redriveDeadLetters } from '../lib/dlq-redrive.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
-import { flagValue, STAGE_QUEUES, type StageQueue, stackTarget } from './stack-target.js';
+import { isMain, nonEmpty, parseCommandLine, readCommandLine, TARGET_OPTIONS, type TargetFlags, UsageError, wholeNumber } from './command-line.js';
+import { STAGE_QUEUES, type StageQueue, stackTarget } from './stack-target.js';
 
 // npm run redrive -- <inventory|payment|shipping> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME]
 
 const usage = `usage: npm run redrive -- <${STAGE_QUEUES.join('|')}> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME --region R]
   Moves messages from the queue's dead-letter queue back to the queue. Default target: the local
-  runtime started by \`npm start\`; --aws targets a deployed stage with your AWS credentials.
+  runtime started by \`npm start\`, on SQS_PORT if set, else where it says it listens
+  (.cache/local-runtime.json); --aws targets a deployed stage with your AWS credentials.
   --skip-invalid leaves messages that are not order events (poison) in the DLQ.`;
 
-async function main(args: string[]): Promise<void> {
-  const queue = args[0] as StageQueue | undefined;
-  if (!queue || !STAGE_QUEUES.includes(queue)) {
-    console.error(usage);
-    process.exitCode = 2;
+export interface RedriveCommandLine {
+  help: boolean;
+  queue: StageQueue;
+  max: number | undefined;
+  dryRun: boolean;
+  skipInvalid: boolean;
+  target: TargetFlags;
+}
+
+/** The command line of `npm run redrive`; throws a UsageError naming what it refuses. */
+export function parseRedriveArgs(args: string[]): RedriveCommandLine {
+  const { values, positionals } = parseCommandLine(args, {
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      max: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'skip-invalid': { type: 'boolean', default: false },
+      ...TARGET_OPTIONS,
+    },
+  });
+  const [queue, ...extra] = positionals;
+  if (!values.help) {
+    if (queue === undefined) throw new UsageError(`which queue? one of ${STAGE_QUEUES.join(', ')}`);
+    if (!(STAGE_QUEUES as readonly string[]).includes(queue)) throw new UsageError(`unknown queue ${JSON.stringify(queue)}: one of ${STAGE_QUEUES.join(', ')}`);
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}: one queue at a time`);
+  }
+  return {
+    help: values.help,
+    queue: queue as StageQueue,
+    max: wholeNumber('--max', values.max, { min: 1 }),
+    dryRun: values['dry-run'],
+    skipInvalid: values['skip-invalid'],
+    target: { aws: values.aws, stage: nonEmpty('--stage', values.stage), region: nonEmpty('--region', values.region) },
+  };
+}
+
+async function main(commandLine: RedriveCommandLine): Promise<void> {
+  if (commandLine.help) {
+    console.log(usage);
     return;
   }
-  const maxFlag = flagValue(args, '--max');
-  const max = maxFlag === undefined ? undefined : Number(maxFlag);
-  if (max !== undefined && !(Number.isInteger(max) && max > 0)) {
-    console.error(`--max must be a positive whole number, not ${maxFlag}`);
-    process.exitCode = 2;
-    return;
-  }
-  const target = stackTarget(args);
+  const { queue, max, dryRun } = commandLine;
+  const target = stackTarget(commandLine.target);
   const urlOf = async (name: string) => {
     const { QueueUrl } = await target.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
     if (!QueueUrl) throw new Error(`No queue ${name}`);
@@ -32,7 +63,6 @@ async function main(args: string[]): Promise<void> {
   };
   const deadLetterQueueUrl = await urlOf(target.queueName(queue, true));
   const sourceQueueUrl = await urlOf(target.queueName(queue));
-  const dryRun = args.includes('--dry-run');
   console.log(`${dryRun ? 'Dry run: ' : ''}redriving ${target.queueName(queue, true)} → ${target.queueName(queue)} (${target.description})`);
   const report = await redriveDeadLetters({
     sqs: target.sqs,
@@ -40,7 +70,7 @@ async function main(args: string[]): Promise<void> {
     sourceQueueUrl,
     max,
     dryRun,
-    select: args.includes('--skip-invalid')
+    select: commandLine.skipInvalid
       ? (message) => {
           try {
             parseOrderEvent(message.Body ?? '');
@@ -70,7 +100,9 @@ async function main(args: string[]): Promise<void> {
   );
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exitCode = 1;
-});
+if (isMain(import.meta.url)) {
+  main(readCommandLine(usage, () => parseRedriveArgs(process.argv.slice(2)))).catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { localTarget } from '../local/runtime-state.js';
+import type { TargetFlags } from './command-line.js';
 
 // Which stack a command-line tool talks to: the local runtime (`npm start`) by default, or a
 // deployed stage with `--aws --stage NAME`, through the default AWS credential chain.
@@ -30,21 +32,18 @@ export function functionKeys(yaml: string = serverlessYml()): string[] {
   return [...section.matchAll(/^ {2}([A-Za-z][\w-]*):\s*$/gm)].map((match) => match[1]!);
 }
 
-export function flagValue(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
-}
-
-export function stackTarget(args: string[]): StackTarget {
-  const aws = args.includes('--aws');
-  const stage = flagValue(args, '--stage') ?? (aws ? 'dev' : 'local');
+export function stackTarget(flags: TargetFlags): StackTarget {
+  const { aws } = flags;
+  // Locally: where `npm start` listens, from its environment variables or its state file.
+  const local = aws ? undefined : localTarget();
+  const stage = flags.stage ?? local?.stage ?? 'dev';
   const service = serviceName();
   const queueName = (queue: StageQueue, deadLetter = false) => `${service}-${stage}-${queue}${deadLetter ? '-dlq' : ''}`;
-  if (aws) {
-    const region = flagValue(args, '--region') ?? process.env.AWS_REGION ?? 'us-east-1';
+  if (!local) {
+    const region = flags.region ?? process.env.AWS_REGION ?? 'us-east-1';
     return { description: `AWS ${region}, stage ${stage}`, stage, service, region, sqs: new SQSClient({ region }), queueName };
   }
-  const endpoint = process.env.SQS_ENDPOINT ?? `http://127.0.0.1:${process.env.SQS_PORT ?? '4566'}`;
+  const endpoint = local.sqsEndpoint;
   return {
     description: `local runtime at ${endpoint}, stage ${stage}`,
     stage,

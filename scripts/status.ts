@@ -1,6 +1,6 @@
-import { pathToFileURL } from 'node:url';
 import type { QueueAttributeName } from '@aws-sdk/client-sqs';
 import type { FunctionActivity, PipelineStatus, QueueDepth } from '../local/status.js';
+import { httpUrl, isMain, nonEmpty, parseCommandLine, readCommandLine, TARGET_OPTIONS, type TargetFlags } from './command-line.js';
 import type { StackTarget } from './stack-target.js';
 
 // npm run status [-- --watch] [--api URL] [--aws --stage NAME --region R]
@@ -8,10 +8,11 @@ import type { StackTarget } from './stack-target.js';
 const usage = `usage: npm run status -- [--watch] [--api URL] [--aws --stage NAME --region R]
   Each stage queue's depth (visible, in flight, delayed, oldest message) and its dead-letter queue's,
   and per function the invocations and records processed and failed in the last minute.
-  Default target: the local runtime of \`npm start\`, through its GET /_local/status
-  (http://127.0.0.1:$PORT, 3000 by default; --api to name another). --aws reads a deployed stage:
-  queue depths with GetQueueAttributes, message ages and function counts from CloudWatch (the last
-  complete minute). --watch refreshes every second.`;
+  Default target: the local runtime of \`npm start\`, through its GET /_local/status: on PORT if
+  set, else where the running \`npm start\` says it listens (.cache/local-runtime.json), else
+  http://127.0.0.1:3000; --api names another. --aws reads a deployed stage: queue depths with
+  GetQueueAttributes, message ages and function counts from CloudWatch (the last complete minute).
+  --watch refreshes every second.`;
 
 /** What is printed: the local runtime's status, or as much of it as SQS alone answers. */
 export interface StatusReport {
@@ -96,17 +97,38 @@ export async function statusFromSqs(target: StackTarget, notes: string[]): Promi
   return { target: target.description, at: new Date().toISOString(), queues, functions: undefined, notes };
 }
 
-function flagValue(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
+export interface StatusCommandLine {
+  help: boolean;
+  watch: boolean;
+  /** The local runtime's API, when --api names one. */
+  api: string | undefined;
+  target: TargetFlags;
 }
 
-async function readStatus(args: string[]): Promise<StatusReport> {
+/** The command line of `npm run status`; throws a UsageError naming what it refuses. */
+export function parseStatusArgs(args: string[]): StatusCommandLine {
+  const { values } = parseCommandLine(args, {
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      watch: { type: 'boolean', default: false },
+      api: { type: 'string' },
+      ...TARGET_OPTIONS,
+    },
+  });
+  return {
+    help: values.help,
+    watch: values.watch,
+    api: httpUrl('--api', values.api),
+    target: { aws: values.aws, stage: nonEmpty('--stage', values.stage), region: nonEmpty('--region', values.region) },
+  };
+}
+
+async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport> {
   // The AWS SDK (loaded only when asked of SQS) warns about Node 20 at import; noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { stackTarget } = await import('./stack-target.js');
-  if (args.includes('--aws')) {
-    const target = stackTarget(args);
+  if (commandLine.target.aws) {
+    const target = stackTarget(commandLine.target);
     const [queues, activity] = await Promise.all([statusFromSqs(target, []), (await import('./cloudwatch-activity.js')).cloudWatchActivity(target)]);
     return {
       ...queues,
@@ -116,24 +138,25 @@ async function readStatus(args: string[]): Promise<StatusReport> {
       notes: ['function counts: the last complete minute in CloudWatch (metrics arrive a minute or two late)'],
     };
   }
-  const api = (flagValue(args, '--api') ?? `http://127.0.0.1:${process.env.PORT ?? '3000'}`).replace(/\/$/, '');
+  const { localTarget } = await import('../local/runtime-state.js');
+  const api = commandLine.api ?? localTarget().apiUrl;
   try {
     const response = await fetch(`${api}/_local/status`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     return fromLocalStatus(`local runtime at ${api}`, (await response.json()) as PipelineStatus);
   } catch (error) {
     // Not the local runtime's API (or not running): the queues alone, from the SQS endpoint.
-    return statusFromSqs(stackTarget(args), [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
+    return statusFromSqs(stackTarget(commandLine.target), [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
   }
 }
 
-async function main(args: string[]): Promise<void> {
-  if (args.includes('--help') || args.includes('-h')) {
+async function main(commandLine: StatusCommandLine): Promise<void> {
+  if (commandLine.help) {
     console.log(usage);
     return;
   }
-  if (!args.includes('--watch')) {
-    console.log(renderStatus(await readStatus(args)));
+  if (!commandLine.watch) {
+    console.log(renderStatus(await readStatus(commandLine)));
     return;
   }
   // Piped into `head` or the like: stop quietly when the reader goes away.
@@ -141,7 +164,7 @@ async function main(args: string[]): Promise<void> {
   for (;;) {
     let text: string;
     try {
-      text = renderStatus(await readStatus(args));
+      text = renderStatus(await readStatus(commandLine));
     } catch (error) {
       text = `status: ${(error as Error).message}`;
     }
@@ -151,8 +174,8 @@ async function main(args: string[]): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).catch((error: unknown) => {
+if (isMain(import.meta.url)) {
+  main(readCommandLine(usage, () => parseStatusArgs(process.argv.slice(2)))).catch((error: unknown) => {
     console.error(error instanceof Error ? error.message : error);
     process.exitCode = 1;
   });

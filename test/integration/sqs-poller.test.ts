@@ -3,9 +3,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
-import { startFauxqs, type FauxqsServer, type SqsSpyMessage } from 'fauxqs';
+import type { FauxqsServer, SqsSpyMessage } from 'fauxqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { InvocationLine, InvocationLog } from '../../local/invocation-log.js';
+import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import { LambdaFunction } from '../../local/lambda-environment.js';
 import { SqsPoller, type SqsEventSourceMapping } from '../../local/sqs-poller.js';
 
@@ -20,7 +21,9 @@ const journal = (entry) => appendFileSync(process.env.JOURNAL, JSON.stringify(en
 export const handler = async (event, context) => {
   const started = Date.now();
   const records = event.Records.map((r) => ({ id: r.messageId, body: JSON.parse(r.body), receiveCount: Number(r.attributes.ApproximateReceiveCount) }));
-  journal({ phase: 'start', at: started, records, remaining: context.getRemainingTimeInMillis() });
+  // The event's size as Lambda measures it: its JSON, in UTF-8 bytes.
+  const eventBytes = Buffer.byteLength(JSON.stringify(event));
+  journal({ phase: 'start', at: started, records, eventBytes, remaining: context.getRemainingTimeInMillis() });
   const mode = process.env.MODE;
   let result;
   if (mode === 'report-marked') {
@@ -53,6 +56,7 @@ interface JournalEntry {
   at: number;
   records?: Array<{ id: string; body: Record<string, unknown>; receiveCount: number }>;
   ids?: string[];
+  eventBytes?: number;
   remaining?: number;
 }
 
@@ -62,6 +66,18 @@ let workDir: string;
 let handlerPath: string;
 let queueCounter = 0;
 const running: Array<{ poller: SqsPoller; fn: LambdaFunction }> = [];
+
+/** Most invocations running at once, from the journal's start and end times (measured inside the workers). */
+function peakConcurrency(journal: JournalEntry[]): number {
+  const events = journal.map((entry) => ({ at: entry.at, delta: entry.phase === 'start' ? 1 : -1 })).sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let concurrent = 0;
+  let peak = 0;
+  for (const event of events) {
+    concurrent += event.delta;
+    peak = Math.max(peak, concurrent);
+  }
+  return peak;
+}
 
 /** Captures the runtime's one-line invocation log. */
 class CapturedLog implements InvocationLog {
@@ -78,7 +94,7 @@ class CapturedLog implements InvocationLog {
 }
 
 beforeAll(async () => {
-  fauxqs = await startFauxqs({ port: 0, logger: false, messageSpies: { bufferSize: 1000 } });
+  fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false, messageSpies: { bufferSize: 1000 } });
   sqs = new SQSClient({ endpoint: `http://127.0.0.1:${fauxqs.port}`, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   workDir = await mkdtemp(path.join(tmpdir(), 'sqs-poller-test-'));
   handlerPath = path.join(workDir, 'handler.mjs');
@@ -121,6 +137,8 @@ function startPoller(options: {
   windowSeconds?: number;
   maximumConcurrency?: number;
   reportBatchItemFailures?: boolean;
+  duplicateDeliveryRate?: number;
+  maxEventBytes?: number;
 }) {
   const journalPath = path.join(workDir, `journal-${queueCounter}-${options.mode}.jsonl`);
   appendFileSync(journalPath, '');
@@ -148,6 +166,8 @@ function startPoller(options: {
     maximumBatchingWindowSeconds: options.windowSeconds ?? 1,
     maximumConcurrency: options.maximumConcurrency ?? 2,
     reportBatchItemFailures: options.reportBatchItemFailures ?? true,
+    ...(options.duplicateDeliveryRate === undefined ? {} : { duplicateDeliveryRate: options.duplicateDeliveryRate }),
+    ...(options.maxEventBytes === undefined ? {} : { maxEventBytes: options.maxEventBytes }),
   };
   const poller = new SqsPoller(mapping, sqs, log);
   poller.start();
@@ -288,17 +308,58 @@ describe('scaling', () => {
     const consumer = startPoller({ queue, mode: 'slow', batchSize: 1, windowSeconds: 0, maximumConcurrency: 2, reportBatchItemFailures: false });
 
     await until('every message deleted', () => consumedFrom(queue.name).length === ids.length, 15_000);
-    // Overlap measured inside the workers, from the journal's start and end times.
-    const journal = await consumer.journal();
-    const events = journal.map((entry) => ({ at: entry.at, delta: entry.phase === 'start' ? 1 : -1 })).sort((a, b) => a.at - b.at || a.delta - b.delta);
-    let concurrent = 0;
-    let peak = 0;
-    for (const event of events) {
-      concurrent += event.delta;
-      peak = Math.max(peak, concurrent);
-    }
-    expect(peak).toBe(2);
+    expect(peakConcurrency(await consumer.journal())).toBe(2);
     expect(consumer.poller.stats()).toMatchObject({ batches: 8, records: 8, deleted: 8, maxConcurrent: 2 });
     expect(consumer.fn.stats().maxConcurrent).toBe(2);
+  });
+
+  it('counts a deliberate duplicate delivery against MaximumConcurrency, like any invocation', async () => {
+    const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const ids = await send(queue.url, Array.from({ length: 6 }, (_, n) => ({ n })));
+    // Every record delivered twice: two invocations per message, never more than 2 at once.
+    const consumer = startPoller({
+      queue,
+      mode: 'slow',
+      batchSize: 1,
+      windowSeconds: 0,
+      maximumConcurrency: 2,
+      reportBatchItemFailures: false,
+      duplicateDeliveryRate: 1,
+    });
+
+    await until(
+      'every message deleted and every duplicate run',
+      () => consumedFrom(queue.name).length === ids.length && consumer.poller.stats().duplicateInvocations === ids.length && consumer.poller.stats().running === 0,
+      20_000,
+    );
+    const journal = await consumer.journal();
+    const handled = journal.filter((entry) => entry.phase === 'start').flatMap((entry) => entry.records!.map((record) => record.id));
+    expect(handled.sort()).toEqual([...ids, ...ids].sort());
+    expect(peakConcurrency(journal)).toBe(2);
+    expect(consumer.poller.stats()).toMatchObject({ batches: 6, duplicatedRecords: 6, duplicateInvocations: 6, maxConcurrent: 2, running: 0 });
+    expect(consumer.fn.stats().maxConcurrent).toBe(2);
+  });
+});
+
+describe('event size', () => {
+  it('never hands the function an event larger than the payload limit, and hands back at once what did not fit', async () => {
+    // A visibility timeout far longer than the test: a record handed back waits for none of it.
+    const queue = await createQueues({ visibilityTimeout: 60, maxReceiveCount: 5 });
+    const body = (n: number) => ({ n, padding: 'x'.repeat(1000) });
+    // SendMessageBatch takes 10 at most.
+    const ids = [...(await send(queue.url, [0, 1, 2, 3, 4, 5].map(body))), ...(await send(queue.url, [6, 7, 8, 9, 10, 11].map(body)))];
+    // Ten SQS messages cannot fill Lambda's 6 MB, so the limit is lowered: about 3 of these records.
+    const maxEventBytes = 6000;
+    const consumer = startPoller({ queue, mode: 'ok', batchSize: 10, windowSeconds: 1, maximumConcurrency: 2, maxEventBytes });
+
+    await until('every message deleted', () => consumedFrom(queue.name).length === ids.length, 15_000);
+    const starts = (await consumer.journal()).filter((entry) => entry.phase === 'start');
+    for (const start of starts) expect(start.eventBytes).toBeLessThanOrEqual(maxEventBytes);
+    // Still batches, as full as the limit allows ...
+    expect(Math.max(...starts.map((start) => start.records!.length))).toBeGreaterThan(1);
+    // ... and every message handled once: nothing dropped, nothing sent to the DLQ.
+    expect(starts.flatMap((start) => start.records!.map((record) => record.id)).sort()).toEqual([...ids].sort());
+    expect(consumer.poller.stats().releasedRecords).toBeGreaterThan(0);
+    expect(fauxqs.inspectQueue(queue.dlqName)!.messages.ready).toHaveLength(0);
   });
 });

@@ -1,0 +1,201 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { REPOSITORY_ROOT } from '../../local/package-stack.js';
+import type { LocalRuntimeState } from '../../local/runtime-state.js';
+
+// `npm start` as a user runs it, as a child process (`npx tsx local/start.ts`, on free ports; the
+// stack packaged by test/global-setup.ts is reused): where it says it listens, the tools finding
+// it there, a second one refused in one line, and every way it is stopped freeing every port.
+
+const dir = mkdtempSync(path.join(tmpdir(), 'npm-start-'));
+let runs = 0;
+const started: Array<{ child: ChildProcess }> = [];
+
+afterEach(() => {
+  // Whatever a failed test left running: each run is a process group of its own.
+  for (const { child } of started.splice(0)) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function canListenOn(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readState(file: string): LocalRuntimeState | undefined {
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as LocalRuntimeState) : undefined;
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The environment of a run: its own ports and state file, none of the caller's port variables. */
+async function runEnvironment(): Promise<NodeJS.ProcessEnv & { PORT: string; SQS_PORT: string; DYNAMODB_PORT: string; LOCAL_RUNTIME_STATE_FILE: string }> {
+  const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, SQS_ENDPOINT: ____, ...inherited } = process.env;
+  return {
+    ...inherited,
+    PORT: String(await freePort()),
+    SQS_PORT: String(await freePort()),
+    DYNAMODB_PORT: String(await freePort()),
+    LOCAL_RUNTIME_STATE_FILE: path.join(dir, `local-runtime-${++runs}.json`),
+  };
+}
+
+/** `npx tsx local/start.ts`, spawned; resolves once it says it is ready. */
+async function npmStart(env: Awaited<ReturnType<typeof runEnvironment>>) {
+  const child = spawn('npx', ['tsx', 'local/start.ts'], { cwd: REPOSITORY_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  started.push({ child });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await until('npm start to be ready', () => output.includes('Order Pipeline is ready') || child.exitCode !== null, 90_000);
+  if (!output.includes('Order Pipeline is ready')) throw new Error(`npm start did not start:\n${output}`);
+  const state = readState(env.LOCAL_RUNTIME_STATE_FILE)!;
+  const ports = [env.PORT, env.SQS_PORT, env.DYNAMODB_PORT].map(Number);
+  return { child, exited, state, ports, output: () => output };
+}
+
+/** Every port free again, the runtime process gone and its state file removed. */
+async function expectFullyStopped(run: Awaited<ReturnType<typeof npmStart>>, stateFile: string): Promise<void> {
+  await until('the runtime process to exit', () => !alive(run.state.pid), 15_000);
+  for (const port of run.ports) expect(await canListenOn(port), `port ${port} free`).toBe(true);
+  expect(existsSync(stateFile)).toBe(false);
+}
+
+const tool = (script: string, args: string[], env: NodeJS.ProcessEnv) =>
+  promisify(execFile)(process.execPath, [path.join(REPOSITORY_ROOT, 'node_modules/tsx/dist/cli.mjs'), script, ...args], { cwd: REPOSITORY_ROOT, env, timeout: 30_000 });
+
+describe('npm start', () => {
+  it('records where it listens, and npm run status and redrive find it there with no port given', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+
+    expect(run.state).toMatchObject({
+      pid: expect.any(Number),
+      apiUrl: `http://127.0.0.1:${env.PORT}`,
+      endpoints: { sqs: `http://127.0.0.1:${env.SQS_PORT}`, sns: `http://127.0.0.1:${env.SQS_PORT}`, dynamodb: `http://127.0.0.1:${env.DYNAMODB_PORT}` },
+      stage: 'local',
+    });
+    expect(alive(run.state.pid)).toBe(true);
+    expect(Date.now() - Date.parse(run.state.startedAt)).toBeLessThan(120_000);
+
+    // The tools get the state file, not the ports.
+    const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, ...toolEnv } = env;
+    const status = await tool('scripts/status.ts', [], toolEnv);
+    expect(status.stdout).toContain(`local runtime at http://127.0.0.1:${env.PORT}`);
+    expect(status.stdout).toMatch(/order-pipeline-local-payment\s+0\s+0\s+0/);
+    const redrive = await tool('scripts/redrive.ts', ['payment', '--dry-run'], toolEnv);
+    expect(redrive.stdout).toContain(`local runtime at http://127.0.0.1:${env.SQS_PORT}, stage local`);
+    expect(redrive.stdout).toContain('Would move 0 message(s)');
+
+    // A port variable still wins over the file: nothing listens there, and the tool says where it tried.
+    const elsewhere = await freePort();
+    const redriveElsewhere = await tool('scripts/redrive.ts', ['payment', '--dry-run'], { ...toolEnv, SQS_PORT: String(elsewhere) }).then(
+      () => undefined,
+      (error: { stdout: string; stderr: string }) => error,
+    );
+    expect(redriveElsewhere, 'redrive to a port nothing listens on failed').toBeDefined();
+    expect(redriveElsewhere!.stderr).toContain(`127.0.0.1:${elsewhere}`);
+
+    process.kill(run.state.pid, 'SIGTERM');
+    expect(await run.exited).toBe(0);
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 180_000);
+
+  it('refuses, in one line naming the port and its variable, to start on a port another npm start holds', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+
+    // A second npm start on the same ports: one line, and a non-zero exit.
+    const second = await tool('local/start.ts', [], env).then(
+      () => undefined,
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(second, 'the second npm start failed').toBeDefined();
+    expect(second!.code).not.toBe(0);
+    expect(second!.stdout).toBe('');
+    const lines = second!.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use`);
+    expect(lines[0]).toContain('another npm start is probably running');
+    // The same for the next port, when the first is moved.
+    const third = await tool('local/start.ts', [], { ...env, PORT: String(await freePort()) }).then(
+      () => ({ stderr: 'started' }),
+      (error: { stderr: string }) => error,
+    );
+    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use: another npm start is probably running`));
+    // The refused ones left the first alone, and its state file.
+    expect(alive(run.state.pid)).toBe(true);
+    expect(readState(env.LOCAL_RUNTIME_STATE_FILE)?.pid).toBe(run.state.pid);
+
+    process.kill(run.state.pid, 'SIGINT');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 120_000);
+
+  it.each(['SIGINT', 'SIGHUP'] as const)('stops fully on %s', async (signal) => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    process.kill(run.state.pid, signal);
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toContain(`${signal}: stopping`);
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 120_000);
+
+  it('stops fully when npm, which started it, is killed', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    // npx is `npm exec`: killed outright, it tells nobody.
+    run.child.kill('SIGKILL');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+    expect(run.output()).toMatch(/npm \(pid \d+\) exited: stopping/);
+  }, 120_000);
+
+  it('stops fully when its parent process is killed', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    const { stdout } = await promisify(execFile)('ps', ['-o', 'ppid=', '-p', String(run.state.pid)]);
+    // tsx's wrapper process, which starts node with its loader.
+    process.kill(Number(stdout.trim()), 'SIGKILL');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 120_000);
+});

@@ -1,0 +1,157 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parseBenchArgs } from '../../bench/cli.js';
+import { REPOSITORY_ROOT } from '../../local/package-stack.js';
+import { parseChaosArgs } from '../../scripts/chaos.js';
+import { UsageError } from '../../scripts/command-line.js';
+import { parseRedriveArgs } from '../../scripts/redrive.js';
+import { parseStatusArgs } from '../../scripts/status.js';
+
+// The npm run tools refuse a command line they do not understand, naming what they refuse,
+// instead of ignoring an unknown flag or reading a bad value as a number.
+
+/** The UsageError message `parse` throws for `args`. */
+function refusal(parse: (args: string[]) => unknown, args: string[]): string {
+  try {
+    parse(args);
+  } catch (error) {
+    if (error instanceof UsageError) return error.message;
+    throw error;
+  }
+  throw new Error(`${args.join(' ')} was accepted`);
+}
+
+describe('every tool', () => {
+  const tools = { chaos: parseChaosArgs, bench: parseBenchArgs, redrive: parseRedriveArgs, status: parseStatusArgs };
+
+  it.each(Object.entries(tools))('%s refuses an unknown flag, naming it', (_, parse) => {
+    const queue = parse === parseRedriveArgs ? ['payment'] : [];
+    expect(refusal(parse, [...queue, '--bogus'])).toBe('unknown flag --bogus');
+    // A near miss is not taken for the flag it resembles.
+    expect(refusal(parse, [...queue, '--dryrun'])).toBe('unknown flag --dryrun');
+  });
+
+  it('refuses a flag whose value is missing, and a value given to a switch', () => {
+    expect(refusal(parseChaosArgs, ['--orders'])).toMatch(/--orders.*argument missing/);
+    expect(refusal(parseChaosArgs, ['--orders', '--seed', '4'])).toMatch(/--orders.*ambiguous/);
+    expect(refusal(parseStatusArgs, ['--watch=yes'])).toMatch(/--watch.*does not take an argument/);
+  });
+
+  it('refuses arguments a tool does not take', () => {
+    expect(refusal(parseStatusArgs, ['payment'])).toBe('unexpected argument "payment"');
+    expect(refusal(parseChaosArgs, ['500'])).toBe('unexpected argument "500"');
+  });
+});
+
+describe('npm run chaos', () => {
+  it('reads every flag, the two outages included, and passes only what was given', () => {
+    expect(parseChaosArgs([])).toEqual({ help: false, options: {} });
+    expect(
+      parseChaosArgs([
+        '--orders', '500', '--seed', '42', '--concurrency', '8', '--transient', '0.2', '--crash', '.05', '--timeout', '0',
+        '--duplicate', '1', '--publish-failure', '0.05', '--poison', '0', '--max-wait', '120', '--provider-outage', '20', '--topic-outage=0',
+      ]).options,
+    ).toEqual({
+      orders: 500,
+      seed: 42,
+      concurrency: 8,
+      transientErrorRate: 0.2,
+      crashRate: 0.05,
+      timeoutRate: 0,
+      duplicateRate: 1,
+      publishFailureRate: 0.05,
+      poisonPerQueue: 0,
+      maxWaitSeconds: 120,
+      providerOutageSeconds: 20,
+      topicOutageSeconds: 0,
+    });
+    expect(parseChaosArgs(['--provider-outage', '15']).options).toEqual({ providerOutageSeconds: 15 });
+    expect(parseChaosArgs(['-h']).help).toBe(true);
+  });
+
+  it('refuses a bad value, naming the flag and the value', () => {
+    expect(refusal(parseChaosArgs, ['--orders', '0'])).toBe('--orders must be a whole number at least 1, not "0"');
+    expect(refusal(parseChaosArgs, ['--orders', 'many'])).toBe('--orders must be a whole number at least 1, not "many"');
+    expect(refusal(parseChaosArgs, ['--orders', '1e3'])).toMatch(/^--orders .* not "1e3"$/);
+    expect(refusal(parseChaosArgs, ['--transient', '1.5'])).toBe('--transient must be a number at least 0 and at most 1, not "1.5"');
+    expect(refusal(parseChaosArgs, ['--crash=-0.1'])).toMatch(/^--crash .* not "-0.1"$/);
+    expect(refusal(parseChaosArgs, ['--duplicate='])).toMatch(/^--duplicate .* not ""$/);
+    expect(refusal(parseChaosArgs, ['--provider-outage', '2.5'])).toBe('--provider-outage must be a whole number at least 0, not "2.5"');
+    expect(refusal(parseChaosArgs, ['--topic-outage=-1'])).toBe('--topic-outage must be a whole number at least 0, not "-1"');
+    expect(refusal(parseChaosArgs, ['--seed', String(2 ** 32)])).toBe(`--seed must be a whole number from 0 to ${2 ** 32 - 1}, not "${2 ** 32}"`);
+  });
+});
+
+describe('npm run bench', () => {
+  it('reads its flags', () => {
+    expect(parseBenchArgs([])).toEqual({ help: false, options: { quick: false } });
+    expect(parseBenchArgs(['--quick', '--orders', '2000', '--concurrency', '16, 64', '--ceiling-orders', '300', '--idle-seconds', '2.5', '--cold-start-runs', '3'])).toEqual({
+      help: false,
+      options: { quick: true, orders: 2000, concurrency: [16, 64], ceilingOrders: 300, idleSeconds: 2.5, coldStartRuns: 3 },
+    });
+  });
+
+  it('refuses a bad value, naming the flag and the value', () => {
+    expect(refusal(parseBenchArgs, ['--concurrency', '16,x'])).toBe('--concurrency must be whole numbers of at least 1 separated by commas, not "16,x"');
+    expect(refusal(parseBenchArgs, ['--concurrency', '16,,64'])).toMatch(/^--concurrency .* not "16,,64"$/);
+    expect(refusal(parseBenchArgs, ['--idle-seconds', '0'])).toBe('--idle-seconds must be a number above 0, not "0"');
+    expect(refusal(parseBenchArgs, ['--quick=false'])).toMatch(/--quick.*does not take an argument/);
+  });
+});
+
+describe('npm run redrive', () => {
+  it('reads the queue and its flags', () => {
+    expect(parseRedriveArgs(['payment', '--max', '5', '--dry-run', '--skip-invalid', '--aws', '--stage', 'dev', '--region', 'eu-west-1'])).toEqual({
+      help: false,
+      queue: 'payment',
+      max: 5,
+      dryRun: true,
+      skipInvalid: true,
+      target: { aws: true, stage: 'dev', region: 'eu-west-1' },
+    });
+    expect(parseRedriveArgs(['inventory'])).toMatchObject({ queue: 'inventory', max: undefined, dryRun: false, target: { aws: false } });
+    expect(parseRedriveArgs(['--help']).help).toBe(true);
+  });
+
+  it('refuses a missing, unknown or second queue and a bad --max', () => {
+    expect(refusal(parseRedriveArgs, [])).toBe('which queue? one of inventory, payment, shipping');
+    expect(refusal(parseRedriveArgs, ['billing'])).toBe('unknown queue "billing": one of inventory, payment, shipping');
+    expect(refusal(parseRedriveArgs, ['payment', 'shipping'])).toBe('unexpected argument "shipping": one queue at a time');
+    expect(refusal(parseRedriveArgs, ['payment', '--max', '0'])).toBe('--max must be a whole number at least 1, not "0"');
+    expect(refusal(parseRedriveArgs, ['payment', '--stage', ''])).toBe('--stage needs a value');
+  });
+});
+
+describe('npm run status', () => {
+  it('reads its flags', () => {
+    expect(parseStatusArgs(['--watch', '--api', 'http://127.0.0.1:3100/'])).toEqual({
+      help: false,
+      watch: true,
+      api: 'http://127.0.0.1:3100',
+      target: { aws: false, stage: undefined, region: undefined },
+    });
+    expect(parseStatusArgs(['--aws', '--stage', 'prod']).target).toEqual({ aws: true, stage: 'prod', region: undefined });
+  });
+
+  it('refuses an --api that is not an http URL', () => {
+    expect(refusal(parseStatusArgs, ['--api', '3100'])).toBe('--api must be a URL such as http://127.0.0.1:3000, not "3100"');
+    expect(refusal(parseStatusArgs, ['--api', 'ftp://127.0.0.1'])).toBe('--api must be an http or https URL, not "ftp://127.0.0.1"');
+  });
+
+  it('as a command: exits non-zero on an unknown flag, naming it and printing its usage', async () => {
+    const run = promisify(execFile)('npx', ['tsx', 'scripts/status.ts', '--bogus'], { cwd: REPOSITORY_ROOT, timeout: 30_000 });
+    const failure = await run.then(
+      () => undefined,
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failure).toBeDefined();
+    expect(failure!.code).toBe(2);
+    expect(failure!.stderr).toContain('unknown flag --bogus');
+    expect(failure!.stderr).toContain('usage: npm run status');
+    // Refused before doing anything: no status printed, no stack trace.
+    expect(failure!.stdout).toBe('');
+    expect(failure!.stderr).not.toMatch(/\n\s+at /);
+  }, 40_000);
+});
+
