@@ -5,7 +5,8 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import type { FauxqsServer } from 'fauxqs';
+import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { redriveDeadLetters } from '../../lib/dlq-redrive.js';
 import { parseOrderEvent } from '../../lib/queue-consumer.js';
@@ -38,7 +39,7 @@ async function drain(queueUrl: string): Promise<Message[]> {
 }
 
 beforeAll(async () => {
-  server = await startFauxqs({ port: 0, logger: false });
+  server = await startFauxqsOnLoopback({ port: 0, logger: false });
   sqs = new SQSClient({ endpoint: server.address, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 });
 

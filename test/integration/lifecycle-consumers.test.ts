@@ -8,7 +8,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import dynalite from 'dynalite';
-import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import type { FauxqsServer } from 'fauxqs';
+import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderPlaced } from '../../lib/events.js';
@@ -54,7 +55,7 @@ beforeAll(async () => {
   dynamoServer = dynalite({ createTableMs: 0 });
   await new Promise<void>((resolve) => dynamoServer.listen(0, '127.0.0.1', () => resolve()));
   const dynamoEndpoint = `http://127.0.0.1:${(dynamoServer.address() as AddressInfo).port}`;
-  fauxqs = await startFauxqs({ port: 0, logger: false });
+  fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false });
   const { topicArn } = fauxqs.createTopic('order-events');
   for (const stage of STAGES) {
     const { queueUrl, queueArn } = fauxqs.createQueue(`${stage}-queue`);

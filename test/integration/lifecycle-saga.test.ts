@@ -1,7 +1,8 @@
 import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
-import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import type { FauxqsServer } from 'fauxqs';
+import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
@@ -95,7 +96,7 @@ beforeAll(async () => {
   dynamoServer = dynalite({ createTableMs: 0 });
   await new Promise<void>((resolve) => dynamoServer.listen(0, '127.0.0.1', () => resolve()));
   const { port } = dynamoServer.address() as AddressInfo;
-  fauxqs = await startFauxqs({ port: 0, logger: false });
+  fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false });
   topicArn = fauxqs.createTopic('order-events').topicArn;
   fauxqs.createQueue(CAPTURE_QUEUE);
   fauxqs.subscribe({ topic: 'order-events', queue: CAPTURE_QUEUE, attributes: { RawMessageDelivery: 'true' } });

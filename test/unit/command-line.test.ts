@@ -67,6 +67,7 @@ describe('npm run chaos', () => {
       topicOutageSeconds: 0,
     });
     expect(parseChaosArgs(['--provider-outage', '15']).options).toEqual({ providerOutageSeconds: 15 });
+    expect(parseChaosArgs(['--sweeps-per-minute', '12']).options).toEqual({ sweepsPerMinute: 12 });
     expect(parseChaosArgs(['-h']).help).toBe(true);
   });
 
@@ -79,6 +80,7 @@ describe('npm run chaos', () => {
     expect(refusal(parseChaosArgs, ['--duplicate='])).toMatch(/^--duplicate .* not ""$/);
     expect(refusal(parseChaosArgs, ['--provider-outage', '2.5'])).toBe('--provider-outage must be a whole number at least 0, not "2.5"');
     expect(refusal(parseChaosArgs, ['--topic-outage=-1'])).toBe('--topic-outage must be a whole number at least 0, not "-1"');
+    expect(refusal(parseChaosArgs, ['--sweeps-per-minute', '0'])).toMatch(/^--sweeps-per-minute must be a whole number/);
     expect(refusal(parseChaosArgs, ['--seed', String(2 ** 32)])).toBe(`--seed must be a whole number from 0 to ${2 ** 32 - 1}, not "${2 ** 32}"`);
   });
 });
