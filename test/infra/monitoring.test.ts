@@ -1,4 +1,6 @@
 // CloudWatch alarms, the alarm topic and its key, and the dashboard (resources/monitoring.yml).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   actionsOf,
@@ -9,6 +11,7 @@ import {
   mustTarget,
   packageProdWithOverrides,
   packageStack,
+  repoRoot,
   resource,
   resourcesOfType,
   sourceQueues,
@@ -331,6 +334,30 @@ describe('dashboard', () => {
     }
   });
 
+  it('graphs every custom metric the code emits, under the dimensions it is emitted with', () => {
+    const emitted = emittedMetrics();
+    // The scan finds what it should (the metrics the alarms read among them), or it would prove nothing.
+    expect(emitted.map((m) => m.name)).toEqual(expect.arrayContaining(['OrdersPlaced', 'OrdersCancelled', 'OrdersStuck', 'RecordsProcessed']));
+    const stages = consumerStages();
+    expect(stages).toEqual(['inventory', 'payment', 'shipping']);
+    const lines = dashboardLines(t);
+    const service = 'order-pipeline';
+    const missing: string[] = [];
+    for (const { name, dimensions, where } of emitted) {
+      // One series per value of each dimension the code sets: the service, and each consumer stage.
+      const wanted: Array<Record<string, string>> = dimensions.includes('stage')
+        ? stages.map((stage) => ({ service, stage }))
+        : [{ service }];
+      for (const dims of wanted) {
+        if (Object.keys(dims).sort().join() !== [...dimensions].sort().join()) {
+          throw new Error(`${name} (${where}) is emitted with dimensions ${dimensions.join(', ')}: teach this test their values`);
+        }
+        const shown = lines.some((l) => l.namespace === 'OrderPipeline' && l.metric === name && sameDimensions(l.dimensions, dims));
+        if (!shown) missing.push(`${name} {${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(', ')}} (${where})`);
+      }
+    }
+    expect(missing, 'emitted but not on the dashboard').toEqual([]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -468,4 +495,88 @@ function alarmState(p: Record<string, Json>, data: Record<string, number | undef
 
 function capitalised(word: string): string {
   return word.charAt(0).toUpperCase() + word.slice(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The metrics the code emits, and the ones the dashboard graphs
+
+interface EmittedMetric {
+  name: string;
+  dimensions: string[];
+  /** file:line of the addMetric call. */
+  where: string;
+}
+
+/**
+ * Every `addMetric('Name', …)` in lib/ and functions/, with the dimensions of the Metrics object it
+ * is called on: Powertools adds `service` to each; the consumers' own instance (`stageMetrics`,
+ * lib/queue-consumer.ts) adds `stage`. A reason-dimensioned extra copy (`.addDimension(…)` before
+ * addMetric) is a breakdown of a metric emitted without it too, and needs no line of its own.
+ */
+function emittedMetrics(): EmittedMetric[] {
+  const receivers: Record<string, string[]> = {
+    metrics: ['service'],
+    'singleMetric()': ['service'],
+    stageMetrics: ['service', 'stage'],
+  };
+  const found: EmittedMetric[] = [];
+  for (const dir of ['lib', 'functions']) {
+    for (const file of readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts')) continue;
+      const text = readFileSync(join(repoRoot, dir, file), 'utf8');
+      for (const m of text.matchAll(/([\w.]+(?:\(\))?)((?:\s*\.addDimension\([^)]*\))*)\s*\.addMetric\(\s*(['"`])(\w+)\3/g)) {
+        const where = `${dir}/${file}:${text.slice(0, m.index).split('\n').length}`;
+        const [, receiver, addedDimensions, , name] = m as unknown as [string, string, string, string, string];
+        if (addedDimensions) continue;
+        const dimensions = receivers[receiver];
+        if (!dimensions) throw new Error(`${where}: addMetric on ${receiver}; which dimensions does it carry?`);
+        if (!found.some((f) => f.name === name && f.dimensions.join() === dimensions.join())) found.push({ name, dimensions, where });
+      }
+      // An addMetric this scan did not understand (a name in a variable) must not slip past it.
+      const calls = text.match(/\.addMetric\(/g)?.length ?? 0;
+      const understood = [...text.matchAll(/\.addMetric\(\s*(['"`])\w+\1/g)].length;
+      if (calls !== understood) throw new Error(`${dir}/${file}: an addMetric call without a literal metric name`);
+    }
+  }
+  return found;
+}
+
+/** The stage names the consumers pass to createQueueConsumer (their metrics' `stage` dimension). */
+function consumerStages(): string[] {
+  const stages: string[] = [];
+  for (const file of readdirSync(join(repoRoot, 'functions'))) {
+    const text = readFileSync(join(repoRoot, 'functions', file), 'utf8');
+    for (const m of text.matchAll(/createQueueConsumer\(\s*'(\w+)'/g)) stages.push(m[1]!);
+  }
+  return stages.sort();
+}
+
+interface DashboardLine {
+  namespace: string;
+  metric: string;
+  dimensions: Record<string, string>;
+}
+
+/** The metric lines of the dashboard's widgets (CloudWatch's "." shorthand: as the line before). */
+function dashboardLines(template: Template): DashboardLine[] {
+  const [[, dashboard] = []] = resourcesOfType(template, 'AWS::CloudWatch::Dashboard');
+  const body = String(dashboard?.Properties?.DashboardBody?.['Fn::Sub']);
+  const parsed = JSON.parse(body.replace(/\$\{([^}]+)\}/g, '<$1>'));
+  const lines: DashboardLine[] = [];
+  for (const widget of parsed.widgets as Json[]) {
+    let previous: string[] = [];
+    for (const raw of (widget.properties?.metrics ?? []) as Json[][]) {
+      const parts = raw.filter((x) => typeof x === 'string').map((x: string, i: number) => (x === '.' ? previous[i]! : x));
+      previous = parts;
+      const [namespace, metric, ...pairs] = parts as [string, string, ...string[]];
+      const dimensions: Record<string, string> = {};
+      for (let i = 0; i + 1 < pairs.length; i += 2) dimensions[pairs[i]!] = pairs[i + 1]!;
+      lines.push({ namespace, metric, dimensions });
+    }
+  }
+  return lines;
+}
+
+function sameDimensions(a: Record<string, string>, b: Record<string, string>): boolean {
+  return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 }
