@@ -1,4 +1,6 @@
 // CloudWatch alarms, the alarm topic and its key, and the dashboard (resources/monitoring.yml).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   actionsOf,
@@ -9,6 +11,7 @@ import {
   mustTarget,
   packageProdWithOverrides,
   packageStack,
+  repoRoot,
   resource,
   resourcesOfType,
   sourceQueues,
@@ -196,14 +199,11 @@ describe('alarms', () => {
     const returned = metrics.filter((m) => m.ReturnData !== false);
     expect(returned).toHaveLength(1);
     const expression: string = returned[0].Expression;
-    // cancelled / placed * 100 (FILL(cancelled, 0): a window without cancellations is 0 %).
+    // cancelled / placed * 100, evaluated as CloudWatch metric math (see evaluateMetricMath).
     const evaluate = (c: number, pl: number): number => {
-      const arithmetic = expression
-        .replace(/FILL\(\s*(\w+)\s*,\s*0\s*\)/g, '$1')
-        .replace(new RegExp(`\\b${cancelled.Id}\\b`, 'g'), String(c))
-        .replace(new RegExp(`\\b${placed.Id}\\b`, 'g'), String(pl));
-      expect(arithmetic, `cannot evaluate ${expression}`).toMatch(/^[\d\s.*/()+-]+$/);
-      return Function(`return ${arithmetic}`)() as number;
+      const value = evaluateMetricMath(expression, { [cancelled.Id]: c, [placed.Id]: pl });
+      expect(value, `${expression} with ${cancelled.Id}=${c}, ${placed.Id}=${pl}`).toBeTypeOf('number');
+      return value!;
     };
     expect(evaluate(3, 10)).toBeCloseTo(30);
     expect(evaluate(1, 4)).toBeCloseTo(25);
@@ -211,6 +211,95 @@ describe('alarms', () => {
     expect(stack.params.cancelledRateAlarmPercent).toBe(20);
     const overriddenRate = alarms(overridden()).find(({ id }) => id === rate[0]!.id)!;
     expect(Number(overriddenRate.p.Threshold)).toBe(35);
+  });
+
+  it('the cancelled-rate alarm stays OK at zero orders: no OrdersPlaced data point, or OrdersPlaced = 0', () => {
+    const [rate] = alarms(t).filter(({ p }) => asArray<Json>(p.Metrics).some((m) => m.MetricStat?.Metric?.MetricName === 'OrdersCancelled'));
+    const { p } = rate!;
+    const idOf = (name: string): string => p.Metrics.find((m: Json) => m.MetricStat?.Metric?.MetricName === name).Id;
+    const [cancelled, placed] = [idOf('OrdersCancelled'), idOf('OrdersPlaced')];
+    const state = (data: Record<string, number | undefined>) => alarmState(p, data);
+    // No order placed in the window (no data point at all), with or without cancellations of
+    // orders placed earlier: not an alarm, and no division by zero on the way.
+    expect(state({})).toBe('OK');
+    expect(state({ [cancelled]: 3 })).toBe('OK');
+    // A data point of 0 orders placed: the expression must guard the division, not divide by zero.
+    expect(state({ [placed]: 0 })).toBe('OK');
+    expect(state({ [placed]: 0, [cancelled]: 0 })).toBe('OK');
+    expect(state({ [placed]: 0, [cancelled]: 2 })).toBe('OK');
+    // And it still alarms when it should: 20 % by default, more than is an alarm.
+    expect(state({ [placed]: 10 })).toBe('OK');
+    expect(state({ [placed]: 10, [cancelled]: 2 })).toBe('OK');
+    expect(state({ [placed]: 10, [cancelled]: 3 })).toBe('ALARM');
+    expect(state({ [placed]: 1, [cancelled]: 1 })).toBe('ALARM');
+  });
+
+  it("every alarm's period and evaluation periods keep what its description promises", () => {
+    const sweepEnv = lambdaFunctions(t, stack.stage).find((f) => f.key === 'sweepOrders')!.resource.Properties?.Environment?.Variables;
+    const functionKeys = new Map(lambdaFunctions(t, stack.stage).map((f) => [f.id, f.key]));
+    // What each kind of description promises. The window is the period of the one data point that
+    // decides (EvaluationPeriods 1, DatapointsToAlarm 1): "at least once in 5 minutes" is one
+    // 5-minute data point, not 1 of 5 one-minute ones; a queue alarm looks at each minute SQS reports.
+    const promises: Array<{ pattern: RegExp; period: (m: RegExpMatchArray) => number; check: (a: Alarm, m: RegExpMatchArray) => void }> = [
+      {
+        // DLQ: its first message, within the minute.
+        pattern: /^Messages in the (\w+) dead-letter queue; inspect and redrive them\.$/,
+        period: () => 60,
+        check: ({ p }, m) => expect.soft(targetId(p.Dimensions[0].Value)).toBe(`${capitalised(m[1]!)}DeadLetterQueue`),
+      },
+      {
+        pattern: /^The oldest message in the (\w+) queue waits longer than (\d+) s\.$/,
+        period: () => 60,
+        check: ({ p }, m) => {
+          expect.soft(targetId(p.Dimensions[0].Value)).toBe(`${capitalised(m[1]!)}Queue`);
+          expect.soft(Number(p.Threshold)).toBe(Number(m[2]));
+        },
+      },
+      {
+        pattern: /^(\w+) (?:failed|failed a whole invocation|was throttled) at least once in (\d+) minutes\.$/,
+        period: (m) => Number(m[2]) * 60,
+        check: ({ p }, m) => {
+          expect.soft(functionKeys.get(targetId(p.Dimensions[0].Value)!)).toBe(m[1]);
+          expect.soft([p.Statistic, Number(p.Threshold), p.ComparisonOperator]).toEqual(['Sum', 0, 'GreaterThanThreshold']);
+        },
+      },
+      {
+        // The sweep counts stuck orders when it finds them, then backs each off (up to an hour):
+        // one data point must alarm, and it is read over the dashboard's 5 minutes.
+        pattern: /^At least one order is still unfinished after (\d+) sweep attempts; /,
+        period: () => 300,
+        check: ({ p }, m) => {
+          expect.soft(sweepEnv.ORDER_SWEEP_STUCK_ATTEMPTS).toBe(m[1]);
+          expect.soft([p.Statistic, Number(p.Threshold), p.ComparisonOperator]).toEqual(['Maximum', 0, 'GreaterThanThreshold']);
+        },
+      },
+      {
+        pattern: /^More than (\d+) % of the orders placed in (\d+) minutes were cancelled\.$/,
+        period: (m) => Number(m[2]) * 60,
+        check: ({ p }, m) => expect.soft([Number(p.Threshold), p.ComparisonOperator]).toEqual([Number(m[1]), 'GreaterThanThreshold']),
+      },
+    ];
+    const all = alarms(t);
+    expect.soft(all).toHaveLength(3 + 3 + 7 * 2 + 1 + 1);
+    for (const alarm of all) {
+      const { id, p } = alarm;
+      const description = String(p.AlarmDescription ?? '');
+      const matching = promises.flatMap(({ pattern, period, check }) => {
+        const m = description.match(pattern);
+        return m ? [{ m, period, check }] : [];
+      });
+      expect.soft(matching, `${id}: no known promise in its description "${description}"`).toHaveLength(1);
+      const [{ m, period, check }] = matching as [(typeof matching)[number]];
+      // A single-metric alarm has its Period; a metric-math alarm the period of every metric it reads.
+      const periods = p.Metrics
+        ? asArray<Json>(p.Metrics).filter((q) => q.MetricStat).map((q) => Number(q.MetricStat.Period))
+        : [Number(p.Period)];
+      expect.soft(p.Metrics ? p.Period : undefined, `${id}: a metric-math alarm sets no Period of its own`).toBeUndefined();
+      expect.soft(new Set(periods), `${id} Period`).toEqual(new Set([period(m)]));
+      expect.soft(Number(p.EvaluationPeriods), `${id} EvaluationPeriods`).toBe(1);
+      expect.soft(Number(p.DatapointsToAlarm ?? p.EvaluationPeriods), `${id} DatapointsToAlarm`).toBe(1);
+      check(alarm, m);
+    }
   });
 });
 
@@ -244,4 +333,250 @@ describe('dashboard', () => {
       }
     }
   });
+
+  it('graphs every custom metric the code emits, under the dimensions it is emitted with', () => {
+    const emitted = emittedMetrics();
+    // The scan finds what it should (the metrics the alarms read among them), or it would prove nothing.
+    expect(emitted.map((m) => m.name)).toEqual(expect.arrayContaining(['OrdersPlaced', 'OrdersCancelled', 'OrdersStuck', 'RecordsProcessed']));
+    const stages = consumerStages();
+    expect(stages).toEqual(['inventory', 'payment', 'shipping']);
+    const lines = dashboardLines(t);
+    const service = 'order-pipeline';
+    const missing: string[] = [];
+    for (const { name, dimensions, where } of emitted) {
+      // One series per value of each dimension the code sets: the service, and each consumer stage.
+      const wanted: Array<Record<string, string>> = dimensions.includes('stage')
+        ? stages.map((stage) => ({ service, stage }))
+        : [{ service }];
+      for (const dims of wanted) {
+        if (Object.keys(dims).sort().join() !== [...dimensions].sort().join()) {
+          throw new Error(`${name} (${where}) is emitted with dimensions ${dimensions.join(', ')}: teach this test their values`);
+        }
+        const shown = lines.some((l) => l.namespace === 'OrderPipeline' && l.metric === name && sameDimensions(l.dimensions, dims));
+        if (!shown) missing.push(`${name} {${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(', ')}} (${where})`);
+      }
+    }
+    expect(missing, 'emitted but not on the dashboard').toEqual([]);
+  });
 });
+
+// ---------------------------------------------------------------------------------------------
+// CloudWatch metric math, as far as the alarms use it
+
+/**
+ * Evaluates a metric-math expression at one timestamp. `data` holds the metrics' data points there;
+ * a metric without one is missing (undefined), as CloudWatch has no point for a period without data.
+ * Arithmetic or a comparison with a missing operand is missing; FILL(x, v) replaces a missing x;
+ * IF(c, a, b) is a when c is non-zero, b (missing if not given) when zero, missing when c is.
+ * Division by zero throws: an alarm expression must guard it.
+ */
+function evaluateMetricMath(expression: string, data: Record<string, number | undefined>): number | undefined {
+  const tokens = expression.match(/\s*(\d+(?:\.\d+)?|[A-Za-z_]\w*|>=|<=|==|!=|[-+*/(),<>])/gy)?.map((x) => x.trim()) ?? [];
+  if (tokens.join('') !== expression.replace(/\s+/g, '')) throw new Error(`Cannot tokenize ${expression}`);
+  let at = 0;
+  const peek = () => tokens[at];
+  const take = (expected?: string): string => {
+    const token = tokens[at++];
+    if (token === undefined || (expected !== undefined && token !== expected)) throw new Error(`${expression}: expected ${expected ?? 'more'} at token ${at}`);
+    return token;
+  };
+  type Value = number | undefined;
+  type Thunk = () => Value;
+  const both = (a: Thunk, b: Thunk, op: (x: number, y: number) => number): Thunk => () => {
+    const [x, y] = [a(), b()];
+    return x === undefined || y === undefined ? undefined : op(x, y);
+  };
+  const comparison = (): Thunk => {
+    const left = sum();
+    const op = peek();
+    if (!op || !['>', '<', '>=', '<=', '==', '!='].includes(op)) return left;
+    take();
+    const right = sum();
+    const compare: Record<string, (x: number, y: number) => boolean> = {
+      '>': (x, y) => x > y, '<': (x, y) => x < y, '>=': (x, y) => x >= y, '<=': (x, y) => x <= y, '==': (x, y) => x === y, '!=': (x, y) => x !== y,
+    };
+    return both(left, right, (x, y) => (compare[op]!(x, y) ? 1 : 0));
+  };
+  const sum = (): Thunk => {
+    let left = product();
+    while (peek() === '+' || peek() === '-') {
+      const op = take();
+      const right = product();
+      left = both(left, right, op === '+' ? (x, y) => x + y : (x, y) => x - y);
+    }
+    return left;
+  };
+  const product = (): Thunk => {
+    let left = unary();
+    while (peek() === '*' || peek() === '/') {
+      const op = take();
+      const right = unary();
+      left = both(left, right, (x, y) => {
+        if (op === '*') return x * y;
+        if (y === 0) throw new Error(`${expression} divides by zero with ${JSON.stringify(data)}`);
+        return x / y;
+      });
+    }
+    return left;
+  };
+  const unary = (): Thunk => {
+    if (peek() === '-') {
+      take();
+      const operand = unary();
+      return () => {
+        const x = operand();
+        return x === undefined ? undefined : -x;
+      };
+    }
+    return primary();
+  };
+  const args = (): Thunk[] => {
+    take('(');
+    const list = [comparison()];
+    while (peek() === ',') {
+      take(',');
+      list.push(comparison());
+    }
+    take(')');
+    return list;
+  };
+  const primary = (): Thunk => {
+    const token = take();
+    if (token === '(') {
+      const inner = comparison();
+      take(')');
+      return inner;
+    }
+    if (/^\d/.test(token)) return () => Number(token);
+    if (token === 'FILL') {
+      const [series, value, ...rest] = args();
+      if (!series || !value || rest.length > 0) throw new Error(`${expression}: FILL takes two arguments`);
+      return () => series() ?? value();
+    }
+    if (token === 'IF') {
+      const [condition, then, otherwise, ...rest] = args();
+      if (!condition || !then || rest.length > 0) throw new Error(`${expression}: IF takes two or three arguments`);
+      return () => {
+        const c = condition();
+        if (c === undefined) return undefined;
+        return c !== 0 ? then() : otherwise?.();
+      };
+    }
+    if (/^[A-Z]+$/.test(token) && peek() === '(') throw new Error(`${expression}: function ${token} is not evaluated here`);
+    if (!(token in data) && !/^[a-z]\w*$/.test(token)) throw new Error(`${expression}: unknown id ${token}`);
+    return () => data[token];
+  };
+  const result = comparison();
+  if (at !== tokens.length) throw new Error(`${expression}: unexpected ${tokens[at]}`);
+  const value = result();
+  if (value !== undefined && !Number.isFinite(value)) throw new Error(`${expression} is ${value} with ${JSON.stringify(data)}`);
+  return value;
+}
+
+/** The state a one-period metric-math alarm takes for one window of data (missing data per TreatMissingData). */
+function alarmState(p: Record<string, Json>, data: Record<string, number | undefined>): 'OK' | 'ALARM' | 'INSUFFICIENT_DATA' {
+  const [returned] = asArray<Json>(p.Metrics).filter((m) => m.ReturnData !== false);
+  const value = evaluateMetricMath(returned.Expression, data);
+  if (value === undefined) {
+    if (p.TreatMissingData === 'notBreaching') return 'OK';
+    if (p.TreatMissingData === 'breaching') return 'ALARM';
+    return 'INSUFFICIENT_DATA';
+  }
+  const threshold = Number(p.Threshold);
+  const breaching: Record<string, boolean> = {
+    GreaterThanThreshold: value > threshold,
+    GreaterThanOrEqualToThreshold: value >= threshold,
+    LessThanThreshold: value < threshold,
+    LessThanOrEqualToThreshold: value <= threshold,
+  };
+  if (!(p.ComparisonOperator in breaching)) throw new Error(`ComparisonOperator ${p.ComparisonOperator}`);
+  return breaching[p.ComparisonOperator] ? 'ALARM' : 'OK';
+}
+
+function capitalised(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The metrics the code emits, and the ones the dashboard graphs
+
+interface EmittedMetric {
+  name: string;
+  dimensions: string[];
+  /** file:line of the addMetric call. */
+  where: string;
+}
+
+/**
+ * Every `addMetric('Name', …)` in lib/ and functions/, with the dimensions of the Metrics object it
+ * is called on: Powertools adds `service` to each; the consumers' own instance (`stageMetrics`,
+ * lib/queue-consumer.ts) adds `stage`. A reason-dimensioned extra copy (`.addDimension(…)` before
+ * addMetric) is a breakdown of a metric emitted without it too, and needs no line of its own.
+ */
+function emittedMetrics(): EmittedMetric[] {
+  const receivers: Record<string, string[]> = {
+    metrics: ['service'],
+    'singleMetric()': ['service'],
+    stageMetrics: ['service', 'stage'],
+  };
+  const found: EmittedMetric[] = [];
+  for (const dir of ['lib', 'functions']) {
+    for (const file of readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts')) continue;
+      const text = readFileSync(join(repoRoot, dir, file), 'utf8');
+      for (const m of text.matchAll(/([\w.]+(?:\(\))?)((?:\s*\.addDimension\([^)]*\))*)\s*\.addMetric\(\s*(['"`])(\w+)\3/g)) {
+        const where = `${dir}/${file}:${text.slice(0, m.index).split('\n').length}`;
+        const [, receiver, addedDimensions, , name] = m as unknown as [string, string, string, string, string];
+        if (addedDimensions) continue;
+        const dimensions = receivers[receiver];
+        if (!dimensions) throw new Error(`${where}: addMetric on ${receiver}; which dimensions does it carry?`);
+        if (!found.some((f) => f.name === name && f.dimensions.join() === dimensions.join())) found.push({ name, dimensions, where });
+      }
+      // An addMetric this scan did not understand (a name in a variable) must not slip past it.
+      const calls = text.match(/\.addMetric\(/g)?.length ?? 0;
+      const understood = [...text.matchAll(/\.addMetric\(\s*(['"`])\w+\1/g)].length;
+      if (calls !== understood) throw new Error(`${dir}/${file}: an addMetric call without a literal metric name`);
+    }
+  }
+  return found;
+}
+
+/** The stage names the consumers pass to createQueueConsumer (their metrics' `stage` dimension). */
+function consumerStages(): string[] {
+  const stages: string[] = [];
+  for (const file of readdirSync(join(repoRoot, 'functions'))) {
+    const text = readFileSync(join(repoRoot, 'functions', file), 'utf8');
+    for (const m of text.matchAll(/createQueueConsumer\(\s*'(\w+)'/g)) stages.push(m[1]!);
+  }
+  return stages.sort();
+}
+
+interface DashboardLine {
+  namespace: string;
+  metric: string;
+  dimensions: Record<string, string>;
+}
+
+/** The metric lines of the dashboard's widgets (CloudWatch's "." shorthand: as the line before). */
+function dashboardLines(template: Template): DashboardLine[] {
+  const [[, dashboard] = []] = resourcesOfType(template, 'AWS::CloudWatch::Dashboard');
+  const body = String(dashboard?.Properties?.DashboardBody?.['Fn::Sub']);
+  const parsed = JSON.parse(body.replace(/\$\{([^}]+)\}/g, '<$1>'));
+  const lines: DashboardLine[] = [];
+  for (const widget of parsed.widgets as Json[]) {
+    let previous: string[] = [];
+    for (const raw of (widget.properties?.metrics ?? []) as Json[][]) {
+      const parts = raw.filter((x) => typeof x === 'string').map((x: string, i: number) => (x === '.' ? previous[i]! : x));
+      previous = parts;
+      const [namespace, metric, ...pairs] = parts as [string, string, ...string[]];
+      const dimensions: Record<string, string> = {};
+      for (let i = 0; i + 1 < pairs.length; i += 2) dimensions[pairs[i]!] = pairs[i + 1]!;
+      lines.push({ namespace, metric, dimensions });
+    }
+  }
+  return lines;
+}
+
+function sameDimensions(a: Record<string, string>, b: Record<string, string>): boolean {
+  return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+}

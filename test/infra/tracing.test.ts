@@ -1,8 +1,9 @@
 // The `tracing` param: X-Ray active tracing on every function, the X-Ray actions on every
-// function's role, and the Powertools Tracer in the bundles; none of it when off (the default).
-import { statSync } from 'node:fs';
+// function's role, and the Powertools Tracer in the bundles; none of it when off (the default). The
+// bundles are read out of the packaged zips: what is in them, not how much they weigh.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { actionsOf, functionStatements, lambdaFunctions, packageStack, type Packaged, type Statement } from './template.js';
+import { zipFiles } from './zip-contents.js';
 
 const XRAY_ACTIONS = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
@@ -40,12 +41,57 @@ describe('tracing param', () => {
     }
   });
 
-  it('leaves the Tracer and the X-Ray SDK out of the bundles when off', () => {
-    for (const [name, artifact] of Object.entries(off.artifacts)) {
-      const withTracer = statSync(on.artifacts[name]!).size;
-      const without = statSync(artifact).size;
-      // The Tracer and aws-xray-sdk-core weigh about 200 KB zipped (with their source maps).
-      expect(withTracer - without, name).toBeGreaterThan(100_000);
+  it('leaves the Tracer and the X-Ray SDK out of the bundles when off, and puts them in when on', () => {
+    const off_ = bundledPackages(off);
+    const on_ = bundledPackages(on);
+    expect(Object.keys(off_).sort()).toEqual(Object.keys(off.artifacts).sort());
+    expect(Object.keys(on_).sort()).toEqual(Object.keys(off.artifacts).sort());
+    for (const name of Object.keys(off.artifacts)) {
+      // The detection sees what every bundle holds (else an empty answer would prove nothing).
+      for (const bundle of [off_[name]!, on_[name]!]) {
+        expect(bundle.modules, `${name}: esbuild module markers`).toContain('@aws-lambda-powertools/logger');
+        expect(bundle.sources, `${name}: source map sources`).toContain('@aws-lambda-powertools/logger');
+      }
+      for (const module of TRACING_MODULES) {
+        expect(off_[name]!.modules, `${name} (tracing off) bundles ${module}`).not.toContain(module);
+        expect(off_[name]!.sources, `${name} (tracing off) maps ${module}`).not.toContain(module);
+        expect(off_[name]!.code.includes(module), `${name} (tracing off) names ${module} anywhere in its code`).toBe(false);
+        expect(on_[name]!.modules, `${name} (tracing on) bundles ${module}`).toContain(module);
+        expect(on_[name]!.sources, `${name} (tracing on) maps ${module}`).toContain(module);
+      }
     }
   });
 });
+
+/** The Powertools Tracer and the X-Ray SDK under it: the packages tracing adds to a bundle. */
+const TRACING_MODULES = ['@aws-lambda-powertools/tracer', 'aws-xray-sdk-core'];
+
+interface Bundle {
+  /** The bundle's code (functions/<name>.mjs). */
+  code: string;
+  /** Packages esbuild put in the bundle: its `// …/node_modules/<package>/…` marker before each module. */
+  modules: string[];
+  /** Packages the bundle's source map lists sources of. */
+  sources: string[];
+}
+
+function packageOf(path: string): string | undefined {
+  return /node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\/(?!.*node_modules\/)/.exec(path)?.[1];
+}
+
+/** What each function's zip holds: its bundle's code and the packages in it, read from the zip itself. */
+function bundledPackages(packaged: Packaged): Record<string, Bundle> {
+  const bundles: Record<string, Bundle> = {};
+  for (const [name, artifact] of Object.entries(packaged.artifacts)) {
+    const files = zipFiles(artifact);
+    const code = files.find((f) => f.name === `functions/${name}.mjs`);
+    const map = files.find((f) => f.name === `functions/${name}.mjs.map`);
+    if (!code || !map) throw new Error(`${artifact} holds no functions/${name}.mjs and its source map`);
+    const text = code.content.toString('utf8');
+    const markers = [...text.matchAll(/^\/\/ (\S*node_modules\/\S+)$/gm)].map((m) => packageOf(m[1]!));
+    const sources = (JSON.parse(map.content.toString('utf8')) as { sources: string[] }).sources.map(packageOf);
+    const unique = (names: Array<string | undefined>) => [...new Set(names.filter((n): n is string => n !== undefined))].sort();
+    bundles[name] = { code: text, modules: unique(markers), sources: unique(sources) };
+  }
+  return bundles;
+}

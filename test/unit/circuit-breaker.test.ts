@@ -1,3 +1,4 @@
+import { BrokenCircuitError } from 'cockatiel';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type ChargeOutcome,
@@ -110,6 +111,22 @@ describe('withCircuitBreaker', () => {
     await expect(guarded.charge(request)).rejects.toThrow(TransientProviderError);
     const error = await guarded.charge(request).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CircuitOpenError);
-    expect((error as CircuitOpenError).cause).toBeDefined();
+    // The cause is the breaker's own refusal (cockatiel's BrokenCircuitError), not some other error.
+    const { cause } = error as CircuitOpenError;
+    expect(cause).toBeInstanceOf(BrokenCircuitError);
+    expect((cause as BrokenCircuitError).message).toMatch(/circuit breaker is open/);
+  });
+
+  it("passes the provider's own error through unwrapped while the circuit is closed", async () => {
+    const thrown = new TransientProviderError('timeout after 3 s');
+    const provider: PaymentProvider = {
+      charge: () => Promise.reject(thrown),
+      refund: () => Promise.reject(thrown),
+    };
+    const guarded = withCircuitBreaker(provider, { failureThreshold: 5, coolDownMs: 1_000 });
+    const error = await guarded.charge(request).catch((e: unknown) => e);
+    // The very error the provider threw: its message, stack and cause reach the logs as they were.
+    expect(error).toBe(thrown);
+    expect(guarded.state).toBe('closed');
   });
 });

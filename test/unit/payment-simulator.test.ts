@@ -14,7 +14,7 @@ const documents = mockClient(DynamoDBDocumentClient);
 const state = new Map<string, Record<string, unknown>>();
 const keyOf = (key: Record<string, unknown> | undefined) => `${String(key?.orderId)}|${String(key?.entryId)}`;
 
-/** Just enough of UpdateItem for the simulator's two expressions: ADD a counter, SET if_not_exists. */
+/** Just enough of UpdateItem for the simulator's expressions: ADD a counter, SET if_not_exists, SET a value. */
 function applyUpdate(input: UpdateCommandInput): Record<string, unknown> {
   const item = { ...(state.get(keyOf(input.Key)) ?? input.Key) } as Record<string, unknown>;
   const values = input.ExpressionAttributeValues ?? {};
@@ -22,6 +22,9 @@ function applyUpdate(input: UpdateCommandInput): Record<string, unknown> {
   if (expression.includes('ADD attempts')) item.attempts = Number(item.attempts ?? 0) + Number(values[':one']);
   for (const [, field, placeholder] of expression.matchAll(/(\w+) = if_not_exists\(\w+, (:\w+)\)/g)) {
     if (field && placeholder) item[field] ??= values[placeholder];
+  }
+  for (const [, field, placeholder] of expression.matchAll(/(\w+) = (:\w+)/g)) {
+    if (field && placeholder) item[field] = values[placeholder];
   }
   state.set(keyOf(input.Key), item);
   return item;
@@ -72,9 +75,27 @@ describe('SimulatedPaymentProvider', () => {
   it('refunds a charge it made, once per key, and refuses an unknown charge', async () => {
     const charge = await simulator.charge({ idempotencyKey: 'ord_7', token: 'tok_visa', amount: 100 });
     if (charge.status !== 'succeeded') throw new Error('expected a charge');
-    const refund = await simulator.refund({ idempotencyKey: 'ord_7', chargeId: charge.chargeId });
-    await expect(simulator.refund({ idempotencyKey: 'ord_7', chargeId: charge.chargeId })).resolves.toEqual(refund);
+    const refund = await simulator.refund({ idempotencyKey: 'ord_7', chargeId: charge.chargeId, amount: 100 });
+    expect(refund).toEqual({ status: 'refunded', refundId: expect.stringMatching(/^re_[0-9a-f]{32}$/) });
+
+    // One refund item, under the order's key and the simulator's own entry id, naming the charge it
+    // refunds; the charge it refunds is untouched (same id, same amount).
+    const refundItems = () => [...state.entries()].filter(([key]) => key.endsWith('|SIMULATOR#REFUND'));
+    expect(refundItems()).toEqual([
+      ['ord_7|SIMULATOR#REFUND', expect.objectContaining({ orderId: 'ord_7', entryId: 'SIMULATOR#REFUND', refundId: refund.refundId, chargeId: charge.chargeId })],
+    ]);
+    expect(state.get('ord_7|SIMULATOR#CHARGE')).toMatchObject({ chargeId: charge.chargeId, amount: 100 });
+    expect([...state.keys()].sort()).toEqual(['ord_7|SIMULATOR#CHARGE', 'ord_7|SIMULATOR#REFUND']);
+
+    // Asked again, it answers with the first refund's id and writes no second refund.
+    const again = await simulator.refund({ idempotencyKey: 'ord_7', chargeId: charge.chargeId, amount: 100 });
+    expect(again).toEqual({ status: 'refunded', refundId: refund.refundId });
+    expect(refundItems()).toHaveLength(1);
+
+    // A charge id it did not make under this key, or a key it charged nothing under: refused, nothing written.
     await expect(simulator.refund({ idempotencyKey: 'ord_7', chargeId: 'ch_other' })).rejects.toThrow(/no charge/);
+    await expect(simulator.refund({ idempotencyKey: 'ord_other', chargeId: charge.chargeId })).rejects.toThrow(/no charge/);
+    expect(refundItems()).toHaveLength(1);
   });
 
   it('reports its storage failing as a transient provider error', async () => {
