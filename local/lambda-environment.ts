@@ -335,7 +335,9 @@ class ExecutionEnvironment {
           errorType: 'Sandbox.Timedout',
           errorMessage: `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`,
           timedOut: true,
-          durationMs: Math.round(performance.now() - started),
+          // A timer may fire a fraction of a millisecond early by performance.now(); a timed-out
+          // invocation lasted its whole timeout, as Lambda reports it.
+          durationMs: Math.max(timeoutMs, Math.round(performance.now() - started)),
         });
         void this.destroy();
       }, timeoutMs);

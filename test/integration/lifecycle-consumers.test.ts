@@ -1,39 +1,24 @@
-import { CreateTableCommand, type CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import {
-  ChangeMessageVisibilityBatchCommand,
-  DeleteMessageBatchCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import dynalite from 'dynalite';
-import type { FauxqsServer } from 'fauxqs';
-import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderPlaced } from '../../lib/events.js';
 import type { OrderItem } from '../../lib/order.js';
+import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { lambdaContext } from '../support/sqs-events.js';
 
 // The three stage handlers exactly as deployed (functions/*.ts: Powertools batch + idempotency),
-// fed by a small poller from fauxqs queues subscribed to the topic with the template's filter
-// policies, against dynalite. It stands in for the local runtime until the e2e suite can run.
+// fed by a small poller from the stage queues, on the tables, topic, queues, subscriptions and
+// filter policies provisioned from the packaged template (test/support/provisioned-stack.ts), not
+// a hand-written copy of them.
 
 type Handler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse>;
 const STAGES = ['inventory', 'payment', 'shipping'] as const;
 type StageName = (typeof STAGES)[number];
-const FILTERS: Record<StageName, string[]> = {
-  inventory: ['OrderPlaced', 'OrderConfirmed', 'OrderCancelled'],
-  payment: ['OrderPlaced', 'OrderCancelled'],
-  shipping: ['OrderPlaced', 'OrderConfirmed', 'OrderCancelled'],
-};
+const QUEUE_IDS: Record<StageName, string> = { inventory: 'InventoryQueue', payment: 'PaymentQueue', shipping: 'ShippingQueue' };
 
-let dynamoServer: ReturnType<typeof dynalite>;
-let fauxqs: FauxqsServer;
-let db: DynamoDBDocumentClient;
-let sqs: SQSClient;
-const queues = {} as Record<StageName, { url: string; arn: string }>;
+let stack: ProvisionedStack;
+const queues = {} as Record<StageName, { url: string; arn: string; dlqUrl: string }>;
 const handlers = {} as Record<StageName, Handler>;
 let orders: typeof import('../../lib/orders.js');
 let topic: typeof import('../../lib/order-events-topic.js');
@@ -41,68 +26,33 @@ let inventory: typeof import('../../lib/inventory.js');
 let payments: typeof import('../../lib/payments.js');
 let shipping: typeof import('../../lib/shipping.js');
 
-const table = (name: string, hash: string, range?: string): CreateTableCommandInput => ({
-  TableName: name,
-  AttributeDefinitions: [
-    { AttributeName: hash, AttributeType: 'S' },
-    ...(range ? [{ AttributeName: range, AttributeType: 'S' as const }] : []),
-  ],
-  KeySchema: [{ AttributeName: hash, KeyType: 'HASH' }, ...(range ? [{ AttributeName: range, KeyType: 'RANGE' as const }] : [])],
-  BillingMode: 'PAY_PER_REQUEST',
-});
+/** Every record the poller below handed a handler: which event, on which receive, and whether it failed. */
+interface Delivery {
+  stage: StageName;
+  messageId: string;
+  eventId: string | undefined;
+  receiveCount: number;
+  failed: boolean;
+}
+const deliveries: Delivery[] = [];
 
 beforeAll(async () => {
-  dynamoServer = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => dynamoServer.listen(0, '127.0.0.1', () => resolve()));
-  const dynamoEndpoint = `http://127.0.0.1:${(dynamoServer.address() as AddressInfo).port}`;
-  fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false });
-  const { topicArn } = fauxqs.createTopic('order-events');
+  stack = await startProvisionedStack();
   for (const stage of STAGES) {
-    const { queueUrl, queueArn } = fauxqs.createQueue(`${stage}-queue`);
-    queues[stage] = { url: queueUrl, arn: queueArn };
-    fauxqs.subscribe({
-      topic: 'order-events',
-      queue: `${stage}-queue`,
-      attributes: { RawMessageDelivery: 'true', FilterPolicy: JSON.stringify({ eventType: FILTERS[stage] }) },
-    });
+    const { url, arn, dlqUrl } = stack.queue(QUEUE_IDS[stage]);
+    if (!dlqUrl) throw new Error(`The template gives ${QUEUE_IDS[stage]} no dead-letter queue`);
+    queues[stage] = { url, arn, dlqUrl };
   }
-
   Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    // The SDK compares this variable with the string 'true'.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
-    AWS_ENDPOINT_URL_SNS: fauxqs.address,
-    AWS_ENDPOINT_URL_SQS: fauxqs.address,
-    ORDERS_TABLE: 'orders',
-    INVENTORY_TABLE: 'inventory',
-    RESERVATIONS_TABLE: 'reservations',
-    PAYMENTS_TABLE: 'payments',
-    SHIPMENTS_TABLE: 'shipments',
-    IDEMPOTENCY_TABLE: 'idempotency',
-    ORDER_EVENTS_TOPIC_ARN: topicArn,
-    // A failed record is visible again at once: the poller below is the only clock.
+    // A failed record is visible again at once: the consumer's own backoff (ChangeMessageVisibility
+    // on the queue its record names) with a base of 0, so the poller below is the only clock.
     RETRY_BACKOFF_BASE_SECONDS: '0',
     POWERTOOLS_LOG_LEVEL: process.env.DEBUG_LOG ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: 'true',
   });
 
-  const raw = new DynamoDBClient({ endpoint: dynamoEndpoint, region: 'us-east-1' });
-  for (const input of [
-    table('orders', 'orderId'),
-    table('inventory', 'sku'),
-    table('reservations', 'orderId', 'sku'),
-    table('payments', 'orderId', 'entryId'),
-    table('shipments', 'orderId'),
-    table('idempotency', 'id'),
-  ]) {
-    await raw.send(new CreateTableCommand(input));
-  }
-  db = DynamoDBDocumentClient.from(raw);
-  sqs = new SQSClient({ endpoint: fauxqs.address, region: 'us-east-1' });
-
+  // Imported once the environment points at the emulators: the handler modules build their
+  // Powertools objects when they load.
   [orders, topic, inventory, payments, shipping] = await Promise.all([
     import('../../lib/orders.js'),
     import('../../lib/order-events-topic.js'),
@@ -110,32 +60,25 @@ beforeAll(async () => {
     import('../../lib/payments.js'),
     import('../../lib/shipping.js'),
   ]);
-  // Each function is its own execution environment on AWS, with its own AWS_LAMBDA_FUNCTION_NAME,
-  // which Powertools idempotency reads when the handler module is loaded and puts in front of every
-  // key: without it the three stages would share the key of one event and skip each other's work.
-  const load = async (stage: StageName, module: () => Promise<{ handler: Handler }>) => {
-    process.env.AWS_LAMBDA_FUNCTION_NAME = `order-pipeline-test-${stage}`;
-    handlers[stage] = (await module()).handler;
-  };
-  await load('inventory', () => import('../../functions/inventory.js'));
-  await load('payment', () => import('../../functions/payment.js'));
-  await load('shipping', () => import('../../functions/shipping.js'));
-  delete process.env.AWS_LAMBDA_FUNCTION_NAME;
-}, 30_000);
+  handlers.inventory = (await import('../../functions/inventory.js')).handler as Handler;
+  handlers.payment = (await import('../../functions/payment.js')).handler as Handler;
+  handlers.shipping = (await import('../../functions/shipping.js')).handler as Handler;
+}, 120_000);
 
 afterAll(async () => {
-  await fauxqs?.stop();
-  await new Promise((resolve) => dynamoServer?.close(resolve));
+  await stack?.stop();
 });
 
-/** Lambda's SQS poller in miniature: batches of up to 10, failed records stay, the rest are deleted. */
+/**
+ * Lambda's SQS poller in miniature: batches of up to 10 on the queue's own visibility timeout,
+ * failed records left to the consumer's backoff, the rest deleted.
+ */
 async function pollOnce(stage: StageName): Promise<number> {
-  const { Messages = [] } = await sqs.send(
+  const { Messages = [] } = await stack.sqs.send(
     new ReceiveMessageCommand({
       QueueUrl: queues[stage].url,
       MaxNumberOfMessages: 10,
       WaitTimeSeconds: 0,
-      VisibilityTimeout: 30,
       MessageSystemAttributeNames: ['All'],
       MessageAttributeNames: ['All'],
     }),
@@ -162,20 +105,24 @@ async function pollOnce(stage: StageName): Promise<number> {
   );
   const response = await handlers[stage]({ Records: records }, lambdaContext(`test-${stage}`));
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-  // The consumer's own backoff (ChangeMessageVisibility with base 0 here) addresses the queue by a
-  // URL built from its ARN, which fauxqs does not resolve; make failed records visible again here.
-  const retry = records.filter((r) => failed.has(r.messageId));
-  if (retry.length > 0) {
-    await sqs.send(
-      new ChangeMessageVisibilityBatchCommand({
-        QueueUrl: queues[stage].url,
-        Entries: retry.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle, VisibilityTimeout: 0 })),
-      }),
-    );
+  for (const record of records) {
+    let eventId: string | undefined;
+    try {
+      eventId = (JSON.parse(record.body) as { eventId?: string }).eventId;
+    } catch {
+      // not an event: recorded without one
+    }
+    deliveries.push({
+      stage,
+      messageId: record.messageId,
+      eventId,
+      receiveCount: Number(record.attributes.ApproximateReceiveCount),
+      failed: failed.has(record.messageId),
+    });
   }
   const done = records.filter((r) => !failed.has(r.messageId));
   if (done.length > 0) {
-    await sqs.send(
+    await stack.sqs.send(
       new DeleteMessageBatchCommand({
         QueueUrl: queues[stage].url,
         Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
@@ -185,29 +132,50 @@ async function pollOnce(stage: StageName): Promise<number> {
   return Messages.length;
 }
 
+/** Messages a queue holds in any state (ready, in flight, delayed), from fauxqs's inspection. */
+function held(queueUrl: string): number {
+  const state = stack.emulators.fauxqs.inspectQueue(queueUrl.split('/').pop()!);
+  if (!state) throw new Error(`No queue at ${queueUrl}`);
+  return state.messages.ready.length + state.messages.inflight.length + state.messages.delayed.length;
+}
+
 /**
- * Polls every queue at once until all stay empty. One poller per queue: a handler module is one
+ * Polls every queue at once until all three hold nothing at all, in flight included: a record
+ * failed and left invisible is not "drained". One poller per queue: a handler module is one
  * execution environment, which Lambda never invokes concurrently (its BatchProcessor has per-batch
  * state); the records of a batch still run in parallel, and the three stages run side by side.
  */
 async function drainPipeline(timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let idleRounds = 0;
-  while (idleRounds < 3) {
-    if (Date.now() > deadline) throw new Error('The pipeline did not drain in time');
+  for (;;) {
     const counts = await Promise.all(STAGES.map((stage) => pollOnce(stage)));
-    idleRounds = counts.every((count) => count === 0) ? idleRounds + 1 : 0;
-    if (idleRounds > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (counts.every((count) => count === 0)) {
+      if (STAGES.every((stage) => held(queues[stage].url) === 0)) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (Date.now() > deadline) throw new Error('The pipeline did not drain in time');
   }
 }
+
+/** No event of these orders reached a dead-letter queue (in any state: ready, in flight, delayed). */
+function expectNothingDeadLettered(orderIds: string[]): void {
+  for (const stage of STAGES) {
+    const state = stack.emulators.fauxqs.inspectQueue(queues[stage].dlqUrl.split('/').pop()!)!;
+    const bodies = [...state.messages.ready, ...state.messages.delayed, ...state.messages.inflight.map((entry) => entry.message)].map((m) => m.body);
+    expect(bodies.filter((body) => orderIds.some((id) => body.includes(id))), `the ${stage} DLQ`).toEqual([]);
+  }
+}
+
+/** Deliveries of one event to one stage, in the order the poller handed them over. */
+const deliveriesOf = (stage: StageName, eventId: string) => deliveries.filter((d) => d.stage === stage && d.eventId === eventId);
 
 let skuCounter = 0;
 async function seedSku(available: number): Promise<string> {
   skuCounter += 1;
   const sku = `SKU-E2E-${skuCounter}`;
-  await db.send(
+  await stack.db.send(
     new PutCommand({
-      TableName: 'inventory',
+      TableName: stack.table('InventoryTable'),
       Item: { sku, name: `Item ${skuCounter}`, available, reserved: 0, sold: 0, applying: {} },
     }),
   );
@@ -254,6 +222,7 @@ describe('the stage handlers, fed from SNS/SQS', () => {
     expect(item).toMatchObject({ available: 0, reserved: 0, sold: 10, applying: {} });
     expect(charges).toBe(10);
     expect(dispatched).toBe(10);
+    expectNothingDeadLettered(ids);
   }, 120_000);
 
   it('tok_flaky: the failed records are retried until the charge goes through, exactly once', async () => {
@@ -263,6 +232,25 @@ describe('the stage handlers, fed from SNS/SQS', () => {
     expect(await orders.findOrder(placed.orderId)).toMatchObject({ status: 'CONFIRMED' });
     const ledger = await payments.ledgerOf(placed.orderId);
     expect(ledger.map((e) => e.entryId)).toEqual(['CHARGE']);
+    // The provider was really called three times: two simulated timeouts, then the charge.
+    const simulator = await stack.db.send(
+      new GetCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId: placed.orderId, entryId: 'SIMULATOR#CHARGE' }, ConsistentRead: true }),
+    );
+    expect(simulator.Item).toMatchObject({ attempts: 3, chargeId: ledger[0]!.chargeId });
+    // And each call was a redelivery of the one SQS message, by the queue: receive counts 1, 2, 3,
+    // the first two reported failed (not deleted), the third done.
+    const payment = deliveriesOf('payment', placed.eventId);
+    expect(payment.map((d) => [d.receiveCount, d.failed])).toEqual([
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
+    expect(new Set(payment.map((d) => d.messageId)).size).toBe(1);
+    // The other stages were not held up by payment's retries: one receive each.
+    for (const stage of ['inventory', 'shipping'] as const) {
+      expect(deliveriesOf(stage, placed.eventId).map((d) => [d.receiveCount, d.failed])).toEqual([[1, false]]);
+    }
+    expectNothingDeadLettered([placed.orderId]);
   }, 60_000);
 
   it('the same OrderPlaced published twice: one reservation, one charge, one shipment', async () => {
@@ -270,14 +258,22 @@ describe('the stage handlers, fed from SNS/SQS', () => {
     const placed = await placeAndPublish([{ sku, quantity: 2 }]);
     await topic.publishOrderEvent(placed);
     await drainPipeline();
+    // Both copies were delivered to every stage, as two SQS messages, and both were handled
+    // (deleted, not failed): the second one was absorbed, not lost on the way.
+    for (const stage of STAGES) {
+      const copies = deliveriesOf(stage, placed.eventId);
+      expect(copies.filter((d) => !d.failed)).toHaveLength(2);
+      expect(new Set(copies.map((d) => d.messageId)).size).toBe(2);
+    }
     expect(await orders.findOrder(placed.orderId)).toMatchObject({ status: 'CONFIRMED' });
     expect(await inventory.findStockItem(sku)).toMatchObject({ available: 3, reserved: 0, sold: 2 });
     expect((await payments.ledgerOf(placed.orderId)).map((e) => e.entryId)).toEqual(['CHARGE']);
-    const shipments = await db.send(
-      new ScanCommand({ TableName: 'shipments', FilterExpression: 'orderId = :id', ExpressionAttributeValues: { ':id': placed.orderId } }),
+    const shipments = await stack.db.send(
+      new ScanCommand({ TableName: stack.table('ShipmentsTable'), FilterExpression: 'orderId = :id', ExpressionAttributeValues: { ':id': placed.orderId } }),
     );
     expect(shipments.Items).toHaveLength(1);
     expect(shipments.Items?.[0]).toMatchObject({ status: 'DISPATCHED' });
+    expectNothingDeadLettered([placed.orderId]);
   }, 60_000);
 
   it('tok_decline: CANCELLED PAYMENT_DECLINED, stock back, no charge, shipment cancelled', async () => {
@@ -294,5 +290,6 @@ describe('the stage handlers, fed from SNS/SQS', () => {
       payment: { status: 'REJECTED', reason: 'PAYMENT_DECLINED' },
       shipping: { status: 'COMPENSATED' },
     });
+    expectNothingDeadLettered([placed.orderId]);
   }, 60_000);
 });

@@ -1,16 +1,15 @@
-import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import dynalite from 'dynalite';
-import type { FauxqsServer } from 'fauxqs';
-import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
-import type { AddressInfo } from 'node:net';
+import { SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
 import type { OrderItem, OrderRequest } from '../../lib/order.js';
+import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 
-// The saga's domain functions against the real emulators: dynalite for DynamoDB, fauxqs for SNS
-// (a raw-delivery queue on the topic counts what was published). Environment first, then the
-// lib modules, which read it when they first build a client.
+// The saga's domain functions against the real emulators, on the tables and topic provisioned from
+// the packaged template (test/support/provisioned-stack.ts): dynalite for DynamoDB, fauxqs for SNS
+// (a raw-delivery queue of this test's own on the topic counts what was published). Environment
+// first, then the lib modules, which read it when they first build a client.
 
 type Inventory = typeof import('../../lib/inventory.js');
 type Payments = typeof import('../../lib/payments.js');
@@ -26,101 +25,22 @@ let outcome: Outcome;
 let orders: Orders;
 let provider: Provider;
 
-let dynamoServer: ReturnType<typeof dynalite>;
-let fauxqs: FauxqsServer;
-let db: DynamoDBDocumentClient;
+let stack: ProvisionedStack;
 const CAPTURE_QUEUE = 'published-order-events';
-
-const TABLES: CreateTableCommandInput[] = [
-  {
-    TableName: 'orders',
-    AttributeDefinitions: [
-      { AttributeName: 'orderId', AttributeType: 'S' },
-      { AttributeName: 'sweepShard', AttributeType: 'S' },
-      { AttributeName: 'sweepDueAt', AttributeType: 'S' },
-    ],
-    KeySchema: [{ AttributeName: 'orderId', KeyType: 'HASH' }],
-    GlobalSecondaryIndexes: [
-      {
-        IndexName: 'UnfinishedOrders',
-        KeySchema: [
-          { AttributeName: 'sweepShard', KeyType: 'HASH' },
-          { AttributeName: 'sweepDueAt', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'KEYS_ONLY' },
-      },
-    ],
-    BillingMode: 'PAY_PER_REQUEST',
-  },
-  {
-    TableName: 'inventory',
-    AttributeDefinitions: [{ AttributeName: 'sku', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'sku', KeyType: 'HASH' }],
-    BillingMode: 'PAY_PER_REQUEST',
-  },
-  {
-    TableName: 'reservations',
-    AttributeDefinitions: [
-      { AttributeName: 'orderId', AttributeType: 'S' },
-      { AttributeName: 'sku', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'orderId', KeyType: 'HASH' },
-      { AttributeName: 'sku', KeyType: 'RANGE' },
-    ],
-    BillingMode: 'PAY_PER_REQUEST',
-  },
-  {
-    TableName: 'payments',
-    AttributeDefinitions: [
-      { AttributeName: 'orderId', AttributeType: 'S' },
-      { AttributeName: 'entryId', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'orderId', KeyType: 'HASH' },
-      { AttributeName: 'entryId', KeyType: 'RANGE' },
-    ],
-    BillingMode: 'PAY_PER_REQUEST',
-  },
-  {
-    TableName: 'shipments',
-    AttributeDefinitions: [{ AttributeName: 'orderId', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'orderId', KeyType: 'HASH' }],
-    BillingMode: 'PAY_PER_REQUEST',
-  },
-];
 
 let topicArn: string;
 
 beforeAll(async () => {
-  dynamoServer = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => dynamoServer.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = dynamoServer.address() as AddressInfo;
-  fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false });
-  topicArn = fauxqs.createTopic('order-events').topicArn;
-  fauxqs.createQueue(CAPTURE_QUEUE);
-  fauxqs.subscribe({ topic: 'order-events', queue: CAPTURE_QUEUE, attributes: { RawMessageDelivery: 'true' } });
-
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    // The SDK compares this variable with the string 'true' (a '1' does not silence it).
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${port}`,
-    AWS_ENDPOINT_URL_SNS: fauxqs.address,
-    ORDERS_TABLE: 'orders',
-    INVENTORY_TABLE: 'inventory',
-    RESERVATIONS_TABLE: 'reservations',
-    PAYMENTS_TABLE: 'payments',
-    SHIPMENTS_TABLE: 'shipments',
-    ORDER_EVENTS_TOPIC_ARN: topicArn,
-    POWERTOOLS_LOG_LEVEL: 'WARN',
-  });
-
-  const raw = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1' });
-  for (const table of TABLES) await raw.send(new CreateTableCommand(table));
-  db = DynamoDBDocumentClient.from(raw);
+  stack = await startProvisionedStack();
+  topicArn = stack.resources.topicArn ?? '';
+  if (!topicArn) throw new Error('The template subscribes no queue to a topic');
+  // Every event published on the topic, whatever its type: no filter policy.
+  const { QueueUrl } = await stack.sqs.send(new CreateQueueCommand({ QueueName: CAPTURE_QUEUE }));
+  const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+  await stack.sns.send(
+    new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn, Attributes: { RawMessageDelivery: 'true' } }),
+  );
+  Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
 
   [inventory, payments, shipping, outcome, orders, provider] = await Promise.all([
     import('../../lib/inventory.js'),
@@ -130,20 +50,19 @@ beforeAll(async () => {
     import('../../lib/orders.js'),
     import('../../lib/payment-provider.js'),
   ]);
-}, 30_000);
+}, 120_000);
 
 afterAll(async () => {
-  await fauxqs?.stop();
-  await new Promise((resolve) => dynamoServer?.close(resolve));
+  await stack?.stop();
 });
 
 let skuCounter = 0;
 async function seedSku(available: number): Promise<string> {
   skuCounter += 1;
   const sku = `SKU-TEST-${skuCounter}`;
-  await db.send(
+  await stack.db.send(
     new PutCommand({
-      TableName: 'inventory',
+      TableName: stack.table('InventoryTable'),
       Item: { sku, name: `Test item ${skuCounter}`, available, reserved: 0, sold: 0, applying: {} },
     }),
   );
@@ -169,7 +88,7 @@ async function placeOrder(items: OrderItem[], token = 'tok_visa'): Promise<Order
 
 /** Every event published on the topic so far, left in place (inspection does not consume). */
 function publishedEvents(orderId?: string): OrderEvent[] {
-  const queue = fauxqs.inspectQueue(CAPTURE_QUEUE);
+  const queue = stack.emulators.fauxqs.inspectQueue(CAPTURE_QUEUE);
   const messages = [...(queue?.messages.ready ?? []), ...(queue?.messages.delayed ?? [])];
   return messages
     .map((message) => JSON.parse(message.body) as OrderEvent)
@@ -177,20 +96,33 @@ function publishedEvents(orderId?: string): OrderEvent[] {
 }
 
 describe('inventory reservations', () => {
-  it('50 concurrent single-unit orders for a SKU with 10 units: exactly 10 reserve, stock never negative', async () => {
-    const sku = await seedSku(10);
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => inventory.reserveInventory(`ord_race_${i}`, [{ sku, quantity: 1 }])),
-    );
-    const reserved = results.filter((r) => r.outcome === 'reserved').length;
-    const item = await stock(sku);
-    console.log(`reservation race: ${reserved} reserved, ${50 - reserved} out of stock, available ${item.available}, reserved ${item.reserved}`);
-    expect(reserved).toBe(10);
-    expect(item.available).toBe(0);
-    expect(item.reserved).toBe(10);
-    expect(item.applying).toEqual({});
-    const lines = await Promise.all(Array.from({ length: 50 }, (_, i) => inventory.findReservationLine(`ord_race_${i}`, sku)));
-    expect(lines.filter((line) => line?.state === 'RESERVED')).toHaveLength(10);
+  it('concurrent orders for a scarce SKU, raced round after round on fresh SKUs: exactly the stock is reserved, never more', async () => {
+    // [units in stock, units per order, orders racing]: each round a race of its own on a new SKU.
+    const rounds: Array<[number, number, number]> = [
+      [10, 1, 50],
+      [10, 1, 50],
+      [7, 2, 40],
+      [10, 3, 40],
+      [1, 1, 40],
+      [5, 5, 30],
+    ];
+    for (const [round, [units, quantity, racers]] of rounds.entries()) {
+      const sku = await seedSku(units);
+      const orderIds = Array.from({ length: racers }, (_, i) => `ord_race_${round}_${i}`);
+      const results = await Promise.all(orderIds.map((orderId) => inventory.reserveInventory(orderId, [{ sku, quantity }])));
+      const winners = Math.floor(units / quantity);
+      const reserved = results.filter((r) => r.outcome === 'reserved').length;
+      const item = await stock(sku);
+      const label = `round ${round}: ${racers} orders of ${quantity} for ${units} units`;
+      console.log(`reservation race, ${label}: ${reserved} reserved, available ${item.available}, reserved ${item.reserved}`);
+      expect(reserved, label).toBe(winners);
+      expect(results.filter((r) => r.outcome === 'out-of-stock'), label).toHaveLength(racers - winners);
+      expect(item, label).toMatchObject({ available: units - winners * quantity, reserved: winners * quantity, applying: {} });
+      const lines = await Promise.all(orderIds.map((orderId) => inventory.findReservationLine(orderId, sku)));
+      expect(lines.filter((line) => line?.state === 'RESERVED'), label).toHaveLength(winners);
+      // Each loser holds nothing: its one line is the short one, released without units.
+      expect(lines.filter((line) => line?.state === 'RELEASED' && line.shortSku === sku), label).toHaveLength(racers - winners);
+    }
   });
 
   it('is all or none: a short later line releases the earlier ones and reports OUT_OF_STOCK', async () => {
@@ -271,7 +203,7 @@ describe('payments', () => {
     const ledger = await payments.ledgerOf(orderId);
     expect(ledger).toHaveLength(1);
     expect(ledger[0]).toMatchObject({ entryId: 'CHARGE', tokenMasked: 'tok_****laky' });
-    const simulator = await db.send(new GetCommand({ TableName: 'payments', Key: { orderId, entryId: 'SIMULATOR#CHARGE' } }));
+    const simulator = await stack.db.send(new GetCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId, entryId: 'SIMULATOR#CHARGE' } }));
     expect(simulator.Item).toMatchObject({ attempts: 3, chargeId: (third as { chargeId: string }).chargeId });
   });
 
@@ -365,19 +297,29 @@ describe('order outcome', () => {
     expect(await outcome.recordStageResult(placed.orderId, 'payment', { status: 'SUCCEEDED', what: 'charged' })).toBeUndefined();
   });
 
-  it('all three stages racing, many times over: never more than one decision per order', async () => {
-    const placedOrders = await Promise.all(Array.from({ length: 10 }, async () => placeOrder([{ sku: await seedSku(1), quantity: 1 }])));
-    await Promise.all(
-      placedOrders.map((placed) =>
-        Promise.all([
-          inventory.reserveStockForOrder(placed),
-          payments.chargeForOrder(placed),
-          shipping.prepareShipmentForOrder(placed),
-        ]),
-      ),
-    );
-    for (const placed of placedOrders) {
-      expect(publishedEvents(placed.orderId).map((e) => e.eventType)).toEqual(['OrderConfirmed']);
+  it('all three stages racing, many times over: exactly one decision and one publish per order', async () => {
+    const ROUNDS = 5;
+    const ORDERS_PER_ROUND = 20;
+    for (let round = 0; round < ROUNDS; round += 1) {
+      // Every fourth order declined, so CANCELLED decisions race as well as CONFIRMED ones.
+      const placedOrders = await Promise.all(
+        Array.from({ length: ORDERS_PER_ROUND }, async (_, i) => placeOrder([{ sku: await seedSku(1), quantity: 1 }], i % 4 === 3 ? 'tok_decline' : 'tok_visa')),
+      );
+      // All three stages of all the orders at once.
+      const completions = await Promise.all(
+        placedOrders.map((placed) =>
+          Promise.all([inventory.reserveStockForOrder(placed), payments.chargeForOrder(placed), shipping.prepareShipmentForOrder(placed)]),
+        ),
+      );
+      for (const [i, placed] of placedOrders.entries()) {
+        const declined = i % 4 === 3;
+        const label = `round ${round}, order ${i}`;
+        const deciders = completions[i]!.filter((c) => c.settle.decision === 'decided-here').map((c) => c.stage);
+        expect(deciders, label).toHaveLength(1);
+        const order = await outcome.loadOrder(placed.orderId);
+        expect({ status: order.status, decidedBy: order.decidedBy }, label).toEqual({ status: declined ? 'CANCELLED' : 'CONFIRMED', decidedBy: deciders[0] });
+        expect(publishedEvents(placed.orderId).map((e) => e.eventType), label).toEqual([declined ? 'OrderCancelled' : 'OrderConfirmed']);
+      }
     }
   });
 

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSubscriptionAttributesCommand, ListSubscriptionsByTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import type { SpyMessage } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_REGION, startEmulators, type Emulators } from '../../local/emulators.js';
 import { packageStack } from '../../local/package-stack.js';
@@ -55,25 +56,47 @@ afterAll(async () => {
 });
 
 describe('queues', () => {
-  it('creates every queue of the template with its visibility timeout and redrive policy', async () => {
+  it('creates every queue of the template with the attributes and redrive policy it declares', async () => {
     const queues = declared('AWS::SQS::Queue');
-    expect(queues.length).toBeGreaterThanOrEqual(6);
-    for (const { properties } of queues) {
+    // Three stage queues, each with a redrive policy, and the three dead-letter queues they name.
+    const stageQueues = queues.filter(({ properties }) => isRecord(properties.RedrivePolicy));
+    const deadLetterQueues = queues.filter(({ properties }) => !isRecord(properties.RedrivePolicy));
+    expect(stageQueues).toHaveLength(3);
+    expect(deadLetterQueues).toHaveLength(3);
+    const attributesOf = async (properties: Record<string, unknown>) => {
       const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: String(properties.QueueName) }));
-      const { Attributes = {} } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }));
-      if (properties.VisibilityTimeout !== undefined) expect(Attributes.VisibilityTimeout).toBe(String(properties.VisibilityTimeout));
-      if (properties.MessageRetentionPeriod !== undefined) expect(Attributes.MessageRetentionPeriod).toBe(String(properties.MessageRetentionPeriod));
-      if (isRecord(properties.RedrivePolicy)) {
-        const redrive = JSON.parse(Attributes.RedrivePolicy ?? '{}') as { deadLetterTargetArn: string; maxReceiveCount: number | string };
-        expect(redrive.deadLetterTargetArn).toBe(properties.RedrivePolicy.deadLetterTargetArn);
-        expect(Number(redrive.maxReceiveCount)).toBe(Number(properties.RedrivePolicy.maxReceiveCount));
-        // The dead-letter queue it names exists.
-        const dlqName = String(redrive.deadLetterTargetArn).split(':').pop()!;
-        await expect(sqs.send(new GetQueueUrlCommand({ QueueName: dlqName }))).resolves.toMatchObject({ QueueUrl: expect.any(String) });
-      } else {
-        expect(Attributes.RedrivePolicy).toBeUndefined();
+      return (await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }))).Attributes ?? {};
+    };
+    /** The template declares the property, and the emulator's queue has it with that value. */
+    const expectDeclaredAndApplied = (properties: Record<string, unknown>, attributes: Record<string, string>, names: string[]) => {
+      for (const name of names) {
+        expect(properties, `${String(properties.QueueName)} in the template`).toHaveProperty(name);
+        expect(attributes[name], `${String(properties.QueueName)} on the emulator`).toBe(String(properties[name]));
       }
+    };
+
+    for (const { properties } of stageQueues) {
+      const attributes = await attributesOf(properties);
+      // (Encryption, SqsManagedSseEnabled, is not emulated: fauxqs keeps no such attribute.)
+      expectDeclaredAndApplied(properties, attributes, ['VisibilityTimeout', 'ReceiveMessageWaitTimeSeconds']);
+      const declaredRedrive = properties.RedrivePolicy as { deadLetterTargetArn: unknown; maxReceiveCount: unknown };
+      expect(declaredRedrive).toMatchObject({ deadLetterTargetArn: expect.any(String), maxReceiveCount: expect.anything() });
+      const redrive = JSON.parse(attributes.RedrivePolicy ?? '{}') as { deadLetterTargetArn: string; maxReceiveCount: number | string };
+      expect(redrive.deadLetterTargetArn).toBe(declaredRedrive.deadLetterTargetArn);
+      expect(Number(redrive.maxReceiveCount)).toBe(Number(declaredRedrive.maxReceiveCount));
+      // The dead-letter queue it names is one of the template's, and exists.
+      const dlq = deadLetterQueues.find(({ id }) => resolver.arn(id) === redrive.deadLetterTargetArn);
+      expect(dlq, `the DLQ of ${String(properties.QueueName)}`).toBeDefined();
+      await expect(sqs.send(new GetQueueUrlCommand({ QueueName: String(dlq!.properties.QueueName) }))).resolves.toMatchObject({ QueueUrl: expect.any(String) });
     }
+    for (const { properties } of deadLetterQueues) {
+      const attributes = await attributesOf(properties);
+      expectDeclaredAndApplied(properties, attributes, ['MessageRetentionPeriod']);
+      expect(attributes.RedrivePolicy).toBeUndefined();
+    }
+    // Every dead-letter queue serves a stage queue: none is left over.
+    const named = stageQueues.map(({ properties }) => (properties.RedrivePolicy as { deadLetterTargetArn: string }).deadLetterTargetArn).sort();
+    expect(named).toEqual(deadLetterQueues.map(({ id }) => resolver.arn(id)).sort());
     // Every consumer queue has a DLQ: a poison message never blocks a queue forever.
     const consumerQueues = Object.values(resources.queues).filter((queue) => !queue.logicalId.includes('DeadLetter'));
     expect(consumerQueues.length).toBeGreaterThanOrEqual(3);
@@ -91,7 +114,8 @@ describe('subscriptions', () => {
       const subscription = Subscriptions.find((candidate) => candidate.Endpoint === properties.Endpoint)!;
       const { Attributes = {} } = await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: subscription.SubscriptionArn }));
       expect(Attributes.RawMessageDelivery).toBe('true');
-      expect(Attributes.FilterPolicyScope ?? 'MessageAttributes').toBe(properties.FilterPolicyScope ?? 'MessageAttributes');
+      expect(properties).toHaveProperty('FilterPolicyScope', 'MessageAttributes');
+      expect(Attributes.FilterPolicyScope).toBe(properties.FilterPolicyScope);
       expect(JSON.parse(Attributes.FilterPolicy ?? 'null')).toEqual(properties.FilterPolicy);
     }
   });
@@ -134,11 +158,46 @@ describe('subscriptions', () => {
   });
 });
 
+describe('filter policies, exercised', () => {
+  it('delivers OrderConfirmed to inventory and shipping, and never to payment', async () => {
+    const queueName = (logicalId: string) => Object.entries(resources.queues).find(([, queue]) => queue.logicalId === logicalId)![0];
+    const [inventory, payment, shipping] = ['InventoryQueue', 'PaymentQueue', 'ShippingQueue'].map(queueName) as [string, string, string];
+    const orderId = 'ord_provision_confirmed';
+    const publish = (eventType: string) =>
+      sns.send(
+        new PublishCommand({
+          TopicArn: resources.topicArn,
+          Message: JSON.stringify({ eventType, orderId }),
+          MessageAttributes: { eventType: { DataType: 'String', StringValue: eventType } },
+        }),
+      );
+    await publish('OrderConfirmed');
+    // A fence: OrderCancelled goes to all three queues, after OrderConfirmed. Once it has reached
+    // payment, an OrderConfirmed bound for payment would have reached it first.
+    await publish('OrderCancelled');
+    const arrived = (queue: string, eventType: string) => (message: SpyMessage) =>
+      message.service === 'sqs' && message.queueName === queue && message.body === JSON.stringify({ eventType, orderId });
+    const spy = emulators.fauxqs.spy;
+    await Promise.all([inventory, shipping].map((queue) => spy.waitForMessage(arrived(queue, 'OrderConfirmed'), 'published', 5000)));
+    await spy.waitForMessage(arrived(payment, 'OrderCancelled'), 'published', 5000);
+    expect(spy.checkForMessage(arrived(payment, 'OrderConfirmed'))).toBeUndefined();
+    // And what the payment queue holds for this order is the fence alone.
+    const held = emulators.fauxqs.inspectQueue(payment)!.messages.ready.filter((message) => message.body.includes(orderId));
+    expect(held.map((message) => JSON.parse(message.body) as unknown)).toEqual([{ eventType: 'OrderCancelled', orderId }]);
+  });
+});
+
 describe('tables', () => {
   it('creates every table of the template, and says once that TTL is not emulated', () => {
     const tables = declared('AWS::DynamoDB::Table');
     expect(Object.values(resources.tables).sort()).toEqual(tables.map(({ properties }) => String(properties.TableName)).sort());
-    const withTtl = tables.filter(({ properties }) => isRecord(properties.TimeToLiveSpecification));
-    expect(resources.notes.filter((note) => note.includes('TTL'))).toHaveLength(withTtl.length > 0 ? 1 : 0);
+    const withTtl = tables.filter(({ properties }) => isRecord(properties.TimeToLiveSpecification) && properties.TimeToLiveSpecification.Enabled === true);
+    // The idempotency records expire through TTL (test/integration/idempotency.test.ts checks the attribute).
+    expect(withTtl.map(({ id }) => id)).toContain('IdempotencyTable');
+    const notes = resources.notes.filter((note) => note.includes('TTL'));
+    expect(notes).toHaveLength(1);
+    for (const { id, properties } of withTtl) {
+      expect(notes[0]).toContain(`${id}.${String((properties.TimeToLiveSpecification as { AttributeName: unknown }).AttributeName)}`);
+    }
   });
 });

@@ -1,4 +1,6 @@
 import { appendFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,7 +46,11 @@ export const handler = async (event, context) => {
   } else if (mode === 'hang') {
     await new Promise((resolve) => setTimeout(resolve, 5000));
   } else if (mode === 'slow') {
+    // In and out of the test's overlap counter, around the work: the counter sees every pair of
+    // invocations whose work overlaps, however close their starts and ends.
+    await fetch(process.env.OVERLAP_COUNTER + '/enter', { method: 'POST' });
     await new Promise((resolve) => setTimeout(resolve, 300));
+    await fetch(process.env.OVERLAP_COUNTER + '/leave', { method: 'POST' });
   }
   journal({ phase: 'end', at: Date.now(), ids: records.map((r) => r.id) });
   return result;
@@ -67,17 +73,43 @@ let handlerPath: string;
 let queueCounter = 0;
 const running: Array<{ poller: SqsPoller; fn: LambdaFunction }> = [];
 
-/** Most invocations running at once, from the journal's start and end times (measured inside the workers). */
-function peakConcurrency(journal: JournalEntry[]): number {
-  const events = journal.map((entry) => ({ at: entry.at, delta: entry.phase === 'start' ? 1 : -1 })).sort((a, b) => a.at - b.at || a.delta - b.delta);
-  let concurrent = 0;
-  let peak = 0;
-  for (const event of events) {
-    concurrent += event.delta;
-    peak = Math.max(peak, concurrent);
+/**
+ * Most handler invocations running at once, counted as they happen: each invocation of the test
+ * handler calls /enter before its work and /leave after it, and this process keeps the running
+ * count. Requests are handled one at a time, so the count is exact: no two timestamps to compare,
+ * no tie at equal milliseconds to break in one direction or the other.
+ */
+class OverlapCounter {
+  running = 0;
+  peak = 0;
+  readonly #server = createServer((request, response) => {
+    if (request.url === '/enter') {
+      this.running += 1;
+      this.peak = Math.max(this.peak, this.running);
+    } else if (request.url === '/leave') {
+      this.running -= 1;
+    }
+    response.end();
+  });
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
   }
-  return peak;
+
+  reset(): void {
+    this.running = 0;
+    this.peak = 0;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
 }
+
+const overlap = new OverlapCounter();
+let overlapCounterUrl: string;
 
 /** Captures the runtime's one-line invocation log. */
 class CapturedLog implements InvocationLog {
@@ -99,6 +131,7 @@ beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'sqs-poller-test-'));
   handlerPath = path.join(workDir, 'handler.mjs');
   await writeFile(handlerPath, HANDLER);
+  overlapCounterUrl = await overlap.start();
 });
 
 afterEach(async () => {
@@ -108,6 +141,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  await overlap.stop();
   sqs?.destroy();
   await fauxqs?.stop();
   await rm(workDir, { recursive: true, force: true });
@@ -153,7 +187,7 @@ function startPoller(options: {
       timeoutSeconds: options.timeoutSeconds ?? 5,
       memorySize: 256,
       logGroupName: '/aws/lambda/poller-test-consumer',
-      environment: { MODE: options.mode, JOURNAL: journalPath },
+      environment: { MODE: options.mode, JOURNAL: journalPath, OVERLAP_COUNTER: overlapCounterUrl },
     },
     () => {},
   );
@@ -170,6 +204,7 @@ function startPoller(options: {
     ...(options.maxEventBytes === undefined ? {} : { maxEventBytes: options.maxEventBytes }),
   };
   const poller = new SqsPoller(mapping, sqs, log);
+  overlap.reset();
   poller.start();
   running.push({ poller, fn });
   return {
@@ -308,7 +343,8 @@ describe('scaling', () => {
     const consumer = startPoller({ queue, mode: 'slow', batchSize: 1, windowSeconds: 0, maximumConcurrency: 2, reportBatchItemFailures: false });
 
     await until('every message deleted', () => consumedFrom(queue.name).length === ids.length, 15_000);
-    expect(peakConcurrency(await consumer.journal())).toBe(2);
+    expect(overlap.peak).toBe(2);
+    expect(overlap.running).toBe(0);
     expect(consumer.poller.stats()).toMatchObject({ batches: 8, records: 8, deleted: 8, maxConcurrent: 2 });
     expect(consumer.fn.stats().maxConcurrent).toBe(2);
   });
@@ -335,7 +371,8 @@ describe('scaling', () => {
     const journal = await consumer.journal();
     const handled = journal.filter((entry) => entry.phase === 'start').flatMap((entry) => entry.records!.map((record) => record.id));
     expect(handled.sort()).toEqual([...ids, ...ids].sort());
-    expect(peakConcurrency(journal)).toBe(2);
+    expect(overlap.peak).toBe(2);
+    expect(overlap.running).toBe(0);
     expect(consumer.poller.stats()).toMatchObject({ batches: 6, duplicatedRecords: 6, duplicateInvocations: 6, maxConcurrent: 2, running: 0 });
     expect(consumer.fn.stats().maxConcurrent).toBe(2);
   });

@@ -4,7 +4,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_REGION, startEmulators, type Emulators } from '../../local/emulators.js';
 import { packageStack } from '../../local/package-stack.js';
-import { provisionStack, type ProvisionedResources } from '../../local/provision.js';
+import { provisionStack, type ProvisionedQueue, type ProvisionedResources } from '../../local/provision.js';
 import { readTemplate, StackResolver } from '../../local/template.js';
 
 // The stack's tables, queues, topic and subscriptions provisioned from the packaged template
@@ -15,10 +15,16 @@ import { readTemplate, StackResolver } from '../../local/template.js';
 export interface ProvisionedStack {
   emulators: Emulators;
   resources: ProvisionedResources;
+  /** The packaged template, its intrinsics resolved against what was provisioned. */
+  resolver: StackResolver;
   db: DynamoDBDocumentClient;
   sqs: SQSClient;
   sns: SNSClient;
   table(logicalId: string): string;
+  /** A queue of the template by logical id (InventoryQueue, PaymentDeadLetterQueue...). */
+  queue(logicalId: string): ProvisionedQueue;
+  /** A resource's properties as the template declares them, intrinsics resolved. */
+  properties(logicalId: string): Record<string, unknown>;
   stop(): Promise<void>;
 }
 
@@ -57,6 +63,7 @@ export async function startProvisionedStack(): Promise<ProvisionedStack> {
       Object.entries({
         ORDERS_TABLE: 'OrdersTable',
         INVENTORY_TABLE: 'InventoryTable',
+        RESERVATIONS_TABLE: 'ReservationsTable',
         PAYMENTS_TABLE: 'PaymentsTable',
         SHIPMENTS_TABLE: 'ShipmentsTable',
         IDEMPOTENCY_TABLE: 'IdempotencyTable',
@@ -65,9 +72,17 @@ export async function startProvisionedStack(): Promise<ProvisionedStack> {
         .map(([variable, id]) => [variable, table(id)]),
     ),
   });
+  const queue = (logicalId: string) => {
+    const found = Object.values(resources.queues).find((candidate) => candidate.logicalId === logicalId);
+    if (!found) throw new Error(`The template declares no queue ${logicalId}`);
+    return found;
+  };
   return {
     emulators,
     resources,
+    resolver,
+    queue,
+    properties: (logicalId) => resolver.resolve(resolver.resource(logicalId).Properties ?? {}) as Record<string, unknown>,
     db: DynamoDBDocumentClient.from(dynamodb),
     sqs,
     sns,
