@@ -1,6 +1,7 @@
 // CloudWatch alarms, the alarm topic and its key, and the dashboard (resources/monitoring.yml).
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MAX_SWEEP_BACKOFF_SECONDS } from '../../lib/order-sweep.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   actionsOf,
@@ -265,9 +266,10 @@ describe('alarms', () => {
       },
       {
         // The sweep counts stuck orders when it finds them, then backs each off (up to an hour):
-        // one data point must alarm, and it is read over the dashboard's 5 minutes.
+        // one data point must alarm, and the period must span the longest backoff, or the alarm
+        // would go back to OK between two attempts on an order that is still stuck.
         pattern: /^At least one order is still unfinished after (\d+) sweep attempts; /,
-        period: () => 300,
+        period: () => MAX_SWEEP_BACKOFF_SECONDS,
         check: ({ p }, m) => {
           expect.soft(sweepEnv.ORDER_SWEEP_STUCK_ATTEMPTS).toBe(m[1]);
           expect.soft([p.Statistic, Number(p.Threshold), p.ComparisonOperator]).toEqual(['Maximum', 0, 'GreaterThanThreshold']);

@@ -2,6 +2,7 @@
 // it: its schedule, the sparse sharded index it reads, the settings it gets, what it may do, and
 // the alarm that names stuck orders.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SWEEP_BACKOFF_SECONDS } from '../../lib/order-sweep.js';
 import { SWEEP_SHARDS } from '../../lib/orders.js';
 import {
   actionsOf,
@@ -86,7 +87,8 @@ describe('the sweep of unfinished orders', () => {
       Namespace: 'OrderPipeline',
       MetricName: 'OrdersStuck',
       Dimensions: [{ Name: 'service', Value: 'order-pipeline' }],
-      Period: 300,
+      // A stuck order is counted at least once per longest backoff: the alarm must span it.
+      Period: MAX_SWEEP_BACKOFF_SECONDS,
       EvaluationPeriods: 1,
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
