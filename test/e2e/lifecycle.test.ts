@@ -1,23 +1,32 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { SqsSpyMessage } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderPlaced } from '../../lib/events.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
+import { handlerEntries, waitUntil } from '../support/handler-log.js';
 
 // The order lifecycle through the local pipeline (local/runtime.ts: HTTP API, real SQS pollers,
 // Lambda-like worker environments, emulators, all built from the packaged template): orders go in
 // through POST /orders and are watched through GET /orders/{id} and GET /inventory/{sku}; the
 // ledger and the shipments are read from the emulated tables. The test brings its own SKUs, so it
-// does not depend on the seed data.
+// does not depend on the seed data. The handlers' log lines are kept (`write`), to see when a
+// record was handled, on which receive, and when a duplicate was answered from the stored result.
 
 const STAGE_FUNCTIONS = ['inventory', 'payment', 'shipping'] as const;
+/** RETRY_BACKOFF_BASE_SECONDS given to the stage functions below. */
+const BACKOFF_BASE_SECONDS = 1;
+/** The local stage's batching window (serverless.yml `batchWindowSeconds`): each handling waits it out. */
+const BATCH_WINDOW_MS = 1_000;
 
 /** What this suite needs from the running pipeline. */
 interface Pipeline {
   baseUrl: string;
   tables: { orders: string; inventory: string; payments: string; shipments: string };
   topicArn: string;
+  paymentQueueUrl: string;
   handle: LocalPipeline;
 }
 
@@ -33,11 +42,13 @@ async function startPipeline(): Promise<Pipeline> {
     apiPort: 0,
     sqsPort: 0,
     dynamodbPort: 0,
-    quiet: true,
+    write: (line) => lines.push(line),
     // Shorter backoff for failed records (tok_flaky fails twice): 1 s, then 2 s.
-    environmentOverrides: Object.fromEntries(STAGE_FUNCTIONS.map((fn) => [fn, { RETRY_BACKOFF_BASE_SECONDS: '1' }])),
+    environmentOverrides: Object.fromEntries(STAGE_FUNCTIONS.map((fn) => [fn, { RETRY_BACKOFF_BASE_SECONDS: String(BACKOFF_BASE_SECONDS) }])),
   });
   if (!handle.resources.topicArn) throw new Error('The local pipeline has no order events topic');
+  const paymentQueue = Object.values(handle.resources.queues).find((queue) => queue.logicalId === 'PaymentQueue');
+  if (!paymentQueue) throw new Error('The local pipeline has no payment queue');
   return {
     baseUrl: handle.apiUrl.replace(/\/$/, ''),
     tables: {
@@ -47,6 +58,7 @@ async function startPipeline(): Promise<Pipeline> {
       shipments: tableOf(handle, 'ShipmentsTable'),
     },
     topicArn: handle.resources.topicArn,
+    paymentQueueUrl: paymentQueue.url,
     handle,
   };
 }
@@ -54,6 +66,9 @@ async function startPipeline(): Promise<Pipeline> {
 let pipeline: Pipeline;
 let db: DynamoDBDocumentClient;
 let sns: SNSClient;
+let sqs: SQSClient;
+/** Every line the pipeline wrote: its invocation lines and the handlers' own. */
+const lines: string[] = [];
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 interface OrderBody {
@@ -153,11 +168,13 @@ describe('order lifecycle through the local pipeline', () => {
     const { endpoints } = pipeline.handle;
     db = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, region: 'us-east-1', credentials }));
     sns = new SNSClient({ endpoint: endpoints.sns, region: 'us-east-1', credentials });
+    sqs = new SQSClient({ endpoint: endpoints.sqs, region: 'us-east-1', credentials });
   }, 300_000);
 
   afterAll(async () => {
     db?.destroy();
     sns?.destroy();
+    sqs?.destroy();
     await pipeline?.handle.stop();
   });
 
@@ -191,12 +208,58 @@ describe('order lifecycle through the local pipeline', () => {
     expect(await shipmentOf(orderId)).toMatchObject({ status: 'CANCELLED' });
   }, 120_000);
 
-  it('tok_flaky is CONFIRMED with exactly one charge, after the transient failures were retried', async () => {
+  it('tok_flaky is CONFIRMED with exactly one charge, after two retries whose backoff doubled', async () => {
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: pipeline.paymentQueueUrl, AttributeNames: ['VisibilityTimeout'] }),
+    );
+    const visibilityTimeoutMs = Number(Attributes?.VisibilityTimeout) * 1000;
+    expect(visibilityTimeoutMs).toBeGreaterThanOrEqual(10_000);
     const sku = await seedSku(5);
+    const placedAt = Date.now();
     const orderId = await placeOrder(sku, 1, 'tok_flaky');
-    const order = await waitForOutcome(orderId, 110_000);
+    // Settled within one visibility timeout of the payment queue: had a failed record come back
+    // after the visibility timeout instead of its backoff, even once, it could not be.
+    const order = await waitForOutcome(orderId, visibilityTimeoutMs - 1_000);
+    const settledMs = Date.now() - placedAt;
     expect(order.status).toBe('CONFIRMED');
+    expect(settledMs).toBeLessThan(visibilityTimeoutMs);
     expect(await ledgerOf(orderId)).toEqual(['CHARGE']);
+    // The provider was asked three times for this charge: two simulated timeouts, then the charge.
+    const simulator = await db.send(
+      new GetCommand({ TableName: pipeline.tables.payments, Key: { orderId, entryId: 'SIMULATOR#CHARGE' }, ConsistentRead: true }),
+    );
+    expect(simulator.Item?.attempts).toBe(3);
+
+    // One SQS message, handled on its receives 1, 2 and 3; the first two failed with the timeout.
+    const paymentLines = () => handlerEntries(lines).filter((e) => e.fn === 'payment' && e.orderId === orderId && e.eventType === 'OrderPlaced');
+    const handled = await waitUntil(
+      "the payment stage's three 'Handling event' lines",
+      () => {
+        const found = paymentLines().filter((e) => e.message === 'Handling event');
+        return found.length >= 3 && found.sort((a, b) => a.at - b.at);
+      },
+      { timeoutMs: 10_000, describe: () => paymentLines().map((e) => [e.message, e.receiveCount]) },
+    );
+    expect(handled.map((e) => e.receiveCount)).toEqual([1, 2, 3]);
+    expect(new Set(handled.map((e) => e.messageId)).size).toBe(1);
+    const failed = paymentLines()
+      .filter((e) => e.message.startsWith('Record failed'))
+      .sort((a, b) => a.at - b.at);
+    expect(failed.map((e) => e.receiveCount)).toEqual([1, 2]);
+    for (const failure of failed) expect(JSON.stringify(failure.error)).toContain('Simulated provider timeout');
+
+    // Receive n failed, so the record stayed hidden base × 2^(n-1) seconds, and then the poller
+    // gathered its batch for the batching window before handling it again. So the time from the
+    // failure (logged before the backoff is set) to the next handling is at least backoff + window
+    // (a backoff that does not double fails the second: 1 s + window < 2 s + window), and at most
+    // that plus some scheduling: far from a visibility timeout.
+    const gaps = [handled[1]!.at - failed[0]!.at, handled[2]!.at - failed[1]!.at];
+    console.log(`e2e tok_flaky: settled in ${settledMs} ms; from failure to next handling ${gaps.join(' ms, then ')} ms`);
+    gaps.forEach((gap, index) => {
+      const backoffMs = BACKOFF_BASE_SECONDS * 2 ** index * 1000;
+      expect(gap, `after failed receive ${index + 1}`).toBeGreaterThanOrEqual(backoffMs + BATCH_WINDOW_MS);
+      expect(gap, `after failed receive ${index + 1}`).toBeLessThan(backoffMs + BATCH_WINDOW_MS + 4_000);
+    });
   }, 120_000);
 
   it('50 concurrent orders for a 10-unit SKU: 10 CONFIRMED, 40 CANCELLED, stock 0, 10 charges standing', async () => {
@@ -230,6 +293,26 @@ describe('order lifecycle through the local pipeline', () => {
     const stored = await db.send(new GetCommand({ TableName: pipeline.tables.orders, Key: { orderId }, ConsistentRead: true }));
     const placed = stored.Item?.placedEvent as OrderPlaced | undefined;
     if (!placed) throw new Error(`Order ${orderId} has no stored OrderPlaced event`);
+
+    const spy = pipeline.handle.fauxqs.spy;
+    const stageQueues = Object.fromEntries(
+      STAGE_FUNCTIONS.map((stage) => {
+        const logicalId = `${stage[0]!.toUpperCase()}${stage.slice(1)}Queue`;
+        const name = Object.entries(pipeline.handle.resources.queues).find(([, queue]) => queue.logicalId === logicalId)?.[0];
+        if (!name) throw new Error(`The local pipeline has no ${logicalId}`);
+        return [name, stage];
+      }),
+    ) as Record<string, (typeof STAGE_FUNCTIONS)[number]>;
+    const isDeliveryOfPlaced = (m: { service: string; status: string }): m is SqsSpyMessage => {
+      if (m.service !== 'sqs' || m.status !== 'published') return false;
+      const message = m as SqsSpyMessage;
+      if (!(message.queueName in stageQueues) || !message.body.includes(orderId)) return false;
+      return (JSON.parse(message.body) as { eventId?: string }).eventId === placed.eventId;
+    };
+    const originals = spy.getAllMessages().filter(isDeliveryOfPlaced);
+    expect(originals.map((m) => m.queueName).sort()).toEqual(Object.keys(stageQueues).sort());
+    const originalIds = new Set(originals.map((m) => m.messageId));
+
     for (let i = 0; i < 2; i += 1) {
       await sns.send(
         new PublishCommand({
@@ -242,8 +325,27 @@ describe('order lifecycle through the local pipeline', () => {
         }),
       );
     }
-    // Give the pollers time to deliver and handle the duplicates.
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    // Two new deliveries to each stage queue ...
+    const duplicates = (await spy.waitForMessages((m) => isDeliveryOfPlaced(m) && !originalIds.has(m.messageId), {
+      count: 6,
+      status: 'published',
+      timeout: 30_000,
+    })) as SqsSpyMessage[];
+    expect(duplicates.map((m) => m.queueName).sort()).toEqual(Object.keys(stageQueues).flatMap((name) => [name, name]).sort());
+    // ... each received, handled successfully and deleted by its stage's poller ...
+    await Promise.all(duplicates.map((m) => spy.waitForMessageWithId(m.messageId, 'consumed', 60_000)));
+    // ... by being answered from the stored result (the consumers' DuplicatesSkipped path), not by
+    // doing the work again.
+    const duplicateLines = () => handlerEntries(lines).filter((e) => e.orderId === orderId && e.message.startsWith('Duplicate delivery'));
+    await waitUntil('a duplicate-delivery line for each duplicate', () => duplicateLines().length >= duplicates.length, {
+      timeoutMs: 10_000,
+      describe: () => duplicateLines().map((e) => [e.fn, e.messageId]),
+    });
+    expect(duplicateLines().map((e) => `${e.fn} ${String(e.messageId)}`).sort()).toEqual(
+      duplicates.map((m) => `${stageQueues[m.queueName]} ${m.messageId}`).sort(),
+    );
+
+    // Only now can "nothing changed" mean anything: the duplicates were consumed.
     const order = await getOrder(orderId);
     expect(order.status).toBe('CONFIRMED');
     expect(await inventoryOf(sku)).toMatchObject({ available: 3, reserved: 0 });

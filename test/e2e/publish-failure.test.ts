@@ -1,14 +1,19 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { SpyMessage } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sweepShardOf } from '../../lib/orders.js';
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
+import { waitUntil } from '../support/handler-log.js';
 
 // No order stuck between the table and the topic: every publish of the order API fails
 // (FAULT_PUBLISH_FAILURE_RATE=1 on createOrder), so POST /orders stores the order and answers 503.
 // A retry with the same Idempotency-Key names the same order (and fails to publish again); the
 // scheduled sweep (sped up: every 2 s, for orders pending 1 s) publishes the stored event,
-// possibly several times, and the order still ends CONFIRMED with exactly one charge.
+// possibly several times, and the order still ends CONFIRMED with exactly one charge. Everything is
+// counted once the order has left the sweep's UnfinishedOrders index and the sweep has run since
+// without touching it: after that nothing more can happen to the order.
 
 let handle: LocalPipeline;
 let db: DynamoDBDocumentClient;
@@ -72,39 +77,80 @@ describe('an order whose publish failed', () => {
     expect(retry.status).toBe(503);
     expect(retry.body.orderId).toBe(first.body.orderId);
 
-    // The sweep finishes it.
-    const deadline = Date.now() + 60_000;
-    let view: { status: string; stages: { inventory: { timeline: Array<{ what: string }> } } } | undefined;
-    for (;;) {
-      const response = await fetch(`${baseUrl}/orders/${first.body.orderId}`);
-      view = (await response.json()) as typeof view;
-      if (view?.status === 'CONFIRMED' && view.stages.inventory.timeline.some((e) => e.what === 'committed')) break;
-      if (Date.now() > deadline) throw new Error(`not confirmed in time: ${JSON.stringify(view)}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    expect(view?.status).toBe('CONFIRMED');
+    const orderId = first.body.orderId!;
+
+    // The sweep finishes it: the order leaves the UnfinishedOrders index with its last follow-up.
+    const ordersTable = handle.resources.tables.OrdersTable!;
+    const stored = await waitUntil(
+      'the order to leave the UnfinishedOrders index',
+      async () => {
+        const { Item } = await db.send(new GetCommand({ TableName: ordersTable, Key: { orderId }, ConsistentRead: true }));
+        return Item && Item.status !== 'PENDING' && Item.sweepShard === undefined && Item.sweepDueAt === undefined && Item;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    const indexed = await db.send(
+      new QueryCommand({
+        TableName: ordersTable,
+        IndexName: 'UnfinishedOrders',
+        KeyConditionExpression: 'sweepShard = :shard',
+        ExpressionAttributeValues: { ':shard': sweepShardOf(orderId) },
+      }),
+    );
+    expect((indexed.Items ?? []).map((item) => item.orderId)).not.toContain(orderId);
+    // Left the index because it is finished: confirmed, stock committed, parcel dispatched.
+    const view = (await (await fetch(`${baseUrl}/orders/${orderId}`)).json()) as {
+      status: string;
+      stages: Record<string, { timeline: Array<{ what: string }> }>;
+    };
+    expect(stored.status).toBe('CONFIRMED');
+    expect(view.status).toBe('CONFIRMED');
+    expect(view.stages.inventory?.timeline.map((e) => e.what)).toContain('committed');
+    expect(view.stages.shipping?.timeline.map((e) => e.what)).toContain('dispatched');
+
+    // The sweep has gone idle for it: two whole runs since it left the index (every 2 s here).
+    const sweeps = () => handle.invocationStats().functions.sweepOrders!;
+    const sweepRunsSince = async (started: number) =>
+      waitUntil('two sweep runs', () => sweeps().running === 0 && sweeps().invocations >= started + 2, { timeoutMs: 20_000 });
+    await sweepRunsSince(sweeps().invocations);
+    const spy = handle.fauxqs.spy;
+    const ofOrder = (m: SpyMessage): m is Extract<SpyMessage, { body: string }> => 'body' in m && m.body.includes(orderId);
+    const publishedEvents = () =>
+      spy
+        .getAllMessages()
+        .filter((m) => m.service === 'sns' && ofOrder(m))
+        .map((m) => (JSON.parse((m as { body: string }).body) as { eventType: string }).eventType);
+    const publishedBefore = publishedEvents();
+    // createOrder never published (every publish of it fails): the sweep did, at least once.
+    expect(publishedBefore.filter((type) => type === 'OrderPlaced').length).toBeGreaterThanOrEqual(1);
+    expect(publishedBefore).toContain('OrderConfirmed');
 
     // Once the order is decided, a retry with the same key is a replay: 202, same order, no publish.
     const late = await post(key);
     expect(late.status).toBe(202);
-    expect(late.body).toMatchObject({ orderId: first.body.orderId, status: 'CONFIRMED' });
+    expect(late.body).toMatchObject({ orderId, status: 'CONFIRMED' });
+    await sweepRunsSince(sweeps().invocations);
+    expect(publishedEvents()).toEqual(publishedBefore);
 
-    // Let any further republish (there may have been several) settle, then count the ledger.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Every delivery of the order's events, republished ones included, was handled and deleted:
+    // none waits on a queue, none went to a DLQ.
+    const deliveries = spy.getAllMessages().filter((m) => m.service === 'sqs' && m.status === 'published' && ofOrder(m));
+    // (Filter policies: OrderPlaced reaches the three stage queues, OrderConfirmed inventory and shipping.)
+    const count = (type: string) => publishedBefore.filter((t) => t === type).length;
+    expect(deliveries).toHaveLength(3 * count('OrderPlaced') + 2 * count('OrderConfirmed'));
+    await Promise.all(deliveries.map((m) => spy.waitForMessageWithId((m as { messageId: string }).messageId, 'consumed', 30_000)));
+    expect(spy.getAllMessages().filter((m) => m.service === 'sqs' && m.status === 'dlq' && ofOrder(m))).toEqual([]);
+
+    // And after all that, one charge.
     const ledger = await db.send(
       new QueryCommand({
         TableName: handle.resources.tables.PaymentsTable!,
         KeyConditionExpression: 'orderId = :id',
-        ExpressionAttributeValues: { ':id': first.body.orderId },
+        ExpressionAttributeValues: { ':id': orderId },
         ConsistentRead: true,
       }),
     );
     const entries = (ledger.Items ?? []).map((item) => String(item.entryId)).filter((id) => !id.startsWith('SIMULATOR#'));
     expect(entries).toEqual(['CHARGE']);
-
-    const published = handle.fauxqs.spy
-      .getAllMessages()
-      .filter((m) => m.service === 'sns' && m.body.includes(first.body.orderId!) && m.body.includes('"OrderPlaced"'));
-    expect(published.length).toBeGreaterThanOrEqual(1);
   });
 });
