@@ -143,6 +143,8 @@ export async function closedLoop(
   options: { orders: number; concurrency: number; skus: string[]; decisionTimeoutMs?: number; onProgress?: (done: number) => void },
 ): Promise<LoadResult> {
   const baseUrl = pipeline.apiUrl.replace(/\/$/, '');
+  // One customer's token for the whole run, as a client keeps its token until it expires.
+  const authorization = `Bearer ${await pipeline.tokenFor('cus_bench', { expiresInSeconds: 6 * 3600 })}`;
   const latencies: number[] = [];
   let placed = 0;
   let done = 0;
@@ -161,9 +163,8 @@ export async function closedLoop(
       try {
         const response = await fetch(`${baseUrl}/orders`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', authorization },
           body: JSON.stringify({
-            customerId: 'cus_bench',
             items: [{ sku, quantity: 1 }],
             payment: { token: 'tok_visa' },
             shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },

@@ -3,19 +3,28 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { errorResponse, jsonResponse, type HttpResult } from '../lib/http-api.js';
+import { authenticatedCustomer, errorResponse, jsonResponse, type HttpResult, unauthorized } from '../lib/http-api.js';
 import { logger, metrics } from '../lib/observability.js';
 import { parseOrderRequestEvent } from '../lib/order-request.js';
 import { placeOrder } from '../lib/place-order.js';
 
 // POST /orders: validate, store as PENDING, publish OrderPlaced, answer 202 with where to look.
 async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
+  // The customer is whoever the token says, never a body field.
+  const customerId = authenticatedCustomer(event);
+  if (!customerId) return unauthorized();
   const parsed = parseOrderRequestEvent(event);
   if (!parsed.ok) {
     const refusal = errorResponse(parsed.status, parsed.error, parsed.message, parsed.issues ? { issues: parsed.issues } : {});
     return parsed.headers ? { ...refusal, headers: { ...refusal.headers, ...parsed.headers } } : refusal;
   }
-  const result = await placeOrder(parsed.request, parsed.idempotencyKey);
+  const result = await placeOrder(customerId, parsed.request, parsed.idempotencyKey);
+  if (result.outcome === 'key-reused') {
+    // The caller's own earlier order: keys are scoped to the caller, so this reveals nothing of anyone else's.
+    return errorResponse(422, 'IdempotencyKeyReused', 'This Idempotency-Key was already used for a different order', {
+      orderId: result.orderId,
+    });
+  }
   const { orderId, status } = result.order;
   logger.setCorrelationId(orderId);
   const location = { location: `/orders/${orderId}` };
@@ -33,10 +42,6 @@ async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
         'The order was saved but could not be submitted yet; retry with the same Idempotency-Key, or it is submitted automatically within minutes',
         { orderId, status, ...location },
       );
-    case 'key-reused':
-      return errorResponse(422, 'IdempotencyKeyReused', 'This Idempotency-Key was already used for a different order', {
-        orderId,
-      });
   }
 }
 

@@ -1,13 +1,17 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { errorResponse, jsonResponse, type HttpResult } from '../lib/http-api.js';
+import { authenticatedCustomer, errorResponse, jsonResponse, type HttpResult, unauthorized } from '../lib/http-api.js';
 import { logger } from '../lib/observability.js';
 import { orderIdSchema } from '../lib/order.js';
 import { findOrder, toOrderView } from '../lib/orders.js';
 
 // GET /orders/{orderId}: the order, its overall status and each stage's status and timeline.
+// Only its customer sees an order: anyone else gets the same 404 as for an id that does not exist,
+// so an order id reveals nothing, not even that the order exists.
 async function getOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
+  const customerId = authenticatedCustomer(event);
+  if (!customerId) return unauthorized();
   const parsed = orderIdSchema.safeParse(event.pathParameters?.orderId ?? '');
   if (!parsed.success) {
     const message = parsed.error.issues[0]?.message ?? 'is not an order id';
@@ -15,7 +19,7 @@ async function getOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   }
   const orderId = parsed.data;
   const order = await findOrder(orderId);
-  if (!order) return errorResponse(404, 'NotFound', `No order ${orderId}`);
+  if (!order || order.customerId !== customerId) return errorResponse(404, 'NotFound', `No order ${orderId}`);
   return jsonResponse(200, toOrderView(order));
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { orderIdSchema, orderItemSchema, paymentSchema, shippingAddressSchema } from './order.js';
+import { orderIdSchema, orderItemSchema, shippingAddressSchema } from './order.js';
 
 // Every message on the order events topic is one of these, JSON in the message body, with its
 // type also in the `eventType` message attribute so that subscriptions can filter on it.
@@ -17,10 +17,11 @@ const envelope = {
 export const orderPlacedSchema = z.object({
   ...envelope,
   eventType: z.literal('OrderPlaced'),
+  // No payment data: every stage queue receives this event, and only the payment stage needs the
+  // card token, which it reads from the payment tokens table (lib/payment-tokens.ts).
   data: z.object({
     customerId: z.string(),
     items: z.array(orderItemSchema).min(1),
-    payment: paymentSchema,
     shippingAddress: shippingAddressSchema,
   }),
 });

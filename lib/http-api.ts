@@ -1,5 +1,6 @@
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ZodError } from 'zod';
+import { customerIdSchema } from './order.js';
 
 // What the HTTP handlers share: JSON answers, and reading a request body the way API Gateway
 // hands it over (a string, base64-encoded when the content is not text).
@@ -27,6 +28,22 @@ export function header(event: APIGatewayProxyEventV2, name: string): string | un
     if (key.toLowerCase() === wanted && value !== undefined) values.push(value);
   }
   return values.length > 0 ? values.join(',') : undefined;
+}
+
+/**
+ * The customer the HTTP API's JWT authorizer authenticated: the token's subject. API Gateway puts
+ * the verified claims in requestContext.authorizer.jwt.claims; a route without the authorizer
+ * has none, and then nobody is authenticated.
+ */
+export function authenticatedCustomer(event: APIGatewayProxyEventV2): string | undefined {
+  const { authorizer } = event.requestContext as APIGatewayProxyEventV2WithJWTAuthorizer['requestContext'];
+  const subject = authorizer?.jwt?.claims?.sub;
+  return typeof subject === 'string' && customerIdSchema.safeParse(subject).success ? subject : undefined;
+}
+
+/** What API Gateway answers a request its authorizer refused; the functions answer the same way. */
+export function unauthorized(): HttpResult {
+  return jsonResponse(401, { message: 'Unauthorized' }, { 'www-authenticate': 'Bearer' });
 }
 
 export function bodyBytes(event: APIGatewayProxyEventV2): Buffer {

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { ConstructorOptions, LogAttributes, LogItemExtraInput, LogItemMessage } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { maskToken } from './order.js';
+import { maskCardData } from './card-data.js';
 
 // Powertools reads its settings (service name, namespace, log level) from the POWERTOOLS_*
 // variables that serverless.yml sets, so these objects need no arguments.
@@ -16,12 +16,9 @@ import { maskToken } from './order.js';
  */
 const recordScope = new AsyncLocalStorage<LogAttributes>();
 
-/** A card token anywhere in a logged string (an error message, a message body): see maskToken. */
-const CARD_TOKEN = /\btok_[A-Za-z0-9_]{1,64}/g;
-
-/** Masks card tokens in every string value of a log line, whatever key it is under. */
+/** Masks card tokens and card numbers in every string value of a log line, whatever key it is under. */
 export function maskSecrets(_key: string, value: unknown): unknown {
-  return typeof value === 'string' && value.includes('tok_') ? value.replace(CARD_TOKEN, (token) => maskToken(token)) : value;
+  return typeof value === 'string' ? maskCardData(value) : value;
 }
 
 class PipelineLogger extends Logger {

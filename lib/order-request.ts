@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { type OrderRequest, orderRequestSchema } from './order.js';
 import { bodyBytes, header, type ValidationIssue, validationIssues } from './http-api.js';
 import { firstInvalidUtf8Byte } from './utf8.js';
+import { maskCardData } from './card-data.js';
 
 /** An order body past this size is refused before it is parsed; a valid order is far smaller. */
 export const MAX_ORDER_BODY_BYTES = 64 * 1024;
@@ -126,7 +127,8 @@ export function parseOrderRequest(input: {
       ok: false,
       status: 400,
       error: 'InvalidJson',
-      message: `Request body is not valid JSON: ${(error as Error).message}`,
+      // JSON.parse quotes a piece of the body in its message: never echo card data back.
+      message: `Request body is not valid JSON: ${maskCardData((error as Error).message)}`,
     };
   }
   const parsed = orderRequestSchema.safeParse(json);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { containsCardNumber } from './card-data.js';
 import { isCountryCode } from './country-codes.js';
 
 // What a client may send to POST /orders. Limits are part of the contract: they keep one order
@@ -6,9 +7,14 @@ import { isCountryCode } from './country-codes.js';
 export const MAX_ITEMS = 50;
 export const MAX_QUANTITY = 1000;
 
+/** A card number typed where it does not belong is refused, never stored (see card-numbers.ts). */
+const NO_CARD_NUMBER = { message: 'must not contain a card number', abort: true } as const;
+const withoutCardNumber = (value: string) => !containsCardNumber(value);
+
 const sku = z
   .string()
-  .regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'must be 1-64 upper-case letters, digits or dashes');
+  .regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'must be 1-64 upper-case letters, digits or dashes')
+  .refine(withoutCardNumber, NO_CARD_NUMBER);
 
 export const orderItemSchema = z.strictObject({
   sku,
@@ -32,6 +38,7 @@ function text(maxLength: number) {
       message: 'must not contain control characters (such as tab or newline) or line/paragraph separators',
       abort: true,
     })
+    .refine(withoutCardNumber, NO_CARD_NUMBER)
     .trim()
     .refine((value) => value.replace(INVISIBLE_CHARACTERS, '') !== '', {
       message: 'must not be blank (white space and invisible characters such as U+200B do not count)',
@@ -55,11 +62,23 @@ export const shippingAddressSchema = z.strictObject({
 });
 
 export const paymentSchema = z.strictObject({
-  token: z.string().regex(/^tok_[A-Za-z0-9_]{1,64}$/, 'must be a card token such as tok_visa'),
+  // A token stands for a card the payment provider holds; a card number dressed as one is refused.
+  token: z
+    .string()
+    .regex(/^tok_[A-Za-z0-9_]{1,64}$/, 'must be a card token such as tok_visa')
+    .refine(withoutCardNumber, { message: 'must be a card token, not a card number', abort: true }),
 });
 
+/**
+ * The customer is the subject of the caller's token, never a body field: a UUID from Cognito, other
+ * shapes from other issuers (`auth0|5f7c...`), so any visible ASCII.
+ */
+export const customerIdSchema = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 visible ASCII characters')
+  .refine(withoutCardNumber, NO_CARD_NUMBER);
+
 export const orderRequestSchema = z.strictObject({
-  customerId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -'),
   items: z
     .array(orderItemSchema)
     .min(1, 'must hold at least one item')
@@ -83,7 +102,4 @@ export const STAGES = ['inventory', 'payment', 'shipping'] as const;
 export type Stage = (typeof STAGES)[number];
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
 
-/** Shows enough of a card token to recognise it, never the whole of it. */
-export function maskToken(token: string): string {
-  return token.length <= 8 ? 'tok_****' : `tok_****${token.slice(-4)}`;
-}
+export { maskToken } from './card-data.js';

@@ -1,8 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbDocumentClient } from './aws-clients.js';
 import { config } from './config.js';
+import { storePaymentToken } from './payment-tokens.js';
 import { type CancellationReason, eventIdOf, type OrderPlaced } from './events.js';
 import {
   type OrderItem,
@@ -43,8 +45,6 @@ export interface OrderRecord {
   decidedBy?: Stage;
   /** Set after the outcome event was published; its absence on a decided order means "publish again". */
   outcomePublishedAt?: string;
-  /** Hash of the request body, to tell a retry from a different order under the same key. */
-  requestFingerprint: string;
   /**
    * The OrderPlaced event exactly as published, stored in the same write as the order: whatever
    * happens to the publish, the republisher can send the very same event (same eventId) again.
@@ -98,7 +98,7 @@ export function missingFollowUps(order: Pick<OrderRecord, 'status' | 'stages'>):
     .map(([stage, what]) => `${stage}:${what}`);
 }
 
-/** The client's view of an order: no fingerprints, no stored event, no card token. */
+/** The client's view of an order: no stored event, no index keys, only the masked card token. */
 export type OrderView = Pick<
   OrderRecord,
   'orderId' | 'status' | 'reason' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt' | 'updatedAt' | 'decidedAt' | 'stages'
@@ -107,51 +107,109 @@ export type OrderView = Pick<
 export type CreateOrderResult =
   | { outcome: 'created'; order: OrderRecord }
   | { outcome: 'replayed'; order: OrderRecord }
-  | { outcome: 'key-reused'; order: OrderRecord };
+  /** The caller used this Idempotency-Key for a different order body: the earlier order's id. */
+  | { outcome: 'key-reused'; orderId: string };
 
+/** What a client sent, as one hash: tells a retry from a different order under the same key. */
 function fingerprint(request: OrderRequest): string {
   return createHash('sha256').update(JSON.stringify(request)).digest('hex');
 }
 
-/**
- * With an Idempotency-Key the order id is derived from it (and the customer), so a retried POST
- * lands on the same item; without one every request is a new order.
- */
-export function orderIdFor(customerId: string, idempotencyKey: string | undefined): string {
-  if (idempotencyKey === undefined) return `ord_${randomUUID().replaceAll('-', '')}`;
-  const digest = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
-  return `ord_${digest.slice(0, 32)}`;
+/** A fresh order id: random and time-ordered (UUIDv7), so nobody can derive one from what they know. */
+export function newOrderId(): string {
+  return `ord_${uuidv7().replaceAll('-', '')}`;
 }
 
-/** Stores a new order as PENDING, or finds the order an earlier request with the same key made. */
+/** How long an Idempotency-Key names the order it made; after that it may make a new one. */
+export const ORDER_REQUEST_TTL_SECONDS = 24 * 60 * 60;
+
+interface OrderRequestItem {
+  /** sha256 of the customer and the key: keys are the caller's own, two customers never share one. */
+  requestKey: string;
+  orderId: string;
+  customerId: string;
+  requestFingerprint: string;
+  createdAt: string;
+  expiresAt: number;
+}
+
+/**
+ * Which order a (customer, Idempotency-Key) pair names: the first request records a new order id
+ * under the pair (one conditional write); a later one reads it back.
+ */
+async function orderIdForRequest(
+  customerId: string,
+  idempotencyKey: string,
+  requestFingerprint: string,
+  now: Date,
+): Promise<{ orderId: string; sameRequest: boolean }> {
+  const requestKey = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
+  const item: OrderRequestItem = {
+    requestKey,
+    orderId: newOrderId(),
+    customerId,
+    requestFingerprint,
+    createdAt: now.toISOString(),
+    expiresAt: Math.floor(now.getTime() / 1000) + ORDER_REQUEST_TTL_SECONDS,
+  };
+  try {
+    await dynamoDbDocumentClient().send(
+      new PutCommand({
+        TableName: config.orderRequestsTable(),
+        Item: item,
+        // An expired record (TTL deletes lazily) no longer names an order.
+        ConditionExpression: 'attribute_not_exists(requestKey) OR expiresAt < :now',
+        ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
+      }),
+    );
+    return { orderId: item.orderId, sameRequest: true };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+  const { Item } = await dynamoDbDocumentClient().send(
+    new GetCommand({ TableName: config.orderRequestsTable(), Key: { requestKey }, ConsistentRead: true }),
+  );
+  const existing = Item as OrderRequestItem | undefined;
+  if (!existing) throw new Error('An order request record exists but could not be read back');
+  return { orderId: existing.orderId, sameRequest: existing.requestFingerprint === requestFingerprint };
+}
+
+/**
+ * Stores a new order as PENDING for the authenticated customer, or finds the order an earlier
+ * request with the same Idempotency-Key made. The card token goes to the payment tokens table,
+ * never onto the order or into an event.
+ */
 export async function storeNewOrder(
+  customerId: string,
   request: OrderRequest,
   idempotencyKey: string | undefined,
   now: Date = new Date(),
 ): Promise<CreateOrderResult> {
-  const orderId = orderIdFor(request.customerId, idempotencyKey);
+  let orderId = newOrderId();
+  if (idempotencyKey !== undefined) {
+    const named = await orderIdForRequest(customerId, idempotencyKey, fingerprint(request), now);
+    if (!named.sameRequest) return { outcome: 'key-reused', orderId: named.orderId };
+    orderId = named.orderId;
+    // A retry: the order is there, unless the first request died between the two writes.
+    const existing = await findOrder(orderId);
+    if (existing) return { outcome: 'replayed', order: existing };
+  }
   const at = now.toISOString();
   const order: OrderRecord = {
     orderId,
     status: 'PENDING',
-    customerId: request.customerId,
+    customerId,
     items: request.items,
     shippingAddress: request.shippingAddress,
     paymentTokenMasked: maskToken(request.payment.token),
     createdAt: at,
     updatedAt: at,
-    requestFingerprint: fingerprint(request),
     placedEvent: {
       eventId: eventIdOf(orderId, 'OrderPlaced'),
       eventType: 'OrderPlaced',
       orderId,
       occurredAt: at,
-      data: {
-        customerId: request.customerId,
-        items: request.items,
-        payment: request.payment,
-        shippingAddress: request.shippingAddress,
-      },
+      data: { customerId, items: request.items, shippingAddress: request.shippingAddress },
     },
     sweepShard: sweepShardOf(orderId),
     sweepDueAt: secondsAfter(now, config.orderSweepAfterSeconds()),
@@ -162,6 +220,8 @@ export async function storeNewOrder(
       shipping: { status: 'PENDING', timeline: [] },
     },
   };
+  // The token first: an order whose payment stage runs always finds it.
+  await storePaymentToken(orderId, request.payment.token, now);
   try {
     await dynamoDbDocumentClient().send(
       new PutCommand({
@@ -174,11 +234,10 @@ export async function storeNewOrder(
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
   }
+  // A concurrent retry with the same key stored it first.
   const existing = await findOrder(orderId);
   if (!existing) throw new Error(`Order ${orderId} exists but could not be read back`);
-  return existing.requestFingerprint === order.requestFingerprint
-    ? { outcome: 'replayed', order: existing }
-    : { outcome: 'key-reused', order: existing };
+  return { outcome: 'replayed', order: existing };
 }
 
 export async function findOrder(orderId: string): Promise<OrderRecord | undefined> {

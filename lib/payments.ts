@@ -4,6 +4,7 @@ import { dynamoDbDocumentClient } from './aws-clients.js';
 import { config } from './config.js';
 import type { OrderCancelled, OrderPlaced } from './events.js';
 import { maskToken, type OrderItem } from './order.js';
+import { findPaymentToken, forgetPaymentToken } from './payment-tokens.js';
 import { appendStageTimelineOnce, completeStage, loadOrder, type StageCompletion } from './order-outcome.js';
 import {
   type GuardedPaymentProvider,
@@ -165,14 +166,28 @@ function formatAmount(cents: number): string {
   return `${(cents / 100).toFixed(2)} ${CURRENCY}`;
 }
 
-/** The payment stage on OrderPlaced: charge, record the result, settle the order if it is the last. */
-export function chargeForOrder(event: OrderPlaced): Promise<StageCompletion> {
-  return completeStage('payment', event.orderId, async () => {
-    const result = await chargePayment(event.orderId, event.data.payment.token, event.data.items);
+/**
+ * The payment stage on OrderPlaced: charge with the token the order API left in the payment tokens
+ * table, record the result, settle the order if it is the last stage, then forget the token (the
+ * charge is decided: a retry or a late redelivery finds the stage recorded and needs no token).
+ * A token already gone before any charge (expired, after an outage longer than its TTL) is a
+ * decline: the order cannot be paid.
+ */
+export async function chargeForOrder(event: OrderPlaced): Promise<StageCompletion> {
+  const completion = await completeStage('payment', event.orderId, async () => {
+    const token = await findPaymentToken(event.orderId);
+    if (token === undefined) {
+      const earlier = await findCharge(event.orderId);
+      if (!earlier) return { status: 'REJECTED', reason: 'PAYMENT_DECLINED', what: 'declined (payment details no longer held)' };
+      return { status: 'SUCCEEDED', what: `charged ${formatAmount(earlier.amount)} (${earlier.chargeId})` };
+    }
+    const result = await chargePayment(event.orderId, token, event.data.items);
     return result.outcome === 'charged'
       ? { status: 'SUCCEEDED', what: `charged ${formatAmount(result.amount)} (${result.chargeId})` }
       : { status: 'REJECTED', reason: 'PAYMENT_DECLINED', what: `declined (${result.declineCode})` };
   });
+  await forgetPaymentToken(event.orderId);
+  return completion;
 }
 
 /** The payment stage on OrderCancelled: refund a standing charge (compensation). */

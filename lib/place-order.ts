@@ -12,8 +12,8 @@ export type PlaceOrderResult =
   | { outcome: 'accepted'; order: OrderRecord; replayed: boolean; created: boolean }
   /** Stored but the publish failed: the sweep or a retry with the same key finishes it. */
   | { outcome: 'not-published'; order: OrderRecord; created: boolean }
-  /** The Idempotency-Key was already used for a different order body. */
-  | { outcome: 'key-reused'; order: OrderRecord; created: false };
+  /** The caller already used this Idempotency-Key for a different order body: that order's id. */
+  | { outcome: 'key-reused'; orderId: string; created: false };
 
 /**
  * Stores the order, then publishes OrderPlaced. These are two writes that can split: the order
@@ -25,12 +25,13 @@ export type PlaceOrderResult =
  * the pipeline's work. An order whose first request died between the two writes is the sweep's.
  */
 export async function placeOrder(
+  customerId: string,
   request: OrderRequest,
   idempotencyKey: string | undefined,
   publish: typeof publishOrderEvent = publishOrderEvent,
 ): Promise<PlaceOrderResult> {
-  const stored = await storeNewOrder(request, idempotencyKey);
-  if (stored.outcome === 'key-reused') return { outcome: 'key-reused', order: stored.order, created: false };
+  const stored = await storeNewOrder(customerId, request, idempotencyKey);
+  if (stored.outcome === 'key-reused') return { outcome: 'key-reused', orderId: stored.orderId, created: false };
   const { order } = stored;
   const created = stored.outcome === 'created';
   if (!created && !(order.status === 'PENDING' && order.placedPublishFailedAt)) {

@@ -294,6 +294,8 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     let outagesStarted = false;
     const progressTimer = setInterval(() => progress(`chaos: placed ${placement.accepted + placement.leftToTheSweep}/${options.orders}`), 5000);
     const baseUrl = pipeline.apiUrl.replace(/\/$/, '');
+    // The run's customer, authenticated as every customer is: a token from the local issuer.
+    const authorization = `Bearer ${await pipeline.tokenFor(customerId, { expiresInSeconds: 6 * 3600 })}`;
     const worker = async () => {
       for (;;) {
         const index = next++;
@@ -304,7 +306,6 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         }
         const plan = plans[index]!;
         const body = JSON.stringify({
-          customerId,
           items: plan.items,
           payment: { token: plan.token },
           shippingAddress: { name: 'Chaos Monkey', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -315,7 +316,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
           try {
             const response = await fetch(`${baseUrl}/orders`, {
               method: 'POST',
-              headers: { 'content-type': 'application/json', 'idempotency-key': plan.key },
+              headers: { 'content-type': 'application/json', 'idempotency-key': plan.key, authorization },
               body,
             });
             const answer = (await response.json()) as { orderId?: string };

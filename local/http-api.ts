@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { LambdaFunction } from './lambda-environment.js';
 import type { InvocationLog } from './invocation-log.js';
+import type { JwtAuthorization, JwtAuthorizerConfig, LocalIssuer } from './jwt-authorizer.js';
 
 export interface HttpRoute {
   /** `POST /orders`, `GET /orders/{orderId}`, `ANY /files/{path+}` or `$default`. */
@@ -16,6 +17,8 @@ export interface HttpRoute {
   function: LambdaFunction;
   /** The integration's TimeoutInMillis: API Gateway answers 503 when the function takes longer. */
   integrationTimeoutMs: number;
+  /** The route's JWT authorizer (AuthorizationType JWT), checked before the function runs. */
+  authorizer?: { config: JwtAuthorizerConfig; issuer: LocalIssuer };
 }
 
 export interface HttpApiOptions {
@@ -27,8 +30,19 @@ export interface HttpApiOptions {
   /**
    * The runtime's own JSON endpoints, `GET <path>` → the answer (e.g. `/_local/status`): served
    * before the routes, never by a function. Read at request time, so entries may be added later.
+   * An endpoint gets the query string; one that throws a LocalEndpointError answers its status.
    */
-  localEndpoints?: Record<string, () => unknown>;
+  localEndpoints?: Record<string, (query: URLSearchParams) => unknown>;
+}
+
+/** A local endpoint's refusal of its query: answered with this status and message. */
+export class LocalEndpointError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface HttpApi {
@@ -81,7 +95,14 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   const rawQueryString = queryStart < 0 ? '' : rawUrl.slice(queryStart + 1);
 
   const localEndpoint = method === 'GET' ? options.localEndpoints?.[rawPath] : undefined;
-  if (localEndpoint) return sendJson(response, 200, await localEndpoint());
+  if (localEndpoint) {
+    try {
+      return sendJson(response, 200, await localEndpoint(new URLSearchParams(rawQueryString)));
+    } catch (error) {
+      if (error instanceof LocalEndpointError) return sendJson(response, error.statusCode, { message: error.message });
+      throw error;
+    }
+  }
   const declaredLength = Number(request.headers['content-length'] ?? 0);
   if (declaredLength > MAX_REQUEST_BODY_BYTES) return rejectTooLarge(request, response);
   const match = matchRoute(routes, method, rawPath);
@@ -91,10 +112,24 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   }
   const body = await readBody(request, MAX_REQUEST_BODY_BYTES);
   if (body === 'too large') return rejectTooLarge(request, response);
-
-  const event = buildEvent({ request, requestId, method, rawPath, rawQueryString, body, route: match.route, pathParameters: match.pathParameters, options });
   const { route } = match;
   const trigger = `http ${method} ${rawPath}`;
+
+  // The authorizer answers before any function runs: 401, as API Gateway's JWT authorizer does.
+  let authorization: JwtAuthorization | undefined;
+  if (route.authorizer) {
+    const header = request.headers.authorization;
+    const decision = await route.authorizer.issuer.authorize(route.authorizer.config, Array.isArray(header) ? header.join(',') : header);
+    if (!decision.ok) {
+      response.setHeader('www-authenticate', `Bearer scope="" error="invalid_token" error_description="${decision.description}"`);
+      sendJson(response, 401, { message: 'Unauthorized' });
+      options.log.invocation({ function: route.function.name, trigger, durationMs: 0, outcome: `401 authorizer ${route.authorizer.config.name}: ${decision.description}` });
+      return;
+    }
+    authorization = decision.authorization;
+  }
+
+  const event = buildEvent({ request, requestId, method, rawPath, rawQueryString, body, route, pathParameters: match.pathParameters, authorization, options });
   let integrationTimer: NodeJS.Timeout | undefined;
   const integrationTimeout = new Promise<'integration timeout'>((resolve) => {
     integrationTimer = setTimeout(() => resolve('integration timeout'), route.integrationTimeoutMs);
@@ -234,9 +269,10 @@ function buildEvent(input: {
   body: Buffer;
   route: CompiledRoute;
   pathParameters: Record<string, string> | undefined;
+  authorization: JwtAuthorization | undefined;
   options: HttpApiOptions;
 }): APIGatewayProxyEventV2 {
-  const { request, requestId, method, rawPath, rawQueryString, body, route, pathParameters, options } = input;
+  const { request, requestId, method, rawPath, rawQueryString, body, route, pathParameters, authorization, options } = input;
   const headers: Record<string, string> = {};
   let cookies: string[] | undefined;
   const raw = request.rawHeaders;
@@ -278,6 +314,7 @@ function buildEvent(input: {
     requestContext: {
       accountId: options.accountId,
       apiId: options.apiId,
+      ...(authorization ? { authorizer: authorization } : {}),
       domainName: host,
       domainPrefix: host.split('.')[0]!,
       http: {

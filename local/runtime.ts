@@ -14,7 +14,9 @@ import type { FauxqsServer } from 'fauxqs';
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators, type Emulators } from './emulators.js';
 import { EventSourceMappingRefused, sqsMappingRefusals, type MappingRefusal } from './event-source-mapping-rules.js';
 import { locateHandler, unpackFunctionZip } from './function-code.js';
-import { startHttpApi, type HttpRoute } from './http-api.js';
+import { LocalEndpointError, startHttpApi, type HttpRoute } from './http-api.js';
+import { createLocalIssuer, type JwtAuthorizerConfig, type LocalIssuer, type TokenOptions } from './jwt-authorizer.js';
+import { customerIdSchema } from '../lib/order.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
@@ -78,6 +80,13 @@ export interface LocalPipeline {
   templatePath: string;
   fauxqs: FauxqsServer;
   invocationStats(): { functions: Record<string, FunctionStats>; eventSources: Record<string, EventSourceStats> };
+  /**
+   * A token the local issuer signs for a customer (the token's subject), valid for the template's
+   * JWT authorizer: `Authorization: Bearer <token>`. Undefined when no route has an authorizer.
+   */
+  tokenFor(customerId: string, options?: TokenOptions): Promise<string>;
+  /** The JWT authorizers the routes use, as the template declares them. */
+  authorizers: JwtAuthorizerConfig[];
   stop(): Promise<void>;
   /** With countRequests: the counts, and the emulators' own endpoints (traffic there is not counted). */
   requestCounter?: RequestCounter;
@@ -146,9 +155,28 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     // Before anything listens: a mapping AWS would refuse stops the start here.
     const pollers = await sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
 
-    const routes = httpRoutes(resolver, functions, log);
-    // GET /_local/status (local/status.ts), added once the pollers exist.
-    const localEndpoints: Record<string, () => unknown> = {};
+    // The local issuer: a key pair made now, standing in for the issuer each JWT authorizer names.
+    const issuer = await createLocalIssuer();
+    const routes = httpRoutes(resolver, functions, issuer, log);
+    const authorizers = [...new Map(routes.flatMap((route) => (route.authorizer ? [[route.authorizer.config.name, route.authorizer.config] as const] : []))).values()];
+    const tokenFor = (customerId: string, tokenOptions?: TokenOptions) => {
+      const [authorizer] = authorizers;
+      if (!authorizer) throw new Error('No route of this stack has a JWT authorizer');
+      return issuer.issueToken(authorizer, customerId, tokenOptions);
+    };
+    // GET /_local/status (local/status.ts), added once the pollers exist; the issuer's JWKS; and
+    // GET /_local/token?customer=ID[&expiresIn=SECONDS], what `npm run token` asks for.
+    const localEndpoints: Record<string, (query: URLSearchParams) => unknown> = {
+      '/_local/jwks.json': () => issuer.jwks,
+      '/_local/token': async (query) => {
+        const customer = query.get('customer') ?? '';
+        if (!customerIdSchema.safeParse(customer).success) throw new LocalEndpointError(400, 'customer: must be 1-128 visible ASCII characters, not a card number');
+        const expiresIn = query.get('expiresIn');
+        const expiresInSeconds = expiresIn === null ? undefined : Number(expiresIn);
+        if (expiresInSeconds !== undefined && !Number.isInteger(expiresInSeconds)) throw new LocalEndpointError(400, 'expiresIn: must be a whole number of seconds');
+        return { token: await tokenFor(customer, { ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) }), customer, expiresInSeconds: expiresInSeconds ?? 3600 };
+      },
+    };
     const http = await startHttpApi({
       localEndpoints,
       routes,
@@ -193,6 +221,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       resources,
       routes: routes.map((route) => route.routeKey),
       templatePath,
+      tokenFor,
+      authorizers,
       fauxqs: emulators.fauxqs,
       invocationStats: () => ({
         functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),
@@ -308,7 +338,7 @@ function functionFor(functions: Map<string, LambdaFunction>, reference: string):
   return undefined;
 }
 
-function httpRoutes(resolver: StackResolver, functions: Map<string, LambdaFunction>, log: InvocationLog): HttpRoute[] {
+function httpRoutes(resolver: StackResolver, functions: Map<string, LambdaFunction>, issuer: LocalIssuer, log: InvocationLog): HttpRoute[] {
   const integrations = new Map(resolver.resources('AWS::ApiGatewayV2::Integration').map(([id]) => [resolver.ref(id), id]));
   const routes: HttpRoute[] = [];
   for (const [id, resource] of resolver.resources('AWS::ApiGatewayV2::Route')) {
@@ -328,9 +358,36 @@ function httpRoutes(resolver: StackResolver, functions: Map<string, LambdaFuncti
       continue;
     }
     const timeout = integration.TimeoutInMillis === undefined ? 30_000 : Number(resolver.resolve(integration.TimeoutInMillis));
-    routes.push({ routeKey, function: fn, integrationTimeoutMs: timeout });
+    const authorizationType = properties.AuthorizationType === undefined ? 'NONE' : resolver.resolveString(properties.AuthorizationType, `${id}.AuthorizationType`);
+    if (authorizationType === 'NONE') {
+      routes.push({ routeKey, function: fn, integrationTimeoutMs: timeout });
+      continue;
+    }
+    const authorizer = authorizationType === 'JWT' ? jwtAuthorizer(resolver, properties.AuthorizerId, id) : undefined;
+    if (!authorizer) {
+      // Never serve a protected route unprotected.
+      log.info(`Route ${routeKey}: authorization ${authorizationType} is not emulated (only JWT from $request.header.Authorization); not served`);
+      continue;
+    }
+    routes.push({ routeKey, function: fn, integrationTimeoutMs: timeout, authorizer: { config: authorizer, issuer } });
   }
   return routes;
+}
+
+/** A route's JWT authorizer from the template, or undefined when it is not one emulated here. */
+function jwtAuthorizer(resolver: StackResolver, authorizerId: unknown, routeId: string): JwtAuthorizerConfig | undefined {
+  const reference = resolver.resolveString(authorizerId, `${routeId}.AuthorizerId`);
+  const found = resolver.resources('AWS::ApiGatewayV2::Authorizer').find(([id]) => resolver.ref(id) === reference);
+  if (!found) return undefined;
+  const [id, resource] = found;
+  const properties = resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>;
+  const jwt = isRecord(properties.JwtConfiguration) ? properties.JwtConfiguration : {};
+  const identitySource = Array.isArray(properties.IdentitySource) ? properties.IdentitySource.map(String) : [];
+  if (properties.AuthorizerType !== 'JWT' || identitySource.join(',') !== '$request.header.Authorization') return undefined;
+  const audience = (Array.isArray(jwt.Audience) ? jwt.Audience : []).map(String).filter(Boolean);
+  const issuer = typeof jwt.Issuer === 'string' ? jwt.Issuer : '';
+  if (!issuer || audience.length === 0) throw new Error(`${id}: a JWT authorizer needs an issuer and an audience (params jwtIssuerUrl and jwtAudience go together)`);
+  return { name: String(properties.Name ?? id), issuer, audience, identitySource: identitySource[0]! };
 }
 
 function apiIdOf(resolver: StackResolver): string {

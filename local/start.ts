@@ -93,12 +93,15 @@ async function main(): Promise<void> {
   process.on('exit', () => removeRuntimeState());
 
   const order = {
-    customerId: 'cus_1',
     items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
     payment: { token: 'tok_visa' },
     shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
   };
   const [firstQueue] = Object.values(pipeline.resources.queues).filter((queue) => queue.dlqUrl);
+  // A token for customer cus_1, valid for 12 hours, written into the curls below so that they work
+  // as pasted; `npm run token -- --customer <id>` makes one for anyone else.
+  const token = await pipeline.tokenFor('cus_1', { expiresInSeconds: 12 * 3600 });
+  const bearer = `-H 'authorization: Bearer ${token}'`;
   console.log(
     [
       '',
@@ -110,9 +113,9 @@ async function main(): Promise<void> {
       `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
       `  State:     ${runtimeStatePath()}   (npm run status and npm run redrive read it)`,
       '',
-      'Place an order:',
-      `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' -d '${JSON.stringify(order)}'`,
-      `  curl -s ${pipeline.apiUrl}/orders/<orderId>        # its status as inventory, payment and shipping decide`,
+      'Place an order as customer cus_1 (the routes under /orders want a token: npm run token -- --customer <id>):',
+      `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' ${bearer} -d '${JSON.stringify(order)}'`,
+      `  curl -s ${pipeline.apiUrl}/orders/<orderId> ${bearer}        # its status as inventory, payment and shipping decide`,
       '',
       'Look at a queue:',
       `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstQueue?.url ?? '<queue url>'}`,

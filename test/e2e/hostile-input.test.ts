@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_ITEMS, MAX_QUANTITY } from '../../lib/order.js';
+import { MAX_ITEMS, MAX_QUANTITY, orderRequestSchema } from '../../lib/order.js';
 import { MAX_ORDER_BODY_BYTES } from '../../lib/order-request.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 
@@ -11,16 +11,20 @@ import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 // the address, unassigned country codes, oversize bodies). Every answer is a 4xx with a JSON body
 // {error, message} naming the problem, a 202 for a valid order (200 for reading one); never a 5xx.
 // Where the answer is certain (a valid order, and each rule the API states), it is checked
-// exactly. Nothing is published for a rejected body: every OrderPlaced the topic saw belongs to an
-// order that was answered 202.
+// exactly: a 202 for a valid order and for nothing else, and a 400 that names the broken field.
+// Every request carries a valid customer token (the authorizer's refusals are test/e2e/auth.test.ts);
+// card numbers typed into any text field are refused and never echoed. Nothing is published for a
+// rejected body: every OrderPlaced the topic saw belongs to an order that was answered 202.
 
 const RUNS = 1200;
 let handle: LocalPipeline;
 let baseUrl: string;
+let authorization: string;
 
 beforeAll(async () => {
   handle = await startLocalPipeline({ apiPort: 0, sqsPort: 0, dynamodbPort: 0, quiet: true });
   baseUrl = handle.apiUrl.replace(/\/$/, '');
+  authorization = `Bearer ${await handle.tokenFor('cus_hostile')}`;
 });
 
 afterAll(async () => {
@@ -35,12 +39,16 @@ type Request = {
   body?: string | Uint8Array;
   idempotencyKey?: string;
   headers?: Record<string, string>;
-  /** The answer the API must give, when it is certain: its status and what its message says. */
-  expected?: { status: number; message?: string | RegExp };
+  /**
+   * The answer the API must give, when it is certain: its status, what its message says, and the
+   * field a 400 must name (an issue on that field or inside it).
+   */
+  expected?: { status: number; message?: string | RegExp; field?: string };
+  /** Text the answer must not echo (a card number). */
+  secret?: string;
 };
 
 const validOrder = () => ({
-  customerId: 'cus_hostile',
   items: [{ sku: 'SKU-MUG', quantity: 1 }],
   payment: { token: 'tok_visa' },
   shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -55,7 +63,13 @@ const anyJson = fc.oneof(
   fc.array(fc.integer(), { maxLength: 3 }),
   fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 3 }),
 );
-const fields = ['customerId', 'items', 'payment', 'shippingAddress'] as const;
+const fields = ['items', 'payment', 'shippingAddress'] as const;
+const FIELD_PATHS: Record<string, string> = { sku: 'items[0].sku', token: 'payment.token', country: 'shippingAddress.country', city: 'shippingAddress.city', name: 'shippingAddress.name' };
+
+/** A 400 naming `field` unless the schema itself would take the order (a generated value that happens to be valid). */
+function expectedFor(order: unknown, field: string): Request['expected'] {
+  return orderRequestSchema.safeParse(order).success ? { status: 202 } : { status: 400, field };
+}
 
 /** A valid order with one thing broken (or, rarely, nothing: then it is a 202). */
 const mutatedOrder: fc.Arbitrary<Request> = fc
@@ -63,49 +77,72 @@ const mutatedOrder: fc.Arbitrary<Request> = fc
     fc.record({ what: fc.constant('valid') }),
     fc.record({ what: fc.constant('wrong type'), field: fc.constantFrom(...fields), value: anyJson }),
     fc.record({ what: fc.constant('missing'), field: fc.constantFrom(...fields) }),
-    fc.record({ what: fc.constant('unknown field'), name: fc.string({ minLength: 1, maxLength: 20 }).filter((n) => !(fields as readonly string[]).includes(n)), value: anyJson }),
+    // `__proto__` would set the object's prototype, not a key JSON.stringify writes.
+    fc.record({ what: fc.constant('unknown field'), name: fc.string({ minLength: 1, maxLength: 20 }).filter((n) => !(fields as readonly string[]).includes(n) && n !== '__proto__'), value: anyJson }),
+    // The customer comes from the token: a body that names one is refused, not believed.
+    fc.record({ what: fc.constant('customerId in the body'), value: fc.constantFrom('cus_someone_else', 'cus_hostile', '') }),
     fc.record({
       what: fc.constant('quantity'),
       quantity: fc.oneof(fc.integer({ max: 0 }), fc.double({ noNaN: false }).filter((q) => !Number.isInteger(q)), fc.integer({ min: MAX_QUANTITY + 1 }), fc.string()),
     }),
     fc.record({ what: fc.constant('too many items'), count: fc.integer({ min: MAX_ITEMS + 1, max: 400 }) }),
-    fc.record({ what: fc.constant('huge string'), field: fc.constantFrom('customerId', 'name', 'sku', 'token', 'country'), length: fc.integer({ min: 65, max: 60_000 }) }),
-    fc.record({ what: fc.constant('bad string'), field: fc.constantFrom('customerId', 'sku', 'token', 'country', 'city'), value: fc.string({ unit: 'binary', maxLength: 40 }) }),
+    fc.record({ what: fc.constant('huge string'), field: fc.constantFrom('name', 'sku', 'token', 'country'), length: fc.integer({ min: 201, max: 60_000 }) }),
+    fc.record({ what: fc.constant('bad string'), field: fc.constantFrom('sku', 'token', 'country', 'city'), value: fc.string({ unit: 'binary', maxLength: 40 }) }),
     fc.record({ what: fc.constant('duplicate sku') }),
   )
   .map((m): Request => {
     const order: Record<string, unknown> = validOrder();
     const items = order.items as Array<Record<string, unknown>>;
     const address = order.shippingAddress as Record<string, unknown>;
+    let expected: Request['expected'];
     switch (m.what) {
-      case 'wrong type':
-        order[(m as { field: string }).field] = (m as { value: unknown }).value;
+      case 'valid':
+        expected = { status: 202 };
         break;
-      case 'missing':
-        delete order[(m as { field: string }).field];
+      case 'wrong type': {
+        const { field } = m as { field: string };
+        order[field] = (m as { value: unknown }).value;
+        expected = expectedFor(order, field);
         break;
-      case 'unknown field':
-        order[(m as { name: string }).name] = (m as { value: unknown }).value;
+      }
+      case 'missing': {
+        const { field } = m as { field: string };
+        delete order[field];
+        expected = { status: 400, field };
+        break;
+      }
+      case 'unknown field': {
+        const { name } = m as { name: string };
+        order[name] = (m as { value: unknown }).value;
+        expected = { status: 400, field: name };
+        break;
+      }
+      case 'customerId in the body':
+        order.customerId = (m as { value: string }).value;
+        expected = { status: 400, field: 'customerId', message: 'customerId: unknown field' };
         break;
       case 'quantity':
         items[0]!.quantity = (m as { quantity: unknown }).quantity;
+        expected = { status: 400, field: 'items[0].quantity' };
         break;
       case 'too many items':
         order.items = Array.from({ length: (m as { count: number }).count }, (_, i) => ({ sku: `SKU-${i}`, quantity: 1 }));
+        expected = { status: 400, field: 'items', message: `items: must hold at most ${MAX_ITEMS} items` };
         break;
       case 'huge string':
       case 'bad string': {
         const field = (m as { field: string }).field;
         const value = m.what === 'huge string' ? 'X'.repeat((m as { length: number }).length) : (m as { value: string }).value;
-        if (field === 'customerId') order.customerId = value;
-        else if (field === 'sku') items[0]!.sku = value;
+        if (field === 'sku') items[0]!.sku = value;
         else if (field === 'token') order.payment = { token: m.what === 'huge string' ? `tok_${value}` : value };
         else if (field === 'name') address.name = value;
         else address[field] = value;
+        expected = expectedFor(order, FIELD_PATHS[field]!);
         break;
       }
       case 'duplicate sku':
         items.push({ ...items[0]! });
+        expected = { status: 400, field: 'items', message: 'items: must not repeat a sku' };
         break;
     }
     return {
@@ -114,8 +151,32 @@ const mutatedOrder: fc.Arbitrary<Request> = fc
       path: '/orders',
       contentType: 'application/json',
       body: JSON.stringify(order),
-      ...(m.what === 'valid' ? { expected: { status: 202 } } : {}),
+      ...(expected ? { expected } : {}),
     };
+  });
+
+// Card numbers (test PANs of four networks, written as people write them) in every text field.
+const cardNumberInText: fc.Arbitrary<Request> = fc
+  .record({
+    pan: fc.constantFrom('4111111111111111', '5555555555554444', '378282246310005', '6011000990139424', '4000056655665556'),
+    separator: fc.constantFrom('', ' ', '-'),
+    field: fc.constantFrom('name', 'line1', 'line2', 'city', 'postalCode', 'sku', 'token'),
+  })
+  .map(({ pan, separator, field }) => {
+    const written = pan.replace(/(\d{4})(?=\d)/g, `$1${separator}`);
+    const order = validOrder() as Record<string, unknown> & { shippingAddress: Record<string, string>; items: Array<Record<string, unknown>> };
+    let path: string;
+    if (field === 'sku') {
+      order.items[0]!.sku = written.replaceAll(' ', '-');
+      path = 'items[0].sku';
+    } else if (field === 'token') {
+      order.payment = { token: `tok_${pan}` };
+      path = 'payment.token';
+    } else {
+      order.shippingAddress[field] = field === 'postalCode' ? pan : `Ada ${written}`;
+      path = `shippingAddress.${field}`;
+    }
+    return { kind: 'card number in a text field', method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(order), expected: { status: 400, field: path }, secret: pan };
   });
 
 const deepNesting: fc.Arbitrary<Request> = fc.record({ depth: fc.integer({ min: 50, max: 30_000 }), array: fc.boolean() }).map(({ depth, array }) => ({
@@ -237,6 +298,7 @@ const hostile = fc.oneof(
   { arbitrary: repeatedIdempotencyKey, weight: 1 },
   { arbitrary: blankOrControlText, weight: 1 },
   { arbitrary: unassignedCountry, weight: 1 },
+  { arbitrary: cardNumberInText, weight: 1 },
 );
 
 describe('hostile input at the HTTP API', () => {
@@ -254,7 +316,7 @@ describe('hostile input at the HTTP API', () => {
       fc.asyncProperty(hostile, async (request) => {
         runs++;
         byKind.set(request.kind, (byKind.get(request.kind) ?? 0) + 1);
-        const headers: Record<string, string> = {};
+        const headers: Record<string, string> = { authorization };
         if (request.contentType !== undefined) headers['content-type'] = request.contentType;
         if (request.idempotencyKey !== undefined) headers['idempotency-key'] = request.idempotencyKey;
         Object.assign(headers, request.headers);
@@ -267,10 +329,18 @@ describe('hostile input at the HTTP API', () => {
         const body = JSON.parse(text) as { error?: unknown; message?: unknown; orderId?: string };
         if (request.expected) {
           expect(response.status, where).toBe(request.expected.status);
-          const { message } = request.expected;
+          const { message, field } = request.expected;
           if (typeof message === 'string') expect(body.message, where).toContain(message);
           else if (message) expect(body.message, where).toMatch(message);
+          if (field !== undefined) {
+            const issues = (body as { issues?: Array<{ field: string }> }).issues ?? [];
+            const named = issues.some((issue) => issue.field === field || issue.field.startsWith(`${field}.`) || issue.field.startsWith(`${field}[`));
+            expect(named, `${where}: no issue names ${field}`).toBe(true);
+          }
         }
+        if (request.secret) expect(text, `${where}: the answer echoes the card number`).not.toContain(request.secret);
+        // 202 for a valid order only: every POST the test cannot vouch for must not be accepted.
+        if (response.status === 202) expect(request.expected?.status, `${where}: accepted, but not a valid order`).toBe(202);
         if (response.status === 202) {
           expect(request.method).toBe('POST');
           accepted.add(String(body.orderId));

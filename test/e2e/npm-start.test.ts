@@ -142,6 +142,42 @@ describe('npm start', () => {
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 180_000);
 
+  it('prints curls that work as pasted (with a token for cus_1), and npm run token makes one for anyone else', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env);
+    const lines = run.output().split('\n').map((line) => line.trim());
+    const post = lines.find((line) => /^curl .*-X POST .*\/orders /.test(line));
+    const get = lines.find((line) => line.startsWith('curl ') && line.includes('/orders/<orderId>'))?.replace(/#.*$/, '');
+    expect(post, 'the banner has a POST curl').toBeDefined();
+    expect(get, 'the banner has a GET curl').toBeDefined();
+    expect(post).toContain("-H 'authorization: Bearer ");
+    // As a newcomer pastes them into a shell.
+    const shell = (command: string) => promisify(execFile)('bash', ['-c', command], { timeout: 30_000 });
+    const placed = JSON.parse((await shell(post!)).stdout) as { orderId: string; status: string };
+    expect(placed).toMatchObject({ orderId: expect.stringMatching(/^ord_[0-9a-f]{32}$/), status: 'PENDING' });
+    const view = await until(
+      'the pasted order to be confirmed',
+      async () => {
+        const order = JSON.parse((await shell(get!.replace('<orderId>', placed.orderId))).stdout) as { status: string; customerId: string };
+        return order.status !== 'PENDING' && order;
+      },
+      30_000,
+    );
+    expect(view).toMatchObject({ status: 'CONFIRMED', customerId: 'cus_1' });
+
+    // Another customer's token, from the tool: a valid token, and still not cus_1's order.
+    const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, ...toolEnv } = env;
+    const token = (await tool('scripts/token.ts', ['--customer', 'cus_2'], toolEnv)).stdout.trim();
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const asOther = await fetch(`${run.state.apiUrl}/orders/${placed.orderId}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(asOther.status).toBe(404);
+    const without = await fetch(`${run.state.apiUrl}/orders/${placed.orderId}`);
+    expect(without.status).toBe(401);
+
+    process.kill(run.state.pid, 'SIGTERM');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+  }, 180_000);
+
   it('refuses, in one line naming the port and its variable, to start on a port another npm start holds', async () => {
     const env = await runEnvironment();
     const run = await npmStart(env);

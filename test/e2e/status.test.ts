@@ -36,9 +36,8 @@ const activity = (s: PipelineStatus, name: string) => {
 async function placeOrder(): Promise<string> {
   const response = await fetch(`${baseUrl}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await pipeline.tokenFor('cus_status')}` },
     body: JSON.stringify({
-      customerId: 'cus_status',
       items: [{ sku: 'SKU-MUG', quantity: 1 }],
       payment: { token: 'tok_visa' },
       shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },

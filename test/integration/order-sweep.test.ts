@@ -50,7 +50,6 @@ let counter = 0;
 function request(): OrderRequest {
   counter += 1;
   return {
-    customerId: `cus_sweep_${counter}`,
     items: [{ sku: 'SKU-SWEEP', quantity: 1 }],
     payment: { token: 'tok_visa' },
     shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -60,7 +59,8 @@ function request(): OrderRequest {
 const HOUR = 3_600_000;
 /** An order stored `ageMs` ago: due for the sweep once its 120 s threshold has passed. */
 async function placedAgo(ageMs: number): Promise<OrderRecord> {
-  const stored = await storeNewOrder(request(), undefined, new Date(Date.now() - ageMs));
+  const stored = await storeNewOrder(`cus_sweep_${counter}`, request(), undefined, new Date(Date.now() - ageMs));
+  if (stored.outcome !== 'created') throw new Error(`expected a new order, got ${stored.outcome}`);
   return stored.order;
 }
 

@@ -33,10 +33,12 @@ afterEach(() => {
 });
 
 let counter = 0;
+/** A new customer for each test, so that keys never meet across tests. */
+let customer = 'cus_place_0';
 function request(): OrderRequest {
   counter += 1;
+  customer = `cus_place_${counter}`;
   return {
-    customerId: `cus_place_${counter}`,
     items: [{ sku: 'SKU-PLACE', quantity: 1 }],
     payment: { token: 'tok_visa' },
     shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -56,11 +58,48 @@ function countingPublisher(fail: () => boolean = () => false) {
 }
 
 describe('placing an order', () => {
+  it('keys are the caller\'s own: one key from two customers makes two orders, each its customer\'s', async () => {
+    const body = request();
+    const { published, publish } = countingPublisher();
+    const [first, second] = await Promise.all([placeOrder('cus_alice', body, 'shared-key', publish), placeOrder('cus_bob', body, 'shared-key', publish)]);
+    if (first?.outcome !== 'accepted' || second?.outcome !== 'accepted') throw new Error('both orders should be accepted');
+    expect(first.order.orderId).not.toBe(second.order.orderId);
+    expect([first.order.customerId, second.order.customerId]).toEqual(['cus_alice', 'cus_bob']);
+    expect(published).toHaveLength(2);
+    // Order ids are random: nothing derives them from the customer and the key any more.
+    expect(first.order.orderId).toMatch(/^ord_[0-9a-f]{12}7[0-9a-f]{19}$/);
+  });
+
+  it('a key reused for another body answers with the caller\'s earlier order, and stores nothing', async () => {
+    const body = request();
+    const { published, publish } = countingPublisher();
+    const first = await placeOrder(customer, body, 'reused-key', publish);
+    if (first.outcome !== 'accepted') throw new Error(`expected accepted, got ${first.outcome}`);
+    const other = await placeOrder(customer, { ...body, items: [{ sku: 'SKU-OTHER', quantity: 2 }] }, 'reused-key', publish);
+    expect(other).toEqual({ outcome: 'key-reused', orderId: first.order.orderId, created: false });
+    expect(published).toHaveLength(1);
+  });
+
+  it('the card token goes to the payment tokens table, in no event and on no order', async () => {
+    const body = { ...request(), payment: { token: 'tok_mastercard_debit' } };
+    const { published, publish } = countingPublisher();
+    const placed = await placeOrder(customer, body, undefined, publish);
+    if (placed.outcome !== 'accepted') throw new Error(`expected accepted, got ${placed.outcome}`);
+    const { GetCommand } = await import('@aws-sdk/lib-dynamodb');
+    const { Item: order } = await stack.db.send(new GetCommand({ TableName: stack.table('OrdersTable'), Key: { orderId: placed.order.orderId }, ConsistentRead: true }));
+    const { Item: token } = await stack.db.send(new GetCommand({ TableName: stack.table('PaymentTokensTable'), Key: { orderId: placed.order.orderId }, ConsistentRead: true }));
+    expect(JSON.stringify(order)).not.toContain('tok_mastercard_debit');
+    expect(JSON.stringify(published)).not.toContain('tok_mastercard_debit');
+    expect(order?.paymentTokenMasked).toBe('tok_****ebit');
+    expect(token).toMatchObject({ orderId: placed.order.orderId, token: 'tok_mastercard_debit' });
+    expect(token?.expiresAt).toBeGreaterThan(Date.now() / 1000 + 13 * 24 * 3600);
+  });
+
   it('200 concurrent requests with one Idempotency-Key publish OrderPlaced once', async () => {
     const body = request();
     const { published, publish } = countingPublisher();
-    const results = await Promise.all(Array.from({ length: 200 }, () => placeOrder(body, 'burst-key', publish)));
-    expect(new Set(results.map((r) => r.order.orderId)).size).toBe(1);
+    const results = await Promise.all(Array.from({ length: 200 }, () => placeOrder(customer, body, 'burst-key', publish)));
+    expect(new Set(results.map((r) => (r.outcome === 'key-reused' ? r.orderId : r.order.orderId))).size).toBe(1);
     expect(results.filter((r) => r.created)).toHaveLength(1);
     expect(results.every((r) => r.outcome === 'accepted')).toBe(true);
     expect(published).toHaveLength(1);
@@ -70,17 +109,18 @@ describe('placing an order', () => {
     const body = request();
     let failing = true;
     const { published, publish } = countingPublisher(() => failing);
-    const first = await placeOrder(body, 'retry-key', publish);
-    expect(first).toMatchObject({ outcome: 'not-published', created: true });
+    const first = await placeOrder(customer, body, 'retry-key', publish);
+    if (first.outcome !== 'not-published') throw new Error(`expected not-published, got ${first.outcome}`);
+    expect(first.created).toBe(true);
     expect((await findOrder(first.order.orderId))?.placedPublishFailedAt).toBeDefined();
 
     failing = false;
-    const retry = await placeOrder(body, 'retry-key', publish);
+    const retry = await placeOrder(customer, body, 'retry-key', publish);
     expect(retry).toMatchObject({ outcome: 'accepted', replayed: true, created: false });
     expect(published).toHaveLength(1);
     expect((await findOrder(first.order.orderId))?.placedPublishFailedAt).toBeUndefined();
 
-    await Promise.all(Array.from({ length: 20 }, () => placeOrder(body, 'retry-key', publish)));
+    await Promise.all(Array.from({ length: 20 }, () => placeOrder(customer, body, 'retry-key', publish)));
     expect(published).toHaveLength(1);
   });
 
@@ -109,7 +149,7 @@ describe('placing an order', () => {
           headers: { 'content-type': 'application/json', 'idempotency-key': key },
           body: JSON.stringify(order),
           isBase64Encoded: false,
-          requestContext: { http: { method: 'POST', path: '/orders' }, requestId: key },
+          requestContext: { http: { method: 'POST', path: '/orders' }, requestId: key, authorizer: { jwt: { claims: { sub: 'cus_metric' }, scopes: null } } },
         } as unknown as APIGatewayProxyEventV2,
         { functionName: 'createOrder', awsRequestId: key, getRemainingTimeInMillis: () => 10_000 } as unknown as Context,
       );

@@ -59,6 +59,8 @@ beforeAll(async () => {
     RESERVATIONS_TABLE: tables.reservations,
     ORDERS_TABLE: table('OrdersTable'),
     IDEMPOTENCY_TABLE: table('IdempotencyTable'),
+    ORDER_REQUESTS_TABLE: table('OrderRequestsTable'),
+    PAYMENT_TOKENS_TABLE: table('PaymentTokensTable'),
     ORDER_EVENTS_TOPIC_ARN: resources.topicArn ?? '',
     POWERTOOLS_LOG_LEVEL: process.env.DEBUG_LOG ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: 'true',
@@ -339,15 +341,17 @@ describe('the inventory consumer', () => {
     // once: that is the idempotency record's job (docs/decisions.md). A batch holding one event
     // twice runs both records at the same time.
     const sku = await seedSku(10);
-    const { order } = await orders.storeNewOrder(
+    const stored = await orders.storeNewOrder(
+      'cus_reservations',
       {
-        customerId: 'cus_reservations',
         items: [{ sku, quantity: 4 }],
         payment: { token: 'tok_visa' },
         shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
       },
       randomUUID(),
     );
+    if (stored.outcome !== 'created') throw new Error(`expected a new order, got ${stored.outcome}`);
+    const { order } = stored;
     await inventory.reserveInventory(order.orderId, order.items);
     const confirmed: OrderConfirmed = {
       eventId: `${order.orderId}:OrderConfirmed`,

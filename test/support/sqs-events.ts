@@ -70,7 +70,6 @@ export function orderPlaced(orderId: string): OrderEvent {
     data: {
       customerId: 'cus_1',
       items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
-      payment: { token: 'tok_visa' },
       shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
     },
   };

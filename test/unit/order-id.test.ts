@@ -53,7 +53,7 @@ const getEvent = (orderId: string) =>
     rawPath: `/orders/${encodeURIComponent(orderId)}`,
     rawQueryString: '',
     headers: {},
-    requestContext: { http: { method: 'GET', path: `/orders/${encodeURIComponent(orderId)}` }, requestId: 'r1' },
+    requestContext: { http: { method: 'GET', path: `/orders/${encodeURIComponent(orderId)}` }, requestId: 'r1', authorizer: { jwt: { claims: { sub: 'cus_1' }, scopes: null } } },
     pathParameters: { orderId },
     isBase64Encoded: false,
   }) as unknown as APIGatewayProxyEventV2;

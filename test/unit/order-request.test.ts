@@ -4,7 +4,6 @@ import { ISO_3166_1_ALPHA_2_CODES } from '../../lib/country-codes.js';
 import { MAX_ORDER_BODY_BYTES, parseOrderRequest, parseOrderRequestEvent } from '../../lib/order-request.js';
 
 const validOrder = {
-  customerId: 'cus_1',
   items: [{ sku: 'SKU-TSHIRT-M', quantity: 2 }],
   payment: { token: 'tok_visa' },
   shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
@@ -22,7 +21,8 @@ describe('parseOrderRequest', () => {
   });
 
   it.each([
-    [{ ...validOrder, customerId: undefined }, 'customerId'],
+    // The customer is the token's subject: a body naming one is refused, not believed.
+    [{ ...validOrder, customerId: 'cus_someone_else' }, 'customerId'],
     [{ ...validOrder, items: [] }, 'items'],
     [{ ...validOrder, items: [{ sku: 'SKU-1', quantity: 0 }] }, 'items[0].quantity'],
     [{ ...validOrder, items: [{ sku: 'SKU-1', quantity: 1.5 }] }, 'items[0].quantity'],
@@ -40,13 +40,50 @@ describe('parseOrderRequest', () => {
     expect(result.message).toContain(field);
   });
 
+  // Card numbers: Luhn-valid runs of 13-19 digits, with or without spaces or dashes.
+  const PANS = ['4111111111111111', '4111 1111 1111 1111', '5555-5555-5555-4444', '378282246310005', '6011000990139424'];
+  const PAN_FIELDS: Array<[string, (pan: string) => unknown]> = [
+    ['shippingAddress.name', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, name: `Ada ${pan}` } })],
+    ['shippingAddress.line1', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, line1: pan } })],
+    ['shippingAddress.line2', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, line2: `card ${pan}.` } })],
+    ['shippingAddress.city', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, city: `${pan}` } })],
+    ['shippingAddress.postalCode', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, postalCode: pan.replace(/[ -]/g, '') } })],
+    ['items[0].sku', (pan) => ({ ...validOrder, items: [{ sku: pan.replace(/ /g, '-'), quantity: 1 }] })],
+    ['payment.token', (pan) => ({ ...validOrder, payment: { token: `tok_${pan.replace(/[ -]/g, '')}` } })],
+  ];
+  it.each(PAN_FIELDS.flatMap(([field, build]) => PANS.map((pan) => [field, pan, build] as const)))(
+    'refuses a card number in %s (%s) with 400 naming the field, and does not echo it',
+    (field, pan, build) => {
+      const result = parse(build(pan));
+      if (result.ok) throw new Error(`${field} accepted a card number`);
+      expect(result.status).toBe(400);
+      // Some numbers do not fit a field's pattern in the first place (a SKU with spaces, a long postal code).
+      expect(result.issues?.map((i) => i.field)).toContain(field);
+      expect(result.message).not.toContain(pan.replace(/[ -]/g, '').slice(0, 12));
+    },
+  );
+
+  it('accepts digit runs that are not card numbers: a phone number, a house number, a Luhn-invalid run', () => {
+    const result = parse({
+      ...validOrder,
+      shippingAddress: { ...validOrder.shippingAddress, line1: '221B Baker St, +44 20 7946 0958', line2: 'ref 4111111111111112' },
+    });
+    expect(result.ok).toBe(true);
+  });
+
+  it('a body that is not JSON and holds a card number: the error does not quote it back', () => {
+    const result = parse('{"items": [4111111111111111 oops');
+    if (result.ok) throw new Error('accepted');
+    expect(result.message).not.toContain('4111111111111111');
+  });
+
   it('refuses repeated skus, which would reserve one line twice', () => {
     const result = parse({ ...validOrder, items: [validOrder.items[0], validOrder.items[0]] });
     expect(result).toMatchObject({ ok: false, status: 400 });
   });
 
   it('answers 400 for a body that is not JSON, and says so', () => {
-    expect(parse('{"customerId":')).toMatchObject({ ok: false, status: 400, error: 'InvalidJson' });
+    expect(parse('{"items":')).toMatchObject({ ok: false, status: 400, error: 'InvalidJson' });
   });
 
   it('answers 415 for a body that is not declared as JSON', () => {
@@ -95,7 +132,9 @@ function apiGatewayEvent(body: Buffer | string, headers: Record<string, string>,
       stage: '$default',
       time: '25/Nov/2026:20:13:20 +0000',
       timeEpoch: 1795640000000,
-    },
+      // What the JWT authorizer adds: the verified claims.
+      authorizer: { jwt: { claims: { sub: 'cus_1' }, scopes: null } },
+    } as APIGatewayProxyEventV2['requestContext'],
     body: base64 ? bytes.toString('base64') : bytes.toString('utf8'),
     isBase64Encoded: base64,
   };
@@ -183,6 +222,16 @@ describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
     expect(result.statusCode).toBe(415);
     expect(result.headers).toMatchObject({ 'content-type': 'application/json', 'accept-encoding': 'identity' });
     expect(JSON.parse(result.body)).toMatchObject({ error: 'UnsupportedMediaType', message: expect.stringContaining('gzip') });
+  });
+
+  it('the createOrder handler answers 401 when no authorizer vouched for a customer (a route left without one)', async () => {
+    const { handler } = await import('../../functions/createOrder.js');
+    const event = apiGatewayEvent(validBody(), json, false);
+    delete (event.requestContext as { authorizer?: unknown }).authorizer;
+    const context = { functionName: 'createOrder', awsRequestId: 'r1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+    const result = (await handler(event, context)) as { statusCode: number; body: string };
+    expect(result.statusCode).toBe(401);
+    expect(JSON.parse(result.body)).toEqual({ message: 'Unauthorized' });
   });
 });
 

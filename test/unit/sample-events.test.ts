@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2, SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { bodyBytes, header } from '../../lib/http-api.js';
+import { authenticatedCustomer, bodyBytes, header } from '../../lib/http-api.js';
 import { ORDER_ID_PATTERN } from '../../lib/order.js';
 import { parseOrderRequest } from '../../lib/order-request.js';
 import { parseOrderEvent } from '../../lib/queue-consumer.js';
@@ -19,11 +19,14 @@ describe('sample events', () => {
       idempotencyKey: header(event, 'idempotency-key'),
     });
     expect(parsed.ok).toBe(true);
+    // As API Gateway hands it over after the JWT authorizer: the customer is the token's subject.
+    expect(authenticatedCustomer(event)).toBe('cus_1');
   });
 
   it('get-order.json names a well-formed order id', () => {
     const event = load<APIGatewayProxyEventV2>('get-order.json');
     expect(event.pathParameters?.orderId).toMatch(ORDER_ID_PATTERN);
+    expect(authenticatedCustomer(event)).toBe('cus_1');
   });
 
   it.each(['inventory', 'payment', 'shipping'])('%s-batch.json holds order events with their eventType attribute', (queue) => {
@@ -33,6 +36,8 @@ describe('sample events', () => {
       const parsed = parseOrderEvent(record.body);
       expect(record.messageAttributes.eventType?.stringValue).toBe(parsed.eventType);
       expect(record.eventSourceARN).toContain(queue);
+      // No payment data in any event: only the payment stage reads the token, from its own table.
+      expect(record.body).not.toMatch(/tok_|"payment"/);
     }
   });
 });
