@@ -60,9 +60,8 @@ afterAll(async () => {
 async function placeOrder(): Promise<string> {
   const response = await fetch(`${baseUrl}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await handle.tokenFor('cus_circuit')}` },
     body: JSON.stringify({
-      customerId: 'cus_circuit',
       items: [{ sku, quantity: 1 }],
       payment: { token: 'tok_visa' },
       shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },

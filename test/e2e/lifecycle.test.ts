@@ -78,10 +78,12 @@ interface OrderBody {
   stages: Record<'inventory' | 'payment' | 'shipping', { status: string; reason?: string; timeline: Array<{ what: string }> }>;
 }
 
+/** As customer cus_e2e: a token from the local issuer, as every customer route wants. */
 async function http<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const authorization = `Bearer ${await pipeline.handle.tokenFor('cus_e2e')}`;
   const response = await fetch(`${pipeline.baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? { authorization } : { 'content-type': 'application/json', authorization },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, body: (await response.json()) as T };
@@ -102,7 +104,6 @@ async function seedSku(available: number): Promise<string> {
 
 async function placeOrder(sku: string, quantity: number, token = 'tok_visa'): Promise<string> {
   const response = await http<{ orderId?: string }>('POST', '/orders', {
-    customerId: 'cus_e2e',
     items: [{ sku, quantity }],
     payment: { token },
     shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },

@@ -50,16 +50,18 @@ afterAll(async () => {
 });
 
 const order = {
-  customerId: 'cus_pubfail',
   items: [{ sku, quantity: 2 }],
   payment: { token: 'tok_visa' },
   shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
 };
 
+/** The customer's token: POST and GET /orders want one. */
+const bearer = async () => ({ authorization: `Bearer ${await handle.tokenFor('cus_pubfail')}` });
+
 async function post(key: string) {
   const response = await fetch(`${baseUrl}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': key },
+    headers: { 'content-type': 'application/json', 'idempotency-key': key, ...(await bearer()) },
     body: JSON.stringify(order),
   });
   return { status: response.status, body: (await response.json()) as { orderId?: string; status?: string; error?: string } };
@@ -99,7 +101,7 @@ describe('an order whose publish failed', () => {
     );
     expect((indexed.Items ?? []).map((item) => item.orderId)).not.toContain(orderId);
     // Left the index because it is finished: confirmed, stock committed, parcel dispatched.
-    const view = (await (await fetch(`${baseUrl}/orders/${orderId}`)).json()) as {
+    const view = (await (await fetch(`${baseUrl}/orders/${orderId}`, { headers: await bearer() })).json()) as {
       status: string;
       stages: Record<string, { timeline: Array<{ what: string }> }>;
     };

@@ -29,10 +29,13 @@ const orderIds = new Map<string, string>();
 let publishFailures = 0;
 const sku = `SKU-SECRETS-${Date.now().toString(36).toUpperCase()}`;
 
+/** The customer's token: the order routes want one. */
+const bearer = async () => ({ authorization: `Bearer ${await handle.tokenFor('cus_secrets')}` });
+
 async function waitDecided(orderId: string): Promise<string> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const response = await fetch(`${baseUrl}/orders/${orderId}`);
+    const response = await fetch(`${baseUrl}/orders/${orderId}`, { headers: await bearer() });
     const text = await response.text();
     const view = JSON.parse(text) as { status: string; stages: Record<string, { timeline: Array<{ what: string }> }> };
     const settled = (stage: string, what: string) => view.stages[stage]?.timeline.some((e) => e.what === what);
@@ -64,9 +67,8 @@ beforeAll(async () => {
     for (let attempt = 0; attempt < 10 && !orderIds.has(token); attempt++) {
       const response = await fetch(`${baseUrl}/orders`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        headers: { 'content-type': 'application/json', 'idempotency-key': key, ...(await bearer()) },
         body: JSON.stringify({
-          customerId: 'cus_secrets',
           items: [{ sku, quantity: 1 }],
           payment: { token },
           shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -83,9 +85,8 @@ beforeAll(async () => {
   for (let probe = 0; probe < 30 && publishFailures === 0; probe++) {
     const response = await fetch(`${baseUrl}/orders`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(await bearer()) },
       body: JSON.stringify({
-        customerId: 'cus_secrets',
         items: [{ sku, quantity: 1 }],
         payment: { token: 'tok_visa' },
         shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -110,6 +111,17 @@ describe('card tokens', () => {
       const { status, reason } = JSON.parse(text) as { status: string; reason?: string };
       expect({ status, ...(reason ? { reason } : {}) }, token).toEqual(OUTCOMES[token as (typeof TOKENS)[number]]);
     }
+  });
+
+  it('leave the payment tokens table once the charge is decided, and were never in an event', async () => {
+    for (const [token, orderId] of orderIds) {
+      await waitDecided(orderId);
+      const { Item } = await db.send(new GetCommand({ TableName: handle.resources.tables.PaymentTokensTable!, Key: { orderId }, ConsistentRead: true }));
+      expect(Item, `${token}: still held after the charge was decided`).toBeUndefined();
+    }
+    const published = handle.fauxqs.spy.getAllMessages().filter((m) => m.service === 'sns' || m.service === 'sqs');
+    expect(published.length).toBeGreaterThan(0);
+    for (const message of published) for (const t of TOKENS) expect(message.body).not.toContain(t);
   });
 
   it('are masked in the payments ledger', async () => {

@@ -54,9 +54,8 @@ function publishedFor(orderId: string): number {
     .length;
 }
 
-function order(customerId: string, quantity = 1): OrderRequest {
+function order(quantity = 1): OrderRequest {
   return {
-    customerId,
     items: [{ sku: 'SKU-IDEMPOTENT', quantity }],
     payment: { token: 'tok_visa' },
     shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
@@ -64,7 +63,8 @@ function order(customerId: string, quantity = 1): OrderRequest {
 }
 
 let requests = 0;
-async function post(body: OrderRequest, key: string): Promise<{ statusCode: number; body: Record<string, unknown> }> {
+/** POST /orders as the customer whose token the JWT authorizer verified (its claims in the event). */
+async function post(customer: string, body: OrderRequest, key: string): Promise<{ statusCode: number; body: Record<string, unknown> }> {
   requests += 1;
   const requestId = `req-${requests}`;
   const response = await handler(
@@ -76,7 +76,7 @@ async function post(body: OrderRequest, key: string): Promise<{ statusCode: numb
       headers: { 'content-type': 'application/json', 'idempotency-key': key },
       body: JSON.stringify(body),
       isBase64Encoded: false,
-      requestContext: { http: { method: 'POST', path: '/orders' }, requestId },
+      requestContext: { http: { method: 'POST', path: '/orders' }, requestId, authorizer: { jwt: { claims: { sub: customer }, scopes: null } } },
     } as unknown as APIGatewayProxyEventV2,
     { functionName: 'createOrder', awsRequestId: requestId, getRemainingTimeInMillis: () => 10_000 } as unknown as Context,
   );
@@ -85,8 +85,8 @@ async function post(body: OrderRequest, key: string): Promise<{ statusCode: numb
 
 describe('Idempotency-Key', () => {
   it('replays of an accepted order answer the same order, and count and publish nothing again', async () => {
-    const body = order('cus_idem_replay');
-    const first = await post(body, 'key-replay');
+    const body = order();
+    const first = await post('cus_idem_replay', body, 'key-replay');
     expect(first).toMatchObject({ statusCode: 202, body: { orderId: expect.stringMatching(/^ord_[0-9a-f]{32}$/), status: 'PENDING' } });
     const orderId = String(first.body.orderId);
     expect(metricTotals()).toEqual({ OrdersPlaced: 1 });
@@ -95,8 +95,8 @@ describe('Idempotency-Key', () => {
 
     // One after another, then many at once.
     const replays = [];
-    for (let i = 0; i < 3; i++) replays.push(await post(body, 'key-replay'));
-    replays.push(...(await Promise.all(Array.from({ length: 20 }, () => post(body, 'key-replay')))));
+    for (let i = 0; i < 3; i++) replays.push(await post('cus_idem_replay', body, 'key-replay'));
+    replays.push(...(await Promise.all(Array.from({ length: 20 }, () => post('cus_idem_replay', body, 'key-replay')))));
     for (const replay of replays) expect(replay).toEqual({ statusCode: 202, body: { orderId, status: 'PENDING' } });
 
     // Not one metric counted again (OrdersPlaced or any other), not one more publish, the order as it was.
@@ -106,16 +106,16 @@ describe('Idempotency-Key', () => {
   });
 
   it('reused with another body: 422 naming the earlier order, which stays as it was; nothing counted or published', async () => {
-    const body = order('cus_idem_reused', 1);
-    const first = await post(body, 'key-reused');
+    const body = order(1);
+    const first = await post('cus_idem_reused', body, 'key-reused');
     expect(first.statusCode).toBe(202);
     const orderId = String(first.body.orderId);
     const stored = await findOrder(orderId);
     expect(metricTotals()).toEqual({ OrdersPlaced: 1 });
 
     // The same customer and key, another order (another quantity, then another card).
-    for (const other of [order('cus_idem_reused', 2), { ...body, payment: { token: 'tok_mastercard' } }]) {
-      const refused = await post(other, 'key-reused');
+    for (const other of [order(2), { ...body, payment: { token: 'tok_mastercard' } }]) {
+      const refused = await post('cus_idem_reused', other, 'key-reused');
       expect(refused).toEqual({
         statusCode: 422,
         body: { error: 'IdempotencyKeyReused', message: expect.stringContaining('already used for a different order'), orderId },
@@ -126,17 +126,17 @@ describe('Idempotency-Key', () => {
     expect(await findOrder(orderId)).toEqual(stored);
 
     // The key still belongs to the first body: its replay is accepted, as the same order.
-    expect(await post(body, 'key-reused')).toEqual({ statusCode: 202, body: { orderId, status: 'PENDING' } });
+    expect(await post('cus_idem_reused', body, 'key-reused')).toEqual({ statusCode: 202, body: { orderId, status: 'PENDING' } });
     expect(metricTotals()).toEqual({ OrdersPlaced: 1 });
     expect(publishedFor(orderId)).toBe(1);
   });
 
   it("is one customer's: the same key from another customer is another order, counted once", async () => {
-    const mine = await post(order('cus_idem_a'), 'key-shared');
-    const theirs = await post(order('cus_idem_b'), 'key-shared');
+    const mine = await post('cus_idem_a', order(), 'key-shared');
+    const theirs = await post('cus_idem_b', order(), 'key-shared');
     expect([mine.statusCode, theirs.statusCode]).toEqual([202, 202]);
     expect(theirs.body.orderId).not.toBe(mine.body.orderId);
-    await post(order('cus_idem_b'), 'key-shared');
+    await post('cus_idem_b', order(), 'key-shared');
     expect(metricTotals()).toEqual({ OrdersPlaced: 2 });
     expect([publishedFor(String(mine.body.orderId)), publishedFor(String(theirs.body.orderId))]).toEqual([1, 1]);
   });

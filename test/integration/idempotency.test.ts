@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type AttributeValue, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeCreatedOrder } from '../support/stored-order.js';
 import { clientConfig } from '../../local/emulators.js';
 import type { OrderPlaced } from '../../lib/events.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
@@ -62,9 +63,9 @@ const attributeName = {
 };
 
 async function placeOrder(customer: string): Promise<OrderPlaced> {
-  const { order } = await orders.storeNewOrder(
+  const order = await storeCreatedOrder(
+    customer,
     {
-      customerId: customer,
       items: [{ sku: 'SKU-IDEMPOTENCY', quantity: 1 }],
       payment: { token: 'tok_visa' },
       shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },

@@ -2,6 +2,7 @@ import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeCreatedOrder } from '../support/stored-order.js';
 import type { OrderPlaced } from '../../lib/events.js';
 import type { OrderItem } from '../../lib/order.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
@@ -183,9 +184,9 @@ async function seedSku(available: number): Promise<string> {
 }
 
 async function placeAndPublish(items: OrderItem[], token = 'tok_visa'): Promise<OrderPlaced> {
-  const { order } = await orders.storeNewOrder(
+  const order = await storeCreatedOrder(
+    'cus_it',
     {
-      customerId: 'cus_it',
       items,
       payment: { token },
       shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },

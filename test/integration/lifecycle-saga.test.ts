@@ -2,6 +2,7 @@ import { SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeCreatedOrder } from '../support/stored-order.js';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
 import type { OrderItem, OrderRequest } from '../../lib/order.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
@@ -77,13 +78,11 @@ async function stock(sku: string) {
 
 async function placeOrder(items: OrderItem[], token = 'tok_visa'): Promise<OrderPlaced> {
   const request: OrderRequest = {
-    customerId: 'cus_test',
     items,
     payment: { token },
     shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
   };
-  const created = await orders.storeNewOrder(request, undefined);
-  return created.order.placedEvent;
+  return (await storeCreatedOrder('cus_test', request)).placedEvent;
 }
 
 /** Every event published on the topic so far, left in place (inspection does not consume). */

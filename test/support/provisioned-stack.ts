@@ -67,7 +67,6 @@ export async function startProvisionedStack(): Promise<ProvisionedStack> {
         PAYMENTS_TABLE: 'PaymentsTable',
         SHIPMENTS_TABLE: 'ShipmentsTable',
         IDEMPOTENCY_TABLE: 'IdempotencyTable',
-        RESERVATIONS_TABLE: 'ReservationsTable',
         PAYMENT_TOKENS_TABLE: 'PaymentTokensTable',
         ORDER_REQUESTS_TABLE: 'OrderRequestsTable',
       })
