@@ -9,15 +9,59 @@ import {
   functionByKey,
   functionStatements,
   lambdaFunctions,
+  mustTarget,
   packageStack,
+  resourcesOfType,
   targetId,
+  type Json,
   type LambdaFunction,
   type Packaged,
+  type Template,
 } from './template.js';
 
 let dev: Packaged;
 beforeAll(() => {
   dev = packageStack();
+});
+
+/** Stage prod with every hardening param set away from its default: one packaging. */
+const overridden = () =>
+  packageStack({
+    stage: 'prod',
+    params: {
+      httpApiThrottlingRateLimit: 7,
+      httpApiThrottlingBurstLimit: 13,
+    },
+  });
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP API
+
+function httpApiStage(t: Template): Record<string, Json> {
+  const stages = resourcesOfType(t, 'AWS::ApiGatewayV2::Stage');
+  expect(stages.map(([id]) => id), 'HTTP API stages').toHaveLength(1);
+  const properties = stages[0]![1].Properties ?? {};
+  expect(mustTarget(t, properties.ApiId, 'ApiId of the stage')).toBe(resourcesOfType(t, 'AWS::ApiGatewayV2::Api')[0]![0]);
+  return properties;
+}
+
+describe('HTTP API', () => {
+  it('throttles every route of its stage at httpApiThrottlingRateLimit/BurstLimit', () => {
+    expect([dev.params.httpApiThrottlingRateLimit, dev.params.httpApiThrottlingBurstLimit]).toEqual([50, 100]);
+    for (const [stack, rate, burst] of [[dev, 50, 100], [overridden(), 7, 13]] as const) {
+      const stage = httpApiStage(stack.template);
+      expect(stage.StageName, 'the stage every request goes through').toBe('$default');
+      const defaults = stage.DefaultRouteSettings ?? {};
+      expect([Number(defaults.ThrottlingRateLimit), Number(defaults.ThrottlingBurstLimit)], stack.stage).toEqual([rate, burst]);
+      // What osls sets there is kept.
+      expect(defaults.DetailedMetricsEnabled).toBe(false);
+      // No route lifted above the default.
+      for (const [route, settings] of Object.entries<Json>(stage.RouteSettings ?? {})) {
+        expect(Number(settings.ThrottlingRateLimit ?? 0), route).toBeLessThanOrEqual(rate);
+        expect(Number(settings.ThrottlingBurstLimit ?? 0), route).toBeLessThanOrEqual(burst);
+      }
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
