@@ -11,6 +11,7 @@ import {
   lambdaFunctions,
   mustTarget,
   packageStack,
+  resource,
   resourcesOfType,
   targetId,
   type Json,
@@ -31,6 +32,7 @@ const overridden = () =>
     params: {
       httpApiThrottlingRateLimit: 7,
       httpApiThrottlingBurstLimit: 13,
+      logRetentionInDays: 30,
     },
   });
 
@@ -60,6 +62,55 @@ describe('HTTP API', () => {
         expect(Number(settings.ThrottlingRateLimit ?? 0), route).toBeLessThanOrEqual(rate);
         expect(Number(settings.ThrottlingBurstLimit ?? 0), route).toBeLessThanOrEqual(burst);
       }
+    }
+  });
+
+  /** What an access log line must hold: field → the `$context` variable it logs. */
+  const ACCESS_LOG_FIELDS = {
+    requestId: '$context.requestId',
+    ip: '$context.identity.sourceIp',
+    requestTime: '$context.requestTime',
+    httpMethod: '$context.httpMethod',
+    routeKey: '$context.routeKey',
+    status: '$context.status',
+    responseLength: '$context.responseLength',
+    // Why API Gateway got no answer from the integration (timeout, throttled function)...
+    integrationError: '$context.integrationErrorMessage',
+    // ...and why it refused the request itself (429 throttled, 404 no route).
+    errorMessage: '$context.error.message',
+  };
+
+  it('writes a JSON access log line per request to a log group of its own, kept logRetentionInDays', () => {
+    const t = dev.template;
+    const settings = httpApiStage(t).AccessLogSettings;
+    expect(settings, 'AccessLogSettings of the HTTP API stage').toBeDefined();
+    const format = String(settings.Format);
+    expect(format, 'one line per request').not.toMatch(/\n/);
+    expect(JSON.parse(format)).toMatchObject(ACCESS_LOG_FIELDS);
+
+    expect(settings.DestinationArn, 'the log group ARN').toEqual({ 'Fn::GetAtt': [expect.any(String), 'Arn'] });
+    const groupId = mustTarget(t, settings.DestinationArn, 'DestinationArn');
+    const group = resource(t, groupId);
+    expect(group.Type).toBe('AWS::Logs::LogGroup');
+    expect(Number(group.Properties?.RetentionInDays), `${groupId} retention`).toBe(14);
+    // Its own: not a function's log group, and no function writes to it.
+    const name = String(group.Properties?.LogGroupName);
+    expect(name).not.toMatch(/^\/aws\/lambda\//);
+    for (const fn of lambdaFunctions(t, dev.stage)) {
+      expect(JSON.stringify(fn.resource.Properties?.LoggingConfig ?? {}), fn.key).not.toContain(groupId);
+      for (const s of functionStatements(t, fn.id)) expect(JSON.stringify(s.Resource ?? ''), fn.key).not.toContain(groupId);
+    }
+  });
+});
+
+describe('log retention', () => {
+  it('every log group, the functions\' and the access logs\', keeps its events logRetentionInDays days', () => {
+    expect(dev.params.logRetentionInDays).toBe(14);
+    for (const [stack, days] of [[dev, 14], [overridden(), 30]] as const) {
+      const groups = resourcesOfType(stack.template, 'AWS::Logs::LogGroup');
+      // One per function, and the HTTP API's access logs.
+      expect(groups.length, stack.stage).toBe(lambdaFunctions(stack.template, stack.stage).length + 1);
+      for (const [id, group] of groups) expect(Number(group.Properties?.RetentionInDays), `${stack.stage} ${id}`).toBe(days);
     }
   });
 });
