@@ -33,6 +33,7 @@ const overridden = () =>
       httpApiThrottlingRateLimit: 7,
       httpApiThrottlingBurstLimit: 13,
       logRetentionInDays: 30,
+      createOrderReservedConcurrency: 3,
     },
   });
 
@@ -99,6 +100,16 @@ describe('HTTP API', () => {
     for (const fn of lambdaFunctions(t, dev.stage)) {
       expect(JSON.stringify(fn.resource.Properties?.LoggingConfig ?? {}), fn.key).not.toContain(groupId);
       for (const s of functionStatements(t, fn.id)) expect(JSON.stringify(s.Resource ?? ''), fn.key).not.toContain(groupId);
+    }
+  });
+});
+
+describe('createOrder', () => {
+  it('has createOrderReservedConcurrency concurrent executions reserved, and no more', () => {
+    expect(dev.params.createOrderReservedConcurrency).toBe(20);
+    for (const [stack, reserved] of [[dev, 20], [overridden(), 3]] as const) {
+      const fn = functionByKey(stack.template, stack.stage, 'createOrder');
+      expect(fn.resource.Properties?.ReservedConcurrentExecutions, stack.stage).toBe(reserved);
     }
   });
 });
