@@ -114,6 +114,27 @@ describe('createOrder', () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+/** Tables without point-in-time recovery, and why (resources/tables.yml says it at length). */
+const NO_POINT_IN_TIME_RECOVERY: Record<string, string> = {
+  IdempotencyTable: 'records that expire within 24 hours: a restore, hours later, would hold only stale ones',
+};
+
+describe('tables', () => {
+  it('every table that holds state has point-in-time recovery; the idempotency table alone has not', () => {
+    const tables = resourcesOfType(dev.template, 'AWS::DynamoDB::Table');
+    expect(tables.map(([id]) => id)).toEqual(
+      expect.arrayContaining(['OrdersTable', 'PaymentsTable', 'ReservationsTable', 'ShipmentsTable', 'InventoryTable']),
+    );
+    const without = tables
+      .filter(([, r]) => r.Properties?.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled !== true)
+      .map(([id]) => id);
+    expect(without.sort()).toEqual(Object.keys(NO_POINT_IN_TIME_RECOVERY).sort());
+  });
+});
+
 describe('log retention', () => {
   it('every log group, the functions\' and the access logs\', keeps its events logRetentionInDays days', () => {
     expect(dev.params.logRetentionInDays).toBe(14);
