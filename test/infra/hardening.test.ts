@@ -10,6 +10,7 @@ import {
   functionStatements,
   lambdaFunctions,
   mustTarget,
+  packageProdWithOverrides,
   packageStack,
   resource,
   resourcesOfType,
@@ -34,6 +35,7 @@ const overridden = () =>
       httpApiThrottlingBurstLimit: 13,
       logRetentionInDays: 30,
       createOrderReservedConcurrency: 3,
+      retainData: 'false',
     },
   });
 
@@ -132,6 +134,26 @@ describe('tables', () => {
       .filter(([, r]) => r.Properties?.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled !== true)
       .map(([id]) => id);
     expect(without.sort()).toEqual(Object.keys(NO_POINT_IN_TIME_RECOVERY).sort());
+  });
+
+  /** Tables whose loss loses orders or money: retained outside the throwaway stages. */
+  const RETAINED = ['OrdersTable', 'PaymentsTable'];
+  const retention = (stack: Packaged, id: string) => {
+    const r = resource(stack.template, id) as Json;
+    return [r.DeletionPolicy, r.UpdateReplacePolicy, r.Properties?.DeletionProtectionEnabled];
+  };
+
+  it('retainData is on by default and off for the dev and local stages', () => {
+    expect(String(packageProdWithOverrides().params.retainData)).toBe('true');
+    expect(String(dev.params.retainData)).toBe('false');
+    expect(String(packageStack({ stage: 'local' }).params.retainData)).toBe('false');
+  });
+
+  it.each(RETAINED)('%s is retained (deletion, replacement) and deletion-protected exactly when retainData is on', (id) => {
+    expect(retention(packageProdWithOverrides(), id), 'prod').toEqual(['Retain', 'Retain', true]);
+    expect(retention(overridden(), id), 'prod, retainData=false').toEqual(['Delete', 'Delete', false]);
+    expect(retention(dev, id), 'dev').toEqual(['Delete', 'Delete', false]);
+    expect(retention(packageStack({ stage: 'local' }), id), 'local').toEqual(['Delete', 'Delete', false]);
   });
 });
 
