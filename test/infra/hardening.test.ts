@@ -14,6 +14,7 @@ import {
   packageStack,
   resource,
   resourcesOfType,
+  statementsOf,
   targetId,
   type Json,
   type LambdaFunction,
@@ -113,6 +114,45 @@ describe('createOrder', () => {
       const fn = functionByKey(stack.template, stack.stage, 'createOrder');
       expect(fn.resource.Properties?.ReservedConcurrentExecutions, stack.stage).toBe(reserved);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Topics
+
+describe('topics', () => {
+  const policiesOf = (t: Template, topic: string) =>
+    resourcesOfType(t, 'AWS::SNS::TopicPolicy').filter(([, r]) => asArray(r.Properties?.Topics).some((x) => targetId(x) === topic));
+
+  it('every topic refuses requests not sent over TLS, with one policy', () => {
+    const t = dev.template;
+    const topics = resourcesOfType(t, 'AWS::SNS::Topic').map(([id]) => id);
+    expect(topics.sort()).toEqual(['AlarmTopic', 'OrderEventsTopic']);
+    for (const topic of topics) {
+      const policies = policiesOf(t, topic);
+      // A second policy on the same topic would replace the first.
+      expect(policies.map(([id]) => id), `policies of ${topic}`).toHaveLength(1);
+      const denies = statementsOf(t, policies[0]![1].Properties?.PolicyDocument).filter(
+        (s) =>
+          s.Effect === 'Deny' &&
+          (s.Principal === '*' || JSON.stringify(s.Principal) === JSON.stringify({ AWS: '*' })) &&
+          actionsOf(s).some((a) => ['sns:publish', 'sns:*', '*'].includes(a.toLowerCase())) &&
+          asArray(s.Resource).map(targetId).includes(topic) &&
+          JSON.stringify(s.Condition) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }),
+      );
+      expect(denies, `${topic}: no Deny of sns:Publish when aws:SecureTransport is false`).toHaveLength(1);
+    }
+  });
+
+  it('keeps what the topic policies allowed: CloudWatch alarms of this account publish to the alarm topic', () => {
+    const t = dev.template;
+    const allows = policiesOf(t, 'AlarmTopic')
+      .flatMap(([, r]) => statementsOf(t, r.Properties?.PolicyDocument))
+      .filter((s) => s.Effect === 'Allow');
+    expect(allows.map((s) => [s.Principal, actionsOf(s)])).toEqual([[{ Service: 'cloudwatch.amazonaws.com' }, ['sns:Publish']]]);
+    // The order events topic allows nothing through its policy: its publishers' roles do.
+    const orderEvents = policiesOf(t, 'OrderEventsTopic').flatMap(([, r]) => statementsOf(t, r.Properties?.PolicyDocument));
+    expect(orderEvents.filter((s) => s.Effect === 'Allow')).toEqual([]);
   });
 });
 
