@@ -157,6 +157,58 @@ describe('topics', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// KMS key policies
+
+/**
+ * Service principals whose requests to KMS carry no aws:SourceAccount/aws:SourceArn, so that a
+ * condition on them would refuse every request. None in this stack; EventBridge delivering to an
+ * encrypted topic is the case AWS documents, should a forker add one.
+ */
+const UNCONDITIONABLE_SERVICES: Record<string, string> = {
+  'events.amazonaws.com': "EventBridge's KMS requests carry neither key: a condition would drop every event silently",
+};
+
+describe('KMS key policies', () => {
+  it("grant a service principal the key only for this account's resources (aws:SourceAccount / aws:SourceArn)", () => {
+    const t = dev.template;
+    const keys = resourcesOfType(t, 'AWS::KMS::Key');
+    expect(keys.length).toBeGreaterThan(0);
+    let checked = 0;
+    for (const [id, key] of keys) {
+      for (const s of statementsOf(t, key.Properties?.KeyPolicy)) {
+        const services = asArray<string>(s.Principal?.Service);
+        if (s.Effect !== 'Allow' || services.length === 0) continue;
+        if (services.every((service) => service in UNCONDITIONABLE_SERVICES)) continue;
+        checked += 1;
+        const where = `${id}/${s.Sid ?? services.join(',')}`;
+        const keysUsed = Object.values(s.Condition ?? {}).flatMap((c) => Object.keys(c));
+        expect(keysUsed.filter((k) => ['aws:SourceAccount', 'aws:SourceArn'].includes(k)), `${where}: no source condition`).not.toEqual([]);
+        // Each condition names this account.
+        const account = s.Condition?.StringEquals?.['aws:SourceAccount'];
+        if (account !== undefined) expect(account, `${where} aws:SourceAccount`).toEqual({ Ref: 'AWS::AccountId' });
+        for (const operator of ['ArnLike', 'ArnEquals']) {
+          const arn = s.Condition?.[operator]?.['aws:SourceArn'];
+          if (arn !== undefined) expect(JSON.stringify(arn), `${where} aws:SourceArn`).toContain(':${AWS::AccountId}:');
+        }
+        expect(Object.keys(s.Condition ?? {}).filter((o) => /^String(Not)?Like$|IfExists$|^ForAnyValue/.test(o)), `${where}: a loose operator`).toEqual([]);
+      }
+    }
+    expect(checked, 'service principal grants checked').toBeGreaterThan(0);
+  });
+
+  it("the alarm topic key admits CloudWatch for this account's alarms in this region", () => {
+    const t = dev.template;
+    const grant = statementsOf(t, resource(t, 'AlarmTopicKey').Properties?.KeyPolicy).find((s) =>
+      asArray(s.Principal?.Service).includes('cloudwatch.amazonaws.com'),
+    );
+    expect(grant?.Condition).toEqual({
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: { 'aws:SourceArn': { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' } },
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Tables
 
 /** Tables without point-in-time recovery, and why (resources/tables.yml says it at length). */
