@@ -5,6 +5,7 @@ import { bundleCalls, zipEntryText } from './bundle-actions.js';
 import {
   actionsOf,
   asArray,
+  deadLetterQueueOf,
   eventSourceMappings,
   functionByKey,
   functionStatements,
@@ -14,6 +15,7 @@ import {
   packageStack,
   resource,
   resourcesOfType,
+  sourceQueues,
   statementsOf,
   targetId,
   type Json,
@@ -113,6 +115,44 @@ describe('createOrder', () => {
     for (const [stack, reserved] of [[dev, 20], [overridden(), 3]] as const) {
       const fn = functionByKey(stack.template, stack.stage, 'createOrder');
       expect(fn.resource.Properties?.ReservedConcurrentExecutions, stack.stage).toBe(reserved);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Dead-letter queues
+
+/** Stand-ins for the pseudo parameters, to compare ARNs built with Fn::Sub. */
+const PSEUDO = { 'AWS::Partition': 'aws', 'AWS::Region': 'us-east-1', 'AWS::AccountId': '123456789012' };
+
+/** An ARN expression (literal, Fn::Sub over pseudo parameters, or Fn::GetAtt X.Arn of a named queue) as text. */
+function arnText(t: Template, expr: Json): string {
+  if (typeof expr === 'string') return expr;
+  if (typeof expr?.['Fn::Sub'] === 'string') {
+    return expr['Fn::Sub'].replace(/\$\{([^}]+)\}/g, (whole: string, name: string) => {
+      if (name in PSEUDO) return PSEUDO[name as keyof typeof PSEUDO];
+      throw new Error(`Cannot resolve ${whole} in ${JSON.stringify(expr)}`);
+    });
+  }
+  const id = targetId(expr);
+  if (id && resource(t, id).Type === 'AWS::SQS::Queue' && JSON.stringify(expr).includes('Arn')) return queueArn(t, id);
+  throw new Error(`Not an ARN expression: ${JSON.stringify(expr)}`);
+}
+
+const queueArn = (t: Template, id: string) =>
+  `arn:aws:sqs:us-east-1:123456789012:${String(resource(t, id).Properties?.QueueName)}`;
+
+describe('dead-letter queues', () => {
+  it.each(['dev', 'prod'])('each lets only its own source queue use it as a dead-letter queue (%s)', (stage) => {
+    const t = stage === 'dev' ? dev.template : overridden().template;
+    const queues = sourceQueues(t);
+    expect(queues).toHaveLength(3);
+    for (const queue of queues) {
+      const dlq = deadLetterQueueOf(t, queue)!;
+      const policy = resource(t, dlq).Properties?.RedriveAllowPolicy;
+      const parsed = typeof policy === 'string' ? JSON.parse(policy) : policy;
+      expect(parsed?.redrivePermission, `${dlq} redrivePermission`).toBe('byQueue');
+      expect(asArray(parsed.sourceQueueArns).map((arn) => arnText(t, arn)), `${dlq} sourceQueueArns`).toEqual([queueArn(t, queue)]);
     }
   });
 });
