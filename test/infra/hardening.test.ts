@@ -5,6 +5,7 @@ import { bundleCalls, zipEntryText } from './bundle-actions.js';
 import {
   actionsOf,
   asArray,
+  CUSTOMER_TOPIC_KEY_ARN,
   deadLetterQueueOf,
   eventSourceMappings,
   functionByKey,
@@ -21,6 +22,7 @@ import {
   type Json,
   type LambdaFunction,
   type Packaged,
+  type Statement,
   type Template,
 } from './template.js';
 
@@ -41,6 +43,122 @@ const overridden = () =>
       retainData: 'false',
     },
   });
+
+// ---------------------------------------------------------------------------------------------
+// CloudFormation expressions rendered as text (Ref, Fn::GetAtt, Fn::Sub, Fn::Join), each
+// Fn::If branch taken in turn: to tell an ARN from a name or a URL, and to compare ARNs.
+
+/** Stand-ins for the pseudo parameters. */
+const STAND_INS: Record<string, string> = {
+  'AWS::Partition': 'aws',
+  'AWS::Region': 'us-east-1',
+  'AWS::AccountId': '123456789012',
+  'AWS::URLSuffix': 'amazonaws.com',
+  'AWS::StackName': 'stack',
+};
+/** Resource types whose Ref is an ARN (for most, Ref is a name, an id or a URL). */
+const REF_IS_ARN = new Set(['AWS::SNS::Topic', 'AWS::IAM::ManagedPolicy', 'AWS::Lambda::Version', 'AWS::StepFunctions::StateMachine']);
+/** Fn::GetAtt attributes that are ARNs. */
+const ARN_ATTRIBUTES = new Set(['Arn', 'TopicArn', 'StreamArn']);
+/** Properties that name a resource, as they appear in its ARN. */
+const NAME_PROPERTIES = ['QueueName', 'TopicName', 'TableName', 'FunctionName', 'LogGroupName'];
+
+/** Every text an expression can take, each Fn::If branch taken in turn. */
+function renderings(t: Template, expr: Json): string[] {
+  if (typeof expr === 'string' || typeof expr === 'number' || typeof expr === 'boolean') return [String(expr)];
+  if (Array.isArray(expr) || expr === null || typeof expr !== 'object') throw new Error(`Not a scalar expression: ${JSON.stringify(expr)}`);
+  if ('Fn::If' in expr) return [...renderings(t, expr['Fn::If'][1]), ...renderings(t, expr['Fn::If'][2])];
+  // `X` (Ref) or `X.Attribute` (Fn::GetAtt): an ARN of the resource's name where they are ARNs.
+  const named = (name: string): string => {
+    if (name in STAND_INS) return STAND_INS[name]!;
+    const [id, attribute] = name.split('.');
+    const r = resource(t, id!);
+    const physical = NAME_PROPERTIES.map((property) => r.Properties?.[property]).find((v) => typeof v === 'string') ?? id;
+    const arn = `arn:aws:${r.Type.split('::')[1]!.toLowerCase()}:us-east-1:123456789012:${physical}`;
+    if (attribute === undefined) return REF_IS_ARN.has(r.Type) ? arn : `ref-of-${id}`;
+    return ARN_ATTRIBUTES.has(attribute) ? arn : `${attribute}-of-${id}`;
+  };
+  if (typeof expr.Ref === 'string') return [named(expr.Ref)];
+  if ('Fn::GetAtt' in expr) {
+    const getAtt = expr['Fn::GetAtt'];
+    return [named(Array.isArray(getAtt) ? getAtt.join('.') : String(getAtt))];
+  }
+  if ('Fn::Sub' in expr) {
+    const [text, vars] = Array.isArray(expr['Fn::Sub']) ? [expr['Fn::Sub'][0], expr['Fn::Sub'][1] ?? {}] : [expr['Fn::Sub'], {}];
+    return [
+      String(text).replace(/\$\{([^!}][^}]*)\}/g, (_whole: string, name: string) =>
+        name in vars ? renderings(t, vars[name])[0]! : named(name),
+      ),
+    ];
+  }
+  if ('Fn::Join' in expr) {
+    const [separator, parts] = expr['Fn::Join'];
+    let texts = [''];
+    for (const [i, part] of asArray<Json>(parts).entries()) {
+      const options = renderings(t, part);
+      texts = texts.flatMap((prefix) => options.map((o) => (i === 0 ? o : `${prefix}${separator}${o}`)));
+    }
+    return texts;
+  }
+  throw new Error(`Cannot render ${JSON.stringify(expr)}`);
+}
+
+/** Each statement a policy document can hold, whichever way each Fn::If goes. */
+function statementVariants(expr: Json): Statement[] {
+  if (Array.isArray(expr)) return expr.flatMap(statementVariants);
+  if (expr === null || typeof expr !== 'object' || expr.Ref === 'AWS::NoValue') return [];
+  if ('Fn::If' in expr) return [...statementVariants(expr['Fn::If'][1]), ...statementVariants(expr['Fn::If'][2])];
+  return [expr as Statement];
+}
+
+/** Resource values of a statement, Fn::If branches and AWS::NoValue list items included. */
+function resourceValues(expr: Json): Json[] {
+  if (expr === undefined) return [];
+  if (Array.isArray(expr)) return expr.flatMap(resourceValues);
+  if (expr !== null && typeof expr === 'object' && expr.Ref === 'AWS::NoValue') return [];
+  if (expr !== null && typeof expr === 'object' && Array.isArray(expr['Fn::If'])) {
+    return [...resourceValues(expr['Fn::If'][1]), ...resourceValues(expr['Fn::If'][2])];
+  }
+  return [expr];
+}
+
+const ARN = /^arn:aws:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:\S+$/;
+/** Actions with no resource-level permissions: the only ones an identity policy may grant on '*'. */
+const NO_RESOURCE_LEVEL_ACTIONS = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+
+/** `<where>: <resource text>` for every policy Resource that is not an ARN (or an allowed '*'). */
+function nonArnResources(t: Template): string[] {
+  const found: string[] = [];
+  for (const [id, r] of Object.entries(t.Resources)) {
+    const p = r.Properties ?? {};
+    const docs: { where: string; kind: 'identity' | 'key' | 'resource'; doc: Json }[] = [];
+    if (r.Type === 'AWS::IAM::Role') {
+      for (const policy of asArray<Json>(p.Policies)) docs.push({ where: `${id}/${policy.PolicyName}`, kind: 'identity', doc: policy.PolicyDocument });
+    } else if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+      docs.push({ where: id, kind: 'identity', doc: p.PolicyDocument });
+    } else if (r.Type === 'AWS::KMS::Key') {
+      docs.push({ where: id, kind: 'key', doc: p.KeyPolicy });
+    } else if (p.PolicyDocument) {
+      docs.push({ where: id, kind: 'resource', doc: p.PolicyDocument });
+    }
+    for (const { where, kind, doc } of docs) {
+      for (const s of statementVariants(doc?.Statement)) {
+        const name = `${where}/${s.Sid ?? actionsOf(s).join(',')}`;
+        if (s.NotResource !== undefined) found.push(`${name}: NotResource`);
+        for (const value of resourceValues(s.Resource)) {
+          for (const text of renderings(t, value)) {
+            if (ARN.test(text)) continue;
+            // In a key policy, '*' is the key itself; elsewhere only actions without resource-level
+            // permissions may have it.
+            if (text === '*' && (kind === 'key' || (kind === 'identity' && actionsOf(s).every((a) => NO_RESOURCE_LEVEL_ACTIONS.has(a))))) continue;
+            found.push(`${name}: ${text}`);
+          }
+        }
+      }
+    }
+  }
+  return found;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The HTTP API
@@ -109,6 +227,9 @@ describe('HTTP API', () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// createOrder
+
 describe('createOrder', () => {
   it('has createOrderReservedConcurrency concurrent executions reserved, and no more', () => {
     expect(dev.params.createOrderReservedConcurrency).toBe(20);
@@ -120,40 +241,58 @@ describe('createOrder', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Dead-letter queues
+// Logs
 
-/** Stand-ins for the pseudo parameters, to compare ARNs built with Fn::Sub. */
-const PSEUDO = { 'AWS::Partition': 'aws', 'AWS::Region': 'us-east-1', 'AWS::AccountId': '123456789012' };
-
-/** An ARN expression (literal, Fn::Sub over pseudo parameters, or Fn::GetAtt X.Arn of a named queue) as text. */
-function arnText(t: Template, expr: Json): string {
-  if (typeof expr === 'string') return expr;
-  if (typeof expr?.['Fn::Sub'] === 'string') {
-    return expr['Fn::Sub'].replace(/\$\{([^}]+)\}/g, (whole: string, name: string) => {
-      if (name in PSEUDO) return PSEUDO[name as keyof typeof PSEUDO];
-      throw new Error(`Cannot resolve ${whole} in ${JSON.stringify(expr)}`);
-    });
-  }
-  const id = targetId(expr);
-  if (id && resource(t, id).Type === 'AWS::SQS::Queue' && JSON.stringify(expr).includes('Arn')) return queueArn(t, id);
-  throw new Error(`Not an ARN expression: ${JSON.stringify(expr)}`);
-}
-
-const queueArn = (t: Template, id: string) =>
-  `arn:aws:sqs:us-east-1:123456789012:${String(resource(t, id).Properties?.QueueName)}`;
-
-describe('dead-letter queues', () => {
-  it.each(['dev', 'prod'])('each lets only its own source queue use it as a dead-letter queue (%s)', (stage) => {
-    const t = stage === 'dev' ? dev.template : overridden().template;
-    const queues = sourceQueues(t);
-    expect(queues).toHaveLength(3);
-    for (const queue of queues) {
-      const dlq = deadLetterQueueOf(t, queue)!;
-      const policy = resource(t, dlq).Properties?.RedriveAllowPolicy;
-      const parsed = typeof policy === 'string' ? JSON.parse(policy) : policy;
-      expect(parsed?.redrivePermission, `${dlq} redrivePermission`).toBe('byQueue');
-      expect(asArray(parsed.sourceQueueArns).map((arn) => arnText(t, arn)), `${dlq} sourceQueueArns`).toEqual([queueArn(t, queue)]);
+describe('log retention', () => {
+  it('every log group, the functions\' and the access logs\', keeps its events logRetentionInDays days', () => {
+    expect(dev.params.logRetentionInDays).toBe(14);
+    for (const [stack, days] of [[dev, 14], [overridden(), 30]] as const) {
+      const groups = resourcesOfType(stack.template, 'AWS::Logs::LogGroup');
+      // One per function, and the HTTP API's access logs.
+      expect(groups.length, stack.stage).toBe(lambdaFunctions(stack.template, stack.stage).length + 1);
+      for (const [id, group] of groups) expect(Number(group.Properties?.RetentionInDays), `${stack.stage} ${id}`).toBe(days);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+/** Tables without point-in-time recovery, and why (resources/tables.yml says it at length). */
+const NO_POINT_IN_TIME_RECOVERY: Record<string, string> = {
+  IdempotencyTable: 'records that expire within 24 hours: a restore, hours later, would hold only stale ones',
+};
+
+describe('tables', () => {
+  it('every table that holds state has point-in-time recovery; the idempotency table alone has not', () => {
+    const tables = resourcesOfType(dev.template, 'AWS::DynamoDB::Table');
+    expect(tables.map(([id]) => id)).toEqual(
+      expect.arrayContaining(['OrdersTable', 'PaymentsTable', 'ReservationsTable', 'ShipmentsTable', 'InventoryTable']),
+    );
+    const without = tables
+      .filter(([, r]) => r.Properties?.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled !== true)
+      .map(([id]) => id);
+    expect(without.sort()).toEqual(Object.keys(NO_POINT_IN_TIME_RECOVERY).sort());
+  });
+
+  /** Tables whose loss loses orders or money: retained outside the throwaway stages. */
+  const RETAINED = ['OrdersTable', 'PaymentsTable'];
+  const retention = (stack: Packaged, id: string) => {
+    const r = resource(stack.template, id) as Json;
+    return [r.DeletionPolicy, r.UpdateReplacePolicy, r.Properties?.DeletionProtectionEnabled];
+  };
+
+  it('retainData is on by default and off for the dev and local stages', () => {
+    expect(String(packageProdWithOverrides().params.retainData)).toBe('true');
+    expect(String(dev.params.retainData)).toBe('false');
+    expect(String(packageStack({ stage: 'local' }).params.retainData)).toBe('false');
+  });
+
+  it.each(RETAINED)('%s is retained (deletion, replacement) and deletion-protected exactly when retainData is on', (id) => {
+    expect(retention(packageProdWithOverrides(), id), 'prod').toEqual(['Retain', 'Retain', true]);
+    expect(retention(overridden(), id), 'prod, retainData=false').toEqual(['Delete', 'Delete', false]);
+    expect(retention(dev, id), 'dev').toEqual(['Delete', 'Delete', false]);
+    expect(retention(packageStack({ stage: 'local' }), id), 'local').toEqual(['Delete', 'Delete', false]);
   });
 });
 
@@ -249,54 +388,22 @@ describe('KMS key policies', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Tables
+// Dead-letter queues
 
-/** Tables without point-in-time recovery, and why (resources/tables.yml says it at length). */
-const NO_POINT_IN_TIME_RECOVERY: Record<string, string> = {
-  IdempotencyTable: 'records that expire within 24 hours: a restore, hours later, would hold only stale ones',
-};
-
-describe('tables', () => {
-  it('every table that holds state has point-in-time recovery; the idempotency table alone has not', () => {
-    const tables = resourcesOfType(dev.template, 'AWS::DynamoDB::Table');
-    expect(tables.map(([id]) => id)).toEqual(
-      expect.arrayContaining(['OrdersTable', 'PaymentsTable', 'ReservationsTable', 'ShipmentsTable', 'InventoryTable']),
-    );
-    const without = tables
-      .filter(([, r]) => r.Properties?.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled !== true)
-      .map(([id]) => id);
-    expect(without.sort()).toEqual(Object.keys(NO_POINT_IN_TIME_RECOVERY).sort());
-  });
-
-  /** Tables whose loss loses orders or money: retained outside the throwaway stages. */
-  const RETAINED = ['OrdersTable', 'PaymentsTable'];
-  const retention = (stack: Packaged, id: string) => {
-    const r = resource(stack.template, id) as Json;
-    return [r.DeletionPolicy, r.UpdateReplacePolicy, r.Properties?.DeletionProtectionEnabled];
-  };
-
-  it('retainData is on by default and off for the dev and local stages', () => {
-    expect(String(packageProdWithOverrides().params.retainData)).toBe('true');
-    expect(String(dev.params.retainData)).toBe('false');
-    expect(String(packageStack({ stage: 'local' }).params.retainData)).toBe('false');
-  });
-
-  it.each(RETAINED)('%s is retained (deletion, replacement) and deletion-protected exactly when retainData is on', (id) => {
-    expect(retention(packageProdWithOverrides(), id), 'prod').toEqual(['Retain', 'Retain', true]);
-    expect(retention(overridden(), id), 'prod, retainData=false').toEqual(['Delete', 'Delete', false]);
-    expect(retention(dev, id), 'dev').toEqual(['Delete', 'Delete', false]);
-    expect(retention(packageStack({ stage: 'local' }), id), 'local').toEqual(['Delete', 'Delete', false]);
-  });
-});
-
-describe('log retention', () => {
-  it('every log group, the functions\' and the access logs\', keeps its events logRetentionInDays days', () => {
-    expect(dev.params.logRetentionInDays).toBe(14);
-    for (const [stack, days] of [[dev, 14], [overridden(), 30]] as const) {
-      const groups = resourcesOfType(stack.template, 'AWS::Logs::LogGroup');
-      // One per function, and the HTTP API's access logs.
-      expect(groups.length, stack.stage).toBe(lambdaFunctions(stack.template, stack.stage).length + 1);
-      for (const [id, group] of groups) expect(Number(group.Properties?.RetentionInDays), `${stack.stage} ${id}`).toBe(days);
+describe('dead-letter queues', () => {
+  it.each(['dev', 'prod'])('each lets only its own source queue use it as a dead-letter queue (%s)', (stage) => {
+    const t = stage === 'dev' ? dev.template : overridden().template;
+    const queues = sourceQueues(t);
+    expect(queues).toHaveLength(3);
+    for (const queue of queues) {
+      const dlq = deadLetterQueueOf(t, queue)!;
+      const policy = resource(t, dlq).Properties?.RedriveAllowPolicy;
+      const parsed = typeof policy === 'string' ? JSON.parse(policy) : policy;
+      expect(parsed?.redrivePermission, `${dlq} redrivePermission`).toBe('byQueue');
+      // The ARN as built (Fn::Sub from the queue's name: a GetAtt would close a cycle), against the
+      // ARN of the queue of that name.
+      const named = asArray<Json>(parsed.sourceQueueArns).flatMap((arn) => renderings(t, arn));
+      expect(named, `${dlq} sourceQueueArns`).toEqual(renderings(t, { 'Fn::GetAtt': [queue, 'Arn'] }));
     }
   });
 });
@@ -356,11 +463,45 @@ describe('least privilege, read from the bundles', () => {
     expect([...sent('payment').actions]).toEqual(expect.arrayContaining(['sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl']));
   });
 
-  it.each([
-    ['tracing off (default)', {}],
-    ['tracing on', { tracing: 'true' }],
-  ])('no role holds a DynamoDB, SNS or SQS action its bundle never calls (%s)', (_name, params) => {
-    const stack = packageStack({ params });
-    expect(uncalledGrants(stack)).toEqual([]);
+  it('finds no uncalled action with tracing off (the default)', () => {
+    expect(uncalledGrants(dev)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Every combination of the params that change what the template grants: tracing,
+// topicKmsKeyId, alarmEmail, retainData. Each is packaged once (test/infra/template.ts caches
+// it), only the params that differ from stage dev's passed, so that variants other test files
+// package are shared.
+
+const COMBINATIONS: Record<string, string>[] = [];
+for (const tracing of ['false', 'true'])
+  for (const topicKmsKeyId of ['alias/aws/sns', CUSTOMER_TOPIC_KEY_ARN])
+    for (const alarmEmail of ['', 'ops@example.com'])
+      for (const retainData of ['false', 'true']) {
+        const params: Record<string, string> = {};
+        if (tracing !== 'false') params.tracing = tracing;
+        if (topicKmsKeyId !== 'alias/aws/sns') params.topicKmsKeyId = topicKmsKeyId;
+        if (alarmEmail !== '') params.alarmEmail = alarmEmail;
+        if (retainData !== 'false') params.retainData = retainData;
+        COMBINATIONS.push(params);
+      }
+const label = (params: Record<string, string>) =>
+  Object.entries(params)
+    .map(([k, v]) => `${k}=${v === CUSTOMER_TOPIC_KEY_ARN ? 'own key ARN' : v}`)
+    .join(' ') || 'stage dev defaults';
+
+describe.each(COMBINATIONS.map((params) => [label(params), params] as const))('with %s', (_label, params) => {
+  let stack: Packaged;
+  beforeAll(() => {
+    stack = packageStack({ params });
   }, 180_000);
+
+  it('every IAM Resource, in every branch of every Fn::If, is an ARN (or a documented *)', () => {
+    expect(nonArnResources(stack.template)).toEqual([]);
+  });
+
+  it('no role holds a DynamoDB, SNS or SQS action its bundle never calls', () => {
+    expect(uncalledGrants(stack)).toEqual([]);
+  });
 });
