@@ -1,0 +1,142 @@
+// Which AWS API actions a function's packaged bundle can call, read from the bundle itself.
+//
+// The bundles are esbuild output, not minified, with the AWS SDK bundled in: every module starts
+// with a `// <path>` line, so the SDK's command classes can be found by the file that defines them
+// (`@aws-sdk/client-dynamodb/dist-es/commands/GetItemCommand.js` defines `GetItemCommand`, maybe
+// renamed `GetItemCommand2` by esbuild). A command counts as called when the bundle constructs it
+// (`new GetItemCommand(`) anywhere but inside a lib-dynamodb wrapper, or constructs a wrapper that
+// sends it (`new GetCommand(` → GetItem), or calls a paginator over it (`paginateQuery(` → Query).
+// A command class that is only defined is not a call: lib-dynamodb's paginators keep
+// QueryCommand and ScanCommand in every bundle that uses the document client, called or not.
+import { readFileSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
+
+/** The text of one entry of a zip file (stored or deflated). */
+export function zipEntryText(file: string, name: string): string {
+  const zip = readFileSync(file);
+  let eocd = -1;
+  for (let i = zip.length - 22; i >= Math.max(0, zip.length - 22 - 0xffff); i--) {
+    if (zip.readUInt32LE(i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) throw new Error(`${file} is not a zip file`);
+  const count = zip.readUInt16LE(eocd + 10);
+  let offset = zip.readUInt32LE(eocd + 16);
+  for (let n = 0; n < count; n++) {
+    if (zip.readUInt32LE(offset) !== 0x02014b50) throw new Error(`${file}: bad central directory entry`);
+    const method = zip.readUInt16LE(offset + 10);
+    const compressedSize = zip.readUInt32LE(offset + 20);
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const extraLength = zip.readUInt16LE(offset + 30);
+    const commentLength = zip.readUInt16LE(offset + 32);
+    const localHeader = zip.readUInt32LE(offset + 42);
+    const entryName = zip.toString('utf8', offset + 46, offset + 46 + nameLength);
+    if (entryName === name) {
+      if (zip.readUInt32LE(localHeader) !== 0x04034b50) throw new Error(`${file}: bad local header for ${name}`);
+      const start = localHeader + 30 + zip.readUInt16LE(localHeader + 26) + zip.readUInt16LE(localHeader + 28);
+      const data = zip.subarray(start, start + compressedSize);
+      if (method === 0) return data.toString('utf8');
+      if (method === 8) return inflateRawSync(data).toString('utf8');
+      throw new Error(`${file}: ${name} uses compression method ${method}`);
+    }
+    offset += 46 + nameLength + extraLength + commentLength;
+  }
+  throw new Error(`${file} has no entry ${name}`);
+}
+
+/**
+ * SDK operations whose IAM action has another name. SQS and SNS authorize a batch request with
+ * the single action; a DynamoDB transaction with the actions of the items it holds.
+ */
+const ACTIONS_OF_OPERATION: Record<string, string[]> = {
+  'sqs:ChangeMessageVisibilityBatch': ['sqs:ChangeMessageVisibility'],
+  'sqs:DeleteMessageBatch': ['sqs:DeleteMessage'],
+  'sqs:SendMessageBatch': ['sqs:SendMessage'],
+  'sns:PublishBatch': ['sns:Publish'],
+  'dynamodb:TransactGetItems': ['dynamodb:GetItem'],
+  'dynamodb:TransactWriteItems': ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'],
+};
+
+/** `@aws-sdk/client-<x>` packages whose IAM prefix is not `<x>`. */
+const IAM_PREFIX_OF_CLIENT: Record<string, string> = { 'sso-oidc': 'sso-oauth' };
+
+interface Section {
+  path: string;
+  text: string;
+}
+
+/** The bundle cut at esbuild's `// <path>` module headers. */
+function sections(bundle: string): Section[] {
+  const found: Section[] = [];
+  const header = /^\/\/ (\S+\.(?:[cm]?js|ts|json))$/gm;
+  let previous: { path: string; start: number } | undefined;
+  for (const match of bundle.matchAll(header)) {
+    if (previous) found.push({ path: previous.path, text: bundle.slice(previous.start, match.index) });
+    previous = { path: match[1]!, start: match.index! + match[0].length };
+  }
+  if (previous) found.push({ path: previous.path, text: bundle.slice(previous.start) });
+  return found;
+}
+
+const escape = (name: string) => name.replace(/\$/g, '\\$');
+
+export interface BundleCalls {
+  /** IAM actions (`dynamodb:GetItem`, …) of the commands the bundle sends. */
+  actions: Set<string>;
+  /** Command classes the bundle defines, called or not (a check that the reading worked). */
+  defined: Set<string>;
+}
+
+/** The AWS API actions an esbuild bundle (not minified, SDK bundled) can call. */
+export function bundleCalls(bundle: string): BundleCalls {
+  const all = sections(bundle);
+  if (all.length === 0) throw new Error('No `// <path>` module headers in the bundle: is it minified?');
+
+  // Command classes of the service clients: variable name → IAM action(s).
+  const commands = new Map<string, string[]>();
+  // lib-dynamodb wrappers: variable name → the client command class they send.
+  const wrappers = new Map<string, string>();
+  for (const { path, text } of all) {
+    const client = /@aws-sdk\/client-([\w-]+)\/dist-[\w-]+\/commands\/(\w+)Command\.js$/.exec(path);
+    if (client) {
+      const name = /^var (\w+) = class extends /m.exec(text)?.[1];
+      if (!name) throw new Error(`${path}: no command class found`);
+      const prefix = IAM_PREFIX_OF_CLIENT[client[1]!] ?? client[1]!;
+      const operation = `${prefix}:${client[2]}`;
+      commands.set(name, ACTIONS_OF_OPERATION[operation] ?? [operation]);
+      continue;
+    }
+    if (/@aws-sdk\/lib-dynamodb\/dist-[\w-]+\/commands\/\w+Command\.js$/.test(path)) {
+      const name = /^var (\w+) = class extends /m.exec(text)?.[1];
+      const inner = /this\.clientCommand = new (\w+)\(/.exec(text)?.[1];
+      if (!name || !inner) throw new Error(`${path}: no wrapper class or client command found`);
+      wrappers.set(name, inner);
+    }
+  }
+
+  // Constructions outside the wrappers (whose `new <ClientCommand>(this.input)` runs only when the
+  // wrapper itself is constructed).
+  const outside = all
+    .filter(({ path }) => !/@aws-sdk\/lib-dynamodb\/dist-[\w-]+\/commands\//.test(path))
+    .map(({ text }) => text)
+    .join('\n');
+  const constructed = (name: string) => new RegExp(`\\bnew ${escape(name)}\\(`).test(outside);
+
+  const called = new Set<string>();
+  const send = (name: string) => {
+    const target = wrappers.get(name) ?? name;
+    for (const action of commands.get(target) ?? []) called.add(action);
+  };
+  for (const name of [...commands.keys(), ...wrappers.keys()]) if (constructed(name)) send(name);
+
+  // Paginators: `var paginateQuery = createPaginator(Client, QueryCommand2, …)`, called elsewhere.
+  for (const match of bundle.matchAll(/^var (\w+) = createPaginator\(\w+, (\w+),/gm)) {
+    const [, paginator, command] = match;
+    const calls = bundle.match(new RegExp(`\\b${escape(paginator!)}\\(`, 'g'))?.length ?? 0;
+    if (calls > 0) send(command!);
+  }
+
+  return { actions: called, defined: new Set([...commands.keys(), ...wrappers.keys()]) };
+}
