@@ -54,13 +54,20 @@ export async function sweepUnfinishedOrders(options: SweepOptions = {}): Promise
   const maxOrders = options.maxOrders ?? MAX_ORDERS_PER_SWEEP;
   const publish = options.publish ?? publishOrderEvent;
   const summary: SweepSummary = { due: 0, republishedPlaced: 0, republishedOutcome: 0, finished: 0, failed: 0, stuck: 0, stuckOrderIds: [] };
-  // Each shard gets an equal part of the cap, so a backlog in one cannot starve the others.
-  const perShard = Math.max(1, Math.ceil(maxOrders / SWEEP_SHARDS));
-  for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
-    for (const orderId of await dueOrderIds(`S${shard}`, now, perShard)) {
+  // Each shard gets an equal part of what is left of the cap, round after round, so a backlog in
+  // one shard cannot starve the others, and the cap is still used up when some shards have little.
+  const cursors = new Map<number, Record<string, unknown> | undefined>(Array.from({ length: SWEEP_SHARDS }, (_, shard) => [shard, undefined]));
+  while (cursors.size > 0 && summary.due < maxOrders) {
+    const share = Math.max(1, Math.ceil((maxOrders - summary.due) / cursors.size));
+    for (const [shard, cursor] of [...cursors]) {
       if (summary.due >= maxOrders) break;
-      summary.due += 1;
-      await sweepOrder(orderId, now, publish, summary);
+      const page = await dueOrderIds(`S${shard}`, now, Math.min(share, maxOrders - summary.due), cursor);
+      if (page.next) cursors.set(shard, page.next);
+      else cursors.delete(shard);
+      for (const orderId of page.ids) {
+        summary.due += 1;
+        await sweepOrder(orderId, now, publish, summary);
+      }
     }
   }
   if (summary.stuck > 0) {
@@ -72,10 +79,15 @@ export async function sweepUnfinishedOrders(options: SweepOptions = {}): Promise
   return summary;
 }
 
-/** The ids of a shard's orders whose sweep time has come, oldest first. */
-async function dueOrderIds(shard: string, now: Date, limit: number): Promise<string[]> {
+/** Up to `limit` ids of a shard's orders whose sweep time has come, oldest first, and where to go on. */
+async function dueOrderIds(
+  shard: string,
+  now: Date,
+  limit: number,
+  startKey: Record<string, unknown> | undefined,
+): Promise<{ ids: string[]; next: Record<string, unknown> | undefined }> {
   const ids: string[] = [];
-  let startKey: Record<string, unknown> | undefined;
+  let next = startKey;
   do {
     const page = await dynamoDbDocumentClient().send(
       new QueryCommand({
@@ -83,14 +95,14 @@ async function dueOrderIds(shard: string, now: Date, limit: number): Promise<str
         IndexName: 'UnfinishedOrders',
         KeyConditionExpression: 'sweepShard = :shard AND sweepDueAt <= :now',
         ExpressionAttributeValues: { ':shard': shard, ':now': now.toISOString() },
-        ExclusiveStartKey: startKey,
+        ExclusiveStartKey: next,
         Limit: Math.min(100, limit - ids.length),
       }),
     );
     ids.push(...(page.Items ?? []).map((item) => String(item.orderId)));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey && ids.length < limit);
-  return ids;
+    next = page.LastEvaluatedKey;
+  } while (next && ids.length < limit);
+  return { ids, next };
 }
 
 async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrderEvent, summary: SweepSummary): Promise<void> {

@@ -264,28 +264,9 @@ describe('log retention', () => {
 // ---------------------------------------------------------------------------------------------
 // Tables
 
-/** Tables without point-in-time recovery, and why (resources/tables.yml says it at length). */
-const NO_POINT_IN_TIME_RECOVERY: Record<string, string> = {
-  IdempotencyTable: 'records that expire within 24 hours: a restore, hours later, would hold only stale ones',
-  // Issue 11's card-data work (branch auth).
-  PaymentTokensTable: 'card tokens, deleted once the charge is decided: a backup would keep them 35 days more',
-};
+// Point-in-time recovery per table, with the reason where it is off: test/infra/wiring.test.ts.
 
 describe('tables', () => {
-  it('every table that holds state has point-in-time recovery; the idempotency table has not, nor any without a reason listed', () => {
-    const tables = resourcesOfType(dev.template, 'AWS::DynamoDB::Table');
-    expect(tables.map(([id]) => id)).toEqual(
-      expect.arrayContaining(['OrdersTable', 'PaymentsTable', 'ReservationsTable', 'ShipmentsTable', 'InventoryTable']),
-    );
-    const without = tables
-      .filter(([, r]) => r.Properties?.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled !== true)
-      .map(([id]) => id);
-    expect(without, 'tables without point-in-time recovery and no reason given').toEqual(
-      without.filter((id) => id in NO_POINT_IN_TIME_RECOVERY),
-    );
-    expect(without).toContain('IdempotencyTable');
-  });
-
   /** Tables whose loss loses orders or money: retained outside the throwaway stages. */
   const RETAINED = ['OrdersTable', 'PaymentsTable'];
   const retention = (stack: Packaged, id: string) => {

@@ -179,8 +179,8 @@ interface TableIntent {
   /**
    * Point-in-time recovery: on for every table whose items are the pipeline's state (orders, stock,
    * reservations, the payments ledger, shipments): lost or overwritten, nothing else rebuilds them.
-   * Off for idempotency records, which expire within a day and are only a shortcut over work the
-   * stages already do idempotently.
+   * Off for idempotency records and Idempotency-Key mappings, which expire within a day, and for
+   * card tokens, which must not outlive their use.
    */
   pitr: boolean;
 }
@@ -196,6 +196,10 @@ const TABLES: Record<string, TableIntent> = {
   ReservationsTable: { keys: [['orderId', 'S', 'HASH'], ['sku', 'S', 'RANGE']], indexes: {}, pitr: true },
   PaymentsTable: { keys: [['orderId', 'S', 'HASH'], ['entryId', 'S', 'RANGE']], indexes: {}, pitr: true },
   ShipmentsTable: { keys: [['orderId', 'S', 'HASH']], indexes: {}, pitr: true },
+  // The card token until the charge is decided: a backup would keep deleted tokens for 35 days.
+  PaymentTokensTable: { keys: [['orderId', 'S', 'HASH']], indexes: {}, ttl: 'expiresAt', pitr: false },
+  // Which order an Idempotency-Key names, for 24 hours.
+  OrderRequestsTable: { keys: [['requestKey', 'S', 'HASH']], indexes: {}, ttl: 'expiresAt', pitr: false },
 };
 
 const keySchema = (keys: Key[]) => keys.map(([AttributeName, , KeyType]) => ({ AttributeName, KeyType }));
