@@ -57,13 +57,16 @@ export function locateHandler(taskRoot: string, handler: string, extensions = ['
   throw new Error(`Runtime.ImportModuleError: cannot find module ${modulePath} (${extensions.join(', ')}) in ${taskRoot}`);
 }
 
-interface ZipEntry {
+export interface ZipEntry {
   name: string;
   data(): Buffer;
 }
 
-/** Reads the central directory of a zip (no ZIP64, no encryption: deployment packages are small). */
-function readZipEntries(zip: Buffer): ZipEntry[] {
+/**
+ * Reads the central directory of a zip (no ZIP64, no encryption: deployment packages are small).
+ * Also what the infra tests use to look at the very code `serverless package` ships.
+ */
+export function readZipEntries(zip: Buffer): ZipEntry[] {
   const END_OF_CENTRAL_DIRECTORY = 0x06054b50;
   const CENTRAL_FILE_HEADER = 0x02014b50;
   const LOCAL_FILE_HEADER = 0x04034b50;

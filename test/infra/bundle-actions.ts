@@ -9,41 +9,13 @@
 // A command class that is only defined is not a call: lib-dynamodb's paginators keep
 // QueryCommand and ScanCommand in every bundle that uses the document client, called or not.
 import { readFileSync } from 'node:fs';
-import { inflateRawSync } from 'node:zlib';
+import { readZipEntries } from '../../local/function-code.js';
 
 /** The text of one entry of a zip file (stored or deflated). */
 export function zipEntryText(file: string, name: string): string {
-  const zip = readFileSync(file);
-  let eocd = -1;
-  for (let i = zip.length - 22; i >= Math.max(0, zip.length - 22 - 0xffff); i--) {
-    if (zip.readUInt32LE(i) === 0x06054b50) {
-      eocd = i;
-      break;
-    }
-  }
-  if (eocd < 0) throw new Error(`${file} is not a zip file`);
-  const count = zip.readUInt16LE(eocd + 10);
-  let offset = zip.readUInt32LE(eocd + 16);
-  for (let n = 0; n < count; n++) {
-    if (zip.readUInt32LE(offset) !== 0x02014b50) throw new Error(`${file}: bad central directory entry`);
-    const method = zip.readUInt16LE(offset + 10);
-    const compressedSize = zip.readUInt32LE(offset + 20);
-    const nameLength = zip.readUInt16LE(offset + 28);
-    const extraLength = zip.readUInt16LE(offset + 30);
-    const commentLength = zip.readUInt16LE(offset + 32);
-    const localHeader = zip.readUInt32LE(offset + 42);
-    const entryName = zip.toString('utf8', offset + 46, offset + 46 + nameLength);
-    if (entryName === name) {
-      if (zip.readUInt32LE(localHeader) !== 0x04034b50) throw new Error(`${file}: bad local header for ${name}`);
-      const start = localHeader + 30 + zip.readUInt16LE(localHeader + 26) + zip.readUInt16LE(localHeader + 28);
-      const data = zip.subarray(start, start + compressedSize);
-      if (method === 0) return data.toString('utf8');
-      if (method === 8) return inflateRawSync(data).toString('utf8');
-      throw new Error(`${file}: ${name} uses compression method ${method}`);
-    }
-    offset += 46 + nameLength + extraLength + commentLength;
-  }
-  throw new Error(`${file} has no entry ${name}`);
+  const entry = readZipEntries(readFileSync(file)).find((candidate) => candidate.name === name);
+  if (!entry) throw new Error(`${file} has no entry ${name}`);
+  return entry.data().toString('utf8');
 }
 
 /**

@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { canListenOn, freePort } from '../support/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageStack } from '../../local/package-stack.js';
 import { startLocalPipeline } from '../../local/runtime.js';
@@ -39,22 +39,6 @@ function properties(template: CfnTemplate, id: string): Record<string, unknown> 
   const resource = template.Resources[id];
   if (!resource?.Properties) throw new Error(`No ${id} in the template`);
   return resource.Properties;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function canListenOn(port: number): Promise<boolean> {
-  const server = createServer();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 describe('a template AWS would refuse', () => {
