@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ZodError } from 'zod';
+import { maskCardData } from './card-data.js';
 import { customerIdSchema } from './order.js';
 
 // What the HTTP handlers share: JSON answers, and reading a request body the way API Gateway
@@ -15,8 +16,9 @@ export function jsonResponse(statusCode: number, body: unknown, headers: Record<
   };
 }
 
+/** An error answer; its message never carries card data, whatever of the request it quotes. */
 export function errorResponse(statusCode: number, error: string, message: string, extra: object = {}): HttpResult {
-  return jsonResponse(statusCode, { error, message, ...extra });
+  return jsonResponse(statusCode, { error, message: maskCardData(message), ...extra });
 }
 
 export function header(event: APIGatewayProxyEventV2, name: string): string | undefined {

@@ -1,6 +1,8 @@
 // The runtime's own output: one line per invocation (what ran, why, how it ended), plus the lines
 // the handlers write, prefixed with the function's name.
 
+import { maskCardData } from '../lib/card-data.js';
+
 export interface InvocationLine {
   function: string;
   /** What caused the invocation: `http POST /orders`, `sqs <queue>`, `schedule rate(1 minute)`. */
@@ -29,7 +31,8 @@ export function createInvocationLog(options: { quiet?: boolean; write?: (line: s
   }
   return {
     invocation(line) {
-      const parts = [`λ ${line.function}`, line.trigger];
+      // The trigger holds the request path, which is the client's text: no card data in the log.
+      const parts = [`λ ${line.function}`, maskCardData(line.trigger)];
       if (line.batchSize !== undefined) parts.push(`batch=${line.batchSize}`);
       if (line.failures !== undefined) parts.push(`failures=${line.failures}`);
       parts.push(`${line.durationMs}ms`);

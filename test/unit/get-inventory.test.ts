@@ -35,6 +35,13 @@ describe('GET /inventory/{sku}', () => {
     expect(JSON.parse(String(response.body))).toMatchObject({ error: 'NotFound', message: expect.stringContaining('SKU-NONE') });
   });
 
+  it('does not echo a card number someone put in the path', async () => {
+    const response = await handler(request('4111 1111 1111 1111'));
+    expect(response.statusCode).toBe(404);
+    expect(String(response.body)).not.toMatch(/4111.?1111.?1111/);
+    expect(JSON.parse(String(response.body)).message).toContain('****1111');
+  });
+
   it('answers 404 without a read for something that cannot be a sku', async () => {
     for (const sku of ['lower-case', '', undefined]) {
       expect((await handler(request(sku))).statusCode).toBe(404);
