@@ -102,7 +102,9 @@ export function sdkClientsOf(metafile: Metafile, dependencies: string[]): SdkCli
   const entry = Object.values(metafile.outputs).find((output) => output.entryPoint);
   if (!entry) throw new Error('The metafile has no entry point output');
   const found = new Map<string, SdkClient>();
-  for (const input of Object.keys(entry.inputs)) {
+  for (const [input, { bytesInOutput }] of Object.entries(entry.inputs)) {
+    // Imported, then shaken out entirely: not in the bundle.
+    if (bytesInOutput === 0) continue;
     const match = /node_modules\/(@aws-sdk\/(?:client-[\w-]+|lib-[\w-]+))\/dist-es\/(\w+Client)\.js$/.exec(input);
     if (!match || !dependencies.includes(match[1]!)) continue;
     found.set(`${match[1]} ${match[2]}`, { module: match[1]!, exportName: match[2]! });
