@@ -37,7 +37,7 @@ module.exports = (serverless) => [
           if (info.entryPoint) {
             const meta = path.join(target, relative.replace(/\.[cm]?js$/, '.meta.json'));
             fs.mkdirSync(path.dirname(meta), { recursive: true });
-            fs.writeFileSync(meta, `${JSON.stringify(result.metafile, null, 1)}\n`);
+            fs.writeFileSync(meta, JSON.stringify(result.metafile));
           }
           if (file.endsWith('.map') && options.sourcemap === 'external') {
             const moved = path.join(target, relative);
