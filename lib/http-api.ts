@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { ZodError } from 'zod';
+import type { core } from 'zod/mini';
 import { customerIdSchema } from './order.js';
 
 // What the HTTP handlers share: JSON answers, and reading a request body the way API Gateway
@@ -57,7 +57,7 @@ export interface ValidationIssue {
 }
 
 /** Zod issues as `field: message` pairs, the field written as a path such as items[0].quantity. */
-export function validationIssues(error: ZodError): ValidationIssue[] {
+export function validationIssues(error: core.$ZodError): ValidationIssue[] {
   return error.issues.map((issue) => {
     let field = '';
     for (const part of issue.path) {
