@@ -52,8 +52,8 @@ describe('tracing param', () => {
     for (const name of Object.keys(off.artifacts)) {
       // The detection sees what every bundle holds (else an empty answer would prove nothing).
       for (const bundle of [off_[name]!, on_[name]!]) {
-        expect(bundle.modules, `${name}: esbuild metafile`).toContain('@aws-lambda-powertools/logger');
-        expect(bundle.sources, `${name}: source map sources`).toContain('@aws-lambda-powertools/logger');
+        expect(bundle.modules, `${name}: esbuild metafile`).toContain('@aws-sdk/client-dynamodb');
+        expect(bundle.sources, `${name}: source map sources`).toContain('@aws-sdk/client-dynamodb');
       }
       for (const module of TRACING_MODULES) {
         expect(off_[name]!.modules, `${name} (tracing off) bundles ${module}`).not.toContain(module);
