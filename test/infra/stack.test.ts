@@ -114,11 +114,15 @@ describe('bundles', () => {
   /** Each function's zip at most (what Lambda downloads before a cold start). */
   const MAX_ZIP_BYTES = 400 * 1024;
 
-  it('every zip is at most 400 KB', () => {
-    const fns = lambdaFunctions(t, stack.stage);
-    expect(fns.length).toBe(7);
-    for (const fn of fns) expect(statSync(stack.artifacts[fn.key]!).size, `${fn.key}.zip bytes`).toBeLessThanOrEqual(MAX_ZIP_BYTES);
-  });
+  it('every zip is at most 400 KB, with tracing on too (the Tracer and the X-Ray SDK in every bundle)', () => {
+    for (const packaged of [stack, packageStack({ params: { tracing: 'true' } })]) {
+      const fns = lambdaFunctions(packaged.template, packaged.stage);
+      expect(fns.length).toBe(7);
+      for (const fn of fns) {
+        expect(statSync(packaged.artifacts[fn.key]!).size, `${fn.key}.zip bytes, tracing ${packaged.params.tracing}`).toBeLessThanOrEqual(MAX_ZIP_BYTES);
+      }
+    }
+  }, 180_000);
 
   it('are minified, tree-shaken ESM, with no source map named in them', () => {
     expect(String(stack.params.minify)).toBe('true');
