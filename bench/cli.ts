@@ -1,6 +1,6 @@
 // `npm run bench [-- --quick] [--orders N] [--concurrency 32,64] [--ceiling-orders N]
-//   [--idle-seconds S] [--cold-start-runs R]`: prints the tables and writes the whole result as
-// JSON to bench/results/<timestamp>.json.
+//   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only]`: prints the tables and writes the
+// whole result as JSON to bench/results/<timestamp>.json.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,12 +8,15 @@ import { decimalNumber, isMain, parseCommandLine, readCommandLine, wholeNumber, 
 import type { BenchOptions } from './run.js';
 
 const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
-  [--idle-seconds 25] [--cold-start-runs 7]
+  [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
-  against naive ones; --quick is a run of under a minute. Writes bench/results/<timestamp>.json.`;
+  against naive ones; --quick is a run of under a minute. --cold-start-only packages the stack and
+  measures its bundles' cold start alone (seconds). Writes bench/results/<timestamp>.json.`;
 
 export interface BenchCommandLine {
   help: boolean;
+  /** Package and measure cold start only: no pipeline, no load. */
+  coldStartOnly: boolean;
   options: Partial<BenchOptions>;
 }
 
@@ -28,6 +31,7 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
       'ceiling-orders': { type: 'string' },
       'idle-seconds': { type: 'string' },
       'cold-start-runs': { type: 'string' },
+      'cold-start-only': { type: 'boolean', default: false },
     },
   });
   const candidates: Partial<BenchOptions> = {
@@ -40,15 +44,15 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
   };
   // Only what was given: the run's defaults (or the quick ones) fill in the rest.
   const options = Object.fromEntries(Object.entries(candidates).filter(([, value]) => value !== undefined)) as Partial<BenchOptions>;
-  return { help: values.help, options };
+  return { help: values.help, coldStartOnly: values['cold-start-only'], options };
 }
 
-async function main({ help, options }: BenchCommandLine): Promise<void> {
+async function main({ help, coldStartOnly, options }: BenchCommandLine): Promise<void> {
   if (help) {
     console.log(usage);
     return;
   }
-  const [{ REPOSITORY_ROOT }, { formatReport }, { runBenchmark }] = await Promise.all([
+  const [{ REPOSITORY_ROOT }, { formatColdStart, formatReport }, { runBenchmark, runColdStartOnly }] = await Promise.all([
     import('../local/package-stack.js'),
     import('./report.js'),
     import('./run.js'),
@@ -76,10 +80,11 @@ async function main({ help, options }: BenchCommandLine): Promise<void> {
   };
 
   const started = Date.now();
-  const result = await runBenchmark(options);
+  const result = coldStartOnly ? await runColdStartOnly(options) : await runBenchmark(options);
   if (tty) process.stderr.write('\n');
-  process.stdout.write(formatReport(result));
-  const file = path.join(REPOSITORY_ROOT, 'bench', 'results', `${result.startedAt.replace(/[:.]/g, '-')}.json`);
+  process.stdout.write('coldStartOnly' in result ? `${formatColdStart(result.coldStart)}\n` : formatReport(result));
+  const suffix = coldStartOnly ? '-cold-start' : '';
+  const file = path.join(REPOSITORY_ROOT, 'bench', 'results', `${result.startedAt.replace(/[:.]/g, '-')}${suffix}.json`);
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`Wrote ${path.relative(process.cwd(), file)} (${Math.round((Date.now() - started) / 1000)} s)\n`);

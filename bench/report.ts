@@ -1,5 +1,6 @@
 // The benchmark's result as plain-text tables.
 
+import { SDK_FLOOR_GOAL, type ColdStartResult } from './cold-start.js';
 import type { BenchResult } from './run.js';
 
 function table(title: string, header: string[], rows: Array<Array<string | number>>): string {
@@ -105,13 +106,28 @@ export function formatReport(result: BenchResult): string {
     ),
   );
 
-  out.push(
-    table(
-      `Cold start: module initialisation (import in a fresh node, median of ${result.coldStart.runs}); empty handler ${result.coldStart.emptyHandlerInitMs} ms`,
-      ['function', 'zip KB', 'init ms', 'x empty'],
-      result.coldStart.functions.map((f) => [f.function, Math.round(f.zipBytes / 1024), f.initMs, `${f.vsEmpty}x`]),
-    ),
-  );
+  out.push(formatColdStart(result.coldStart));
   out.push('');
   return out.join('\n');
+}
+
+/** The cold start table: each bundle against an empty handler and against its SDK floor. */
+export function formatColdStart(coldStart: ColdStartResult): string {
+  const lines = [
+    table(
+      `Cold start: module initialisation (import in a fresh node, median of ${coldStart.runs}); empty handler ${coldStart.emptyHandlerInitMs} ms`,
+      ['function', 'zip KB', 'init ms', 'x empty', 'SDK floor ms', 'x floor', 'SDK clients in the floor'],
+      coldStart.functions.map((f) => [
+        f.function,
+        Math.round(f.zipBytes / 1024),
+        f.initMs,
+        `${f.vsEmpty}x`,
+        f.sdkFloorMs,
+        `${f.vsSdkFloor}x${f.vsSdkFloor > SDK_FLOOR_GOAL ? ' !' : ''}`,
+        f.sdkClients.join(', '),
+      ]),
+    ),
+    `  SDK floor: a bundle holding only the AWS SDK clients the function's bundle holds, built with the same esbuild options. Goal: x floor at most ${SDK_FLOOR_GOAL} (! above it).`,
+  ];
+  return lines.join('\n');
 }

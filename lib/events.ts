@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { orderIdSchema, orderItemSchema, shippingAddressSchema } from './order.js';
 
 // Every message on the order events topic is one of these, JSON in the message body, with its
@@ -9,7 +9,7 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 const envelope = {
   /** The event's identity: the same for every delivery and every republish of one event. */
-  eventId: z.string().min(1).max(200),
+  eventId: z.string().check(z.minLength(1), z.maxLength(200)),
   orderId: orderIdSchema,
   occurredAt: z.iso.datetime(),
 };
@@ -21,7 +21,7 @@ export const orderPlacedSchema = z.object({
   // card token, which it reads from the payment tokens table (lib/payment-tokens.ts).
   data: z.object({
     customerId: z.string(),
-    items: z.array(orderItemSchema).min(1),
+    items: z.array(orderItemSchema).check(z.minLength(1)),
     shippingAddress: shippingAddressSchema,
   }),
 });

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { ZodError } from 'zod';
+import type { core } from 'zod/mini';
 import { maskCardData } from './card-data.js';
 import { customerIdSchema } from './order.js';
 
@@ -59,7 +59,7 @@ export interface ValidationIssue {
 }
 
 /** Zod issues as `field: message` pairs, the field written as a path such as items[0].quantity. */
-export function validationIssues(error: ZodError): ValidationIssue[] {
+export function validationIssues(error: core.$ZodError): ValidationIssue[] {
   return error.issues.map((issue) => {
     let field = '';
     for (const part of issue.path) {

@@ -14,7 +14,7 @@ import { maskCardData } from './card-data.js';
  * inside its own scope instead (`withLogKeys`), and every line logged while it runs, in the
  * consumer or in the domain modules it calls, carries that record's keys.
  */
-const recordScope = new AsyncLocalStorage<LogAttributes>();
+const recordScope = /* @__PURE__ */ new AsyncLocalStorage<LogAttributes>();
 
 /** Masks card tokens and card numbers in every string value of a log line, whatever key it is under. */
 export function maskSecrets(_key: string, value: unknown): unknown {
@@ -54,7 +54,9 @@ function withRecordKeys(extraInput: LogItemExtraInput): LogItemExtraInput {
   return [{ ...keys }, ...extra];
 }
 
-export const logger: Logger = new PipelineLogger({ jsonReplacerFn: maskSecrets });
+// Pure, like `recordScope` and `metrics`: a bundle that never logs (getInventory) leaves the logger
+// out; making one has no effect anyone sees.
+export const logger: Logger = /* @__PURE__ */ new PipelineLogger({ jsonReplacerFn: maskSecrets });
 
 /**
  * Runs `fn` with `keys` on every log line it causes, nested scopes adding to their parent's keys.
@@ -74,9 +76,10 @@ export function appendLogKeys(keys: LogAttributes): void {
 /**
  * Metrics flushed by the handlers' logMetrics middleware, with the `service` dimension. The queue
  * consumers flush their own instance instead, which adds a `stage` dimension
- * (lib/queue-consumer.ts).
+ * (lib/queue-consumer.ts). Pure: a function that never emits metrics (getOrder) leaves Powertools
+ * Metrics out of its bundle.
  */
-export const metrics = new Metrics();
+export const metrics = /* @__PURE__ */ new Metrics();
 
 /**
  * A metric written at once, with the `service` dimension only (plus any added to it) whichever

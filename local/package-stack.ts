@@ -40,7 +40,7 @@ export const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TEMPLATE_FILE = 'cloudformation-template-update-stack.json';
 const FINGERPRINT_FILE = '.inputs.sha256';
 /** What `serverless package` reads: when none of it changed, neither does its output. */
-const INPUTS = ['serverless.yml', 'package.json', 'package-lock.json', 'tsconfig.json', 'resources', 'functions', 'lib'];
+const INPUTS = ['serverless.yml', 'package.json', 'package-lock.json', 'tsconfig.json', 'resources', 'functions', 'lib', 'packaging'];
 
 export async function packageStack(options: PackageStackOptions = {}): Promise<PackagedStack> {
   const stage = options.stage ?? 'local';

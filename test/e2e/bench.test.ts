@@ -38,7 +38,14 @@ describe('npm run bench --quick', () => {
     for (const fn of result.coldStart.functions) {
       expect(fn.zipBytes).toBeGreaterThan(0);
       expect(fn.initMs).toBeGreaterThan(0);
+      // Every function reads or writes DynamoDB; its SDK floor holds that client, and was measured.
+      expect(fn.sdkClients, fn.function).toContain('DynamoDBClient');
+      expect(fn.sdkFloorMs, fn.function).toBeGreaterThan(0);
+      expect(fn.vsSdkFloor, fn.function).toBeGreaterThan(0);
     }
+    const clients = Object.fromEntries(result.coldStart.functions.map((fn) => [fn.function, fn.sdkClients]));
+    expect(clients.getOrder).not.toContain('SNSClient');
+    expect(clients.payment).toEqual(expect.arrayContaining(['SNSClient', 'SQSClient']));
     expect(result.setup).toMatchObject({ cores: expect.any(Number), node: process.version });
     expect(result.prices.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
   }, 120_000);

@@ -1,22 +1,17 @@
 // Which AWS API actions a function's packaged bundle can call, read from the bundle itself.
 //
-// The bundles are esbuild output, not minified, with the AWS SDK bundled in: every module starts
+// It reads esbuild output that is not minified, with the AWS SDK bundled in: every module starts
 // with a `// <path>` line, so the SDK's command classes can be found by the file that defines them
 // (`@aws-sdk/client-dynamodb/dist-es/commands/GetItemCommand.js` defines `GetItemCommand`, maybe
-// renamed `GetItemCommand2` by esbuild). A command counts as called when the bundle constructs it
+// renamed `GetItemCommand2` by esbuild). The shipped bundles are minified (no such lines, names
+// mangled), so the tests read their readable twin: the same packaging with `--param=minify=false`,
+// which bundles.ts checks differs from it in nothing else (same esbuild options but minify, same
+// template, same modules in every bundle).
+// A command counts as called when the bundle constructs it
 // (`new GetItemCommand(`) anywhere but inside a lib-dynamodb wrapper, or constructs a wrapper that
 // sends it (`new GetCommand(` → GetItem), or calls a paginator over it (`paginateQuery(` → Query).
 // A command class that is only defined is not a call: lib-dynamodb's paginators keep
 // QueryCommand and ScanCommand in every bundle that uses the document client, called or not.
-import { readFileSync } from 'node:fs';
-import { readZipEntries } from '../../local/function-code.js';
-
-/** The text of one entry of a zip file (stored or deflated). */
-export function zipEntryText(file: string, name: string): string {
-  const entry = readZipEntries(readFileSync(file)).find((candidate) => candidate.name === name);
-  if (!entry) throw new Error(`${file} has no entry ${name}`);
-  return entry.data().toString('utf8');
-}
 
 /**
  * SDK operations whose IAM action has another name. SQS and SNS authorize a batch request with
@@ -64,7 +59,7 @@ export interface BundleCalls {
 /** The AWS API actions an esbuild bundle (not minified, SDK bundled) can call. */
 export function bundleCalls(bundle: string): BundleCalls {
   const all = sections(bundle);
-  if (all.length === 0) throw new Error('No `// <path>` module headers in the bundle: is it minified?');
+  if (all.length === 0) throw new Error('No `// <path>` module headers in the bundle: is it minified? Read its readable twin (bundles.ts)');
 
   // Command classes of the service clients: variable name → IAM action(s).
   const commands = new Map<string, string[]>();

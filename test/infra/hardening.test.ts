@@ -1,7 +1,8 @@
 // Stack hardening (issue 11): each property below is asserted on the packaged CloudFormation, and
 // the least-privilege check reads the packaged bundles themselves.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bundleCalls, zipEntryText } from './bundle-actions.js';
+import { bundleCalls } from './bundle-actions.js';
+import { bundleCode, differencesFromReadableTwin, readableTwin } from './bundles.js';
 import {
   actionsOf,
   asArray,
@@ -413,21 +414,25 @@ const CHECKED_SERVICES = ['dynamodb', 'sns', 'sqs'];
  */
 const EVENT_SOURCE_MAPPING_ACTIONS = ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'];
 
-function bundleOf(stack: Packaged, fn: LambdaFunction): string {
-  const handler = String(fn.resource.Properties?.Handler); // functions/createOrder.handler
-  return zipEntryText(stack.artifacts[fn.key]!, `${handler.slice(0, handler.lastIndexOf('.'))}.mjs`);
+/**
+ * The packaged bundles are minified; the calls are read from their readable twin (bundles.ts), the
+ * same packaging with `minify=false` and nothing else changed (checked below, for each bundle).
+ */
+function readableBundleOf(readable: Packaged, fn: LambdaFunction): string {
+  return bundleCode(readable, fn.key);
 }
 
 /**
- * `<function>: <action> on <resource>` for each checked action its role holds and its bundle never
- * calls, and how many granted actions were checked.
+ * `<function>: <action> on <resource>` for each checked action its role (in `stack`) holds and its
+ * bundle (read in `readable`, the readable twin of stack's bundles) never calls, and how many
+ * granted actions were checked.
  */
-function uncalledGrants(stack: Packaged): { found: string[]; checked: number } {
+function uncalledGrants(stack: Packaged, readable: Packaged): { found: string[]; checked: number } {
   const t = stack.template;
   const found: string[] = [];
   let checked = 0;
   for (const fn of lambdaFunctions(t, stack.stage)) {
-    const called = bundleCalls(bundleOf(stack, fn)).actions;
+    const called = bundleCalls(readableBundleOf(readable, fn)).actions;
     const mappedQueues = eventSourceMappings(t).filter((m) => m.functionId === fn.id).map((m) => m.queueId);
     for (const s of functionStatements(t, fn.id)) {
       if (s.Effect !== 'Allow') continue;
@@ -445,9 +450,18 @@ function uncalledGrants(stack: Packaged): { found: string[]; checked: number } {
   return { found, checked };
 }
 
+/** The packaging whose bundles a combination of params ships: only `tracing` changes them. */
+const bundlesFor = (params: Record<string, string>) => packageStack({ params: params.tracing ? { tracing: params.tracing } : {} });
+
 describe('least privilege, read from the bundles', () => {
+  it.each(['false', 'true'])('reads them in a readable twin that differs in minification alone (tracing=%s)', (tracing) => {
+    const shipped = bundlesFor({ tracing });
+    expect(differencesFromReadableTwin(shipped, readableTwin(shipped))).toEqual([]);
+  }, 180_000);
+
   it('reads the commands a bundle sends, not the ones it merely contains', () => {
-    const sent = (key: string) => bundleCalls(bundleOf(dev, functionByKey(dev.template, dev.stage, key)));
+    const readable = readableTwin(dev);
+    const sent = (key: string) => bundleCalls(readableBundleOf(readable, functionByKey(dev.template, dev.stage, key)));
     const createOrder = sent('createOrder');
     expect([...createOrder.actions]).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'sns:Publish']));
     // getOrder's bundle defines QueryCommand and ScanCommand (lib-dynamodb's paginators keep them)
@@ -461,7 +475,7 @@ describe('least privilege, read from the bundles', () => {
   });
 
   it('finds no uncalled action with tracing off (the default)', () => {
-    const { found, checked } = uncalledGrants(dev);
+    const { found, checked } = uncalledGrants(dev, readableTwin(dev));
     expect(found).toEqual([]);
     expect(checked, 'DynamoDB, SNS and SQS actions granted to the seven roles').toBeGreaterThan(20);
   });
@@ -492,9 +506,15 @@ const label = (params: Record<string, string>) =>
 
 describe.each(COMBINATIONS.map((params) => [label(params), params] as const))('with %s', (_label, params) => {
   let stack: Packaged;
+  let shipped: Packaged;
   beforeAll(() => {
     stack = packageStack({ params });
+    shipped = bundlesFor(params);
   }, 180_000);
+
+  it('ships the bundles of the packaging with the same tracing, byte for byte', () => {
+    for (const key of Object.keys(stack.artifacts)) expect(bundleCode(stack, key) === bundleCode(shipped, key), key).toBe(true);
+  });
 
   it('every IAM Resource, in every branch of every Fn::If, is an ARN (or a documented *)', () => {
     const { found, checked } = nonArnResources(stack.template);
@@ -504,6 +524,6 @@ describe.each(COMBINATIONS.map((params) => [label(params), params] as const))('w
   });
 
   it('no role holds a DynamoDB, SNS or SQS action its bundle never calls', () => {
-    expect(uncalledGrants(stack).found).toEqual([]);
+    expect(uncalledGrants(stack, readableTwin(shipped)).found).toEqual([]);
   });
 });

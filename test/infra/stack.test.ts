@@ -1,12 +1,15 @@
-// Outputs, stage-aware names, and how the functions are built and packaged.
-import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+// Outputs, stage-aware names, and how the functions are built and packaged (issue 12: small,
+// minified bundles with their source maps beside the zips).
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bundleCode, bundledModules, externalSourceMap, packageOf } from './bundles.js';
 import {
   deadLetterQueueOf,
   lambdaFunctions,
   packageProdWithOverrides,
   packageStack,
+  repoRoot,
   resourcesOfType,
   sourceQueues,
   targetId,
@@ -95,13 +98,86 @@ describe('functions', () => {
     expect(keys.size).toBe(fns.length);
   });
 
-  it("each zip holds only its own handler's bundle", () => {
+  it("each zip holds its own handler's bundle and nothing else: no source map", () => {
     for (const fn of lambdaFunctions(t, stack.stage)) {
       const handler = String(fn.resource.Properties?.Handler); // functions/createOrder.handler
       const file = `${handler.slice(0, handler.lastIndexOf('.'))}.mjs`;
       const entries = zipEntries(stack.artifacts[fn.key]!).filter((e) => !e.endsWith('/'));
-      expect(entries, `${fn.key} zip`).toContain(file);
-      expect(entries.filter((e) => e !== file && e !== `${file}.map`), `${fn.key} zip has more than its bundle`).toEqual([]);
+      expect(entries, `${fn.key} zip`).toEqual([file]);
+      expect(entries.filter((e) => e.endsWith('.map')), `${fn.key} zip holds a source map`).toEqual([]);
     }
   });
+});
+
+// Issue 12, bundles that start fast. Measured by `npm run bench -- --cold-start-only`.
+describe('bundles', () => {
+  /** Each function's zip at most (what Lambda downloads before a cold start). */
+  const MAX_ZIP_BYTES = 400 * 1024;
+
+  it('every zip is at most 400 KB, with tracing on too (the Tracer and the X-Ray SDK in every bundle)', () => {
+    for (const packaged of [stack, packageStack({ params: { tracing: 'true' } })]) {
+      const fns = lambdaFunctions(packaged.template, packaged.stage);
+      expect(fns.length).toBe(7);
+      for (const fn of fns) {
+        expect(statSync(packaged.artifacts[fn.key]!).size, `${fn.key}.zip bytes, tracing ${packaged.params.tracing}`).toBeLessThanOrEqual(MAX_ZIP_BYTES);
+      }
+    }
+  }, 180_000);
+
+  it('are minified, tree-shaken ESM, with no source map named in them', () => {
+    expect(String(stack.params.minify)).toBe('true');
+    expect(stack.params.sourcemap).toBe('external');
+    for (const fn of lambdaFunctions(t, stack.stage)) {
+      const code = bundleCode(stack, fn.key);
+      // esbuild writes a `// <module path>` line before each module unless it minifies.
+      expect(code.match(/^\/\/ \S+\.(?:[cm]?js|ts)$/gm) ?? [], `${fn.key}: module lines`).toEqual([]);
+      expect(code, fn.key).not.toMatch(/sourceMappingURL/);
+      expect(code, `${fn.key}: ESM`).toMatch(/^import\b/);
+    }
+  });
+
+  /** The app's dependencies (package.json) each function's code uses, and so its bundle holds. */
+  const USES: Record<string, string[]> = {
+    createOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'uuid', 'zod'],
+    getOrder: ['logger', 'client-dynamodb', 'lib-dynamodb', '@middy/core', 'zod'],
+    getInventory: ['client-dynamodb', 'lib-dynamodb', 'zod'],
+    inventory: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
+    payment: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'cockatiel', 'zod'],
+    shipping: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
+    sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
+  };
+  const fullName = (short: string) =>
+    ['logger', 'metrics', 'batch', 'idempotency', 'tracer', 'parser'].includes(short)
+      ? `@aws-lambda-powertools/${short}`
+      : /^(client|lib)-/.test(short) ? `@aws-sdk/${short}` : short;
+
+  it('hold no dependency their function does not use (tree-shaken: the AWS SDK clients it calls, no other)', () => {
+    const dependencies = Object.keys(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).dependencies);
+    const fns = lambdaFunctions(t, stack.stage);
+    expect(fns.map((fn) => fn.key).sort()).toEqual(Object.keys(USES).sort());
+    for (const fn of fns) {
+      const held = new Set(bundledModules(stack, fn.key).map(packageOf));
+      expect(dependencies.filter((d) => held.has(d)).sort(), fn.key).toEqual(USES[fn.key]!.map(fullName).sort());
+    }
+  });
+
+  it("writes each bundle's source map and metafile beside the zips, for the bundle it maps", () => {
+    for (const fn of lambdaFunctions(t, stack.stage)) {
+      const map = externalSourceMap(stack, fn.key);
+      expect(map?.mappings, `${fn.key}: esbuild/functions/${fn.key}.mjs.map`).toBeTruthy();
+      expect(map!.sources.some((source) => source.endsWith(`functions/${fn.key}.ts`)), `${fn.key}: map sources`).toBe(true);
+      expect(bundledModules(stack, fn.key), `${fn.key}: metafile`).toContain(`functions/${fn.key}.ts`);
+    }
+  });
+
+  it('with sourcemap=linked, each zip holds its map too, named by the bundle (for --enable-source-maps)', () => {
+    const linked = packageStack({ params: { sourcemap: 'linked' } });
+    expect(linked.template.Resources.CreateOrderLambdaFunction?.Properties?.Environment?.Variables?.NODE_OPTIONS).toBe('--enable-source-maps');
+    for (const fn of lambdaFunctions(linked.template, linked.stage)) {
+      const file = `functions/${fn.key}.mjs`;
+      expect(zipEntries(linked.artifacts[fn.key]!).filter((e) => !e.endsWith('/')).sort(), fn.key).toEqual([file, `${file}.map`]);
+      expect(bundleCode(linked, fn.key).trimEnd(), fn.key).toMatch(new RegExp(`//# sourceMappingURL=${fn.key}\\.mjs\\.map$`));
+      expect(externalSourceMap(linked, fn.key), `${fn.key}: no map beside the zips`).toBeUndefined();
+    }
+  }, 180_000);
 });

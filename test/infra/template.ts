@@ -62,11 +62,16 @@ export interface PackageOptions {
 
 export interface Packaged {
   stage: string;
-  /** Folder holding the template, serverless-state.json and the function zips. */
+  /**
+   * Folder holding the template, serverless-state.json and the function zips, and in `esbuild/`
+   * each bundle's metafile and external source map (packaging/esbuild-plugins.cjs).
+   */
   dir: string;
   template: Template;
   /** serverless.yml `params.default`, then `params.<stage>`, then `options.params`. */
   params: Record<string, Json>;
+  /** `options.params` alone: what this packaging was asked to change. */
+  overrides: Record<string, string | number>;
   /** Function key in serverless.yml (createOrder, …) → its zip artifact. */
   artifacts: Record<string, string>;
 }
@@ -153,6 +158,7 @@ export function packageStack(options: PackageOptions = {}): Packaged {
     dir,
     template,
     params: { ...params.default, ...params[stage], ...overrides },
+    overrides,
     artifacts,
   };
   cache.set(key, packaged);

@@ -1,9 +1,12 @@
 // The `tracing` param: X-Ray active tracing on every function, the X-Ray actions on every
 // function's role, and the Powertools Tracer in the bundles; none of it when off (the default). The
-// bundles are read out of the packaged zips: what is in them, not how much they weigh.
+// bundles are read as they ship (bundles.ts): the code out of the packaged zips, and what esbuild
+// put in them from the metafile and the source map the packaging writes beside the zips. What is in
+// them, not how much they weigh. The bundles are minified; the metafile and the map name every
+// module all the same.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bundleCode, bundledModules, externalSourceMap, packageOf } from './bundles.js';
 import { actionsOf, functionStatements, lambdaFunctions, packageStack, type Packaged, type Statement } from './template.js';
-import { zipFiles } from './zip-contents.js';
 
 const XRAY_ACTIONS = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
@@ -49,8 +52,8 @@ describe('tracing param', () => {
     for (const name of Object.keys(off.artifacts)) {
       // The detection sees what every bundle holds (else an empty answer would prove nothing).
       for (const bundle of [off_[name]!, on_[name]!]) {
-        expect(bundle.modules, `${name}: esbuild module markers`).toContain('@aws-lambda-powertools/logger');
-        expect(bundle.sources, `${name}: source map sources`).toContain('@aws-lambda-powertools/logger');
+        expect(bundle.modules, `${name}: esbuild metafile`).toContain('@aws-sdk/client-dynamodb');
+        expect(bundle.sources, `${name}: source map sources`).toContain('@aws-sdk/client-dynamodb');
       }
       for (const module of TRACING_MODULES) {
         expect(off_[name]!.modules, `${name} (tracing off) bundles ${module}`).not.toContain(module);
@@ -67,31 +70,26 @@ describe('tracing param', () => {
 const TRACING_MODULES = ['@aws-lambda-powertools/tracer', 'aws-xray-sdk-core'];
 
 interface Bundle {
-  /** The bundle's code (functions/<name>.mjs). */
+  /** The bundle's code (functions/<name>.mjs in the zip). */
   code: string;
-  /** Packages esbuild put in the bundle: its `// …/node_modules/<package>/…` marker before each module. */
+  /** Packages esbuild put in the bundle, from its metafile. */
   modules: string[];
   /** Packages the bundle's source map lists sources of. */
   sources: string[];
 }
 
-function packageOf(path: string): string | undefined {
-  return /node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\/(?!.*node_modules\/)/.exec(path)?.[1];
-}
-
-/** What each function's zip holds: its bundle's code and the packages in it, read from the zip itself. */
+/** What each function's zip holds: its bundle's code, and the packages in it. */
 function bundledPackages(packaged: Packaged): Record<string, Bundle> {
+  const unique = (names: Array<string | undefined>) => [...new Set(names.filter((n): n is string => n !== undefined))].sort();
   const bundles: Record<string, Bundle> = {};
-  for (const [name, artifact] of Object.entries(packaged.artifacts)) {
-    const files = zipFiles(artifact);
-    const code = files.find((f) => f.name === `functions/${name}.mjs`);
-    const map = files.find((f) => f.name === `functions/${name}.mjs.map`);
-    if (!code || !map) throw new Error(`${artifact} holds no functions/${name}.mjs and its source map`);
-    const text = code.content.toString('utf8');
-    const markers = [...text.matchAll(/^\/\/ (\S*node_modules\/\S+)$/gm)].map((m) => packageOf(m[1]!));
-    const sources = (JSON.parse(map.content.toString('utf8')) as { sources: string[] }).sources.map(packageOf);
-    const unique = (names: Array<string | undefined>) => [...new Set(names.filter((n): n is string => n !== undefined))].sort();
-    bundles[name] = { code: text, modules: unique(markers), sources: unique(sources) };
+  for (const name of Object.keys(packaged.artifacts)) {
+    const map = externalSourceMap(packaged, name);
+    if (!map) throw new Error(`${packaged.dir} holds no source map of ${name} beside the zips`);
+    bundles[name] = {
+      code: bundleCode(packaged, name),
+      modules: unique(bundledModules(packaged, name).map(packageOf)),
+      sources: unique(map.sources.map(packageOf)),
+    };
   }
   return bundles;
 }

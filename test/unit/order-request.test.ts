@@ -40,6 +40,20 @@ describe('parseOrderRequest', () => {
     expect(result.message).toContain(field);
   });
 
+  // lib/order.ts is zod/mini, which loads no locale: without the English one it configures, every
+  // message zod writes itself would read "Invalid input". (No other zod is loaded in this file.)
+  it("words zod's own messages in English", () => {
+    const result = parse({ ...validOrder, items: [{ sku: 'SKU-1', quantity: 0 }, { sku: 'SKU-2', quantity: 1001 }], payment: { token: 7 } });
+    expect(result).toMatchObject({
+      ok: false,
+      issues: [
+        { field: 'items[0].quantity', message: 'Too small: expected number to be >=1' },
+        { field: 'items[1].quantity', message: 'Too big: expected number to be <=1000' },
+        { field: 'payment.token', message: 'Invalid input: expected string, received number' },
+      ],
+    });
+  });
+
   // Card numbers: Luhn-valid runs of 13-19 digits, with or without spaces or dashes.
   const PANS = ['4111111111111111', '4111 1111 1111 1111', '5555-5555-5555-4444', '378282246310005', '6011000990139424'];
   const PAN_FIELDS: Array<[string, (pan: string) => unknown]> = [
