@@ -114,8 +114,9 @@ async function main(): Promise<void> {
       `  State:     ${runtimeStatePath()}   (npm run status and npm run redrive read it)`,
       '',
       'Place an order as customer cus_1 (the routes under /orders want a token: npm run token -- --customer <id>):',
-      `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' ${bearer} -d '${JSON.stringify(order)}'`,
-      `  curl -s ${pipeline.apiUrl}/orders/<orderId> ${bearer}        # its status as inventory, payment and shipping decide`,
+      `  curl -s -X POST '${pipeline.apiUrl}/orders' -H 'content-type: application/json' ${bearer} -d '${JSON.stringify(order)}'`,
+      // The URL quoted: pasted into a shell before the id is filled in, <orderId> is not a redirect.
+      `  curl -s '${pipeline.apiUrl}/orders/<orderId>' ${bearer}        # its status as inventory, payment and shipping decide`,
       '',
       'Look at a queue:',
       `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstQueue?.url ?? '<queue url>'}`,

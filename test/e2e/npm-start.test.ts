@@ -130,7 +130,7 @@ describe('npm start', () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
     const lines = run.output().split('\n').map((line) => line.trim());
-    const post = lines.find((line) => /^curl .*-X POST .*\/orders /.test(line));
+    const post = lines.find((line) => /^curl .*-X POST .*\/orders'? /.test(line));
     const get = lines.find((line) => line.startsWith('curl ') && line.includes('/orders/<orderId>'))?.replace(/#.*$/, '');
     expect(post, 'the banner has a POST curl').toBeDefined();
     expect(get, 'the banner has a GET curl').toBeDefined();
@@ -148,6 +148,20 @@ describe('npm start', () => {
       30_000,
     );
     expect(view).toMatchObject({ status: 'CONFIRMED', customerId: 'cus_1' });
+    // The GET pasted before filling the id in, comment and all: bash does not take <orderId> for an
+    // input redirect ("orderId: No such file or directory"), and the API says what is wrong (400).
+    const getLine = lines.find((line) => line.startsWith('curl ') && line.includes('/orders/<orderId>'))!;
+    expect(getLine).toContain(`'${run.state.apiUrl}/orders/<orderId>'`);
+    expect(post).toContain(`'${run.state.apiUrl}/orders'`);
+    const unfilled = await shell(getLine).then(
+      ({ stdout, stderr }) => ({ stdout, stderr }),
+      (error: { stdout: string; stderr: string }) => error,
+    );
+    expect(unfilled.stderr).toBe('');
+    expect(JSON.parse(unfilled.stdout)).toMatchObject({ error: 'ValidationError', message: expect.stringMatching(/^orderId: /) });
+    const bearer = /-H 'authorization: Bearer ([^']+)'/.exec(getLine)![1]!;
+    const unfilledStatus = await fetch(`${run.state.apiUrl}/orders/<orderId>`, { headers: { authorization: `Bearer ${bearer}` } });
+    expect(unfilledStatus.status).toBe(400);
 
     // Another customer's token, from the tool: a valid token, and still not cus_1's order.
     const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, ...toolEnv } = env;
