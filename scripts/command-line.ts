@@ -13,13 +13,39 @@ export class UsageError extends Error {
 
 type CommandLineConfig = Omit<ParseArgsConfig, 'args' | 'strict'>;
 
-/** parseArgs with strict: true; its errors become UsageErrors with a short message. */
+/** A value that reads as a negative number (`-60`, `-0.5`), and so not as a flag. */
+const NEGATIVE_NUMBER = /^-(\d+(\.\d*)?|\.\d+)$/;
+
+/**
+ * parseArgs with strict: true; its errors become UsageErrors with a short message.
+ * `negativeNumbers` names the options (without `--`) whose value may be a negative number:
+ * parseArgs refuses `--expires-in -60` as ambiguous (a value starting with `-`), so for those
+ * options alone a following argument that reads as a negative number is joined to the flag
+ * (`--expires-in=-60`, which parseArgs takes).
+ */
 export function parseCommandLine<const T extends CommandLineConfig>(
   args: string[],
   config: T,
+  { negativeNumbers = [] }: { negativeNumbers?: readonly string[] } = {},
 ): ReturnType<typeof parseArgs<T & { args: string[]; strict: true }>> {
+  const joined: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') {
+      // Everything after `--` is positional, left as it is.
+      joined.push(...args.slice(index));
+      break;
+    }
+    const next = args[index + 1];
+    if (arg.startsWith('--') && negativeNumbers.includes(arg.slice(2)) && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index++;
+    } else {
+      joined.push(arg);
+    }
+  }
   try {
-    return parseArgs({ ...config, args, strict: true });
+    return parseArgs({ ...config, args: joined, strict: true });
   } catch (error) {
     throw new UsageError(describeParseError(error));
   }
@@ -58,12 +84,13 @@ export interface TargetFlags {
 }
 
 /**
- * A whole number within bounds, or undefined when the flag was not given. Digits only: `1e3`,
- * `0x10`, `2.0` and an empty value are refused rather than read as numbers.
+ * A whole number within bounds, or undefined when the flag was not given. Digits only, after a
+ * `-` when the bounds allow negatives: `1e3`, `0x10`, `2.0`, `+1` and an empty value are refused
+ * rather than read as numbers.
  */
 export function wholeNumber(flag: string, raw: string | undefined, bounds: { min: number; max?: number }): number | undefined {
   if (raw === undefined) return undefined;
-  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  const value = (bounds.min < 0 ? /^-?\d+$/ : /^\d+$/).test(raw) ? Number(raw) : Number.NaN;
   const range = bounds.max === undefined ? `at least ${bounds.min}` : `from ${bounds.min} to ${bounds.max}`;
   if (!Number.isSafeInteger(value) || value < bounds.min || (bounds.max !== undefined && value > bounds.max)) {
     throw new UsageError(`${flag} must be a whole number ${range}, not ${JSON.stringify(raw)}`);

@@ -171,6 +171,12 @@ describe('npm start', () => {
     expect(asOther.status).toBe(404);
     const without = await fetch(`${run.state.apiUrl}/orders/${placed.orderId}`);
     expect(without.status).toBe(401);
+    // An expired one, as the README shows it: a negative --expires-in, after a space or an `=`.
+    for (const expiresIn of [['--expires-in', '-60'], ['--expires-in=-60']]) {
+      const expired = (await tool('scripts/token.ts', ['--customer', 'cus_1', ...expiresIn], toolEnv)).stdout.trim();
+      const asExpired = await fetch(`${run.state.apiUrl}/orders/${placed.orderId}`, { headers: { authorization: `Bearer ${expired}` } });
+      expect(asExpired.status).toBe(401);
+    }
 
     process.kill(run.state.pid, 'SIGTERM');
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
