@@ -159,6 +159,22 @@ export function readCommandLine<T>(usage: string, read: () => T): T {
   }
 }
 
+/** True when `error`, or an error it was caused by, is a refused connection (nothing listens there). */
+export function isConnectionRefused(error: unknown): boolean {
+  // fetch wraps it (TypeError: fetch failed, with the cause); the AWS SDK passes it on as it is.
+  for (let depth = 0, cause = error; depth < 5 && typeof cause === 'object' && cause !== null; depth++) {
+    if ((cause as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+    if (cause instanceof AggregateError && cause.errors.some(isConnectionRefused)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** What a tool says when nothing answers where it looked for `npm start`: where, and what to do. */
+export function noLocalRuntime(address: string, nameIt: string): string {
+  return `No local runtime answers at ${address}: start it with \`npm start\`, or name the one running with ${nameIt}.`;
+}
+
 /** True when the module at `moduleUrl` is the script node was started with (not imported by a test). */
 export function isMain(moduleUrl: string): boolean {
   return process.argv[1] !== undefined && moduleUrl === pathToFileURL(process.argv[1]).href;

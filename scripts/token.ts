@@ -1,4 +1,4 @@
-import { httpUrl, isMain, nonEmpty, parseCommandLine, readCommandLine, UsageError, wholeNumber } from './command-line.js';
+import { httpUrl, isMain, noLocalRuntime, nonEmpty, parseCommandLine, readCommandLine, UsageError, wholeNumber } from './command-line.js';
 
 // npm run token -- --customer cus_1 [--expires-in 3600] [--api URL]
 
@@ -52,7 +52,7 @@ async function main(commandLine: TokenCommandLine): Promise<void> {
   try {
     response = await fetch(`${api}/_local/token?${query}`);
   } catch {
-    process.stderr.write(`No local runtime answers at ${api}: start it with \`npm start\` (or name it with --api).\n`);
+    process.stderr.write(`${noLocalRuntime(api, 'PORT or --api URL')}\n`);
     process.exit(1);
   }
   const answer = (await response.json()) as { token?: string; message?: string };

@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../../bench/cli.js';
 import { REPOSITORY_ROOT } from '../../local/package-stack.js';
+import { freePort } from '../support/ports.js';
 import { parseChaosArgs } from '../../scripts/chaos.js';
 import { parseCommandLine, UsageError, wholeNumber } from '../../scripts/command-line.js';
 import { parseRedriveArgs } from '../../scripts/redrive.js';
@@ -204,3 +207,40 @@ describe('npm run status', () => {
   }, 40_000);
 });
 
+describe('with no local runtime running', () => {
+  /** The tool run as `npm run` runs it, against ports nothing listens on, and with no state file. */
+  async function runAlone(script: string, args: string[]) {
+    // Without the variable vitest sets: the tool must quiet the AWS SDK itself.
+    const { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: _, SQS_ENDPOINT: __, LOCAL_STAGE: ___, ...inherited } = process.env;
+    const [port, sqsPort] = [await freePort(), await freePort()];
+    const env = { ...inherited, PORT: String(port), SQS_PORT: String(sqsPort), LOCAL_RUNTIME_STATE_FILE: path.join(tmpdir(), `no-runtime-${process.pid}.json`) };
+    const failure = await promisify(execFile)('npx', ['tsx', script, ...args], { cwd: REPOSITORY_ROOT, env, timeout: 30_000 }).then(
+      () => undefined,
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failure, `${script} failed`).toBeDefined();
+    return { ...failure!, port, sqsPort };
+  }
+
+  it('npm run status says no runtime answers, where, and how to start or name one; no SDK warning', async () => {
+    const { code, stdout, stderr, port } = await runAlone('scripts/status.ts', []);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`No local runtime answers at http://127.0.0.1:${port}`);
+    expect(stderr).toContain('npm start');
+    expect(stderr).toContain('--api');
+    expect(stderr).not.toContain('NodeVersionSupportWarning');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  }, 40_000);
+
+  it('npm run redrive says no runtime answers, where, and how to start or name one; no SDK warning', async () => {
+    const { code, stdout, stderr, sqsPort } = await runAlone('scripts/redrive.ts', ['payment', '--dry-run']);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`No local runtime answers at http://127.0.0.1:${sqsPort}`);
+    expect(stderr).toContain('npm start');
+    expect(stderr).toContain('SQS_PORT');
+    expect(stderr).not.toContain('NodeVersionSupportWarning');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  }, 40_000);
+});
