@@ -1,7 +1,8 @@
 // `npm start`: the whole pipeline on this machine. Ports come from PORT (HTTP API, 3000),
 // SQS_PORT (SNS and SQS, 4566) and DYNAMODB_PORT (4567); LOCAL_SCHEDULE_SCALE speeds schedules up;
 // LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles. Where it
-// listens goes to .cache/local-runtime.json (local/runtime-state.ts), for npm run redrive and status.
+// listens is added to .cache/local-runtime.json (local/runtime-state.ts), next to any other npm
+// start running on other ports, for npm run status, redrive and token; its entry goes when it stops.
 // It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
 
 import { createServer } from 'node:net';
@@ -49,7 +50,7 @@ function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoEx
   if (error.code !== 'EADDRINUSE') {
     return new StartRefused(`cannot listen on 127.0.0.1:${port} (${variable}, ${what}): ${error.code ?? error.message}; set ${variable} to another port`);
   }
-  const other = readRuntimeState();
+  const other = readRuntimeState(runtimeStatePath(), {});
   const pid = other && other.pid !== process.pid ? ` (pid ${other.pid} since ${other.startedAt})` : '';
   const elsewhere = port + 10 <= 65535 ? port + 10 : port - 10;
   return new StartRefused(
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   const readyMs = Math.round(performance.now());
 
   writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage });
-  // Whatever way this process ends, the file no longer says a runtime listens there.
+  // Whatever way this process ends, the file no longer says a runtime listens there (others' entries stay).
   process.on('exit', () => removeRuntimeState());
 
   const order = {
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
       `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
       `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
       `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
-      `  State:     ${runtimeStatePath()}   (npm run status and npm run redrive read it)`,
+      `  State:     ${runtimeStatePath()}   (npm run status, redrive and token read it)`,
       '',
       'Place an order as customer cus_1 (the routes under /orders want a token: npm run token -- --customer <id>):',
       `  curl -s -X POST '${pipeline.apiUrl}/orders' -H 'content-type: application/json' ${bearer} -d '${JSON.stringify(order)}'`,

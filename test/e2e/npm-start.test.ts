@@ -38,8 +38,9 @@ function alive(pid: number): boolean {
   }
 }
 
-function readState(file: string): LocalRuntimeState | undefined {
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as LocalRuntimeState) : undefined;
+/** The runtimes the state file lists, as written: every one that runs, oldest first. */
+function readStates(file: string): LocalRuntimeState[] {
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runtimes: LocalRuntimeState[] }).runtimes : [];
 }
 
 async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
@@ -74,7 +75,7 @@ async function npmStart(env: Awaited<ReturnType<typeof runEnvironment>>) {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await until('npm start to be ready', () => output.includes('Order Pipeline is ready') || child.exitCode !== null, 90_000);
   if (!output.includes('Order Pipeline is ready')) throw new Error(`npm start did not start:\n${output}`);
-  const state = readState(env.LOCAL_RUNTIME_STATE_FILE)!;
+  const state = readStates(env.LOCAL_RUNTIME_STATE_FILE).find((entry) => entry.apiUrl === `http://127.0.0.1:${env.PORT}`)!;
   const ports = [env.PORT, env.SQS_PORT, env.DYNAMODB_PORT].map(Number);
   return { child, exited, state, ports, output: () => output };
 }
@@ -125,6 +126,38 @@ describe('npm start', () => {
     expect(await run.exited).toBe(0);
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 180_000);
+
+  it('runs twice at once on other ports, and the tools still find the first once the second stops', async () => {
+    const firstEnv = await runEnvironment();
+    // The same state file, as two npm starts in one checkout share .cache/local-runtime.json.
+    const secondEnv = { ...(await runEnvironment()), LOCAL_RUNTIME_STATE_FILE: firstEnv.LOCAL_RUNTIME_STATE_FILE };
+    const stateFile = firstEnv.LOCAL_RUNTIME_STATE_FILE;
+    const first = await npmStart(firstEnv);
+    const second = await npmStart(secondEnv);
+    expect(readStates(stateFile).map((entry) => entry.pid)).toEqual([first.state.pid, second.state.pid]);
+
+    const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, ...toolEnv } = firstEnv;
+    // Both running: with no port named, the one started last; PORT names the other, and its SQS comes with it.
+    expect((await tool('scripts/status.ts', [], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${secondEnv.PORT}`);
+    const redriveFirst = await tool('scripts/redrive.ts', ['payment', '--dry-run'], { ...toolEnv, PORT: firstEnv.PORT });
+    expect(redriveFirst.stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.SQS_PORT}, stage local`);
+
+    process.kill(second.state.pid, 'SIGTERM');
+    expect(await second.exited).toBe(0);
+    await until('the second runtime to exit', () => !alive(second.state.pid), 15_000);
+    // Its entry gone, the first's left: status, redrive and token find the first with no port given.
+    expect(readStates(stateFile).map((entry) => entry.pid)).toEqual([first.state.pid]);
+    expect((await tool('scripts/status.ts', [], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.PORT}`);
+    expect((await tool('scripts/redrive.ts', ['payment', '--dry-run'], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.SQS_PORT}, stage local`);
+    const token = (await tool('scripts/token.ts', ['--customer', 'cus_1'], toolEnv)).stdout.trim();
+    // A token the first runtime's issuer signed: past its authorizer, to a 404 for an order nobody placed.
+    const unknownOrder = await fetch(`${first.state.apiUrl}/orders/ord_${'0'.repeat(32)}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(unknownOrder.status).toBe(404);
+
+    process.kill(first.state.pid, 'SIGTERM');
+    expect(await first.exited).toBe(0);
+    await expectFullyStopped(first, stateFile);
+  }, 240_000);
 
   it('prints curls that work as pasted (with a token for cus_1), and npm run token makes one for anyone else', async () => {
     const env = await runEnvironment();
@@ -206,7 +239,7 @@ describe('npm start', () => {
     expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use: another npm start is probably running`));
     // The refused ones left the first alone, and its state file.
     expect(alive(run.state.pid)).toBe(true);
-    expect(readState(env.LOCAL_RUNTIME_STATE_FILE)?.pid).toBe(run.state.pid);
+    expect(readStates(env.LOCAL_RUNTIME_STATE_FILE).map((entry) => entry.pid)).toEqual([run.state.pid]);
 
     process.kill(run.state.pid, 'SIGINT');
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
