@@ -9,15 +9,8 @@ import { createServer } from 'node:net';
 import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
 import { watchLauncher } from './launcher-watch.js';
 import { startLocalPipeline, type LocalPipeline } from './runtime.js';
-import { readRuntimeState, removeRuntimeState, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
-
-/** The port variables, what listens on each, and their defaults. */
-const PORTS = [
-  { variable: 'PORT', what: 'HTTP API', fallback: 3000 },
-  { variable: 'SQS_PORT', what: 'SNS and SQS', fallback: 4566 },
-  { variable: 'DYNAMODB_PORT', what: 'DynamoDB', fallback: 4567 },
-] as const;
-type PortVariable = (typeof PORTS)[number]['variable'];
+import { alternativePorts, PORTS, portInUseMessage, type PortVariable } from './port-conflict.js';
+import { readRuntimeStates, removeRuntimeState, runtimeOnPort, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
 
 /** A start-up problem the user can fix: printed as one line, without a stack trace. */
 class StartRefused extends Error {}
@@ -44,18 +37,26 @@ async function listenProblem(port: number): Promise<NodeJS.ErrnoException | unde
   });
 }
 
-/** One line: the port, the variable that moves it, and the likely cause. */
-function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoException): StartRefused {
+/**
+ * One line: the port, the variable that moves it, what holds it (an npm start only if the state
+ * file lists one on that port), and a command that moves it to a free port, keeping the others.
+ */
+async function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoException, ports: Record<PortVariable, number>): Promise<StartRefused> {
   const { what } = PORTS.find((entry) => entry.variable === variable)!;
   if (error.code !== 'EADDRINUSE') {
     return new StartRefused(`cannot listen on 127.0.0.1:${port} (${variable}, ${what}): ${error.code ?? error.message}; set ${variable} to another port`);
   }
-  const other = readRuntimeState(runtimeStatePath(), {});
-  const pid = other && other.pid !== process.pid ? ` (pid ${other.pid} since ${other.startedAt})` : '';
-  const elsewhere = port + 10 <= 65535 ? port + 10 : port - 10;
-  return new StartRefused(
-    `port ${port} (${variable}, ${what}) is already in use: another npm start is probably running${pid}. Stop it, or set ${variable} to another port: ${variable}=${elsewhere} npm start`,
-  );
+  const holder = runtimeOnPort(port, readRuntimeStates().filter((state) => state.pid !== process.pid));
+  const otherPorts = PORTS.filter((entry) => entry.variable !== variable).map((entry) => ports[entry.variable]);
+  const candidates = alternativePorts(port, otherPorts);
+  let alternative = candidates[0] ?? 0;
+  for (const candidate of candidates) {
+    if ((await listenProblem(candidate)) === undefined) {
+      alternative = candidate;
+      break;
+    }
+  }
+  return new StartRefused(portInUseMessage({ variable, port, holder, alternative, env: process.env }));
 }
 
 async function main(): Promise<void> {
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
   for (const { variable } of PORTS) {
     if (ports[variable] === 0) continue;
     const problem = await listenProblem(ports[variable]);
-    if (problem) throw portProblem(variable, ports[variable], problem);
+    if (problem) throw await portProblem(variable, ports[variable], problem, ports);
   }
 
   const stage = process.env.LOCAL_STAGE || 'local';
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
     // Taken between the check above and the start (another start racing this one).
     const { code, port } = error as NodeJS.ErrnoException & { port?: number };
     const taken = PORTS.find(({ variable }) => ports[variable] === port && port !== 0);
-    if (code === 'EADDRINUSE' && taken) throw portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException);
+    if (code === 'EADDRINUSE' && taken) throw await portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException, ports);
     if (error instanceof EventSourceMappingRefused) throw new StartRefused(error.message);
     throw error;
   }

@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { canListenOn, freePort } from '../support/ports.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -215,7 +216,7 @@ describe('npm start', () => {
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 180_000);
 
-  it('refuses, in one line naming the port and its variable, to start on a port another npm start holds', async () => {
+  it('refuses, in one line naming the port, its variable and what holds it, to start on a port already taken', async () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
 
@@ -229,14 +230,37 @@ describe('npm start', () => {
     expect(second!.stdout).toBe('');
     const lines = second!.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use`);
-    expect(lines[0]).toContain('another npm start is probably running');
+    const holder = `another npm start (pid ${run.state.pid}, running since ${run.state.startedAt})`;
+    expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use by ${holder}.`);
+    // The command it suggests moves PORT and keeps the other port variables that were set.
+    expect(lines[0]).toMatch(new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${env.SQS_PORT} DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`));
     // The same for the next port, when the first is moved.
-    const third = await tool('local/start.ts', [], { ...env, PORT: String(await freePort()) }).then(
+    const movedPort = String(await freePort());
+    const third = await tool('local/start.ts', [], { ...env, PORT: movedPort }).then(
       () => ({ stderr: 'started' }),
       (error: { stderr: string }) => error,
     );
-    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use: another npm start is probably running`));
+    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use by another npm start \\(pid ${run.state.pid}, `));
+    const suggested = new RegExp(`: PORT=${movedPort} SQS_PORT=(\\d+) DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`).exec(third.stderr.trim());
+    expect(suggested, third.stderr).not.toBeNull();
+    expect(await canListenOn(Number(suggested![1])), 'the suggested port is free').toBe(true);
+
+    // A port held by something that is not an npm start (a `python3 -m http.server`), while an npm
+    // start the state file lists runs on other ports: that npm start is not named.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const squatted = (squatter.address() as AddressInfo).port;
+    const [sqsPort, dynamodbPort] = [String(await freePort()), String(await freePort())];
+    const fourth = await tool('local/start.ts', [], { ...env, PORT: String(squatted), SQS_PORT: sqsPort, DYNAMODB_PORT: dynamodbPort })
+      .then(
+        () => ({ stderr: 'started' }),
+        (error: { stderr: string }) => error,
+      )
+      .finally(() => squatter.close());
+    expect(fourth.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fourth.stderr).toContain(`port ${squatted} (PORT, HTTP API) is already in use by another process.`);
+    expect(fourth.stderr).not.toContain('pid');
+    expect(fourth.stderr.trim()).toMatch(new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${sqsPort} DYNAMODB_PORT=${dynamodbPort} npm start$`));
     // The refused ones left the first alone, and its state file.
     expect(alive(run.state.pid)).toBe(true);
     expect(readStates(env.LOCAL_RUNTIME_STATE_FILE).map((entry) => entry.pid)).toEqual([run.state.pid]);
