@@ -1,22 +1,16 @@
 // `npm start`: the whole pipeline on this machine. Ports come from PORT (HTTP API, 3000),
 // SQS_PORT (SNS and SQS, 4566) and DYNAMODB_PORT (4567); LOCAL_SCHEDULE_SCALE speeds schedules up;
 // LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles. Where it
-// listens goes to .cache/local-runtime.json (local/runtime-state.ts), for npm run redrive and status.
+// listens is added to .cache/local-runtime.json (local/runtime-state.ts), next to any other npm
+// start running on other ports, for npm run status, redrive and token; its entry goes when it stops.
 // It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
 
 import { createServer } from 'node:net';
 import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
 import { watchLauncher } from './launcher-watch.js';
 import { startLocalPipeline, type LocalPipeline } from './runtime.js';
-import { readRuntimeState, removeRuntimeState, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
-
-/** The port variables, what listens on each, and their defaults. */
-const PORTS = [
-  { variable: 'PORT', what: 'HTTP API', fallback: 3000 },
-  { variable: 'SQS_PORT', what: 'SNS and SQS', fallback: 4566 },
-  { variable: 'DYNAMODB_PORT', what: 'DynamoDB', fallback: 4567 },
-] as const;
-type PortVariable = (typeof PORTS)[number]['variable'];
+import { alternativePorts, PORTS, portInUseMessage, type PortVariable } from './port-conflict.js';
+import { readRuntimeStates, removeRuntimeState, runtimeOnPort, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
 
 /** A start-up problem the user can fix: printed as one line, without a stack trace. */
 class StartRefused extends Error {}
@@ -43,18 +37,26 @@ async function listenProblem(port: number): Promise<NodeJS.ErrnoException | unde
   });
 }
 
-/** One line: the port, the variable that moves it, and the likely cause. */
-function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoException): StartRefused {
+/**
+ * One line: the port, the variable that moves it, what holds it (an npm start only if the state
+ * file lists one on that port), and a command that moves it to a free port, keeping the others.
+ */
+async function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoException, ports: Record<PortVariable, number>): Promise<StartRefused> {
   const { what } = PORTS.find((entry) => entry.variable === variable)!;
   if (error.code !== 'EADDRINUSE') {
     return new StartRefused(`cannot listen on 127.0.0.1:${port} (${variable}, ${what}): ${error.code ?? error.message}; set ${variable} to another port`);
   }
-  const other = readRuntimeState();
-  const pid = other && other.pid !== process.pid ? ` (pid ${other.pid} since ${other.startedAt})` : '';
-  const elsewhere = port + 10 <= 65535 ? port + 10 : port - 10;
-  return new StartRefused(
-    `port ${port} (${variable}, ${what}) is already in use: another npm start is probably running${pid}. Stop it, or set ${variable} to another port: ${variable}=${elsewhere} npm start`,
-  );
+  const holder = runtimeOnPort(port, readRuntimeStates().filter((state) => state.pid !== process.pid));
+  const otherPorts = PORTS.filter((entry) => entry.variable !== variable).map((entry) => ports[entry.variable]);
+  const candidates = alternativePorts(port, otherPorts);
+  let alternative = candidates[0] ?? 0;
+  for (const candidate of candidates) {
+    if ((await listenProblem(candidate)) === undefined) {
+      alternative = candidate;
+      break;
+    }
+  }
+  return new StartRefused(portInUseMessage({ variable, port, holder, alternative, env: process.env }));
 }
 
 async function main(): Promise<void> {
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
   for (const { variable } of PORTS) {
     if (ports[variable] === 0) continue;
     const problem = await listenProblem(ports[variable]);
-    if (problem) throw portProblem(variable, ports[variable], problem);
+    if (problem) throw await portProblem(variable, ports[variable], problem, ports);
   }
 
   const stage = process.env.LOCAL_STAGE || 'local';
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
     // Taken between the check above and the start (another start racing this one).
     const { code, port } = error as NodeJS.ErrnoException & { port?: number };
     const taken = PORTS.find(({ variable }) => ports[variable] === port && port !== 0);
-    if (code === 'EADDRINUSE' && taken) throw portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException);
+    if (code === 'EADDRINUSE' && taken) throw await portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException, ports);
     if (error instanceof EventSourceMappingRefused) throw new StartRefused(error.message);
     throw error;
   }
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
   const readyMs = Math.round(performance.now());
 
   writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage });
-  // Whatever way this process ends, the file no longer says a runtime listens there.
+  // Whatever way this process ends, the file no longer says a runtime listens there (others' entries stay).
   process.on('exit', () => removeRuntimeState());
 
   const order = {
@@ -111,11 +113,12 @@ async function main(): Promise<void> {
       `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
       `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
       `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
-      `  State:     ${runtimeStatePath()}   (npm run status and npm run redrive read it)`,
+      `  State:     ${runtimeStatePath()}   (npm run status, redrive and token read it)`,
       '',
       'Place an order as customer cus_1 (the routes under /orders want a token: npm run token -- --customer <id>):',
-      `  curl -s -X POST ${pipeline.apiUrl}/orders -H 'content-type: application/json' ${bearer} -d '${JSON.stringify(order)}'`,
-      `  curl -s ${pipeline.apiUrl}/orders/<orderId> ${bearer}        # its status as inventory, payment and shipping decide`,
+      `  curl -s -X POST '${pipeline.apiUrl}/orders' -H 'content-type: application/json' ${bearer} -d '${JSON.stringify(order)}'`,
+      // The URL quoted: pasted into a shell before the id is filled in, <orderId> is not a redirect.
+      `  curl -s '${pipeline.apiUrl}/orders/<orderId>' ${bearer}        # its status as inventory, payment and shipping decide`,
       '',
       'Look at a queue:',
       `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstQueue?.url ?? '<queue url>'}`,

@@ -13,13 +13,39 @@ export class UsageError extends Error {
 
 type CommandLineConfig = Omit<ParseArgsConfig, 'args' | 'strict'>;
 
-/** parseArgs with strict: true; its errors become UsageErrors with a short message. */
+/** A value that reads as a negative number (`-60`, `-0.5`), and so not as a flag. */
+const NEGATIVE_NUMBER = /^-(\d+(\.\d*)?|\.\d+)$/;
+
+/**
+ * parseArgs with strict: true; its errors become UsageErrors with a short message.
+ * `negativeNumbers` names the options (without `--`) whose value may be a negative number:
+ * parseArgs refuses `--expires-in -60` as ambiguous (a value starting with `-`), so for those
+ * options alone a following argument that reads as a negative number is joined to the flag
+ * (`--expires-in=-60`, which parseArgs takes).
+ */
 export function parseCommandLine<const T extends CommandLineConfig>(
   args: string[],
   config: T,
+  { negativeNumbers = [] }: { negativeNumbers?: readonly string[] } = {},
 ): ReturnType<typeof parseArgs<T & { args: string[]; strict: true }>> {
+  const joined: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') {
+      // Everything after `--` is positional, left as it is.
+      joined.push(...args.slice(index));
+      break;
+    }
+    const next = args[index + 1];
+    if (arg.startsWith('--') && negativeNumbers.includes(arg.slice(2)) && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index++;
+    } else {
+      joined.push(arg);
+    }
+  }
   try {
-    return parseArgs({ ...config, args, strict: true });
+    return parseArgs({ ...config, args: joined, strict: true });
   } catch (error) {
     throw new UsageError(describeParseError(error));
   }
@@ -58,12 +84,13 @@ export interface TargetFlags {
 }
 
 /**
- * A whole number within bounds, or undefined when the flag was not given. Digits only: `1e3`,
- * `0x10`, `2.0` and an empty value are refused rather than read as numbers.
+ * A whole number within bounds, or undefined when the flag was not given. Digits only, after a
+ * `-` when the bounds allow negatives: `1e3`, `0x10`, `2.0`, `+1` and an empty value are refused
+ * rather than read as numbers.
  */
 export function wholeNumber(flag: string, raw: string | undefined, bounds: { min: number; max?: number }): number | undefined {
   if (raw === undefined) return undefined;
-  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  const value = (bounds.min < 0 ? /^-?\d+$/ : /^\d+$/).test(raw) ? Number(raw) : Number.NaN;
   const range = bounds.max === undefined ? `at least ${bounds.min}` : `from ${bounds.min} to ${bounds.max}`;
   if (!Number.isSafeInteger(value) || value < bounds.min || (bounds.max !== undefined && value > bounds.max)) {
     throw new UsageError(`${flag} must be a whole number ${range}, not ${JSON.stringify(raw)}`);
@@ -130,6 +157,22 @@ export function readCommandLine<T>(usage: string, read: () => T): T {
     process.stderr.write(`${error.message}\n\n${usage}\n`);
     process.exit(2);
   }
+}
+
+/** True when `error`, or an error it was caused by, is a refused connection (nothing listens there). */
+export function isConnectionRefused(error: unknown): boolean {
+  // fetch wraps it (TypeError: fetch failed, with the cause); the AWS SDK passes it on as it is.
+  for (let depth = 0, cause = error; depth < 5 && typeof cause === 'object' && cause !== null; depth++) {
+    if ((cause as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+    if (cause instanceof AggregateError && cause.errors.some(isConnectionRefused)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** What a tool says when nothing answers where it looked for `npm start`: where, and what to do. */
+export function noLocalRuntime(address: string, nameIt: string): string {
+  return `No local runtime answers at ${address}: start it with \`npm start\`, or name the one running with ${nameIt}.`;
 }
 
 /** True when the module at `moduleUrl` is the script node was started with (not imported by a test). */

@@ -1,7 +1,21 @@
+// First: the SDK's Node 20 warning is off before any client is made.
+import './aws-sdk-quiet.js';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { redriveDeadLetters } from '../lib/dlq-redrive.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
-import { isMain, nonEmpty, parseCommandLine, readCommandLine, TARGET_OPTIONS, type TargetFlags, UsageError, wholeNumber } from './command-line.js';
+import { localTarget } from '../local/runtime-state.js';
+import {
+  isConnectionRefused,
+  isMain,
+  noLocalRuntime,
+  nonEmpty,
+  parseCommandLine,
+  readCommandLine,
+  TARGET_OPTIONS,
+  type TargetFlags,
+  UsageError,
+  wholeNumber,
+} from './command-line.js';
 import { STAGE_QUEUES, type StageQueue, stackTarget } from './stack-target.js';
 
 // npm run redrive -- <inventory|payment|shipping> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME]
@@ -101,8 +115,17 @@ async function main(commandLine: RedriveCommandLine): Promise<void> {
 }
 
 if (isMain(import.meta.url)) {
-  main(readCommandLine(usage, () => parseRedriveArgs(process.argv.slice(2)))).catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
+  const commandLine = readCommandLine(usage, () => parseRedriveArgs(process.argv.slice(2)));
+  main(commandLine).catch((error: unknown) => {
+    // Locally, a refused connection means no `npm start` there: say so rather than `connect ECONNREFUSED`.
+    const local = !commandLine.target.aws && isConnectionRefused(error);
+    console.error(
+      local
+        ? noLocalRuntime(`${localTarget().sqsEndpoint} (SNS and SQS)`, 'SQS_PORT (or target a deployed stage with --aws --stage NAME)')
+        : error instanceof Error
+          ? error.message
+          : error,
+    );
     process.exitCode = 1;
   });
 }

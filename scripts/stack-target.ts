@@ -1,3 +1,4 @@
+import './aws-sdk-quiet.js';
 import { readFileSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { localTarget } from '../local/runtime-state.js';

@@ -1,6 +1,8 @@
+// First: the SDK's Node 20 warning is off before any client is made.
+import './aws-sdk-quiet.js';
 import type { QueueAttributeName } from '@aws-sdk/client-sqs';
 import type { FunctionActivity, PipelineStatus, QueueDepth } from '../local/status.js';
-import { httpUrl, isMain, nonEmpty, parseCommandLine, readCommandLine, TARGET_OPTIONS, type TargetFlags } from './command-line.js';
+import { httpUrl, isConnectionRefused, isMain, noLocalRuntime, nonEmpty, parseCommandLine, readCommandLine, TARGET_OPTIONS, type TargetFlags } from './command-line.js';
 import type { StackTarget } from './stack-target.js';
 
 // npm run status [-- --watch] [--api URL] [--aws --stage NAME --region R]
@@ -124,8 +126,6 @@ export function parseStatusArgs(args: string[]): StatusCommandLine {
 }
 
 async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport> {
-  // The AWS SDK (loaded only when asked of SQS) warns about Node 20 at import; noise here.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { stackTarget } = await import('./stack-target.js');
   if (commandLine.target.aws) {
     const target = stackTarget(commandLine.target);
@@ -146,7 +146,14 @@ async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport>
     return fromLocalStatus(`local runtime at ${api}`, (await response.json()) as PipelineStatus);
   } catch (error) {
     // Not the local runtime's API (or not running): the queues alone, from the SQS endpoint.
-    return statusFromSqs(stackTarget(commandLine.target), [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
+    const target = stackTarget(commandLine.target);
+    try {
+      return await statusFromSqs(target, [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
+    } catch (sqsError) {
+      // Neither answers: no `npm start` there, rather than `connect ECONNREFUSED`.
+      if (isConnectionRefused(error) && isConnectionRefused(sqsError)) throw new Error(noLocalRuntime(api, 'PORT or --api URL'));
+      throw sqsError;
+    }
   }
 }
 

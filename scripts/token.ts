@@ -1,4 +1,4 @@
-import { httpUrl, isMain, nonEmpty, parseCommandLine, readCommandLine, UsageError, wholeNumber } from './command-line.js';
+import { httpUrl, isMain, noLocalRuntime, nonEmpty, parseCommandLine, readCommandLine, UsageError, wholeNumber } from './command-line.js';
 
 // npm run token -- --customer cus_1 [--expires-in 3600] [--api URL]
 
@@ -6,9 +6,9 @@ const usage = `usage: npm run token -- --customer ID [--expires-in 3600] [--api 
   Prints an access token for the customer ID, signed by the local issuer of the running \`npm start\`
   (a key made when it started), for the JWT authorizer the packaged template declares. Send it as
   \`Authorization: Bearer <token>\`: POST /orders and GET /orders/{orderId} require it, and the
-  customer an order belongs to is the token's subject. --expires-in: seconds (negative: already
-  expired, to see the 401). Target: the running \`npm start\` (PORT, or .cache/local-runtime.json),
-  or --api URL.`;
+  customer an order belongs to is the token's subject. --expires-in: seconds, 3600 by default;
+  negative for a token already expired, to see the 401 (--expires-in -60). Target: the running
+  \`npm start\` (PORT, or .cache/local-runtime.json), or --api URL.`;
 
 export interface TokenCommandLine {
   help: boolean;
@@ -18,14 +18,19 @@ export interface TokenCommandLine {
 }
 
 export function parseTokenArgs(args: string[]): TokenCommandLine {
-  const { values } = parseCommandLine(args, {
-    options: {
-      help: { type: 'boolean', short: 'h', default: false },
-      customer: { type: 'string' },
-      'expires-in': { type: 'string' },
-      api: { type: 'string' },
+  const { values } = parseCommandLine(
+    args,
+    {
+      options: {
+        help: { type: 'boolean', short: 'h', default: false },
+        customer: { type: 'string' },
+        'expires-in': { type: 'string' },
+        api: { type: 'string' },
+      },
     },
-  });
+    // `--expires-in -60`: a value parseArgs alone would refuse as looking like a flag.
+    { negativeNumbers: ['expires-in'] },
+  );
   if (values.help) return { help: true };
   const customer = nonEmpty('--customer', values.customer);
   if (customer === undefined) throw new UsageError('--customer is required');
@@ -47,7 +52,7 @@ async function main(commandLine: TokenCommandLine): Promise<void> {
   try {
     response = await fetch(`${api}/_local/token?${query}`);
   } catch {
-    process.stderr.write(`No local runtime answers at ${api}: start it with \`npm start\` (or name it with --api).\n`);
+    process.stderr.write(`${noLocalRuntime(api, 'PORT or --api URL')}\n`);
     process.exit(1);
   }
   const answer = (await response.json()) as { token?: string; message?: string };

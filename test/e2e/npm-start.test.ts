@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { canListenOn, freePort } from '../support/ports.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -38,8 +39,9 @@ function alive(pid: number): boolean {
   }
 }
 
-function readState(file: string): LocalRuntimeState | undefined {
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as LocalRuntimeState) : undefined;
+/** The runtimes the state file lists, as written: every one that runs, oldest first. */
+function readStates(file: string): LocalRuntimeState[] {
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runtimes: LocalRuntimeState[] }).runtimes : [];
 }
 
 async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
@@ -74,7 +76,7 @@ async function npmStart(env: Awaited<ReturnType<typeof runEnvironment>>) {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await until('npm start to be ready', () => output.includes('Order Pipeline is ready') || child.exitCode !== null, 90_000);
   if (!output.includes('Order Pipeline is ready')) throw new Error(`npm start did not start:\n${output}`);
-  const state = readState(env.LOCAL_RUNTIME_STATE_FILE)!;
+  const state = readStates(env.LOCAL_RUNTIME_STATE_FILE).find((entry) => entry.apiUrl === `http://127.0.0.1:${env.PORT}`)!;
   const ports = [env.PORT, env.SQS_PORT, env.DYNAMODB_PORT].map(Number);
   return { child, exited, state, ports, output: () => output };
 }
@@ -126,11 +128,43 @@ describe('npm start', () => {
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 180_000);
 
+  it('runs twice at once on other ports, and the tools still find the first once the second stops', async () => {
+    const firstEnv = await runEnvironment();
+    // The same state file, as two npm starts in one checkout share .cache/local-runtime.json.
+    const secondEnv = { ...(await runEnvironment()), LOCAL_RUNTIME_STATE_FILE: firstEnv.LOCAL_RUNTIME_STATE_FILE };
+    const stateFile = firstEnv.LOCAL_RUNTIME_STATE_FILE;
+    const first = await npmStart(firstEnv);
+    const second = await npmStart(secondEnv);
+    expect(readStates(stateFile).map((entry) => entry.pid)).toEqual([first.state.pid, second.state.pid]);
+
+    const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, ...toolEnv } = firstEnv;
+    // Both running: with no port named, the one started last; PORT names the other, and its SQS comes with it.
+    expect((await tool('scripts/status.ts', [], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${secondEnv.PORT}`);
+    const redriveFirst = await tool('scripts/redrive.ts', ['payment', '--dry-run'], { ...toolEnv, PORT: firstEnv.PORT });
+    expect(redriveFirst.stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.SQS_PORT}, stage local`);
+
+    process.kill(second.state.pid, 'SIGTERM');
+    expect(await second.exited).toBe(0);
+    await until('the second runtime to exit', () => !alive(second.state.pid), 15_000);
+    // Its entry gone, the first's left: status, redrive and token find the first with no port given.
+    expect(readStates(stateFile).map((entry) => entry.pid)).toEqual([first.state.pid]);
+    expect((await tool('scripts/status.ts', [], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.PORT}`);
+    expect((await tool('scripts/redrive.ts', ['payment', '--dry-run'], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.SQS_PORT}, stage local`);
+    const token = (await tool('scripts/token.ts', ['--customer', 'cus_1'], toolEnv)).stdout.trim();
+    // A token the first runtime's issuer signed: past its authorizer, to a 404 for an order nobody placed.
+    const unknownOrder = await fetch(`${first.state.apiUrl}/orders/ord_${'0'.repeat(32)}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(unknownOrder.status).toBe(404);
+
+    process.kill(first.state.pid, 'SIGTERM');
+    expect(await first.exited).toBe(0);
+    await expectFullyStopped(first, stateFile);
+  }, 240_000);
+
   it('prints curls that work as pasted (with a token for cus_1), and npm run token makes one for anyone else', async () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
     const lines = run.output().split('\n').map((line) => line.trim());
-    const post = lines.find((line) => /^curl .*-X POST .*\/orders /.test(line));
+    const post = lines.find((line) => /^curl .*-X POST .*\/orders'? /.test(line));
     const get = lines.find((line) => line.startsWith('curl ') && line.includes('/orders/<orderId>'))?.replace(/#.*$/, '');
     expect(post, 'the banner has a POST curl').toBeDefined();
     expect(get, 'the banner has a GET curl').toBeDefined();
@@ -148,6 +182,20 @@ describe('npm start', () => {
       30_000,
     );
     expect(view).toMatchObject({ status: 'CONFIRMED', customerId: 'cus_1' });
+    // The GET pasted before filling the id in, comment and all: bash does not take <orderId> for an
+    // input redirect ("orderId: No such file or directory"), and the API says what is wrong (400).
+    const getLine = lines.find((line) => line.startsWith('curl ') && line.includes('/orders/<orderId>'))!;
+    expect(getLine).toContain(`'${run.state.apiUrl}/orders/<orderId>'`);
+    expect(post).toContain(`'${run.state.apiUrl}/orders'`);
+    const unfilled = await shell(getLine).then(
+      ({ stdout, stderr }) => ({ stdout, stderr }),
+      (error: { stdout: string; stderr: string }) => error,
+    );
+    expect(unfilled.stderr).toBe('');
+    expect(JSON.parse(unfilled.stdout)).toMatchObject({ error: 'ValidationError', message: expect.stringMatching(/^orderId: /) });
+    const bearer = /-H 'authorization: Bearer ([^']+)'/.exec(getLine)![1]!;
+    const unfilledStatus = await fetch(`${run.state.apiUrl}/orders/<orderId>`, { headers: { authorization: `Bearer ${bearer}` } });
+    expect(unfilledStatus.status).toBe(400);
 
     // Another customer's token, from the tool: a valid token, and still not cus_1's order.
     const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, ...toolEnv } = env;
@@ -157,12 +205,18 @@ describe('npm start', () => {
     expect(asOther.status).toBe(404);
     const without = await fetch(`${run.state.apiUrl}/orders/${placed.orderId}`);
     expect(without.status).toBe(401);
+    // An expired one, as the README shows it: a negative --expires-in, after a space or an `=`.
+    for (const expiresIn of [['--expires-in', '-60'], ['--expires-in=-60']]) {
+      const expired = (await tool('scripts/token.ts', ['--customer', 'cus_1', ...expiresIn], toolEnv)).stdout.trim();
+      const asExpired = await fetch(`${run.state.apiUrl}/orders/${placed.orderId}`, { headers: { authorization: `Bearer ${expired}` } });
+      expect(asExpired.status).toBe(401);
+    }
 
     process.kill(run.state.pid, 'SIGTERM');
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 180_000);
 
-  it('refuses, in one line naming the port and its variable, to start on a port another npm start holds', async () => {
+  it('refuses, in one line naming the port, its variable and what holds it, to start on a port already taken', async () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
 
@@ -176,17 +230,40 @@ describe('npm start', () => {
     expect(second!.stdout).toBe('');
     const lines = second!.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use`);
-    expect(lines[0]).toContain('another npm start is probably running');
+    const holder = `another npm start (pid ${run.state.pid}, running since ${run.state.startedAt})`;
+    expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use by ${holder}.`);
+    // The command it suggests moves PORT and keeps the other port variables that were set.
+    expect(lines[0]).toMatch(new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${env.SQS_PORT} DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`));
     // The same for the next port, when the first is moved.
-    const third = await tool('local/start.ts', [], { ...env, PORT: String(await freePort()) }).then(
+    const movedPort = String(await freePort());
+    const third = await tool('local/start.ts', [], { ...env, PORT: movedPort }).then(
       () => ({ stderr: 'started' }),
       (error: { stderr: string }) => error,
     );
-    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use: another npm start is probably running`));
+    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use by another npm start \\(pid ${run.state.pid}, `));
+    const suggested = new RegExp(`: PORT=${movedPort} SQS_PORT=(\\d+) DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`).exec(third.stderr.trim());
+    expect(suggested, third.stderr).not.toBeNull();
+    expect(await canListenOn(Number(suggested![1])), 'the suggested port is free').toBe(true);
+
+    // A port held by something that is not an npm start (a `python3 -m http.server`), while an npm
+    // start the state file lists runs on other ports: that npm start is not named.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const squatted = (squatter.address() as AddressInfo).port;
+    const [sqsPort, dynamodbPort] = [String(await freePort()), String(await freePort())];
+    const fourth = await tool('local/start.ts', [], { ...env, PORT: String(squatted), SQS_PORT: sqsPort, DYNAMODB_PORT: dynamodbPort })
+      .then(
+        () => ({ stderr: 'started' }),
+        (error: { stderr: string }) => error,
+      )
+      .finally(() => squatter.close());
+    expect(fourth.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fourth.stderr).toContain(`port ${squatted} (PORT, HTTP API) is already in use by another process.`);
+    expect(fourth.stderr).not.toContain('pid');
+    expect(fourth.stderr.trim()).toMatch(new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${sqsPort} DYNAMODB_PORT=${dynamodbPort} npm start$`));
     // The refused ones left the first alone, and its state file.
     expect(alive(run.state.pid)).toBe(true);
-    expect(readState(env.LOCAL_RUNTIME_STATE_FILE)?.pid).toBe(run.state.pid);
+    expect(readStates(env.LOCAL_RUNTIME_STATE_FILE).map((entry) => entry.pid)).toEqual([run.state.pid]);
 
     process.kill(run.state.pid, 'SIGINT');
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);

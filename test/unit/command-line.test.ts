@@ -1,12 +1,16 @@
 import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../../bench/cli.js';
 import { REPOSITORY_ROOT } from '../../local/package-stack.js';
+import { freePort } from '../support/ports.js';
 import { parseChaosArgs } from '../../scripts/chaos.js';
-import { UsageError } from '../../scripts/command-line.js';
+import { parseCommandLine, UsageError, wholeNumber } from '../../scripts/command-line.js';
 import { parseRedriveArgs } from '../../scripts/redrive.js';
 import { parseStatusArgs } from '../../scripts/status.js';
+import { parseTokenArgs } from '../../scripts/token.js';
 
 // The npm run tools refuse a command line they do not understand, naming what they refuse,
 // instead of ignoring an unknown flag or reading a bad value as a number.
@@ -41,6 +45,52 @@ describe('every tool', () => {
   it('refuses arguments a tool does not take', () => {
     expect(refusal(parseStatusArgs, ['payment'])).toBe('unexpected argument "payment"');
     expect(refusal(parseChaosArgs, ['500'])).toBe('unexpected argument "500"');
+  });
+});
+
+describe('negative numbers', () => {
+  const config = { options: { offset: { type: 'string' }, name: { type: 'string' }, verbose: { type: 'boolean', default: false } } } as const;
+
+  it('are read after a flag the tool marks as taking one, in both forms', () => {
+    expect(parseCommandLine(['--offset', '-60'], config, { negativeNumbers: ['offset'] }).values.offset).toBe('-60');
+    expect(parseCommandLine(['--offset=-60'], config, { negativeNumbers: ['offset'] }).values.offset).toBe('-60');
+    expect(parseCommandLine(['--offset', '-0.5', '--verbose'], config, { negativeNumbers: ['offset'] }).values).toEqual({ offset: '-0.5', verbose: true });
+  });
+
+  it('are still refused after any other flag, and a flag is never taken for a value', () => {
+    expect(() => parseCommandLine(['--name', '-60'], config, { negativeNumbers: ['offset'] })).toThrow(/--name.*ambiguous/);
+    expect(() => parseCommandLine(['--offset', '-60'], config)).toThrow(/--offset.*ambiguous/);
+    expect(() => parseCommandLine(['--offset', '--verbose'], config, { negativeNumbers: ['offset'] })).toThrow(/--offset.*ambiguous/);
+    expect(() => parseCommandLine(['--offset', '-x'], config, { negativeNumbers: ['offset'] })).toThrow(UsageError);
+    // After `--`, nothing is a flag's value.
+    expect(() => parseCommandLine(['--', '--offset', '-60'], config, { negativeNumbers: ['offset'] })).toThrow(/unexpected argument "--offset"/);
+  });
+
+  it('are whole numbers when the lower bound is below zero, and only then', () => {
+    expect(wholeNumber('--offset', '-60', { min: -100, max: 100 })).toBe(-60);
+    expect(wholeNumber('--offset', '60', { min: -100, max: 100 })).toBe(60);
+    expect(() => wholeNumber('--offset', '-101', { min: -100, max: 100 })).toThrow('--offset must be a whole number from -100 to 100, not "-101"');
+    expect(() => wholeNumber('--offset', '-1', { min: 0 })).toThrow('--offset must be a whole number at least 0, not "-1"');
+    for (const bad of ['-', '--1', '-1.5', '+1', '- 1']) expect(() => wholeNumber('--offset', bad, { min: -100 }), bad).toThrow(UsageError);
+  });
+});
+
+describe('npm run token', () => {
+  it('reads --expires-in, negative for a token already expired, in both forms', () => {
+    expect(parseTokenArgs(['--customer', 'cus_1', '--expires-in', '-60'])).toEqual({ help: false, customer: 'cus_1', expiresInSeconds: -60 });
+    expect(parseTokenArgs(['--customer', 'cus_1', '--expires-in=-60'])).toEqual({ help: false, customer: 'cus_1', expiresInSeconds: -60 });
+    expect(parseTokenArgs(['--expires-in', '600', '--customer', 'cus_1', '--api', 'http://127.0.0.1:3100'])).toEqual({
+      help: false,
+      customer: 'cus_1',
+      expiresInSeconds: 600,
+      api: 'http://127.0.0.1:3100',
+    });
+  });
+
+  it('refuses an --expires-in out of bounds, and a missing customer', () => {
+    expect(refusal(parseTokenArgs, ['--customer', 'cus_1', '--expires-in', '-86401'])).toBe('--expires-in must be a whole number from -86400 to 86400, not "-86401"');
+    expect(refusal(parseTokenArgs, ['--customer', 'cus_1', '--expires-in', '1e3'])).toMatch(/^--expires-in .* not "1e3"$/);
+    expect(refusal(parseTokenArgs, ['--expires-in', '-60'])).toBe('--customer is required');
   });
 });
 
@@ -162,3 +212,40 @@ describe('npm run status', () => {
   }, 40_000);
 });
 
+describe('with no local runtime running', () => {
+  /** The tool run as `npm run` runs it, against ports nothing listens on, and with no state file. */
+  async function runAlone(script: string, args: string[]) {
+    // Without the variable vitest sets: the tool must quiet the AWS SDK itself.
+    const { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: _, SQS_ENDPOINT: __, LOCAL_STAGE: ___, ...inherited } = process.env;
+    const [port, sqsPort] = [await freePort(), await freePort()];
+    const env = { ...inherited, PORT: String(port), SQS_PORT: String(sqsPort), LOCAL_RUNTIME_STATE_FILE: path.join(tmpdir(), `no-runtime-${process.pid}.json`) };
+    const failure = await promisify(execFile)('npx', ['tsx', script, ...args], { cwd: REPOSITORY_ROOT, env, timeout: 30_000 }).then(
+      () => undefined,
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failure, `${script} failed`).toBeDefined();
+    return { ...failure!, port, sqsPort };
+  }
+
+  it('npm run status says no runtime answers, where, and how to start or name one; no SDK warning', async () => {
+    const { code, stdout, stderr, port } = await runAlone('scripts/status.ts', []);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`No local runtime answers at http://127.0.0.1:${port}`);
+    expect(stderr).toContain('npm start');
+    expect(stderr).toContain('--api');
+    expect(stderr).not.toContain('NodeVersionSupportWarning');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  }, 40_000);
+
+  it('npm run redrive says no runtime answers, where, and how to start or name one; no SDK warning', async () => {
+    const { code, stdout, stderr, sqsPort } = await runAlone('scripts/redrive.ts', ['payment', '--dry-run']);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`No local runtime answers at http://127.0.0.1:${sqsPort}`);
+    expect(stderr).toContain('npm start');
+    expect(stderr).toContain('SQS_PORT');
+    expect(stderr).not.toContain('NodeVersionSupportWarning');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  }, 40_000);
+});
