@@ -14,6 +14,8 @@ const MIN_DIGITS = 13;
 const MAX_DIGITS = 19;
 const DECIMAL_DIGIT = /\p{Nd}/u;
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+/** Masking leaves digits inside a word alone: `ord_0123...` is an id (a token's digits are masked as a token). */
+const PART_OF_A_WORD = /[\p{L}\p{N}_]/u;
 
 /** The value of a decimal digit of any script: its distance from the zero of its block of ten. */
 function digitValue(char: string): number {
@@ -100,8 +102,8 @@ export function maskCardData(text: string): string {
 
 /**
  * The text with every card number replaced by its last four digits, as receipts show them. A run
- * glued to letters on either side is left alone here (a log line's hex ids hold digit runs): the
- * API refuses such input before it is ever stored or logged.
+ * glued to a word on either side (letters, digits, `_`) is left alone here: a log line's ids
+ * (`ord_` and hex) hold digit runs. The API refuses such input before it is ever stored or logged.
  */
 export function maskCardNumbers(text: string): string {
   let masked = '';
@@ -110,7 +112,7 @@ export function maskCardNumbers(text: string): string {
     if (run.digits.length < MIN_DIGITS || !holdsCardNumber(run.digits)) continue;
     const before = text.slice(0, run.start);
     const after = text.slice(run.end);
-    if (LETTER_OR_DIGIT.test(before.slice(-1)) || LETTER_OR_DIGIT.test(after.slice(0, 1))) continue;
+    if (PART_OF_A_WORD.test(before.slice(-1)) || PART_OF_A_WORD.test(after.slice(0, 1))) continue;
     masked += `${text.slice(from, run.start)}****${run.digits.slice(-4)}`;
     from = run.end;
   }
