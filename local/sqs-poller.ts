@@ -298,25 +298,7 @@ export class SqsPoller {
     this.#invocationStarted();
     try {
       const result = await fn.invoke({ Records: records });
-      let toDelete: SQSRecord[] = [];
-      let outcome: string;
-      let wholeBatchFailed = false;
-      if (!result.ok) {
-        wholeBatchFailed = true;
-        outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
-      } else if (!reportBatchItemFailures) {
-        toDelete = records;
-        outcome = 'ok';
-      } else {
-        const response = parseBatchResponse(result.payload, records);
-        if (response.valid) {
-          toDelete = records.filter((record) => !response.failedIds.has(record.messageId));
-          outcome = response.failedIds.size > 0 ? 'partial' : 'ok';
-        } else {
-          wholeBatchFailed = true;
-          outcome = `invalid batch response (whole batch failed): ${response.reason}`;
-        }
-      }
+      const { succeeded: toDelete, outcome, wholeBatchFailed } = batchOutcome(result, records, reportBatchItemFailures);
       const failures = records.length - toDelete.length;
       if (wholeBatchFailed) this.#stats.failedBatches++;
       this.#stats.failedRecords += failures;
@@ -353,16 +335,8 @@ export class SqsPoller {
     this.#invocationStarted();
     try {
       const result = await fn.invoke({ Records: records });
-      let failures = 0;
-      let outcome = 'ok';
-      if (!result.ok) {
-        failures = records.length;
-        outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
-      } else if (this.mapping.reportBatchItemFailures) {
-        const response = parseBatchResponse(result.payload, records);
-        failures = response.valid ? response.failedIds.size : records.length;
-        outcome = response.valid ? (failures > 0 ? 'partial' : 'ok') : `invalid batch response: ${response.reason}`;
-      }
+      const { succeeded, outcome } = batchOutcome(result, records, this.mapping.reportBatchItemFailures);
+      const failures = records.length - succeeded.length;
       this.#log.invocation({
         function: fn.name,
         trigger: `sqs ${queueNameOf(this.mapping.queueArn)} (duplicate delivery)`,
@@ -506,4 +480,25 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * What an invocation made of its batch, as Lambda reads it: every record succeeded, or those not
+ * listed in a valid `batchItemFailures` response; none when the invocation failed, timed out or
+ * answered a response Lambda cannot read (then the whole batch failed).
+ */
+function batchOutcome(
+  result: Awaited<ReturnType<LambdaFunction['invoke']>>,
+  records: SQSRecord[],
+  reportBatchItemFailures: boolean,
+): { succeeded: SQSRecord[]; outcome: string; wholeBatchFailed: boolean } {
+  if (!result.ok) {
+    const outcome = result.timedOut ? `timeout: ${result.errorMessage}` : `error: ${result.errorType}: ${result.errorMessage}`;
+    return { succeeded: [], outcome, wholeBatchFailed: true };
+  }
+  if (!reportBatchItemFailures) return { succeeded: records, outcome: 'ok', wholeBatchFailed: false };
+  const response = parseBatchResponse(result.payload, records);
+  if (!response.valid) return { succeeded: [], outcome: `invalid batch response (whole batch failed): ${response.reason}`, wholeBatchFailed: true };
+  const succeeded = records.filter((record) => !response.failedIds.has(record.messageId));
+  return { succeeded, outcome: response.failedIds.size > 0 ? 'partial' : 'ok', wholeBatchFailed: false };
 }
