@@ -18,6 +18,8 @@ export interface PerOrder {
   dynamodbReadUnits: number;
   dynamodbWriteUnits: number;
   dynamodbByTable: Record<string, { reads: number; writes: number; readUnits: number; writeUnits: number }>;
+  /** Each step (table and operation) per order, most units first: where the next saving is. */
+  dynamodbBySteps: Array<{ table: string; action: string; requests: number; readUnits: number; writeUnits: number }>;
   lambdaInvocations: number;
   lambdaInvocationsByFunction: Record<string, number>;
   lambdaGbSeconds: number;
@@ -77,6 +79,17 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
     dynamodbByTable: Object.fromEntries(
       tables.map(([name, t]) => [shortTable(name), { reads: per(t.reads), writes: per(t.writes), readUnits: per(t.readCapacityUnits), writeUnits: per(t.writeCapacityUnits) }]),
     ),
+    dynamodbBySteps: tables
+      .flatMap(([name, t]) =>
+        Object.entries(t.unitsByAction ?? {}).map(([action, u]) => ({
+          table: shortTable(name),
+          action,
+          requests: per(u.requests),
+          readUnits: per(u.readUnits),
+          writeUnits: per(u.writeUnits),
+        })),
+      )
+      .sort((a, b) => b.writeUnits + b.readUnits - (a.writeUnits + a.readUnits)),
     lambdaInvocations: per(invocations),
     lambdaInvocationsByFunction: Object.fromEntries(Object.entries(lambda).filter(([, f]) => f.invocations > 0).map(([name, f]) => [name, per(f.invocations)])),
     lambdaGbSeconds: round(gbSeconds / orders, 5),

@@ -11,6 +11,7 @@ function table(title: string, header: string[], rows: Array<Array<string | numbe
 }
 
 const money = (value: number) => `$${value.toFixed(2)}`;
+const round3 = (value: number) => Math.round(value * 1000) / 1000;
 
 export function formatReport(result: BenchResult): string {
   const out: string[] = [];
@@ -87,6 +88,22 @@ export function formatReport(result: BenchResult): string {
     ),
   );
   for (const r of result.runs) out.push(`  ${r.variant} @${r.concurrency}: ${r.costPerMillionOrders.dominant} dominates — ${r.costPerMillionOrders.why}`);
+
+  // Where each DynamoDB unit of an order goes, for the defaults at their highest concurrency.
+  const reference = result.runs.filter((r) => r.variant === 'default').sort((a, b) => b.concurrency - a.concurrency)[0];
+  if (reference) {
+    const steps = reference.perOrder.dynamodbBySteps;
+    out.push(
+      table(
+        `DynamoDB per order by step (${reference.variant} @${reference.concurrency}; units as dynalite reports them, a failed condition counted 1 WRU)`,
+        ['table', 'operation', 'requests', 'RRU', 'WRU'],
+        [
+          ...steps.map((step) => [step.table, step.action, step.requests, step.readUnits, step.writeUnits]),
+          ['total', '', round3(steps.reduce((sum, step) => sum + step.requests, 0)), round3(steps.reduce((sum, step) => sum + step.readUnits, 0)), round3(steps.reduce((sum, step) => sum + step.writeUnits, 0))],
+        ],
+      ),
+    );
+  }
 
   if (result.naiveVsDefault.length > 0) {
     out.push(

@@ -27,6 +27,8 @@ export interface DynamoTableCounts {
   writeCapacityUnits: number;
   /** Conditional writes whose condition failed (still billed on AWS). */
   conditionalCheckFailed: number;
+  /** Requests and consumed units by action: where each unit goes (`npm run bench`). */
+  unitsByAction: Record<string, { requests: number; readUnits: number; writeUnits: number }>;
 }
 
 export interface RequestCounts {
@@ -239,7 +241,12 @@ function tableCounts(counts: RequestCounts, table: string): DynamoTableCounts {
     readCapacityUnits: 0,
     writeCapacityUnits: 0,
     conditionalCheckFailed: 0,
+    unitsByAction: {},
   });
+}
+
+function actionUnits(entry: DynamoTableCounts, action: string) {
+  return (entry.unitsByAction[action] ??= { requests: 0, readUnits: 0, writeUnits: 0 });
 }
 
 function countDynamo(counts: RequestCounts, request: http.IncomingMessage, body: Buffer, status: number, response: Buffer): void {
@@ -257,6 +264,7 @@ function countDynamo(counts: RequestCounts, request: http.IncomingMessage, body:
   for (const table of tables) {
     const entry = tableCounts(counts, table);
     increment(entry.actions, action);
+    actionUnits(entry, action).requests++;
     if (isRead) {
       entry.reads++;
       if (params.ConsistentRead === true) entry.consistentReads++;
@@ -274,6 +282,7 @@ function countDynamo(counts: RequestCounts, request: http.IncomingMessage, body:
       const entry = tableCounts(counts, tables[0]!);
       entry.conditionalCheckFailed++;
       entry.writeCapacityUnits += 1;
+      actionUnits(entry, action).writeUnits += 1;
     }
     return;
   }
@@ -281,7 +290,12 @@ function countDynamo(counts: RequestCounts, request: http.IncomingMessage, body:
   for (const capacity of Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) {
     const { TableName, CapacityUnits } = capacity as { TableName?: string; CapacityUnits?: number };
     const entry = tableCounts(counts, TableName ?? tables[0]!);
-    if (isRead) entry.readCapacityUnits += CapacityUnits ?? 0;
-    else if (isWrite) entry.writeCapacityUnits += CapacityUnits ?? 0;
+    if (isRead) {
+      entry.readCapacityUnits += CapacityUnits ?? 0;
+      actionUnits(entry, action).readUnits += CapacityUnits ?? 0;
+    } else if (isWrite) {
+      entry.writeCapacityUnits += CapacityUnits ?? 0;
+      actionUnits(entry, action).writeUnits += CapacityUnits ?? 0;
+    }
   }
 }

@@ -23,6 +23,11 @@ describe('npm run bench --quick', () => {
       expect(run.perOrder.snsPublishes).toBeGreaterThanOrEqual(2);
       expect(run.perOrder.sqsByAction.ReceiveMessage).toBeGreaterThan(0);
       expect(run.perOrder.dynamodbWriteUnits).toBeGreaterThan(0);
+      // Every unit is placed on a step (table and operation), and the steps add up to the totals.
+      const steps = run.perOrder.dynamodbBySteps;
+      expect(steps.find((step) => step.table === 'orders' && step.action === 'PutItem')?.writeUnits).toBeGreaterThanOrEqual(1);
+      expect(steps.reduce((sum, step) => sum + step.writeUnits, 0)).toBeCloseTo(run.perOrder.dynamodbWriteUnits, 1);
+      expect(steps.reduce((sum, step) => sum + step.readUnits, 0)).toBeCloseTo(run.perOrder.dynamodbReadUnits, 1);
       expect(run.costPerMillionOrders.total).toBeGreaterThan(0);
     }
     const [base, naive] = result.runs;
