@@ -127,7 +127,7 @@ export async function seedStock(pipeline: LocalPipeline, skus: number, unitsEach
       new BatchWriteCommand({
         RequestItems: {
           [table]: names.slice(start, start + 25).map((sku) => ({
-            PutRequest: { Item: { sku, name: `Benchmark item ${sku}`, available: unitsEach, reserved: 0, sold: 0, applying: {} } },
+            PutRequest: { Item: { sku, name: `Benchmark item ${sku}`, available: unitsEach, applying: {} } },
           })),
         },
       }),

@@ -3,11 +3,11 @@ import { errorResponse, type HttpResult, jsonResponse } from '../lib/http-api.js
 import { findStockItem } from '../lib/inventory.js';
 import { orderItemSchema } from '../lib/order.js';
 
-/** GET /inventory/{sku}: what is on sale and what is held for orders not yet decided. */
+/** GET /inventory/{sku}: how many units are on sale (units reserved for an order are not). */
 export const handler = async (event: APIGatewayProxyEventV2): Promise<HttpResult> => {
   const sku = event.pathParameters?.sku ?? '';
   // A string that could not be a sku in an order names no stock item: no need to ask DynamoDB.
   const item = orderItemSchema.shape.sku.safeParse(sku).success ? await findStockItem(sku) : undefined;
   if (!item) return errorResponse(404, 'NotFound', `No stock item with sku ${JSON.stringify(sku)}`);
-  return jsonResponse(200, { sku: item.sku, name: item.name, available: item.available, reserved: item.reserved });
+  return jsonResponse(200, { sku: item.sku, name: item.name, available: item.available });
 };

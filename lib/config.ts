@@ -37,12 +37,15 @@ export const config = {
   }),
   ordersTable: () => required('ORDERS_TABLE'),
   inventoryTable: () => required('INVENTORY_TABLE'),
-  reservationsTable: () => required('RESERVATIONS_TABLE'),
   paymentsTable: () => required('PAYMENTS_TABLE'),
   paymentTokensTable: () => required('PAYMENT_TOKENS_TABLE'),
   orderRequestsTable: () => required('ORDER_REQUESTS_TABLE'),
-  shipmentsTable: () => required('SHIPMENTS_TABLE'),
   idempotencyTable: () => required('IDEMPOTENCY_TABLE'),
+  /**
+   * The queue consumers' function timeout: an attempt still running after it is dead, so its stock
+   * marker may be taken over (lib/inventory.ts). The longest Lambda allows when not set.
+   */
+  consumerTimeoutSeconds: () => numberOr('CONSUMER_TIMEOUT_SECONDS', 900),
   orderEventsTopicArn: () => required('ORDER_EVENTS_TOPIC_ARN'),
   /** First retry delay of a failed record; doubles with each receive, capped at 15 minutes. */
   retryBackoffBaseSeconds: () => numberOr('RETRY_BACKOFF_BASE_SECONDS', 2),

@@ -1,429 +1,329 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
-import type { OrderCancelled, OrderConfirmed, OrderPlaced } from './events.js';
+import type { OrderCancelled, OrderPlaced } from './events.js';
+import { logger } from './observability.js';
 import type { OrderItem } from './order.js';
-import { appendStageTimelineOnce, completeStage, loadOrder, type StageCompletion } from './order-outcome.js';
+import {
+  isLastFollowUp,
+  loadOrder,
+  OrderNotFoundError,
+  type ParticipantCompletion,
+  recordFollowUp,
+  recordResult,
+  settleAfterRecording,
+  settleRecordedEarlier,
+} from './order-outcome.js';
+import { findOrder, type OrderRecord } from './orders.js';
 
-// Stock lives on one item per SKU (counters only); each order line's reservation is an item of its
-// own in the reservations table, keyed by order, so a SKU item stays the same size however many
-// orders wait on it. Without transactions (the local DynamoDB has none) an operation on a line is
-// four single-item steps:
-//   1. read the line (consistent): done already, or not allowed, stops here;
-//   2. the counters and a marker `applying.<orderId> = op` on the SKU item, in one conditional write
-//      that refuses a second application while the marker stands;
-//   3. the line's new state, conditional on its old one;
-//   4. the marker removed.
-// A crash between any two steps heals on retry: the line says whether step 3 happened, the marker
-// whether step 2 did. Two attempts at once are NOT safe (both pass step 1; once the first has
-// removed its marker, the second applies the counters again); the consumer's idempotency record
-// keeps a duplicate event out while one attempt runs (docs/decisions.md, "The idempotency
-// in-progress record is load-bearing for inventory").
+// Stock is one counter per SKU (`available`). Taking units for an order, or giving them back, is
+// a change to two items, the SKU's counter and the order's record of it, and DynamoDB has no
+// transaction here (the local emulator has none, and a transaction costs twice the units). So:
+//   1. the counter and a marker `applying.<orderId> = op:attempt:until`, in one conditional write
+//      that refuses a second marker for the same order (and, to reserve, a short counter);
+//   2. the order's record of it (the inventory result, or the release), once, naming the attempt;
+//   3. the marker removed.
+// Three writes, and the marker lives milliseconds, so a popular SKU's item stays small. A crash
+// between any two steps heals on retry: the order says whether step 2 happened and with which
+// attempt, the marker whether step 1 did. A marker of an attempt that lost the race for step 2 is
+// undone (its units given back); a marker older than `until` (the attempt's function has timed
+// out, so it is dead) is taken over by the next attempt; a younger one means an attempt is in
+// flight, and the record is retried later (StockBusyError). docs/dynamodb-costs.md has the table.
 
-/** What an operation on a line does to the stock item; the marker it leaves while in flight. */
-export type Operation = 'reserve' | 'commit' | 'release';
-export type LineState = 'RESERVED' | 'COMMITTED' | 'RELEASED';
+export type StockOperation = 'reserve' | 'release';
 
 /** The stock item in the inventory table. */
 export interface StockItem {
   sku: string;
   name: string;
   available: number;
-  reserved: number;
-  sold: number;
-  /** Per order id, an operation whose counters are changed but whose line is not yet finished. */
-  applying: Record<string, Operation>;
+  /** Per order id, an operation applied to `available` whose order has not recorded it yet. */
+  applying?: Record<string, string>;
 }
 
-/** One order line's reservation, in the reservations table (key orderId, sku). */
-export interface ReservationLine {
-  orderId: string;
-  sku: string;
-  quantity: number;
-  state: LineState;
-  /** When the line reached its state. */
-  at: string;
-  /** On a line released because the order was out of stock: the SKU that was short. */
-  shortSku?: string;
+interface Marker {
+  op: StockOperation;
+  attempt: string;
+  /** Epoch ms after which the attempt that wrote it is surely dead (its function timed out). */
+  until: number;
+  value: string;
 }
 
-export type ReservationResult =
-  | { outcome: 'reserved'; lines: number }
-  | { outcome: 'out-of-stock'; sku: string; released: number };
-
-interface OperationSpec {
-  /** The line state the operation needs (undefined: no line yet). */
-  from: LineState | undefined;
-  to: LineState;
-  /** The stock item's own condition, besides the marker's. */
-  condition: string;
-  counters: string;
-  /** A marker this operation may overwrite: left by the operation that produced `from`, whose step 3 is therefore done. */
-  overwrites: Operation | undefined;
+/** Another attempt at the same order is changing this SKU right now: retry the record later. */
+export class StockBusyError extends Error {
+  override name = 'StockBusyError';
 }
 
-const OPERATIONS: Record<Operation, OperationSpec> = {
-  reserve: {
-    from: undefined,
-    to: 'RESERVED',
-    condition: 'available >= :quantity',
-    counters: 'available = available - :quantity, reserved = reserved + :quantity',
-    overwrites: undefined,
-  },
-  commit: {
-    from: 'RESERVED',
-    to: 'COMMITTED',
-    condition: 'reserved >= :quantity',
-    counters: 'reserved = reserved - :quantity, sold = if_not_exists(sold, :zero) + :quantity',
-    overwrites: 'reserve',
-  },
-  release: {
-    from: 'RESERVED',
-    to: 'RELEASED',
-    condition: 'reserved >= :quantity',
-    counters: 'reserved = reserved - :quantity, available = available + :quantity',
-    overwrites: 'reserve',
-  },
-};
-
-/** Stock figures that disagree with a line's state: a bug or a hand edit, never a business outcome. */
+/** Stock figures that disagree with the order: a bug or a hand edit, never a business outcome. */
 export class InventoryInconsistencyError extends Error {
   override name = 'InventoryInconsistencyError';
 }
 
-export async function findStockItem(sku: string): Promise<StockItem | undefined> {
-  const result = await dynamoDbDocumentClient().send(
-    new GetCommand({ TableName: config.inventoryTable(), Key: { sku }, ConsistentRead: true }),
-  );
+function newMarker(op: StockOperation): Marker {
+  const attempt = randomUUID().slice(0, 8);
+  // Twice the function timeout: an attempt cannot outlive its invocation, and clocks differ a little.
+  const until = Date.now() + 2 * config.consumerTimeoutSeconds() * 1000;
+  return { op, attempt, until, value: `${op}:${attempt}:${until}` };
+}
+
+function parseMarker(value: string): Marker {
+  const [op, attempt, until] = value.split(':');
+  if ((op !== 'reserve' && op !== 'release') || !attempt || !Number.isFinite(Number(until))) {
+    throw new InventoryInconsistencyError(`Unreadable stock marker "${value}"`);
+  }
+  return { op, attempt, until: Number(until), value };
+}
+
+/** How an operation changes the counter, and what it needs of it. */
+const CHANGES: Record<StockOperation, { apply: string; undo: string; condition: string }> = {
+  reserve: { apply: 'available = available - :quantity', undo: 'available = available + :quantity', condition: 'available >= :quantity' },
+  release: { apply: 'available = available + :quantity', undo: 'available = available - :quantity', condition: 'available >= :zero' },
+};
+
+export async function findStockItem(sku: string, db: DynamoDBDocumentClient = dynamoDbDocumentClient(), table = config.inventoryTable()): Promise<StockItem | undefined> {
+  const result = await db.send(new GetCommand({ TableName: table, Key: { sku }, ConsistentRead: true }));
   return result.Item as StockItem | undefined;
 }
 
-export async function findReservationLine(orderId: string, sku: string): Promise<ReservationLine | undefined> {
-  const result = await dynamoDbDocumentClient().send(
-    new GetCommand({ TableName: config.reservationsTable(), Key: { orderId, sku }, ConsistentRead: true }),
-  );
-  return result.Item as ReservationLine | undefined;
-}
-
-/** A line released without ever holding units: the short line of an out-of-stock order. */
-function isShortLine(line: ReservationLine): boolean {
-  return line.state === 'RELEASED' && line.shortSku === line.sku;
-}
-
-type LineOutcome =
-  | { kind: 'reserved' }
-  /** Refused now: not enough stock, or no such SKU. */
-  | { kind: 'short' }
-  /** Released by an earlier attempt (or a cancellation): the order cannot be reserved again. */
-  | { kind: 'released'; shortSku: string | undefined }
-  /** Reserved, but an earlier attempt had given its units back and not finished the line. */
-  | { kind: 'releasing' };
-
-/**
- * Reserves every line of an order, all or none. A line reserved by an earlier attempt that crashed
- * counts as done. When a line is short, or its SKU unknown, that line is recorded as the short one
- * and every line of the order is released: the order is out of stock, a business outcome, and stays
- * so on any retry (a released line is never reserved again).
- */
-export async function reserveInventory(orderId: string, items: OrderItem[]): Promise<ReservationResult> {
-  let releasingSku: string | undefined;
-  for (const item of items) {
-    const found = await reserveLine(orderId, item);
-    if (found.kind === 'reserved') continue;
-    if (found.kind === 'releasing') {
-      // The short line recorded by that attempt comes later in the order; keep looking for it.
-      releasingSku ??= item.sku;
-      continue;
-    }
-    let shortSku: string;
-    if (found.kind === 'short') {
-      // Recorded before anything is released, so a retry after a crash mid-release knows the order
-      // is out of stock, and which SKU, even if that SKU has been restocked meanwhile.
-      await recordShortLine(orderId, item);
-      shortSku = item.sku;
-    } else {
-      shortSku = found.shortSku ?? item.sku;
-    }
-    // All lines, not only the ones this call reserved: an earlier attempt may have reserved others.
-    const released = await releaseLines(orderId, items, shortSku);
-    return { outcome: 'out-of-stock', sku: shortSku, released };
-  }
-  if (releasingSku !== undefined) {
-    // A release in flight and no short line recorded (reserveInventory records one first, so this is
-    // a release started elsewhere): finish it rather than report the order reserved with units given
-    // back. No SKU was short; the one found half released stands in for it in the result.
-    return { outcome: 'out-of-stock', sku: releasingSku, released: await releaseLines(orderId, items) };
-  }
-  return { outcome: 'reserved', lines: items.length };
-}
-
-async function reserveLine(orderId: string, item: OrderItem): Promise<LineOutcome> {
-  const line = await findReservationLine(orderId, item.sku);
-  if (line?.state === 'RELEASED') return { kind: 'released', shortSku: line.shortSku };
-  if (line) {
-    // RESERVED, or COMMITTED since: done. Only on this retry path is the stock item read, to remove
-    // a marker a crash before step 4 left, and to spot a release an earlier attempt left half done.
-    const marker = await clearLeftoverMarker(orderId, item.sku, 'reserve');
-    return line.state === 'RESERVED' && marker === 'release' ? { kind: 'releasing' } : { kind: 'reserved' };
-  }
-  const refused = await applyCounters('reserve', orderId, item.sku, item.quantity);
-  if (refused) {
-    if (refused.marker !== undefined) {
-      throw new InventoryInconsistencyError(
-        `Order ${orderId} has no reservation line for ${item.sku}, but its stock item is applying "${refused.marker}" for it`,
-      );
-    }
-    return { kind: 'short' };
-  }
-  await writeLineState('reserve', orderId, item.sku, item.quantity);
-  await clearMarker(orderId, item.sku, 'reserve');
-  return { kind: 'reserved' };
-}
-
-/**
- * Turns a reservation into a sale: reserved → sold, once per line. Returns the number of lines
- * committed by this call (a line whose counters a crashed attempt had moved counts here, where it
- * is finished).
- */
-export async function commitReservation(orderId: string, items: OrderItem[]): Promise<number> {
-  let changed = 0;
-  for (const item of items) if (await settleLine('commit', orderId, item.sku)) changed += 1;
-  return changed;
-}
-
-/** Gives reserved stock back: reserved → available, once; nothing for lines never reserved, committed or already released. */
-export async function releaseReservation(orderId: string, items: OrderItem[]): Promise<number> {
-  return releaseLines(orderId, items);
-}
-
-async function releaseLines(orderId: string, items: OrderItem[], shortSku?: string): Promise<number> {
-  let changed = 0;
-  for (const item of items) if (await settleLine('release', orderId, item.sku, shortSku)) changed += 1;
-  return changed;
-}
-
-/** Commit or release of one line: from RESERVED to its final state. True when this call moved it. */
-async function settleLine(op: 'commit' | 'release', orderId: string, sku: string, shortSku?: string): Promise<boolean> {
-  const spec = OPERATIONS[op];
-  const line = await findReservationLine(orderId, sku);
-  if (!line) return false;
-  if (line.state === spec.to) {
-    // Done before; a crash before step 4 may have left this operation's marker. A short line never
-    // held units, so it never had one: no need to read its stock item.
-    if (!isShortLine(line)) await clearLeftoverMarker(orderId, sku, op);
-    return false;
-  }
-  if (line.state !== spec.from) return false;
-  const refused = await applyCounters(op, orderId, sku, line.quantity);
-  if (refused) {
-    throw new InventoryInconsistencyError(
-      `Cannot ${op} ${line.quantity} of ${sku} for order ${orderId}: its line is RESERVED but the stock item ` +
-        (refused.marker ? `is applying "${refused.marker}" for it` : `does not hold that many reserved units, or does not exist`),
-    );
-  }
-  const moved = await writeLineState(op, orderId, sku, line.quantity, shortSku);
-  await clearMarker(orderId, sku, op);
-  return moved;
-}
-
-/**
- * Step 2: the counters and the marker in one conditional write. Resolves undefined when applied,
- * by this call or by an earlier attempt whose marker still stands; otherwise with the marker found
- * (undefined: none), for the caller to tell a business refusal from an inconsistency.
- */
-async function applyCounters(
-  op: Operation,
-  orderId: string,
-  sku: string,
-  quantity: number,
-): Promise<{ marker: Operation | undefined } | undefined> {
-  const spec = OPERATIONS[op];
-  // The marker condition admits only a marker left by the operation that produced the line's current
-  // state (its step 3 done): never a marker of this operation (applied already) nor one of another
-  // operation still in flight (a commit must not land on a half-done release, or the reverse).
-  const markerCondition = spec.overwrites
-    ? '(attribute_not_exists(applying.#orderId) OR applying.#orderId = :overwrites)'
-    : 'attribute_not_exists(applying.#orderId)';
-  try {
-    await dynamoDbDocumentClient().send(
+/** Step 1. True when applied; false when the condition failed (short, no such SKU, or a marker there). */
+async function applyWithMarker(orderId: string, item: OrderItem, marker: Marker): Promise<boolean> {
+  const change = CHANGES[marker.op];
+  const applied = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.inventoryTable(),
-        Key: { sku },
-        ConditionExpression: `attribute_exists(sku) AND ${spec.condition} AND ${markerCondition}`,
-        UpdateExpression: `SET ${spec.counters}, applying.#orderId = :op`,
+        Key: { sku: item.sku },
+        ConditionExpression: `attribute_exists(sku) AND ${change.condition} AND attribute_not_exists(applying.#orderId)`,
+        UpdateExpression: `SET ${change.apply}, applying.#orderId = :marker`,
         ExpressionAttributeNames: { '#orderId': orderId },
-        ExpressionAttributeValues: {
-          ':quantity': quantity,
-          ':op': op,
-          ...(op === 'commit' ? { ':zero': 0 } : {}),
-          ...(spec.overwrites ? { ':overwrites': spec.overwrites } : {}),
-        },
+        ExpressionAttributeValues: { ':quantity': item.quantity, ':marker': marker.value, ...(marker.op === 'release' ? { ':zero': 0 } : {}) },
       }),
-    );
-    return undefined;
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
-  // Which part of the condition failed? (The local DynamoDB ignores ReturnValuesOnConditionCheckFailure.)
-  const marker = await readMarker(orderId, sku);
-  return marker === op ? undefined : { marker };
+    ),
+  );
+  return applied !== undefined;
 }
 
-/** Step 3: the line's new state, conditional on the state the operation starts from. True when this call wrote it. */
-async function writeLineState(op: Operation, orderId: string, sku: string, quantity: number, shortSku?: string): Promise<boolean> {
-  const spec = OPERATIONS[op];
-  const withShort = shortSku !== undefined && spec.to === 'RELEASED';
-  try {
-    await dynamoDbDocumentClient().send(
-      new UpdateCommand({
-        TableName: config.reservationsTable(),
-        Key: { orderId, sku },
-        ConditionExpression: spec.from === undefined ? 'attribute_not_exists(orderId)' : '#state = :from',
-        UpdateExpression: `SET quantity = :quantity, #state = :to, #at = :at${withShort ? ', shortSku = :shortSku' : ''}`,
-        ExpressionAttributeNames: { '#state': 'state', '#at': 'at' },
-        ExpressionAttributeValues: {
-          ':quantity': quantity,
-          ':to': spec.to,
-          ':at': new Date().toISOString(),
-          ...(spec.from === undefined ? {} : { ':from': spec.from }),
-          ...(withShort ? { ':shortSku': shortSku } : {}),
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
-}
-
-/** The short line of an out-of-stock order: RELEASED without ever holding units, naming itself. */
-async function recordShortLine(orderId: string, item: OrderItem): Promise<void> {
-  try {
-    await dynamoDbDocumentClient().send(
-      new UpdateCommand({
-        TableName: config.reservationsTable(),
-        Key: { orderId, sku: item.sku },
-        ConditionExpression: 'attribute_not_exists(orderId)',
-        UpdateExpression: 'SET quantity = :quantity, #state = :released, #at = :at, shortSku = :sku',
-        ExpressionAttributeNames: { '#state': 'state', '#at': 'at' },
-        ExpressionAttributeValues: { ':quantity': item.quantity, ':released': 'RELEASED', ':at': new Date().toISOString(), ':sku': item.sku },
-      }),
-    );
-  } catch (error) {
-    // A line is there already: releasing every line next settles whatever it is.
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
-}
-
-/** Step 4: the marker goes, if it is still this operation's. */
-async function clearMarker(orderId: string, sku: string, op: Operation): Promise<void> {
-  try {
-    await dynamoDbDocumentClient().send(
+/** Step 3: the marker goes, keeping its change. True when this call removed it. */
+async function removeMarker(orderId: string, sku: string, value: string): Promise<boolean> {
+  const removed = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.inventoryTable(),
         Key: { sku },
-        ConditionExpression: 'applying.#orderId = :op',
+        ConditionExpression: 'applying.#orderId = :marker',
         UpdateExpression: 'REMOVE applying.#orderId',
         ExpressionAttributeNames: { '#orderId': orderId },
-        ExpressionAttributeValues: { ':op': op },
+        ExpressionAttributeValues: { ':marker': value },
       }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
-}
-
-async function readMarker(orderId: string, sku: string): Promise<Operation | undefined> {
-  const result = await dynamoDbDocumentClient().send(
-    new GetCommand({
-      TableName: config.inventoryTable(),
-      Key: { sku },
-      ConsistentRead: true,
-      ProjectionExpression: 'applying.#orderId',
-      ExpressionAttributeNames: { '#orderId': orderId },
-    }),
+    ),
   );
-  return (result.Item as Partial<StockItem> | undefined)?.applying?.[orderId];
+  return removed !== undefined;
 }
 
-/** The retry path of a line found in its target state: removes this operation's marker if a crash left it; returns the marker found. */
-async function clearLeftoverMarker(orderId: string, sku: string, op: Operation): Promise<Operation | undefined> {
-  const marker = await readMarker(orderId, sku);
-  if (marker === op) await clearMarker(orderId, sku, op);
-  return marker;
+/** The change of a marker that will never be recorded is undone, with the marker. True when this call undid it. */
+async function undoMarker(orderId: string, item: OrderItem, marker: Marker): Promise<boolean> {
+  const undone = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.inventoryTable(),
+        Key: { sku: item.sku },
+        ConditionExpression: 'applying.#orderId = :marker',
+        UpdateExpression: `SET ${CHANGES[marker.op].undo} REMOVE applying.#orderId`,
+        ExpressionAttributeNames: { '#orderId': orderId },
+        ExpressionAttributeValues: { ':marker': marker.value, ':quantity': item.quantity },
+      }),
+    ),
+  );
+  if (undone) logger.info('Stock change of an attempt that was not recorded undone', { sku: item.sku, op: marker.op, attempt: marker.attempt });
+  return undone !== undefined;
+}
+
+/** Takes over the marker of a dead attempt: its change counts as this attempt's. */
+async function adoptMarker(orderId: string, sku: string, dead: Marker, mine: Marker): Promise<boolean> {
+  const adopted = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.inventoryTable(),
+        Key: { sku },
+        ConditionExpression: 'applying.#orderId = :dead',
+        UpdateExpression: 'SET applying.#orderId = :mine',
+        ExpressionAttributeNames: { '#orderId': orderId },
+        ExpressionAttributeValues: { ':dead': dead.value, ':mine': mine.value },
+      }),
+    ),
+  );
+  return adopted !== undefined;
+}
+
+/** What the order says about a marker's attempt: its change stands, it must be undone, or not known yet. */
+function verdictOn(order: OrderRecord, marker: Marker): 'keep' | 'undo' | 'open' {
+  const record = marker.op === 'reserve' ? order.inventory : order.release;
+  if (!record) return 'open';
+  const stands = record.attempt === marker.attempt && (marker.op === 'release' || order.inventory?.outcome === 'SUCCEEDED');
+  return stands ? 'keep' : 'undo';
 }
 
 /**
- * Units still held, per SKU: lines of the given orders still RESERVED, plus markers left on the
- * stock items (an operation applied to the counters and not finished). After a run everything
- * should be committed or released, so both should be 0. Scans the reservations table: for
- * accounting (the chaos run), never on the request path.
+ * Settles every marker the order's own record decides: keeps the recorded attempt's change, undoes
+ * any other. Run where the record is found already written (a redelivery, a lost race), so that no
+ * marker outlives the order's attempts. Reads each line's stock item.
  */
-export async function heldReservations(
-  db: DynamoDBDocumentClient,
-  tables: { inventory: string; reservations: string },
-  skus: Iterable<string>,
-  orderIds: ReadonlySet<string>,
-): Promise<Map<string, number>> {
-  const held = new Map<string, number>();
-  for (const sku of skus) held.set(sku, 0);
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db.send(
-      new ScanCommand({
-        TableName: tables.reservations,
-        ConsistentRead: true,
-        FilterExpression: '#state = :reserved',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: { ':reserved': 'RESERVED' satisfies LineState },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const line of (page.Items ?? []) as ReservationLine[]) {
-      if (orderIds.has(line.orderId) && held.has(line.sku)) held.set(line.sku, held.get(line.sku)! + 1);
+async function tidyMarkers(order: OrderRecord, items: OrderItem[]): Promise<void> {
+  for (const item of items) {
+    const value = (await findStockItem(item.sku))?.applying?.[order.orderId];
+    if (value === undefined) continue;
+    const marker = parseMarker(value);
+    const verdict = verdictOn(order, marker);
+    if (verdict === 'keep') await removeMarker(order.orderId, item.sku, value);
+    if (verdict === 'undo') await undoMarker(order.orderId, item, marker);
+  }
+}
+
+type LineOutcome = 'applied' | 'short' | 'recorded';
+
+/**
+ * Step 1 for one line, with whatever stands in its way resolved: a dead attempt's marker taken
+ * over (nothing recorded yet) or settled (recorded), a live attempt's refused (StockBusyError).
+ * `recorded`: the order's record turned up meanwhile; the caller stops and tidies.
+ */
+async function applyLine(orderId: string, item: OrderItem, mine: Marker): Promise<LineOutcome> {
+  for (let tries = 0; tries < 5; tries += 1) {
+    if (await applyWithMarker(orderId, item, mine)) return 'applied';
+    const stock = await findStockItem(item.sku);
+    if (!stock) {
+      if (mine.op === 'reserve') return 'short';
+      throw new InventoryInconsistencyError(`Cannot release ${item.quantity} of ${item.sku} for order ${orderId}: no such stock item`);
     }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  for (const sku of held.keys()) {
-    const { Item } = await db.send(new GetCommand({ TableName: tables.inventory, Key: { sku }, ConsistentRead: true }));
-    held.set(sku, held.get(sku)! + Object.keys((Item as Partial<StockItem> | undefined)?.applying ?? {}).length);
+    const value = stock.applying?.[orderId];
+    if (value === undefined) {
+      if (mine.op === 'reserve' && stock.available < item.quantity) return 'short';
+      continue; // The counter or the marker changed between the write and the read: try again.
+    }
+    const theirs = parseMarker(value);
+    if (theirs.attempt === mine.attempt) return 'applied';
+    const order = await loadOrder(orderId);
+    const verdict = verdictOn(order, theirs);
+    if (verdict === 'open') {
+      if ((mine.op === 'reserve' ? order.inventory : order.release) !== undefined) return 'recorded';
+      if (theirs.until > Date.now()) {
+        throw new StockBusyError(`Another attempt is ${theirs.op === 'reserve' ? 'reserving' : 'releasing'} ${item.sku} for order ${orderId}; retrying later`);
+      }
+      if (theirs.op !== mine.op) {
+        throw new InventoryInconsistencyError(`Order ${orderId} has a ${theirs.op} marker on ${item.sku} while it is ${mine.op}ing`);
+      }
+      if (await adoptMarker(orderId, item.sku, theirs, mine)) return 'applied';
+      continue;
+    }
+    if (mine.op === 'reserve' && order.inventory) return 'recorded';
+    // A finished operation's marker (a crash before its step 3): settle it, then try again.
+    if (verdict === 'keep') await removeMarker(orderId, item.sku, value);
+    else await undoMarker(orderId, item, theirs);
   }
-  return held;
+  throw new StockBusyError(`Could not change ${item.sku} for order ${orderId}: too much contention; retrying later`);
 }
 
-function unitsOf(items: OrderItem[]): number {
-  return items.reduce((sum, item) => sum + item.quantity, 0);
-}
-
-/** The inventory stage on OrderPlaced: reserve, record the result, settle the order if it is the last. */
-export function reserveStockForOrder(event: OrderPlaced): Promise<StageCompletion> {
-  return completeStage('inventory', event.orderId, async () => {
-    const result = await reserveInventory(event.orderId, event.data.items);
-    return result.outcome === 'reserved'
-      ? { status: 'SUCCEEDED', what: `reserved ${unitsOf(event.data.items)} unit(s) of ${result.lines} SKU(s)` }
-      : { status: 'REJECTED', reason: 'OUT_OF_STOCK', what: `out of stock: ${result.sku}` };
-  });
-}
-
-/** The inventory stage on OrderConfirmed: the reserved units are sold. */
-export async function commitStockForOrder(event: OrderConfirmed): Promise<{ committedLines: number }> {
-  const order = await loadOrder(event.orderId);
-  const committedLines = await commitReservation(order.orderId, order.items);
-  if (order.stages.inventory.status === 'SUCCEEDED') {
-    await appendStageTimelineOnce(order.orderId, 'inventory', 'committed');
+/**
+ * The inventory participant on OrderPlaced: every line reserved, or none. A line short (or an
+ * unknown SKU) rejects the order as out of stock; the lines this attempt had taken are given back
+ * after the rejection is recorded. A stale read of the order (half the cost of a consistent one)
+ * is safe: at worst this attempt reserves, loses the race to record, and gives its units back.
+ */
+export async function reserveStockForOrder(event: OrderPlaced): Promise<ParticipantCompletion> {
+  const { orderId } = event;
+  const items = event.data.items;
+  const known = await findOrder(orderId, { consistent: false });
+  if (known?.inventory) return settleDuplicate(known, items);
+  const mine = newMarker('reserve');
+  const applied: OrderItem[] = [];
+  let shortSku: string | undefined;
+  for (const item of items) {
+    const outcome = await applyLine(orderId, item, mine);
+    if (outcome === 'recorded') {
+      await undoAll(orderId, applied, mine);
+      return settleDuplicate(await loadOrder(orderId), items);
+    }
+    if (outcome === 'short') {
+      shortSku = item.sku;
+      break;
+    }
+    applied.push(item);
   }
-  return { committedLines };
+  const at = new Date().toISOString();
+  const recorded = await recordResult(
+    orderId,
+    'inventory',
+    shortSku === undefined ? { outcome: 'SUCCEEDED', at, attempt: mine.attempt } : { outcome: 'REJECTED', at, attempt: mine.attempt, shortSku },
+  );
+  if (!recorded) {
+    const order = await findOrder(orderId);
+    if (!order) {
+      await undoAll(orderId, applied, mine);
+      throw new OrderNotFoundError(`Order ${orderId} is not in the orders table`);
+    }
+    return settleDuplicate(order, items);
+  }
+  for (const item of applied) {
+    if (shortSku === undefined) await removeMarker(orderId, item.sku, mine.value);
+    else await undoMarker(orderId, item, mine);
+  }
+  return { participant: 'inventory', recorded: recorded.inventory!.outcome, settle: await settleAfterRecording(recorded) };
 }
 
-/** The inventory stage on OrderCancelled: the reserved units go back on sale (compensation). */
+async function undoAll(orderId: string, applied: OrderItem[], mine: Marker): Promise<void> {
+  for (const item of applied) await undoMarker(orderId, item, mine);
+}
+
+async function settleDuplicate(order: OrderRecord, items: OrderItem[]): Promise<ParticipantCompletion> {
+  await tidyMarkers(order, items);
+  return { participant: 'inventory', recorded: 'earlier', settle: await settleRecordedEarlier(order, 'inventory') };
+}
+
+/** The inventory participant on OrderCancelled: units it had reserved go back on sale, once (compensation). */
 export async function releaseStockForOrder(event: OrderCancelled): Promise<{ releasedLines: number }> {
   const order = await loadOrder(event.orderId);
-  const releasedLines = await releaseReservation(order.orderId, order.items);
-  // Only a stage that had reserved has something to compensate; a rejected one released already.
-  if (order.stages.inventory.status === 'SUCCEEDED' || order.stages.inventory.status === 'COMPENSATED') {
-    await appendStageTimelineOnce(order.orderId, 'inventory', 'released', 'COMPENSATED');
+  if (order.status !== 'CANCELLED' || order.inventory?.outcome !== 'SUCCEEDED') return { releasedLines: 0 };
+  if (order.release) {
+    await tidyMarkers(order, order.items);
+    return { releasedLines: 0 };
   }
-  return { releasedLines };
+  const mine = newMarker('release');
+  const applied: OrderItem[] = [];
+  for (const item of order.items) {
+    const outcome = await applyLine(order.orderId, item, mine);
+    if (outcome === 'applied') applied.push(item);
+    else {
+      await undoAll(order.orderId, applied, mine);
+      await tidyMarkers(await loadOrder(order.orderId), order.items);
+      return { releasedLines: 0 };
+    }
+  }
+  const written = await recordFollowUp(
+    order.orderId,
+    'release',
+    { at: new Date().toISOString(), attempt: mine.attempt },
+    { requiresSucceeded: ['inventory'], last: isLastFollowUp(order, 'inventory:released') },
+  );
+  if (!written) {
+    await tidyMarkers(await loadOrder(order.orderId), order.items);
+    return { releasedLines: 0 };
+  }
+  for (const item of applied) await removeMarker(order.orderId, item.sku, mine.value);
+  return { releasedLines: applied.length };
+}
+
+/**
+ * Markers still standing on the given SKUs: each is a change not yet recorded or not yet tidied.
+ * After a run has settled there should be none. For accounting (the chaos run), never on the
+ * request path.
+ */
+export async function markersLeft(
+  db: DynamoDBDocumentClient,
+  inventoryTable: string,
+  skus: Iterable<string>,
+): Promise<Map<string, number>> {
+  const left = new Map<string, number>();
+  for (const sku of skus) left.set(sku, Object.keys((await findStockItem(sku, db, inventoryTable))?.applying ?? {}).length);
+  return left;
 }

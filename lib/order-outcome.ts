@@ -1,70 +1,36 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
-import { type CancellationReason, cancellationReasons, eventIdOf, type OrderEvent } from './events.js';
-import { type Stage, STAGES } from './order.js';
+import { eventIdOf, type OrderEvent } from './events.js';
+import { logger, singleMetric } from './observability.js';
+import type { Participant } from './order.js';
+import { publishOrderEvent } from './order-events-topic.js';
 import {
   findOrder,
+  type InventoryResult,
   missingFollowUps,
   type OrderRecord,
-  secondsAfter,
-  type StageState,
-  type StageStatus,
-  sweepShardOf,
+  type ParticipantResults,
+  type PaymentResult,
+  type ShippingResult,
+  type StoredOrder,
+  toOrderRecord,
 } from './orders.js';
-import { publishOrderEvent } from './order-events-topic.js';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logger, singleMetric } from './observability.js';
 
-// How the saga ends without an orchestrator: each stage records its own result on the order item,
-// and whichever stage sees all three results decides the order with one conditional write, then
-// publishes the outcome. Every step is a single-item conditional write, so it is safe to repeat.
-
-
-export type StageResult =
-  | { status: 'SUCCEEDED'; what: string }
-  | { status: 'REJECTED'; reason: CancellationReason; what: string };
-
-export type Decision =
-  | { outcome: 'UNDECIDED' }
-  | { outcome: 'CONFIRMED' }
-  | { outcome: 'CANCELLED'; reason: CancellationReason };
+// How the saga ends without an orchestrator: each participant records its result on the order
+// item once (a conditional write of one small attribute), and the write that completes the set of
+// three decides the order: exactly one write can, since each result is written once. That write's
+// participant publishes the outcome. The decision itself is not stored: it follows from the results.
 
 /** An event for an order that is not in the orders table: retried, then left in the DLQ to look at. */
 export class OrderNotFoundError extends Error {
   override name = 'OrderNotFoundError';
 }
 
-function isCancellationReason(value: unknown): value is CancellationReason {
-  return typeof value === 'string' && (cancellationReasons as readonly string[]).includes(value);
-}
-
-/**
- * The pure part of the decision. Undecided while any stage is PENDING; CONFIRMED when none was
- * rejected; otherwise CANCELLED with the reason of the earliest rejection (by the time it was
- * recorded, ties broken by stage order) so that every stage computing it gets the same answer.
- */
-export function decideOutcome(stages: Record<Stage, StageState>): Decision {
-  if (STAGES.some((stage) => stages[stage].status === 'PENDING')) return { outcome: 'UNDECIDED' };
-  const rejections = STAGES.flatMap((stage, order) => {
-    const state = stages[stage];
-    if (state.status !== 'REJECTED') return [];
-    const at = state.timeline.at(-1)?.at ?? '';
-    // An unknown reason cannot be published (the event schema would refuse it); name the stage instead.
-    const reason: CancellationReason = isCancellationReason(state.reason)
-      ? state.reason
-      : stage === 'inventory'
-        ? 'OUT_OF_STOCK'
-        : stage === 'payment'
-          ? 'PAYMENT_DECLINED'
-          : 'SHIPPING_UNAVAILABLE';
-    return [{ at, order, reason }];
-  });
-  rejections.sort((a, b) => (a.at === b.at ? a.order - b.order : a.at < b.at ? -1 : 1));
-  const first = rejections[0];
-  return first ? { outcome: 'CANCELLED', reason: first.reason } : { outcome: 'CONFIRMED' };
-}
+export type ResultOf<P extends Participant> = NonNullable<ParticipantResults[P]>;
+type AnyResult = InventoryResult | PaymentResult | ShippingResult;
 
 /** The order event that announces a decided order; occurredAt is the decision time, so a re-publish is identical. */
 export function outcomeEventOf(order: OrderRecord): OrderEvent | undefined {
@@ -91,48 +57,24 @@ export async function loadOrder(orderId: string): Promise<OrderRecord> {
 }
 
 /**
- * Records a stage's result once: `PENDING` → SUCCEEDED or REJECTED, with a timeline entry.
- * Returns the whole order after the write, or undefined when the stage had already been recorded
- * (a retry, or a concurrent duplicate delivery).
+ * Records a participant's result once. Returns the whole order after the write, or undefined when
+ * the result was there already (a retry, a concurrent duplicate) or the order does not exist.
  */
-export async function recordStageResult(
-  orderId: string,
-  stage: Stage,
-  result: StageResult,
-  now: Date = new Date(),
-): Promise<OrderRecord | undefined> {
-  const at = now.toISOString();
-  try {
-    const response = await dynamoDbDocumentClient().send(
+export async function recordResult<P extends Participant>(orderId: string, participant: P, result: ResultOf<P>): Promise<OrderRecord | undefined> {
+  const response = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.ordersTable(),
         Key: { orderId },
-        ConditionExpression: 'stages.#stage.#status = :pending',
-        UpdateExpression:
-          result.status === 'REJECTED'
-            ? 'SET stages.#stage.#status = :status, stages.#stage.#reason = :reason, stages.#stage.#timeline = list_append(stages.#stage.#timeline, :entry), updatedAt = :at'
-            : 'SET stages.#stage.#status = :status, stages.#stage.#timeline = list_append(stages.#stage.#timeline, :entry), updatedAt = :at',
-        ExpressionAttributeNames: {
-          '#stage': stage,
-          '#status': 'status',
-          '#timeline': 'timeline',
-          ...(result.status === 'REJECTED' ? { '#reason': 'reason' } : {}),
-        },
-        ExpressionAttributeValues: {
-          ':pending': 'PENDING' satisfies StageStatus,
-          ':status': result.status,
-          ':entry': [{ at, what: result.what }],
-          ':at': at,
-          ...(result.status === 'REJECTED' ? { ':reason': result.reason } : {}),
-        },
+        ConditionExpression: 'attribute_exists(orderId) AND attribute_not_exists(#participant)',
+        UpdateExpression: 'SET #participant = :result',
+        ExpressionAttributeNames: { '#participant': participant },
+        ExpressionAttributeValues: { ':result': result satisfies AnyResult },
         ReturnValues: 'ALL_NEW',
       }),
-    );
-    return response.Attributes as OrderRecord;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
+    ),
+  );
+  return response ? toOrderRecord(response.Attributes as StoredOrder) : undefined;
 }
 
 export type SettleResult =
@@ -140,56 +82,61 @@ export type SettleResult =
   | { decision: 'decided-elsewhere'; status: OrderRecord['status'] }
   | { decision: 'decided-here'; status: OrderRecord['status']; published: boolean };
 
+export type ParticipantCompletion = { participant: Participant; recorded: 'SUCCEEDED' | 'REJECTED' | 'earlier'; settle: SettleResult };
+
 /**
- * Decides the order when all three stages are in, and publishes the outcome. Exactly one stage
- * wins the conditional decision write; only that stage publishes, and if it crashes before it
- * recorded `outcomePublishedAt`, its retry (the record failed, so it runs again) publishes then.
+ * After this participant's result write: if it completed the set, the order is decided here, and
+ * this participant counts and publishes the outcome.
  */
-export async function settleOrder(
-  order: OrderRecord,
-  stage: Stage,
-  now: Date = new Date(),
-): Promise<SettleResult> {
-  let current = order;
-  if (current.status === 'PENDING') {
-    const decision = decideOutcome(current.stages);
-    if (decision.outcome === 'UNDECIDED') return { decision: 'undecided' };
-    const decided = await writeDecision(current.orderId, stage, decision, now);
-    if (!decided) {
-      // Another stage won; re-read only to report what it decided.
-      const latest = await loadOrder(current.orderId);
-      return { decision: 'decided-elsewhere', status: latest.status };
-    }
-    current = decided;
-    // Counted here, where exactly one conditional write per order succeeds.
-    recordDecisionMetrics(decided, now);
+export async function settleAfterRecording(order: OrderRecord): Promise<SettleResult> {
+  if (order.status === 'PENDING') return { decision: 'undecided' };
+  recordDecisionMetrics(order);
+  await publishOutcome(order);
+  logger.info('Order decided', { orderId: order.orderId, status: order.status, reason: order.reason });
+  return { decision: 'decided-here', status: order.status, published: true };
+}
+
+/**
+ * A participant whose result was recorded earlier (a redelivery, or a retry after a crash). If it
+ * is the decider (its result was the last) and the order still lacks a follow-up, it publishes the
+ * outcome again: the first attempt may have died before publishing. Otherwise nothing: the sweep
+ * covers whatever else is missing.
+ */
+export async function settleRecordedEarlier(order: OrderRecord, participant: Participant): Promise<SettleResult> {
+  if (order.status === 'PENDING') return { decision: 'undecided' };
+  if (order.decidedBy !== participant || missingFollowUps(order).length === 0) {
+    return { decision: 'decided-elsewhere', status: order.status };
   }
-  if (current.decidedBy !== stage) return { decision: 'decided-elsewhere', status: current.status };
-  if (current.outcomePublishedAt) return { decision: 'decided-here', status: current.status, published: false };
-  await publishOutcome(current);
-  logger.info('Order decided', { orderId: current.orderId, status: current.status, reason: current.reason });
-  return { decision: 'decided-here', status: current.status, published: true };
+  await publishOutcome(order);
+  return { decision: 'decided-here', status: order.status, published: true };
+}
+
+/**
+ * One participant's handling of OrderPlaced, for work that needs nothing undone when it loses a
+ * race: do it, record it once, settle. An order known to have this result already skips the work.
+ */
+export async function completeParticipant<P extends Participant>(
+  participant: P,
+  orderId: string,
+  work: () => Promise<ResultOf<P>>,
+  known?: OrderRecord,
+): Promise<ParticipantCompletion> {
+  if (known?.[participant]) return { participant, recorded: 'earlier', settle: await settleRecordedEarlier(known, participant) };
+  const result = await work();
+  const recorded = await recordResult(orderId, participant, result);
+  if (recorded) return { participant, recorded: result.outcome, settle: await settleAfterRecording(recorded) };
+  return { participant, recorded: 'earlier', settle: await settleRecordedEarlier(await loadOrder(orderId), participant) };
 }
 
 /**
  * Publishes a decided order's outcome event (the same event every time: same eventId and
- * occurredAt) and records that it was published. The decider calls it, and the sweep for an
- * order whose decider ran out of retries. Publishing twice (if the write after it fails) is
- * harmless: every consumer's work is idempotent.
+ * occurredAt). The decider calls it, and the sweep for an order whose follow-ups are missing.
+ * Publishing twice is harmless: every consumer's work is idempotent.
  */
 export async function publishOutcome(order: OrderRecord, publish: typeof publishOrderEvent = publishOrderEvent): Promise<void> {
   const event = outcomeEventOf(order);
   if (!event) throw new Error(`Order ${order.orderId} is ${order.status} without an outcome to publish`);
   await publish(event);
-  await dynamoDbDocumentClient().send(
-    new UpdateCommand({
-      TableName: config.ordersTable(),
-      Key: { orderId: order.orderId },
-      UpdateExpression: 'SET outcomePublishedAt = if_not_exists(outcomePublishedAt, :at)',
-      ConditionExpression: 'attribute_exists(orderId)',
-      ExpressionAttributeValues: { ':at': new Date().toISOString() },
-    }),
-  );
 }
 
 /**
@@ -204,122 +151,52 @@ export function recordDecisionMetrics(order: OrderRecord, now: Date = new Date()
     singleMetric().addMetric('OrdersCancelled', MetricUnit.Count, 1);
     singleMetric().addDimension('reason', order.reason ?? 'UNKNOWN').addMetric('OrdersCancelled', MetricUnit.Count, 1);
   }
-  const placedAt = Date.parse(order.placedEvent?.occurredAt ?? order.createdAt);
-  const elapsedMs = now.getTime() - placedAt;
+  const elapsedMs = now.getTime() - Date.parse(order.createdAt);
   if (Number.isFinite(elapsedMs) && elapsedMs >= 0) singleMetric().addMetric('OrderPlacedToDecided', MetricUnit.Milliseconds, elapsedMs);
 }
 
-async function writeDecision(
+export type FollowUp = 'dispatchedAt' | 'release' | 'refund' | 'shipmentCancelledAt';
+
+/**
+ * Records a follow-up once: sets its attribute, on the condition that it is not set yet, that the
+ * participants in `requiresSucceeded` succeeded, and that the follow-ups in `requiresAbsent` are not
+ * there. When `last` says it is the order's last missing follow-up, the order leaves the sweep's
+ * index in the same write. (Two last follow-ups written at once may each think another is missing;
+ * the sweep then finds the order finished.) True when this call wrote it.
+ */
+export async function recordFollowUp(
   orderId: string,
-  stage: Stage,
-  decision: Exclude<Decision, { outcome: 'UNDECIDED' }>,
-  now: Date,
-): Promise<OrderRecord | undefined> {
-  const at = now.toISOString();
-  const cancelled = decision.outcome === 'CANCELLED';
-  try {
-    const response = await dynamoDbDocumentClient().send(
+  followUp: FollowUp,
+  value: unknown,
+  options: { requiresSucceeded: Participant[]; requiresAbsent?: FollowUp[]; last: boolean },
+): Promise<boolean> {
+  const names: Record<string, string> = { '#followUp': followUp, '#outcome': 'outcome' };
+  const conditions = ['attribute_exists(orderId)', 'attribute_not_exists(#followUp)'];
+  options.requiresSucceeded.forEach((participant, i) => {
+    names[`#p${i}`] = participant;
+    conditions.push(`#p${i}.#outcome = :succeeded`);
+  });
+  (options.requiresAbsent ?? []).forEach((other, i) => {
+    names[`#a${i}`] = other;
+    conditions.push(`attribute_not_exists(#a${i})`);
+  });
+  const written = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.ordersTable(),
         Key: { orderId },
-        // The stage conditions restate what the decision was computed from, so a stale read cannot decide.
-        ConditionExpression:
-          '#status = :pending AND stages.inventory.#status <> :pending AND stages.payment.#status <> :pending AND stages.shipping.#status <> :pending',
-        // The order stays in the sweep's index until its follow-ups are done; the sweep's clock and
-        // its backoff start again from the decision.
-        UpdateExpression: `SET #status = :decided, decidedAt = :at, decidedBy = :stage, updatedAt = :at, sweepShard = :shard, sweepDueAt = :due, sweepAttempts = :zero${cancelled ? ', #reason = :reason' : ''}`,
-        ExpressionAttributeNames: { '#status': 'status', ...(cancelled ? { '#reason': 'reason' } : {}) },
-        ExpressionAttributeValues: {
-          ':pending': 'PENDING',
-          ':decided': decision.outcome,
-          ':at': at,
-          ':stage': stage,
-          ':shard': sweepShardOf(orderId),
-          ':due': secondsAfter(now, config.orderSweepAfterSeconds()),
-          ':zero': 0,
-          ...(cancelled ? { ':reason': decision.reason } : {}),
-        },
-        ReturnValues: 'ALL_NEW',
+        ConditionExpression: conditions.join(' AND '),
+        UpdateExpression: `SET #followUp = :value${options.last ? ' REMOVE sweepShard, sweepDueAt, sweepAttempts' : ''}`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ':value': value, ':succeeded': 'SUCCEEDED' },
       }),
-    );
-    return response.Attributes as OrderRecord;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
+    ),
+  );
+  return written !== undefined;
 }
 
-export type StageCompletion =
-  | { stage: Stage; recorded: StageResult['status']; settle: SettleResult }
-  | { stage: Stage; recorded: 'earlier'; settle: SettleResult };
-
-/**
- * One stage's handling of OrderPlaced: do the work only while the stage is still PENDING (so an
- * OrderPlaced delivered late, after the order was decided and compensated, changes nothing),
- * record its result, then try to settle the order. A retry after a crash anywhere in between
- * finds the stage recorded, skips the work and goes on settling.
- */
-export async function completeStage(
-  stage: Stage,
-  orderId: string,
-  work: (order: OrderRecord) => Promise<StageResult>,
-): Promise<StageCompletion> {
-  const order = await loadOrder(orderId);
-  if (order.stages[stage].status !== 'PENDING') {
-    return { stage, recorded: 'earlier', settle: await settleOrder(order, stage) };
-  }
-  const result = await work(order);
-  const recorded = await recordStageResult(orderId, stage, result);
-  if (!recorded) {
-    // A concurrent delivery recorded it first; settling from a fresh read is still this call's job
-    // only if it was this stage's decision, which settleOrder checks.
-    return { stage, recorded: 'earlier', settle: await settleOrder(await loadOrder(orderId), stage) };
-  }
-  return { stage, recorded: result.status, settle: await settleOrder(recorded, stage) };
-}
-
-/**
- * Appends a follow-up entry (committed, dispatched, refunded...) to a stage's timeline once,
- * optionally moving the stage to a new status. "Once" is an optimistic check: the entry is not
- * there yet, and the timeline still has the length that check saw.
- */
-export async function appendStageTimelineOnce(
-  orderId: string,
-  stage: Stage,
-  what: string,
-  newStatus?: StageStatus,
-  now: Date = new Date(),
-): Promise<boolean> {
-  for (let attempt = 0; attempt < 5; attempt += 1) {
-    const order = await loadOrder(orderId);
-    const timeline = order.stages[stage].timeline;
-    if (timeline.some((entry) => entry.what === what)) return false;
-    const at = now.toISOString();
-    // The last follow-up of a decided order takes it out of the sweep's index in the same write (and,
-    // a follow-up being proof of it, records the outcome as published if the decider had not yet).
-    // Two last follow-ups written at once may each miss that; the sweep then finds the order finished.
-    const after = { ...order.stages, [stage]: { ...order.stages[stage], timeline: [...timeline, { at, what }] } };
-    const finished = order.status !== 'PENDING' && missingFollowUps({ status: order.status, stages: after }).length === 0;
-    try {
-      await dynamoDbDocumentClient().send(
-        new UpdateCommand({
-          TableName: config.ordersTable(),
-          Key: { orderId },
-          ConditionExpression: 'size(stages.#stage.#timeline) = :length',
-          UpdateExpression: `SET stages.#stage.#timeline = list_append(stages.#stage.#timeline, :entry), updatedAt = :at${newStatus ? ', stages.#stage.#status = :status' : ''}${finished ? ', outcomePublishedAt = if_not_exists(outcomePublishedAt, :at) REMOVE sweepShard, sweepDueAt' : ''}`,
-          ExpressionAttributeNames: { '#stage': stage, '#timeline': 'timeline', ...(newStatus ? { '#status': 'status' } : {}) },
-          ExpressionAttributeValues: {
-            ':length': timeline.length,
-            ':entry': [{ at, what }],
-            ':at': at,
-            ...(newStatus ? { ':status': newStatus } : {}),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
-  }
-  throw new Error(`Could not append "${what}" to the ${stage} timeline of order ${orderId}: too much contention`);
+/** Whether `followUp` is the only thing this decided order still lacks. */
+export function isLastFollowUp(order: OrderRecord, followUp: string): boolean {
+  const missing = missingFollowUps(order);
+  return missing.length === 1 && missing[0] === followUp;
 }

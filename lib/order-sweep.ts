@@ -1,12 +1,12 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { logger, singleMetric } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import { publishOutcome } from './order-outcome.js';
-import { findOrder, missingFollowUps, type OrderRecord, secondsAfter, SWEEP_SHARDS } from './orders.js';
+import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAfter, SWEEP_SHARDS } from './orders.js';
 
 // The scheduled sweep that makes the pipeline heal itself. Every order that is not finished
 // carries the keys of the sparse UnfinishedOrders index, with the time the sweep should next look
@@ -121,7 +121,7 @@ async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrd
   }
   try {
     if (order.status === 'PENDING') {
-      await publish(order.placedEvent);
+      await publish(placedEventOf(order));
       summary.republishedPlaced += 1;
     } else {
       await publishOutcome(order, publish);
@@ -142,12 +142,12 @@ async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrd
 
 /** Counts the attempt and sets when to look again; skipped if the order moved on meanwhile. */
 async function scheduleNextAttempt(order: OrderRecord, attempts: number, now: Date): Promise<void> {
-  try {
-    await dynamoDbDocumentClient().send(
+  await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.ordersTable(),
         Key: { orderId: order.orderId },
-        // Unchanged due time: neither another sweep nor the decision (which resets it) came between.
+        // Unchanged due time: no other sweep came between, and the order did not leave the index.
         ConditionExpression: 'sweepDueAt = :seen',
         UpdateExpression: 'SET sweepAttempts = :attempts, sweepDueAt = :due',
         ExpressionAttributeValues: {
@@ -156,21 +156,18 @@ async function scheduleNextAttempt(order: OrderRecord, attempts: number, now: Da
           ':due': secondsAfter(now, sweepBackoffSeconds(attempts, config.orderSweepBackoffBaseSeconds())),
         },
       }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+    ),
+  );
 }
 
-/** Every follow-up is done: the order leaves the index (and its outcome was evidently published). */
+/** Every follow-up is done: the order leaves the index. */
 async function leaveIndex(order: OrderRecord): Promise<void> {
   await dynamoDbDocumentClient().send(
     new UpdateCommand({
       TableName: config.ordersTable(),
       Key: { orderId: order.orderId },
       ConditionExpression: 'attribute_exists(orderId)',
-      UpdateExpression: 'SET outcomePublishedAt = if_not_exists(outcomePublishedAt, :now) REMOVE sweepShard, sweepDueAt',
-      ExpressionAttributeValues: { ':now': new Date().toISOString() },
+      UpdateExpression: 'REMOVE sweepShard, sweepDueAt, sweepAttempts',
     }),
   );
 }

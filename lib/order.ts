@@ -113,8 +113,13 @@ export const ORDER_ID_PATTERN = /^ord_[0-9a-f]{32}$/;
  * malformed is refused in an event too, so such an event goes to the DLQ instead of being worked on.
  */
 export const orderIdSchema = z.string().check(z.regex(ORDER_ID_PATTERN, 'must look like ord_ followed by 32 hex digits'));
-export const STAGES = ['inventory', 'payment', 'shipping'] as const;
-export type Stage = (typeof STAGES)[number];
+/**
+ * The saga participants: each does its part for every order and records a result, and the order
+ * is decided when all three have. (A queue consumer is not necessarily one: a consumer that only
+ * reacts to outcomes, such as notifications, must not be listed here, or every order waits for it.)
+ */
+export const PARTICIPANTS = ['inventory', 'payment', 'shipping'] as const;
+export type Participant = (typeof PARTICIPANTS)[number];
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
 
 export { maskToken } from './card-data.js';

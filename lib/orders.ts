@@ -1,19 +1,76 @@
 import { createHash } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { v7 as uuidv7 } from 'uuid';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
+import { type CancellationReason, cancellationReasons, eventIdOf, type OrderPlaced } from './events.js';
+import { type OrderItem, type OrderRequest, type OrderStatus, PARTICIPANTS, type Participant, type ShippingAddress, maskToken } from './order.js';
 import { storePaymentToken } from './payment-tokens.js';
-import { type CancellationReason, eventIdOf, type OrderPlaced } from './events.js';
-import {
-  type OrderItem,
-  type OrderRequest,
-  type OrderStatus,
-  type ShippingAddress,
-  type Stage,
-  maskToken,
-} from './order.js';
+import { shipmentLabelFor } from './shipment-label.js';
+
+// One item per order in the orders table, written once by the order API and then only by small
+// single-attribute updates: each saga participant sets its result once (`inventory`, `payment`,
+// `shipping`), each follow-up sets its own attribute once (`dispatchedAt`, `release`, `refund`,
+// `shipmentCancelledAt`). Nothing is rewritten and no event is stored: a single-line order stays
+// under 1 KB, so every write costs one write unit (docs/dynamodb-costs.md). The status is not
+// stored either: it is a function of the three write-once results (`decideOutcome`), so it cannot
+// be decided twice, or differently.
+
+/** What a participant recorded, once. `at` is when it was recorded. */
+export interface InventoryResult {
+  outcome: 'SUCCEEDED' | 'REJECTED';
+  at: string;
+  /** The attempt whose stock markers hold this result (lib/inventory.ts). */
+  attempt: string;
+  /** On a rejection: the SKU that was short. */
+  shortSku?: string;
+}
+
+export interface PaymentResult {
+  outcome: 'SUCCEEDED' | 'REJECTED';
+  at: string;
+  chargeId?: string;
+  amount?: number;
+  declineCode?: string;
+}
+
+export interface ShippingResult {
+  outcome: 'SUCCEEDED' | 'REJECTED';
+  at: string;
+}
+
+export interface ParticipantResults {
+  inventory?: InventoryResult;
+  payment?: PaymentResult;
+  shipping?: ShippingResult;
+}
+
+/** The order item as stored. */
+export interface StoredOrder extends ParticipantResults {
+  orderId: string;
+  customerId: string;
+  items: OrderItem[];
+  shippingAddress: ShippingAddress;
+  paymentTokenMasked: string;
+  createdAt: string;
+  /** Follow-ups, each written once: a confirmed order's parcel handed over... */
+  dispatchedAt?: string;
+  /** ...or a cancelled order's compensations. */
+  release?: { at: string; attempt: string };
+  refund?: { at: string; refundId: string };
+  shipmentCancelledAt?: string;
+  /** Set when the order API's publish of OrderPlaced failed: a replay of the request publishes again. */
+  placedPublishFailedAt?: string;
+  /**
+   * Present only while the order is unfinished (undecided, or decided with a follow-up missing):
+   * the keys of the sparse, sharded UnfinishedOrders index that the sweep reads. `sweepDueAt` is
+   * when the sweep next looks at it; `sweepAttempts` how often it has acted.
+   */
+  sweepShard?: string;
+  sweepDueAt?: string;
+  sweepAttempts?: number;
+}
 
 export type StageStatus = 'PENDING' | 'SUCCEEDED' | 'REJECTED' | 'COMPENSATED';
 
@@ -24,43 +81,174 @@ export interface TimelineEntry {
 
 export interface StageState {
   status: StageStatus;
-  /** Why a stage was rejected, for example OUT_OF_STOCK. */
+  /** Why a participant rejected the order, for example OUT_OF_STOCK. */
   reason?: string;
   timeline: TimelineEntry[];
 }
 
-/** The order item in the orders table: the order, each stage's state, and the outcome. */
-export interface OrderRecord {
-  orderId: string;
+/** An order as read: the stored item and what follows from it (status, decision, timelines). */
+export interface OrderRecord extends StoredOrder {
   status: OrderStatus;
   reason?: CancellationReason;
-  customerId: string;
-  items: OrderItem[];
-  shippingAddress: ShippingAddress;
-  paymentTokenMasked: string;
-  createdAt: string;
-  updatedAt: string;
+  /** When the last of the three results was recorded. */
   decidedAt?: string;
-  /** The stage whose conditional write decided the order: the only one that publishes the outcome. */
-  decidedBy?: Stage;
-  /** Set after the outcome event was published; its absence on a decided order means "publish again". */
-  outcomePublishedAt?: string;
-  /**
-   * The OrderPlaced event exactly as published, stored in the same write as the order: whatever
-   * happens to the publish, the republisher can send the very same event (same eventId) again.
-   */
+  /** The participant whose result completed the order (the latest one): it publishes the outcome. */
+  decidedBy?: Participant;
+  updatedAt: string;
   placedEvent: OrderPlaced;
-  /** Set when the order API's publish of OrderPlaced failed: a replay of the request publishes again. */
-  placedPublishFailedAt?: string;
-  /**
-   * Present only while the order is unfinished (PENDING, or decided with its outcome unpublished or
-   * a follow-up missing): the keys of the sparse, sharded UnfinishedOrders index that the sweep
-   * reads. `sweepDueAt` is when the sweep next looks at it; `sweepAttempts` how often it has acted.
-   */
-  sweepShard?: string;
-  sweepDueAt?: string;
-  sweepAttempts?: number;
-  stages: Record<Stage, StageState>;
+  stages: Record<Participant, StageState>;
+}
+
+export type Decision =
+  | { outcome: 'UNDECIDED' }
+  | { outcome: 'CONFIRMED'; decidedBy: Participant; decidedAt: string }
+  | { outcome: 'CANCELLED'; reason: CancellationReason; decidedBy: Participant; decidedAt: string };
+
+const REJECTION_REASONS: Record<Participant, CancellationReason> = {
+  inventory: 'OUT_OF_STOCK',
+  payment: 'PAYMENT_DECLINED',
+  shipping: 'SHIPPING_UNAVAILABLE',
+};
+
+function isCancellationReason(value: unknown): value is CancellationReason {
+  return typeof value === 'string' && (cancellationReasons as readonly string[]).includes(value);
+}
+
+/**
+ * The decision, a pure function of the three results: undecided while one is missing; CONFIRMED
+ * when none was a rejection; otherwise CANCELLED with the reason of the earliest rejection (by
+ * recording time, ties broken by participant order). Whoever computes it gets the same answer.
+ */
+export function decideOutcome(results: ParticipantResults): Decision {
+  const recorded = PARTICIPANTS.map((participant, order) => ({ participant, order, result: results[participant] }));
+  if (recorded.some((r) => r.result === undefined)) return { outcome: 'UNDECIDED' };
+  const byTime = (a: { at: string; order: number }, b: { at: string; order: number }) =>
+    a.at === b.at ? a.order - b.order : a.at < b.at ? -1 : 1;
+  const all = recorded.map((r) => ({ ...r, at: r.result!.at }));
+  const last = [...all].sort(byTime).at(-1)!;
+  const rejections = all.filter((r) => r.result!.outcome === 'REJECTED').sort(byTime);
+  const first = rejections[0];
+  if (!first) return { outcome: 'CONFIRMED', decidedBy: last.participant, decidedAt: last.at };
+  return { outcome: 'CANCELLED', reason: REJECTION_REASONS[first.participant], decidedBy: last.participant, decidedAt: last.at };
+}
+
+/**
+ * The follow-ups a decided order still lacks, as `participant:entry`: a confirmed order's parcel
+ * dispatched; a cancelled order's compensations, for each participant that had done its part
+ * (reserved, charged, prepared). Empty when the order is finished or undecided.
+ */
+export function missingFollowUps(order: StoredOrder): string[] {
+  const decision = decideOutcome(order);
+  const missing: string[] = [];
+  if (decision.outcome === 'CONFIRMED' && !order.dispatchedAt) missing.push('shipping:dispatched');
+  if (decision.outcome === 'CANCELLED') {
+    if (order.inventory?.outcome === 'SUCCEEDED' && !order.release) missing.push('inventory:released');
+    if (order.payment?.outcome === 'SUCCEEDED' && !order.refund) missing.push('payment:refunded');
+    if (order.shipping?.outcome === 'SUCCEEDED' && !order.shipmentCancelledAt) missing.push('shipping:cancelled');
+  }
+  return missing;
+}
+
+/**
+ * OrderPlaced as the order API published it: rebuilt from the order item (same eventId, same
+ * occurredAt), so that the sweep can publish the very same event again without storing it.
+ */
+export function placedEventOf(order: Pick<StoredOrder, 'orderId' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt'>): OrderPlaced {
+  return {
+    eventId: eventIdOf(order.orderId, 'OrderPlaced'),
+    eventType: 'OrderPlaced',
+    orderId: order.orderId,
+    occurredAt: order.createdAt,
+    data: { customerId: order.customerId, items: order.items, shippingAddress: order.shippingAddress },
+  };
+}
+
+function formatAmount(cents: number): string {
+  return `${(cents / 100).toFixed(2)} USD`;
+}
+
+function unitsOf(items: OrderItem[]): number {
+  return items.reduce((sum, item) => sum + item.quantity, 0);
+}
+
+/** Each participant's state and timeline, as GET /orders/{orderId} shows them. */
+function stagesOf(order: StoredOrder): Record<Participant, StageState> {
+  const state = (
+    result: { outcome: 'SUCCEEDED' | 'REJECTED'; at: string } | undefined,
+    done: string,
+    rejected: string,
+    reason: CancellationReason,
+    followUps: Array<[string | undefined, string, boolean]>,
+  ): StageState => {
+    if (!result) return { status: 'PENDING', timeline: [] };
+    const timeline: TimelineEntry[] = [{ at: result.at, what: result.outcome === 'SUCCEEDED' ? done : rejected }];
+    let compensated = false;
+    for (const [at, what, compensates] of followUps) {
+      if (!at) continue;
+      timeline.push({ at, what });
+      compensated ||= compensates;
+    }
+    if (result.outcome === 'REJECTED') return { status: 'REJECTED', reason, timeline };
+    return { status: compensated ? 'COMPENSATED' : 'SUCCEEDED', timeline };
+  };
+  const label = shipmentLabelFor(order.orderId);
+  return {
+    inventory: state(
+      order.inventory,
+      `reserved ${unitsOf(order.items)} unit(s) of ${order.items.length} SKU(s)`,
+      `out of stock: ${order.inventory?.shortSku ?? 'unknown'}`,
+      'OUT_OF_STOCK',
+      [[order.release?.at, 'released', true]],
+    ),
+    payment: state(
+      order.payment,
+      `charged ${formatAmount(order.payment?.amount ?? 0)} (${order.payment?.chargeId ?? ''})`,
+      `declined (${order.payment?.declineCode ?? 'unknown'})`,
+      'PAYMENT_DECLINED',
+      [[order.refund?.at, 'refunded', true]],
+    ),
+    shipping: state(
+      order.shipping,
+      `prepared with ${label.carrier} (${label.trackingNumber})`,
+      'unavailable',
+      'SHIPPING_UNAVAILABLE',
+      [
+        [order.dispatchedAt, 'dispatched', false],
+        [order.shipmentCancelledAt, 'cancelled', true],
+      ],
+    ),
+  };
+}
+
+/** The order as read: the stored item plus its status, decision and timelines. */
+export function toOrderRecord(stored: StoredOrder): OrderRecord {
+  const decision = decideOutcome(stored);
+  const times = [
+    stored.createdAt,
+    ...PARTICIPANTS.map((p) => stored[p]?.at),
+    stored.dispatchedAt,
+    stored.release?.at,
+    stored.refund?.at,
+    stored.shipmentCancelledAt,
+  ].filter((at): at is string => typeof at === 'string');
+  const record: OrderRecord = {
+    ...stored,
+    status: decision.outcome === 'UNDECIDED' ? 'PENDING' : decision.outcome,
+    updatedAt: times.sort().at(-1)!,
+    placedEvent: placedEventOf(stored),
+    stages: stagesOf(stored),
+  };
+  if (decision.outcome !== 'UNDECIDED') {
+    record.decidedAt = decision.decidedAt;
+    record.decidedBy = decision.decidedBy;
+    if (decision.outcome === 'CANCELLED') record.reason = decision.reason;
+  }
+  return record;
+}
+
+/** An order item read back, with a reason no event could carry made safe to publish. */
+export function reasonOf(order: OrderRecord): CancellationReason | undefined {
+  return isCancellationReason(order.reason) ? order.reason : undefined;
 }
 
 /**
@@ -79,26 +267,7 @@ export function secondsAfter(at: Date, seconds: number): string {
   return new Date(at.getTime() + seconds * 1000).toISOString();
 }
 
-/**
- * The follow-ups a decided order still lacks, as `stage:entry`: a confirmed order's stock
- * committed and parcel dispatched; a cancelled order's compensations, for each stage that had
- * done its part (reserved, charged, prepared). Empty when the order is finished.
- */
-export function missingFollowUps(order: Pick<OrderRecord, 'status' | 'stages'>): string[] {
-  const needed: Array<[Stage, string]> = [];
-  if (order.status === 'CONFIRMED') needed.push(['inventory', 'committed'], ['shipping', 'dispatched']);
-  if (order.status === 'CANCELLED') {
-    const didItsPart = (stage: Stage) => ['SUCCEEDED', 'COMPENSATED'].includes(order.stages[stage].status);
-    if (didItsPart('inventory')) needed.push(['inventory', 'released']);
-    if (didItsPart('payment')) needed.push(['payment', 'refunded']);
-    if (didItsPart('shipping')) needed.push(['shipping', 'cancelled']);
-  }
-  return needed
-    .filter(([stage, what]) => !order.stages[stage].timeline.some((entry) => entry.what === what))
-    .map(([stage, what]) => `${stage}:${what}`);
-}
-
-/** The client's view of an order: no stored event, no index keys, only the masked card token. */
+/** The client's view of an order: no index keys, only the masked card token. */
 export type OrderView = Pick<
   OrderRecord,
   'orderId' | 'status' | 'reason' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt' | 'updatedAt' | 'decidedAt' | 'stages'
@@ -152,8 +321,8 @@ async function orderIdForRequest(
     createdAt: now.toISOString(),
     expiresAt: Math.floor(now.getTime() / 1000) + ORDER_REQUEST_TTL_SECONDS,
   };
-  try {
-    await dynamoDbDocumentClient().send(
+  const stored = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
       new PutCommand({
         TableName: config.orderRequestsTable(),
         Item: item,
@@ -161,11 +330,9 @@ async function orderIdForRequest(
         ConditionExpression: 'attribute_not_exists(requestKey) OR expiresAt < :now',
         ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
       }),
-    );
-    return { orderId: item.orderId, sameRequest: true };
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+    ),
+  );
+  if (stored) return { orderId: item.orderId, sameRequest: true };
   const { Item } = await dynamoDbDocumentClient().send(
     new GetCommand({ TableName: config.orderRequestsTable(), Key: { requestKey }, ConsistentRead: true }),
   );
@@ -175,7 +342,7 @@ async function orderIdForRequest(
 }
 
 /**
- * Stores a new order as PENDING for the authenticated customer, or finds the order an earlier
+ * Stores a new order (undecided) for the authenticated customer, or finds the order an earlier
  * request with the same Idempotency-Key made. The card token goes to the payment tokens table,
  * never onto the order or into an event.
  */
@@ -194,57 +361,40 @@ export async function storeNewOrder(
     const existing = await findOrder(orderId);
     if (existing) return { outcome: 'replayed', order: existing };
   }
-  const at = now.toISOString();
-  const order: OrderRecord = {
+  const order: StoredOrder = {
     orderId,
-    status: 'PENDING',
     customerId,
     items: request.items,
     shippingAddress: request.shippingAddress,
     paymentTokenMasked: maskToken(request.payment.token),
-    createdAt: at,
-    updatedAt: at,
-    placedEvent: {
-      eventId: eventIdOf(orderId, 'OrderPlaced'),
-      eventType: 'OrderPlaced',
-      orderId,
-      occurredAt: at,
-      data: { customerId, items: request.items, shippingAddress: request.shippingAddress },
-    },
+    createdAt: now.toISOString(),
     sweepShard: sweepShardOf(orderId),
     sweepDueAt: secondsAfter(now, config.orderSweepAfterSeconds()),
     sweepAttempts: 0,
-    stages: {
-      inventory: { status: 'PENDING', timeline: [] },
-      payment: { status: 'PENDING', timeline: [] },
-      shipping: { status: 'PENDING', timeline: [] },
-    },
   };
-  // The token first: an order whose payment stage runs always finds it.
+  // The token first: an order whose payment participant runs always finds it.
   await storePaymentToken(orderId, request.payment.token, now);
-  try {
-    await dynamoDbDocumentClient().send(
-      new PutCommand({
-        TableName: config.ordersTable(),
-        Item: order,
-        ConditionExpression: 'attribute_not_exists(orderId)',
-      }),
-    );
-    return { outcome: 'created', order };
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  const stored = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new PutCommand({ TableName: config.ordersTable(), Item: order, ConditionExpression: 'attribute_not_exists(orderId)' }),
+    ),
+  );
+  if (stored) return { outcome: 'created', order: toOrderRecord(order) };
   // A concurrent retry with the same key stored it first.
   const existing = await findOrder(orderId);
   if (!existing) throw new Error(`Order ${orderId} exists but could not be read back`);
   return { outcome: 'replayed', order: existing };
 }
 
-export async function findOrder(orderId: string): Promise<OrderRecord | undefined> {
+/**
+ * Reads an order. Strongly consistent by default; `consistent: false` (half the read cost) where a
+ * stale answer only makes the caller take its slower, still correct path.
+ */
+export async function findOrder(orderId: string, options: { consistent?: boolean } = {}): Promise<OrderRecord | undefined> {
   const result = await dynamoDbDocumentClient().send(
-    new GetCommand({ TableName: config.ordersTable(), Key: { orderId }, ConsistentRead: true }),
+    new GetCommand({ TableName: config.ordersTable(), Key: { orderId }, ConsistentRead: options.consistent ?? true }),
   );
-  return result.Item as OrderRecord | undefined;
+  return result.Item ? toOrderRecord(result.Item as StoredOrder) : undefined;
 }
 
 export function toOrderView(order: OrderRecord): OrderView {

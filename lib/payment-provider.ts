@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { createHash } from 'node:crypto';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   BrokenCircuitError,
   circuitBreaker,
@@ -61,84 +61,55 @@ export class CircuitOpenError extends Error {
  * on its first two charge attempts for an idempotency key and then succeeds, any other token
  * succeeds (as tok_visa does).
  *
- * Its state must outlive one invocation and be shared by concurrent execution environments (on
- * AWS too, where there is no real provider behind it), so it lives in the payments table: items
- * with entryId `SIMULATOR#CHARGE` / `SIMULATOR#REFUND` under the idempotency key as partition key.
- * The ledger proper only uses entryId CHARGE and REFUND, so the two never mix.
+ * Like a real provider it answers a repeated idempotency key with the first answer: charge and
+ * refund ids are derived from the key, so every call with one key gets the same charge, on any
+ * execution environment, with no state. The one thing it must remember is how often a flaky
+ * token was tried; that lives in the payments table (entryId `SIMULATOR#ATTEMPTS` under the key),
+ * the simulator's own storage, which a real provider would not need from this stack.
  */
 export class SimulatedPaymentProvider implements PaymentProvider {
   static readonly FLAKY_FAILURES = 2;
 
+  static chargeIdFor(idempotencyKey: string): string {
+    return `ch_${createHash('sha256').update(`charge\u0000${idempotencyKey}`).digest('hex').slice(0, 32)}`;
+  }
+
+  static refundIdFor(idempotencyKey: string): string {
+    return `re_${createHash('sha256').update(`refund\u0000${idempotencyKey}`).digest('hex').slice(0, 32)}`;
+  }
+
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
     failDuringOutage();
     if (request.token === 'tok_decline') return { status: 'declined', declineCode: 'card_declined' };
-    const state = await this.update(request.idempotencyKey, 'SIMULATOR#CHARGE', {
-      UpdateExpression: 'ADD attempts :one SET #token = if_not_exists(#token, :token)',
-      ExpressionAttributeNames: { '#token': 'tokenKind' },
-      ExpressionAttributeValues: { ':one': 1, ':token': request.token === 'tok_flaky' ? 'flaky' : 'ok' },
-    });
-    if (request.token === 'tok_flaky' && Number(state.attempts) <= SimulatedPaymentProvider.FLAKY_FAILURES) {
-      throw new TransientProviderError(`Simulated provider timeout (attempt ${String(state.attempts)})`);
+    if (request.token === 'tok_flaky') {
+      const attempts = await this.countAttempt(request.idempotencyKey);
+      if (attempts <= SimulatedPaymentProvider.FLAKY_FAILURES) {
+        throw new TransientProviderError(`Simulated provider timeout (attempt ${attempts})`);
+      }
     }
-    // First success wins: every later call with this key gets the same charge back.
-    const charged = await this.update(request.idempotencyKey, 'SIMULATOR#CHARGE', {
-      UpdateExpression:
-        'SET chargeId = if_not_exists(chargeId, :chargeId), amount = if_not_exists(amount, :amount), chargedAt = if_not_exists(chargedAt, :at)',
-      ExpressionAttributeValues: {
-        ':chargeId': `ch_${randomUUID().replaceAll('-', '')}`,
-        ':amount': request.amount ?? 0,
-        ':at': new Date().toISOString(),
-      },
-    });
-    return { status: 'succeeded', chargeId: String(charged.chargeId) };
+    return { status: 'succeeded', chargeId: SimulatedPaymentProvider.chargeIdFor(request.idempotencyKey) };
   }
 
   async refund(request: RefundRequest): Promise<RefundOutcome> {
     failDuringOutage();
-    const charge = await this.read(request.idempotencyKey, 'SIMULATOR#CHARGE');
-    if (charge?.chargeId !== request.chargeId) {
+    if (request.chargeId !== SimulatedPaymentProvider.chargeIdFor(request.idempotencyKey)) {
       throw new Error(`Simulated provider: no charge ${request.chargeId} under key ${request.idempotencyKey}`);
     }
-    const refunded = await this.update(request.idempotencyKey, 'SIMULATOR#REFUND', {
-      UpdateExpression: 'SET refundId = if_not_exists(refundId, :refundId), chargeId = :chargeId, refundedAt = if_not_exists(refundedAt, :at)',
-      ExpressionAttributeValues: {
-        ':refundId': `re_${randomUUID().replaceAll('-', '')}`,
-        ':chargeId': request.chargeId,
-        ':at': new Date().toISOString(),
-      },
-    });
-    return { status: 'refunded', refundId: String(refunded.refundId) };
+    return { status: 'refunded', refundId: SimulatedPaymentProvider.refundIdFor(request.idempotencyKey) };
   }
 
-  private async read(key: string, entryId: string): Promise<Record<string, unknown> | undefined> {
-    try {
-      const result = await dynamoDbDocumentClient().send(
-        new GetCommand({ TableName: config.paymentsTable(), Key: { orderId: key, entryId }, ConsistentRead: true }),
-      );
-      return result.Item;
-    } catch (error) {
-      throw new TransientProviderError('Simulated provider unavailable', { cause: error });
-    }
-  }
-
-  private async update(
-    key: string,
-    entryId: string,
-    expression: Pick<
-      ConstructorParameters<typeof UpdateCommand>[0],
-      'UpdateExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
-    >,
-  ): Promise<Record<string, unknown>> {
+  private async countAttempt(key: string): Promise<number> {
     try {
       const result = await dynamoDbDocumentClient().send(
         new UpdateCommand({
           TableName: config.paymentsTable(),
-          Key: { orderId: key, entryId },
-          ...expression,
+          Key: { orderId: key, entryId: 'SIMULATOR#ATTEMPTS' },
+          UpdateExpression: 'ADD attempts :one',
+          ExpressionAttributeValues: { ':one': 1 },
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return result.Attributes ?? {};
+      return Number(result.Attributes?.attempts ?? 1);
     } catch (error) {
       // The simulator's storage failing is, to its caller, the provider being unavailable.
       throw new TransientProviderError('Simulated provider unavailable', { cause: error });

@@ -1,20 +1,30 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamoDbDocumentClient } from './aws-clients.js';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { dynamoDbClient } from './aws-clients.js';
 import { config } from './config.js';
 import type { OrderCancelled, OrderPlaced } from './events.js';
-import { maskToken, type OrderItem } from './order.js';
-import { findPaymentToken, forgetPaymentToken } from './payment-tokens.js';
-import { appendStageTimelineOnce, completeStage, loadOrder, type StageCompletion } from './order-outcome.js';
+import type { OrderItem } from './order.js';
+import { completeParticipant, isLastFollowUp, loadOrder, type ParticipantCompletion, recordFollowUp } from './order-outcome.js';
+import type { OrderRecord, PaymentResult } from './orders.js';
+import { forgetPaymentToken, findPaymentToken } from './payment-tokens.js';
 import {
+  type ChargeOutcome,
+  type ChargeRequest,
   type GuardedPaymentProvider,
   type PaymentProvider,
+  type RefundOutcome,
+  type RefundRequest,
   SimulatedPaymentProvider,
   withCircuitBreaker,
 } from './payment-provider.js';
 
-// The payments ledger: at most one CHARGE and one REFUND entry per order (conditional puts), and
-// the order id as the provider's idempotency key, so a retry never charges or refunds twice.
+// The payment participant. The provider call is the one side effect in the saga that is not
+// idempotent by a condition of ours: it happens outside DynamoDB. So it is guarded twice: the
+// order id is the provider's idempotency key (a provider answers a repeated key with the first
+// charge), and Powertools idempotency keeps a second delivery, or a concurrent one, from calling
+// the provider at all while the first call is in flight or after it answered (its record holds the
+// answer for 24 hours, after which the token is long gone). The result is recorded on the order;
+// the token is deleted once it is.
 
 /**
  * Orders carry no prices (the catalogue is out of scope for this reference app), so every unit is
@@ -22,31 +32,6 @@ import {
  */
 export const UNIT_PRICE_CENTS = 1_000;
 export const CURRENCY = 'USD';
-
-export interface ChargeEntry {
-  orderId: string;
-  entryId: 'CHARGE';
-  chargeId: string;
-  amount: number;
-  currency: string;
-  /** Never the whole token: see maskToken. */
-  tokenMasked: string;
-  at: string;
-}
-
-export interface RefundEntry {
-  orderId: string;
-  entryId: 'REFUND';
-  refundId: string;
-  chargeId: string;
-  amount: number;
-  currency: string;
-  at: string;
-}
-
-export type ChargeResult =
-  | { outcome: 'charged'; chargeId: string; amount: number }
-  | { outcome: 'declined'; declineCode: string };
 
 export type RefundResult =
   | { outcome: 'refunded'; refundId: string }
@@ -67,137 +52,96 @@ export function paymentProvider(): GuardedPaymentProvider {
   return provider;
 }
 
-async function findLedgerEntry<T>(orderId: string, entryId: 'CHARGE' | 'REFUND'): Promise<T | undefined> {
-  const result = await dynamoDbDocumentClient().send(
-    new GetCommand({ TableName: config.paymentsTable(), Key: { orderId, entryId }, ConsistentRead: true }),
-  );
-  return result.Item as T | undefined;
-}
+/**
+ * The Powertools idempotency configuration of the provider calls. The queue consumer registers the
+ * Lambda context with it, so that an INPROGRESS record of an invocation that died expires with it.
+ */
+export const providerCallIdempotency = new IdempotencyConfig({
+  eventKeyJmesPath: 'idempotencyKey',
+  expiresAfterSeconds: 24 * 60 * 60,
+});
 
-export function findCharge(orderId: string): Promise<ChargeEntry | undefined> {
-  return findLedgerEntry<ChargeEntry>(orderId, 'CHARGE');
-}
+type Guarded = { charge: (request: ChargeRequest) => Promise<ChargeOutcome>; refund: (request: RefundRequest) => Promise<RefundOutcome> };
+const guards = new WeakMap<PaymentProvider, Guarded>();
 
-export function findRefund(orderId: string): Promise<RefundEntry | undefined> {
-  return findLedgerEntry<RefundEntry>(orderId, 'REFUND');
-}
-
-/** The ledger entries of one order (CHARGE, REFUND), without the simulator's own items. */
-export async function ledgerOf(orderId: string): Promise<Array<ChargeEntry | RefundEntry>> {
-  const result = await dynamoDbDocumentClient().send(
-    new QueryCommand({
-      TableName: config.paymentsTable(),
-      KeyConditionExpression: 'orderId = :orderId',
-      ExpressionAttributeValues: { ':orderId': orderId },
-      ConsistentRead: true,
-    }),
-  );
-  return (result.Items ?? []).filter((item) => item.entryId === 'CHARGE' || item.entryId === 'REFUND') as Array<
-    ChargeEntry | RefundEntry
-  >;
-}
-
-/** Puts a ledger entry unless one is already there; true when this call wrote it. */
-async function putLedgerEntryOnce(entry: ChargeEntry | RefundEntry): Promise<boolean> {
-  try {
-    await dynamoDbDocumentClient().send(
-      new PutCommand({
-        TableName: config.paymentsTable(),
-        Item: entry,
-        ConditionExpression: 'attribute_not_exists(entryId)',
+/** The provider's calls, each made at most once per idempotency key (Powertools idempotency on DynamoDB). */
+export function onceEach(payments: PaymentProvider): Guarded {
+  let guarded = guards.get(payments);
+  if (!guarded) {
+    const persistenceStore = new DynamoDBPersistenceLayer({ tableName: config.idempotencyTable(), awsSdkV3Client: dynamoDbClient() });
+    guarded = {
+      charge: makeIdempotent((request: ChargeRequest) => payments.charge(request), {
+        persistenceStore,
+        config: providerCallIdempotency,
+        keyPrefix: 'payment-charge',
       }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
+      refund: makeIdempotent((request: RefundRequest) => payments.refund(request), {
+        persistenceStore,
+        config: providerCallIdempotency,
+        keyPrefix: 'payment-refund',
+      }),
+    };
+    guards.set(payments, guarded);
   }
+  return guarded;
 }
 
 /**
- * Charges an order once. A charge already in the ledger is the answer; otherwise the provider is
- * asked with the order id as idempotency key (so a crash after it charged and before the ledger
- * write gets the same charge back) and the charge is written to the ledger.
- * Transient provider faults and an open circuit throw: the record is retried.
+ * Charges an order once and says what to record. Transient provider faults and an open circuit
+ * throw: the record is retried.
  */
 export async function chargePayment(
   orderId: string,
   token: string,
   items: OrderItem[],
   payments: PaymentProvider = paymentProvider(),
-): Promise<ChargeResult> {
-  const existing = await findCharge(orderId);
-  if (existing) return { outcome: 'charged', chargeId: existing.chargeId, amount: existing.amount };
+): Promise<PaymentResult> {
   const amount = amountOf(items);
-  const outcome = await payments.charge({ idempotencyKey: orderId, token, amount, currency: CURRENCY });
-  if (outcome.status === 'declined') return { outcome: 'declined', declineCode: outcome.declineCode };
-  await putLedgerEntryOnce({
-    orderId,
-    entryId: 'CHARGE',
-    chargeId: outcome.chargeId,
-    amount,
-    currency: CURRENCY,
-    tokenMasked: maskToken(token),
-    at: new Date().toISOString(),
-  });
-  return { outcome: 'charged', chargeId: outcome.chargeId, amount };
-}
-
-/** Refunds an order's charge once; nothing when there was no charge. */
-export async function refundPayment(orderId: string, payments: PaymentProvider = paymentProvider()): Promise<RefundResult> {
-  const charge = await findCharge(orderId);
-  if (!charge) return { outcome: 'no-charge' };
-  const existing = await findRefund(orderId);
-  if (existing) return { outcome: 'already-refunded', refundId: existing.refundId };
-  const refund = await payments.refund({ idempotencyKey: orderId, chargeId: charge.chargeId, amount: charge.amount });
-  const wrote = await putLedgerEntryOnce({
-    orderId,
-    entryId: 'REFUND',
-    refundId: refund.refundId,
-    chargeId: charge.chargeId,
-    amount: charge.amount,
-    currency: charge.currency,
-    at: new Date().toISOString(),
-  });
-  return wrote ? { outcome: 'refunded', refundId: refund.refundId } : { outcome: 'already-refunded', refundId: refund.refundId };
-}
-
-function formatAmount(cents: number): string {
-  return `${(cents / 100).toFixed(2)} ${CURRENCY}`;
+  const outcome = await onceEach(payments).charge({ idempotencyKey: orderId, token, amount, currency: CURRENCY });
+  const at = new Date().toISOString();
+  return outcome.status === 'succeeded'
+    ? { outcome: 'SUCCEEDED', at, chargeId: outcome.chargeId, amount }
+    : { outcome: 'REJECTED', at, declineCode: outcome.declineCode };
 }
 
 /**
- * The payment stage on OrderPlaced: charge with the token the order API left in the payment tokens
- * table, record the result, settle the order if it is the last stage, then forget the token (the
- * charge is decided: a retry or a late redelivery finds the stage recorded and needs no token).
- * A token already gone before any charge (expired, after an outage longer than its TTL) is a
- * decline: the order cannot be paid.
+ * The payment participant on OrderPlaced: charge with the token the order API left in the payment
+ * tokens table, record the result, then forget the token (the charge is decided: a redelivery finds
+ * the result recorded and needs no token). A token gone with no result recorded (expired, after an
+ * outage longer than its TTL) is a decline: the order cannot be paid.
  */
-export async function chargeForOrder(event: OrderPlaced): Promise<StageCompletion> {
-  const completion = await completeStage('payment', event.orderId, async () => {
-    const token = await findPaymentToken(event.orderId);
-    if (token === undefined) {
-      const earlier = await findCharge(event.orderId);
-      if (!earlier) return { status: 'REJECTED', reason: 'PAYMENT_DECLINED', what: 'declined (payment details no longer held)' };
-      return { status: 'SUCCEEDED', what: `charged ${formatAmount(earlier.amount)} (${earlier.chargeId})` };
-    }
-    const result = await chargePayment(event.orderId, token, event.data.items);
-    return result.outcome === 'charged'
-      ? { status: 'SUCCEEDED', what: `charged ${formatAmount(result.amount)} (${result.chargeId})` }
-      : { status: 'REJECTED', reason: 'PAYMENT_DECLINED', what: `declined (${result.declineCode})` };
-  });
-  await forgetPaymentToken(event.orderId);
+export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvider = paymentProvider()): Promise<ParticipantCompletion> {
+  const token = await findPaymentToken(event.orderId);
+  const known: OrderRecord | undefined = token === undefined ? await loadOrder(event.orderId) : undefined;
+  const completion = await completeParticipant(
+    'payment',
+    event.orderId,
+    async () =>
+      token === undefined
+        ? { outcome: 'REJECTED', at: new Date().toISOString(), declineCode: 'payment details no longer held' }
+        : chargePayment(event.orderId, token, event.data.items, payments),
+    known,
+  );
+  if (token !== undefined) await forgetPaymentToken(event.orderId);
   return completion;
 }
 
-/** The payment stage on OrderCancelled: refund a standing charge (compensation). */
-export async function refundForOrder(event: OrderCancelled): Promise<RefundResult> {
-  const result = await refundPayment(event.orderId);
-  if (result.outcome !== 'no-charge') {
-    const order = await loadOrder(event.orderId);
-    if (order.stages.payment.status === 'SUCCEEDED' || order.stages.payment.status === 'COMPENSATED') {
-      await appendStageTimelineOnce(event.orderId, 'payment', 'refunded', 'COMPENSATED');
-    }
-  }
-  return result;
+/** Refunds a cancelled order's charge once; nothing when there was no charge. */
+export async function refundPayment(order: OrderRecord, payments: PaymentProvider = paymentProvider()): Promise<RefundResult> {
+  const charge = order.payment;
+  if (order.status !== 'CANCELLED' || charge?.outcome !== 'SUCCEEDED' || !charge.chargeId) return { outcome: 'no-charge' };
+  if (order.refund) return { outcome: 'already-refunded', refundId: order.refund.refundId };
+  const refund = await onceEach(payments).refund({ idempotencyKey: order.orderId, chargeId: charge.chargeId, amount: charge.amount });
+  const written = await recordFollowUp(
+    order.orderId,
+    'refund',
+    { at: new Date().toISOString(), refundId: refund.refundId },
+    { requiresSucceeded: ['payment'], last: isLastFollowUp(order, 'payment:refunded') },
+  );
+  return written ? { outcome: 'refunded', refundId: refund.refundId } : { outcome: 'already-refunded', refundId: refund.refundId };
+}
+
+/** The payment participant on OrderCancelled: refund a standing charge (compensation). */
+export async function refundForOrder(event: OrderCancelled, payments: PaymentProvider = paymentProvider()): Promise<RefundResult> {
+  return refundPayment(await loadOrder(event.orderId), payments);
 }

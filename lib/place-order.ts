@@ -5,7 +5,7 @@ import { config } from './config.js';
 import { logger } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import type { OrderRequest } from './order.js';
-import { type OrderRecord, storeNewOrder } from './orders.js';
+import { type OrderRecord, placedEventOf, storeNewOrder } from './orders.js';
 
 export type PlaceOrderResult =
   /** `created`: this request stored the order (count it once, here); false for a replay. */
@@ -16,8 +16,8 @@ export type PlaceOrderResult =
   | { outcome: 'key-reused'; orderId: string; created: false };
 
 /**
- * Stores the order, then publishes OrderPlaced. These are two writes that can split: the order
- * item carries the exact event, so a retry (same Idempotency-Key) or the scheduled sweep can send
+ * Stores the order, then publishes OrderPlaced. These are two writes that can split: the event is
+ * rebuilt from the order item, the same every time, so a retry (same Idempotency-Key) or the scheduled sweep can send
  * it again, and the consumers' idempotency makes a second publish harmless.
  *
  * A replay publishes again only when the first publish is known to have failed (it left
@@ -38,7 +38,7 @@ export async function placeOrder(
     return { outcome: 'accepted', order, replayed: true, created };
   }
   try {
-    await publish(order.placedEvent);
+    await publish(placedEventOf(order));
   } catch (error) {
     logger.error('OrderPlaced publish failed; the order stays PENDING until published again', { error, orderId: order.orderId });
     await markPublish(order.orderId, 'failed');

@@ -1,16 +1,12 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import {
-  IdempotencyConfig,
-  makeIdempotent,
-} from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import type { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { dynamoDbClient, queueUrlOf, sqsClient } from './aws-clients.js';
+import { queueUrlOf, sqsClient } from './aws-clients.js';
 import { config } from './config.js';
 import {
   type EventType as OrderEventType,
@@ -23,7 +19,7 @@ import {
 import { chance, faultPlan, InjectedFault, sleep } from './fault-injection.js';
 import { appendLogKeys, logger, withLogKeys } from './observability.js';
 
-/** What a stage does for each event type it subscribes to. */
+/** What a consumer does for each event type it subscribes to. */
 export interface OrderEventHandlers {
   OrderPlaced?: (event: OrderPlaced) => Promise<unknown>;
   OrderConfirmed?: (event: OrderConfirmed) => Promise<unknown>;
@@ -61,64 +57,50 @@ export function parseOrderEvent(body: string): OrderEvent {
   return parsed.data;
 }
 
+/** Options of a consumer beyond its handlers. */
+export interface QueueConsumerOptions {
+  /**
+   * Powertools idempotency configurations used by the handlers: each is given the Lambda context,
+   * so that an in-progress record of an invocation that dies expires with the invocation.
+   */
+  idempotency?: IdempotencyConfig[];
+}
+
 /**
- * The SQS consumer every stage shares: Powertools batch processing reports each failed record in
- * `batchItemFailures` (so only it is retried), Powertools idempotency on DynamoDB makes a second
- * delivery of the same event return the first result instead of doing the work again, and failed
- * records get an exponential backoff through ChangeMessageVisibility.
- *
- * Idempotency is keyed on the event's identity (`eventId`), not on the SQS message id: SNS may
- * deliver one publish twice with two message ids, and a republished event gets a new one.
+ * The SQS consumer every participant shares: Powertools batch processing reports each failed
+ * record in `batchItemFailures` (so only it is retried), and failed records get an exponential
+ * backoff through ChangeMessageVisibility. Duplicate deliveries are absorbed by the handlers
+ * themselves: each of their writes is conditional and happens once (docs/dynamodb-costs.md), and
+ * the one call outside DynamoDB, the payment provider's, has Powertools idempotency of its own.
  */
-export function createQueueConsumer(stage: string, handlers: OrderEventHandlers) {
-  // The stage's own metrics (records processed, failed, retried, duplicates skipped, latency),
-  // with a `stage` dimension next to `service`. Order outcome metrics keep `service` alone.
-  const stageMetrics = new Metrics({ defaultDimensions: { stage } });
-  const idempotencyConfig = new IdempotencyConfig({
-    eventKeyJmesPath: 'eventId',
-    // Long enough to cover the source queue's retries; the stage logic is idempotent on its own
-    // as well, so an event redriven from the DLQ after this still changes nothing twice.
-    expiresAfterSeconds: 24 * 60 * 60,
-    responseHook: (response) => {
-      stageMetrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
-      logger.info('Duplicate delivery: returning the stored result');
-      return response;
-    },
-  });
-  const handleEvent = makeIdempotent(
-    async (event: OrderEvent): Promise<unknown> => {
-      const result = await dispatch(handlers, event);
-      // Runs only when the work is done, not for a duplicate: the time from the order being placed
-      // to this stage's part done, retries and queueing included.
-      if (event.eventType === 'OrderPlaced') {
-        const elapsedMs = Date.now() - Date.parse(event.occurredAt);
-        if (elapsedMs >= 0) stageMetrics.addMetric('OrderPlacedToStageDone', MetricUnit.Milliseconds, elapsedMs);
-      }
-      return result;
-    },
-    {
-      persistenceStore: new DynamoDBPersistenceLayer({
-        tableName: config.idempotencyTable(),
-        awsSdkV3Client: dynamoDbClient(),
-      }),
-      config: idempotencyConfig,
-      // Explicit, so that stages sharing the idempotency table never share a key, whatever the
-      // function names (the default prefix is the function name, read from the environment).
-      keyPrefix: `${stage}-stage`,
-    },
-  );
+export function createQueueConsumer(consumer: string, handlers: OrderEventHandlers, options: QueueConsumerOptions = {}) {
+  // The consumer's own metrics (records processed, failed, retried, duplicates skipped, latency),
+  // with a `consumer` dimension next to `service`. Order outcome metrics keep `service` alone.
+  const consumerMetrics = new Metrics({ defaultDimensions: { consumer } });
+  const handleEvent = async (event: OrderEvent): Promise<unknown> => {
+    const result = await dispatch(handlers, event);
+    if (isDuplicate(result)) {
+      consumerMetrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
+      logger.info('Duplicate delivery: the work was recorded earlier');
+    } else if (event.eventType === 'OrderPlaced') {
+      // The time from the order being placed to this participant's part done, retries and queueing included.
+      const elapsedMs = Date.now() - Date.parse(event.occurredAt);
+      if (elapsedMs >= 0) consumerMetrics.addMetric('OrderPlacedToStageDone', MetricUnit.Milliseconds, elapsedMs);
+    }
+    return result;
+  };
 
   // Records of a batch run in parallel: each runs in its own log scope, so that every line logged
   // while it is handled (here and in the domain modules) carries its keys and no other record's.
   // The order id travels as the `orderId` message attribute from the publisher: it is the
   // correlation id even of a record whose body cannot be parsed.
   const handleRecord = (record: SQSRecord): Promise<unknown> =>
-    withLogKeys(recordLogKeys(stage, record), async () => {
+    withLogKeys(recordLogKeys(consumer, record), async () => {
       try {
         const event = parseOrderEvent(record.body);
         appendLogKeys({ correlation_id: event.orderId, orderId: event.orderId, eventType: event.eventType });
         logger.info('Handling event');
-        if (Number(record.attributes.ApproximateReceiveCount) > 1) stageMetrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
+        if (Number(record.attributes.ApproximateReceiveCount) > 1) consumerMetrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
         const faults = faultPlan();
         if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
         return await handleEvent(event);
@@ -129,7 +111,7 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
     });
 
   const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-    idempotencyConfig.registerLambdaContext(context);
+    for (const idempotency of options.idempotency ?? []) idempotency.registerLambdaContext(context);
     await injectInvocationFaults(event, context, handleRecord);
     // A processor holds one batch's state: one per invocation.
     const processor = new BatchProcessor(EventType.SQS);
@@ -139,23 +121,28 @@ export function createQueueConsumer(stage: string, handlers: OrderEventHandlers)
       throwOnFullBatchFailure: false,
     });
     const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-    stageMetrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
+    consumerMetrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
     if (failedIds.size > 0) {
-      stageMetrics.addMetric('RecordsFailed', MetricUnit.Count, failedIds.size);
+      consumerMetrics.addMetric('RecordsFailed', MetricUnit.Count, failedIds.size);
       await delayRetries(event.Records.filter((r) => failedIds.has(r.messageId)));
     }
     return response;
   };
-  return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(stageMetrics));
+  return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(consumerMetrics));
+}
+
+/** A handler's answer for an event whose work was recorded earlier (lib/order-outcome.ts). */
+function isDuplicate(result: unknown): boolean {
+  return typeof result === 'object' && result !== null && (result as { recorded?: unknown }).recorded === 'earlier';
 }
 
 /** The keys on every log line of one record, known before its body is parsed. */
-export function recordLogKeys(stage: string, record: SQSRecord): Record<string, string | number> {
+export function recordLogKeys(consumer: string, record: SQSRecord): Record<string, string | number> {
   const attribute = (name: string) => record.messageAttributes?.[name]?.stringValue;
   const orderId = attribute('orderId');
   const eventType = attribute('eventType');
   return {
-    stage,
+    consumer,
     messageId: record.messageId,
     receiveCount: Number(record.attributes.ApproximateReceiveCount),
     ...(orderId ? { correlation_id: orderId, orderId } : {}),
@@ -189,7 +176,7 @@ async function injectInvocationFaults(
 }
 
 async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promise<unknown> {
-  // A type this stage does not handle means the filter policy and the code disagree: fail the
+  // A type this consumer does not handle means the filter policy and the code disagree: fail the
   // record (so it reaches the DLQ and someone looks) rather than drop it silently.
   const unhandled = (type: OrderEventType) =>
     new InvalidMessageError(`This queue does not handle ${type} events`);

@@ -12,9 +12,9 @@ import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type Message 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { redriveDeadLetters } from '../lib/dlq-redrive.js';
-import { heldReservations } from '../lib/inventory.js';
+import { markersLeft } from '../lib/inventory.js';
 import { seededRandom, sleep, writeOutages } from '../lib/fault-injection.js';
-import { missingFollowUps, type OrderRecord } from '../lib/orders.js';
+import { missingFollowUps, type OrderRecord, type StoredOrder, toOrderRecord } from '../lib/orders.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
 import { clientConfig } from './emulators.js';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './runtime.js';
@@ -80,9 +80,9 @@ export interface StockAccount {
   sku: string;
   initial: number;
   available: number;
-  reserved: number;
-  sold: number;
-  heldReservations: number;
+  /** Stock markers left on the SKU's item: changes not recorded or not tidied. */
+  markers: number;
+  /** The confirmed orders' units of this SKU: what must have left the stock. */
   soldExpected: number;
 }
 
@@ -94,7 +94,6 @@ export interface ChaosAccount {
   waitedSeconds: number;
   ledger: { standingCharges: number; refunds: number; chargesOnCancelled: string[]; confirmedWithoutCharge: string[] };
   stock: StockAccount[];
-  committedOrders: number;
   shipments: { dispatched: number; cancelled: number; confirmedNotDispatched: string[]; cancelledNotCancelled: string[] };
   /** Decided orders with a follow-up missing, as `orderId stage:entry`. */
   missingFollowUps: string[];
@@ -180,7 +179,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       clearTokenLines++;
       if (clearTokenSamples.length < 3) clearTokenSamples.push(line.slice(0, 300));
     }
-    if (line.includes('Duplicate delivery: returning the stored result')) {
+    if (line.includes('Duplicate delivery: the work was recorded earlier')) {
       // Handler lines arrive as `  <function> | <line>`; the stage functions are named after their stage.
       const stage = STAGES.find((name) => line.startsWith(`  ${name} | `));
       if (stage) hits[stage]++;
@@ -242,7 +241,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     const scarce = `CHAOS-${run}-SCARCE`;
     const initial = new Map<string, number>([...plentiful.map((sku) => [sku, options.orders * 3 + 10] as const), [scarce, Math.max(3, Math.round(options.orders * 0.04))]]);
     for (const [sku, available] of initial) {
-      await db.send(new PutCommand({ TableName: table('InventoryTable'), Item: { sku, name: `Chaos ${sku}`, available, reserved: 0, sold: 0, applying: {} } }));
+      await db.send(new PutCommand({ TableName: table('InventoryTable'), Item: { sku, name: `Chaos ${sku}`, available, applying: {} } }));
     }
 
     // Orders: mostly tok_visa, some declined, some flaky; one or two plentiful lines, sometimes the scarce one.
@@ -364,7 +363,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       return items;
     };
     const ours = (item: Record<string, unknown>) => placedIds.has(String(item.orderId));
-    const readOrders = async () => new Map((await scanAll(table('OrdersTable'), ours)).map((item) => [String(item.orderId), item as unknown as OrderRecord]));
+    const readOrders = async () => new Map((await scanAll(table('OrdersTable'), ours)).map((item) => [String(item.orderId), toOrderRecord(item as unknown as StoredOrder)]));
     const countOrders = (orders: Map<string, OrderRecord>): OrderCounts => {
       const counts: OrderCounts = { placed: placedIds.size, CONFIRMED: 0, CANCELLED: 0, PENDING: 0 };
       for (const id of placedIds) counts[orders.get(id)?.status ?? 'PENDING']++;
@@ -445,17 +444,17 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       const counts = countOrders(orders);
       const dlqs = await accountDlqs();
 
-      // The ledger: CHARGE and REFUND entries of our orders (the simulator's SIMULATOR# records aside).
-      const ledgerItems = await scanAll(table('PaymentsTable'), (item) => ours(item) && (item.entryId === 'CHARGE' || item.entryId === 'REFUND'));
-      const charges = new Set(ledgerItems.filter((item) => item.entryId === 'CHARGE').map((item) => String(item.orderId)));
-      const refunds = new Set(ledgerItems.filter((item) => item.entryId === 'REFUND').map((item) => String(item.orderId)));
-      const confirmed = [...placedIds].filter((id) => orders.get(id)?.status === 'CONFIRMED');
-      const cancelled = [...placedIds].filter((id) => orders.get(id)?.status === 'CANCELLED');
+      // The ledger: each order's charge and refund, as recorded on it.
+      const ordersOf = (keep: (order: OrderRecord) => boolean) => [...placedIds].filter((id) => { const order = orders.get(id); return order !== undefined && keep(order); });
+      const charges = new Set(ordersOf((order) => order.payment?.outcome === 'SUCCEEDED'));
+      const refunds = new Set(ordersOf((order) => order.refund !== undefined));
+      const confirmed = ordersOf((order) => order.status === 'CONFIRMED');
+      const cancelled = ordersOf((order) => order.status === 'CANCELLED');
       const standing = new Set([...charges].filter((id) => !refunds.has(id)));
       const chargesOnCancelled = [...standing].filter((id) => orders.get(id)?.status !== 'CONFIRMED');
       const confirmedWithoutCharge = confirmed.filter((id) => !standing.has(id));
 
-      // Stock: sold must be exactly the confirmed orders' units; nothing may still be held.
+      // Stock: what left it must be exactly the confirmed orders' units; no marker may be left.
       const soldExpected = new Map<string, number>();
       const confirmedSet = new Set(confirmed);
       for (const order of placed) {
@@ -463,26 +462,17 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         for (const item of order.items) soldExpected.set(item.sku, (soldExpected.get(item.sku) ?? 0) + item.quantity);
       }
       const stock: StockAccount[] = [];
-      // Held: the run's lines still RESERVED, plus operation markers left on the SKU items.
-      const held = await heldReservations(db, { inventory: table('InventoryTable'), reservations: table('ReservationsTable') }, initial.keys(), placedIds);
+      const markers = await markersLeft(db, table('InventoryTable'), initial.keys());
       for (const [sku, start] of initial) {
         const { Item } = await db.send(new GetCommand({ TableName: table('InventoryTable'), Key: { sku }, ConsistentRead: true }));
-        stock.push({
-          sku,
-          initial: start,
-          available: Number(Item?.available),
-          reserved: Number(Item?.reserved),
-          sold: Number(Item?.sold ?? 0),
-          heldReservations: held.get(sku) ?? 0,
-          soldExpected: soldExpected.get(sku) ?? 0,
-        });
+        stock.push({ sku, initial: start, available: Number(Item?.available), markers: markers.get(sku) ?? 0, soldExpected: soldExpected.get(sku) ?? 0 });
       }
-      const committedOrders = confirmed.filter((id) => orders.get(id)?.stages.inventory.timeline.some((entry) => entry.what === 'committed')).length;
 
       // Shipments: a confirmed order's parcel dispatched, a cancelled order's shipment cancelled.
-      const shipmentStatus = new Map((await scanAll(table('ShipmentsTable'), ours)).map((item) => [String(item.orderId), String(item.status)]));
-      const confirmedNotDispatched = confirmed.filter((id) => shipmentStatus.get(id) !== 'DISPATCHED');
-      const cancelledNotCancelled = cancelled.filter((id) => shipmentStatus.has(id) && shipmentStatus.get(id) !== 'CANCELLED');
+      const confirmedNotDispatched = confirmed.filter((id) => !orders.get(id)?.dispatchedAt);
+      const cancelledNotCancelled = cancelled.filter((id) => orders.get(id)?.shipping?.outcome === 'SUCCEEDED' && !orders.get(id)?.shipmentCancelledAt);
+      const dispatchedCount = ordersOf((order) => order.dispatchedAt !== undefined).length;
+      const shipmentsCancelledCount = ordersOf((order) => order.shipmentCancelledAt !== undefined).length;
 
       const missing = [...orders.values()].flatMap((order) => missingFollowUps(order).map((what) => `${order.orderId} ${what}`));
       const unfinished = [...orders.values()].filter((order) => order.sweepShard !== undefined).length;
@@ -490,9 +480,8 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         orders: [...orders.values()]
           .map((o) => [o.orderId, o.status, o.reason ?? '', ...Object.values(o.stages).map((st) => `${st.status}:${st.timeline.map((e) => e.what).join('|')}`)])
           .sort(),
-        ledger: ledgerItems.map((item) => `${String(item.orderId)}:${String(item.entryId)}`).sort(),
-        stock: stock.map((st) => [st.sku, st.available, st.reserved, st.sold]),
-        shipments: [...shipmentStatus].sort(),
+        ledger: [...[...charges].map((id) => `${id}:CHARGE`), ...[...refunds].map((id) => `${id}:REFUND`)].sort(),
+        stock: stock.map((st) => [st.sku, st.available, st.markers]),
       });
 
       const checks: ChaosCheck[] = [];
@@ -505,18 +494,12 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         standing.size === counts.CONFIRMED && chargesOnCancelled.length === 0 && confirmedWithoutCharge.length === 0,
         `${standing.size} standing charge(s) (CHARGE without REFUND), ${counts.CONFIRMED} confirmed; on non-confirmed orders: ${chargesOnCancelled.length}${sample(chargesOnCancelled)}, confirmed without: ${confirmedWithoutCharge.length}${sample(confirmedWithoutCharge)}`,
       );
-      const heldUnits = stock.reduce((sum, st) => sum + st.reserved, 0);
-      const heldEntries = stock.reduce((sum, st) => sum + st.heldReservations, 0);
-      check('no reservation held', heldUnits === 0 && heldEntries === 0, `${heldEntries} reservation(s), ${heldUnits} unit(s) held`);
+      const markersLeftCount = stock.reduce((sum, st) => sum + st.markers, 0);
+      check('no stock marker left', markersLeftCount === 0, `${markersLeftCount} marker(s) left`);
       check(
-        'sold = confirmed units',
-        committedOrders === counts.CONFIRMED && stock.every((st) => st.sold === st.soldExpected),
-        `${committedOrders} of ${counts.CONFIRMED} confirmed orders committed; ` + stock.map((st) => `${st.sku.slice(st.sku.lastIndexOf('-') + 1)} ${st.sold}/${st.soldExpected}`).join(', '),
-      );
-      check(
-        'stock never negative, conserved',
-        stock.every((st) => st.available >= 0 && st.reserved >= 0 && st.initial === st.available + st.reserved + st.sold),
-        stock.map((st) => `${st.sku.slice(st.sku.lastIndexOf('-') + 1)}: ${st.initial} = ${st.available} + ${st.reserved} + ${st.sold}`).join('; '),
+        'stock = initial - confirmed units, never negative',
+        stock.every((st) => st.available >= 0 && st.available === st.initial - st.soldExpected),
+        stock.map((st) => `${st.sku.slice(st.sku.lastIndexOf('-') + 1)}: ${st.available} = ${st.initial} - ${st.soldExpected}`).join('; '),
       );
       check(
         'every CONFIRMED parcel dispatched, every CANCELLED shipment cancelled',
@@ -530,10 +513,9 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         ...wait,
         ledger: { standingCharges: standing.size, refunds: refunds.size, chargesOnCancelled, confirmedWithoutCharge },
         stock,
-        committedOrders,
         shipments: {
-          dispatched: [...shipmentStatus.values()].filter((st) => st === 'DISPATCHED').length,
-          cancelled: [...shipmentStatus.values()].filter((st) => st === 'CANCELLED').length,
+          dispatched: dispatchedCount,
+          cancelled: shipmentsCancelledCount,
           confirmedNotDispatched,
           cancelledNotCancelled,
         },
@@ -659,11 +641,11 @@ export function formatChaosReport(result: ChaosResult): string {
   for (const dlq of result.final.dlqs) lines.push(dlqRow(`${dlq.stage} (after redrive)`, dlq));
   lines.push('');
   lines.push(
-    `stock: held = the run's order lines still RESERVED plus operation markers left on the SKU's item (neither committed nor released); sold = the units sold, expected = the confirmed orders' units per SKU`,
+    `stock: sold = the confirmed orders' units per SKU, which must equal initial - available; markers = stock changes left unrecorded or untidied on the SKU's item (lib/inventory.ts)`,
   );
-  lines.push(`${'sku'.padEnd(30)}${pad('initial', 9)}${pad('available', 11)}${pad('reserved', 10)}${pad('sold', 7)}${pad('expected', 10)}${pad('held', 6)}`);
+  lines.push(`${'sku'.padEnd(30)}${pad('initial', 9)}${pad('available', 11)}${pad('sold', 7)}${pad('markers', 9)}`);
   for (const s of result.final.stock) {
-    lines.push(`${s.sku.padEnd(30)}${pad(s.initial, 9)}${pad(s.available, 11)}${pad(s.reserved, 10)}${pad(s.sold, 7)}${pad(s.soldExpected, 10)}${pad(s.heldReservations, 6)}`);
+    lines.push(`${s.sku.padEnd(30)}${pad(s.initial, 9)}${pad(s.available, 11)}${pad(s.soldExpected, 7)}${pad(s.markers, 9)}`);
   }
   const d = result.duplicates;
   const share = (hits: number, of: number) => (of === 0 ? '-' : `${Math.round((hits / of) * 100)}%`);
