@@ -161,8 +161,8 @@ export type FollowUp = 'dispatchedAt' | 'release' | 'refund' | 'shipmentCancelle
  * Records a follow-up once: sets its attribute, on the condition that it is not set yet, that the
  * participants in `requiresSucceeded` succeeded, and that the follow-ups in `requiresAbsent` are not
  * there. When `last` says it is the order's last missing follow-up, the order leaves the sweep's
- * index in the same write. (Two last follow-ups written at once may each think another is missing;
- * the sweep then finds the order finished.) True when this call wrote it.
+ * index in the same write; when follow-ups ran at once (a cancelled order's three compensations),
+ * whichever sees the order finished after its write takes it out. True when this call wrote it.
  */
 export async function recordFollowUp(
   orderId: string,
@@ -189,10 +189,28 @@ export async function recordFollowUp(
         UpdateExpression: `SET #followUp = :value${options.last ? ' REMOVE sweepShard, sweepDueAt, sweepAttempts' : ''}`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ':value': value, ':succeeded': 'SUCCEEDED' },
+        ReturnValues: options.last ? 'NONE' : 'ALL_NEW',
       }),
     ),
   );
-  return written !== undefined;
+  if (!written) return false;
+  const after = written.Attributes as StoredOrder | undefined;
+  if (after?.sweepShard !== undefined && missingFollowUps(after).length === 0) await leaveSweepIndex(orderId);
+  return true;
+}
+
+/** A finished order leaves the sweep's index (the sweep does the same for one it finds finished). */
+export async function leaveSweepIndex(orderId: string): Promise<void> {
+  await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.ordersTable(),
+        Key: { orderId },
+        ConditionExpression: 'attribute_exists(sweepShard)',
+        UpdateExpression: 'REMOVE sweepShard, sweepDueAt, sweepAttempts',
+      }),
+    ),
+  );
 }
 
 /** Whether `followUp` is the only thing this decided order still lacks. */

@@ -5,7 +5,7 @@ import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { logger, singleMetric } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
-import { publishOutcome } from './order-outcome.js';
+import { leaveSweepIndex, publishOutcome } from './order-outcome.js';
 import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAfter, SWEEP_SHARDS } from './orders.js';
 
 // The scheduled sweep that makes the pipeline heal itself. Every order that is not finished
@@ -110,7 +110,7 @@ async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrd
   const order = await findOrder(orderId);
   if (!order || order.sweepDueAt === undefined) return;
   if (order.status !== 'PENDING' && missingFollowUps(order).length === 0) {
-    await leaveIndex(order);
+    await leaveSweepIndex(order.orderId);
     summary.finished += 1;
     return;
   }
@@ -157,17 +157,5 @@ async function scheduleNextAttempt(order: OrderRecord, attempts: number, now: Da
         },
       }),
     ),
-  );
-}
-
-/** Every follow-up is done: the order leaves the index. */
-async function leaveIndex(order: OrderRecord): Promise<void> {
-  await dynamoDbDocumentClient().send(
-    new UpdateCommand({
-      TableName: config.ordersTable(),
-      Key: { orderId: order.orderId },
-      ConditionExpression: 'attribute_exists(orderId)',
-      UpdateExpression: 'REMOVE sweepShard, sweepDueAt, sweepAttempts',
-    }),
   );
 }

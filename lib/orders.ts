@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { dynamoDbDocumentClient } from './aws-clients.js';
 import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
-import { type CancellationReason, cancellationReasons, eventIdOf, type OrderPlaced } from './events.js';
+import { type CancellationReason, eventIdOf, type OrderPlaced } from './events.js';
 import { type OrderItem, type OrderRequest, type OrderStatus, PARTICIPANTS, type Participant, type ShippingAddress, maskToken } from './order.js';
 import { storePaymentToken } from './payment-tokens.js';
 import { shipmentLabelFor } from './shipment-label.js';
@@ -110,9 +110,6 @@ const REJECTION_REASONS: Record<Participant, CancellationReason> = {
   shipping: 'SHIPPING_UNAVAILABLE',
 };
 
-function isCancellationReason(value: unknown): value is CancellationReason {
-  return typeof value === 'string' && (cancellationReasons as readonly string[]).includes(value);
-}
 
 /**
  * The decision, a pure function of the three results: undecided while one is missing; CONFIRMED
@@ -246,10 +243,6 @@ export function toOrderRecord(stored: StoredOrder): OrderRecord {
   return record;
 }
 
-/** An order item read back, with a reason no event could carry made safe to publish. */
-export function reasonOf(order: OrderRecord): CancellationReason | undefined {
-  return isCancellationReason(order.reason) ? order.reason : undefined;
-}
 
 /**
  * Partitions of the UnfinishedOrders index. One value would put every unfinished order's index

@@ -8,11 +8,11 @@ import type { OrderPlaced } from '../../lib/events.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { lambdaContext, sqsRecord } from '../support/sqs-events.js';
 
-// Powertools idempotency as the consumers configure it (lib/queue-consumer.ts), on the idempotency
-// table provisioned from the packaged template: the record Powertools writes expires through the
-// TTL attribute the template names, and an in-progress record left by an invocation that died
-// mid-work blocks its event only until the Lambda deadline it recorded, after which a delivery
-// does the work. The shipping consumer stands in for all three (they share createQueueConsumer).
+// Powertools idempotency as the payment consumer configures it around the provider calls
+// (lib/payments.ts), on the idempotency table provisioned from the packaged template: the record
+// Powertools writes expires through the TTL attribute the template names, and an in-progress
+// record left by an invocation that died mid-call blocks the charge only until the Lambda deadline
+// it recorded (the consumer registers the Lambda context), after which a delivery charges.
 
 type Handler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse>;
 
@@ -20,10 +20,9 @@ let stack: ProvisionedStack;
 let dynamodb: DynamoDBClient;
 let handler: Handler;
 let orders: typeof import('../../lib/orders.js');
-let shipping: typeof import('../../lib/shipping.js');
 let awsClients: typeof import('../../lib/aws-clients.js');
 let idempotencyTable: string;
-let shippingQueueArn: string;
+let paymentQueueArn: string;
 
 /** What Powertools wrote for the first event this file delivers: attribute names read from it. */
 let written: { record: Record<string, AttributeValue>; startedAt: number; finishedAt: number; timeoutMs: number };
@@ -31,11 +30,11 @@ let written: { record: Record<string, AttributeValue>; startedAt: number; finish
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /**
- * The key the shipping consumer's records are stored under: its key prefix, then the base64 MD5 of
- * the JSON of the event's identity (`eventId`), as Powertools hashes the JMESPath selection. Checked
+ * The key a charge's record is stored under: its key prefix, then the base64 MD5 of the JSON of the
+ * provider's idempotency key (the order id), as Powertools hashes the JMESPath selection. Checked
  * against the record Powertools itself writes in the first test.
  */
-const keyOf = (event: OrderPlaced) => `shipping-stage#${createHash('md5').update(JSON.stringify(event.eventId)).digest('base64')}`;
+const keyOf = (event: OrderPlaced) => `payment-charge#${createHash('md5').update(JSON.stringify(event.orderId)).digest('base64')}`;
 
 async function recordOf(event: OrderPlaced): Promise<Record<string, AttributeValue> | undefined> {
   return (await dynamodb.send(new GetItemCommand({ TableName: idempotencyTable, Key: { id: { S: keyOf(event) } }, ConsistentRead: true }))).Item;
@@ -62,12 +61,12 @@ const attributeName = {
     attributeWhere(written.record, 'an in-progress deadline from the Lambda context', numberIn(written.startedAt, written.finishedAt + written.timeoutMs)),
 };
 
-async function placeOrder(customer: string): Promise<OrderPlaced> {
+async function placeOrder(customer: string, token = 'tok_visa'): Promise<OrderPlaced> {
   const order = await storeCreatedOrder(
     customer,
     {
       items: [{ sku: 'SKU-IDEMPOTENCY', quantity: 1 }],
-      payment: { token: 'tok_visa' },
+      payment: { token },
       shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
     },
     undefined,
@@ -75,10 +74,10 @@ async function placeOrder(customer: string): Promise<OrderPlaced> {
   return order.placedEvent;
 }
 
-/** One delivery of the event to the shipping consumer, as Lambda invokes it; the ids of the failed records. */
+/** One delivery of the event to the payment consumer, as Lambda invokes it; the ids of the failed records. */
 async function deliver(event: OrderPlaced, timeoutMs = 10_000, receiveCount = 1): Promise<string[]> {
-  const record = sqsRecord(event, { eventSourceARN: shippingQueueArn }, receiveCount);
-  const response = await handler({ Records: [record] }, lambdaContext('order-pipeline-local-shipping', timeoutMs));
+  const record = sqsRecord(event, { eventSourceARN: paymentQueueArn }, receiveCount);
+  const response = await handler({ Records: [record] }, lambdaContext('order-pipeline-local-payment', timeoutMs));
   return response.batchItemFailures.map((failure) => failure.itemIdentifier);
 }
 
@@ -93,15 +92,15 @@ async function until(what: string, probe: () => boolean | Promise<boolean>, time
 beforeAll(async () => {
   stack = await startProvisionedStack();
   idempotencyTable = stack.table('IdempotencyTable');
-  shippingQueueArn = stack.queue('ShippingQueue').arn;
+  paymentQueueArn = stack.queue('PaymentQueue').arn;
   dynamodb = new DynamoDBClient(clientConfig(stack.emulators.endpoints.dynamodb));
   Object.assign(process.env, {
     RETRY_BACKOFF_BASE_SECONDS: '0',
     POWERTOOLS_LOG_LEVEL: process.env.DEBUG_LOG ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: 'true',
   });
-  [orders, shipping, awsClients] = await Promise.all([import('../../lib/orders.js'), import('../../lib/shipping.js'), import('../../lib/aws-clients.js')]);
-  handler = (await import('../../functions/shipping.js')).handler;
+  [orders, awsClients] = await Promise.all([import('../../lib/orders.js'), import('../../lib/aws-clients.js')]);
+  handler = (await import('../../functions/payment.js')).handler;
 
   // One ordinary delivery, to see the record Powertools writes.
   const event = await placeOrder('cus_idem_first');
@@ -153,11 +152,10 @@ describe('an in-progress record left by a crash', () => {
       }),
     );
 
-    // Before the deadline: the record is reported failed (retried later, not deleted), and no work is done.
+    // Before the deadline: the record is reported failed (retried later, not deleted), and no charge is made.
     const blocked = await deliver(event);
     expect(blocked).toHaveLength(1);
-    expect(await shipping.findShipment(event.orderId)).toBeUndefined();
-    expect((await orders.findOrder(event.orderId))?.stages.shipping.status).toBe('PENDING');
+    expect((await orders.findOrder(event.orderId))?.stages.payment.status).toBe('PENDING');
 
     // The deadline passes (the crashed invocation's Lambda timeout).
     await dynamodb.send(
@@ -170,22 +168,22 @@ describe('an in-progress record left by a crash', () => {
       }),
     );
     expect(await deliver(event, 10_000, 2)).toEqual([]);
-    expect(await shipping.findShipment(event.orderId)).toMatchObject({ orderId: event.orderId, status: 'PREPARED' });
-    expect((await orders.findOrder(event.orderId))?.stages.shipping.status).toBe('SUCCEEDED');
+    expect((await orders.findOrder(event.orderId))?.payment).toMatchObject({ outcome: 'SUCCEEDED' });
     expect((await recordOf(event))?.[status]).toEqual({ S: 'COMPLETED' });
   });
 
   it('left by an invocation that timed out mid-work, blocks the event until that invocation\'s deadline, then the work runs', async () => {
     const status = attributeName.status();
-    const event = await placeOrder('cus_idem_crashed');
-    // The "crash": the invocation's first read of the order never returns, so it times out there,
-    // after Powertools wrote its in-progress record and before any work.
+    // A flaky card: the simulated provider stores its attempts, so its call can be frozen.
+    const event = await placeOrder('cus_idem_crashed', 'tok_flaky');
+    // The "crash": the provider call never returns, so the invocation times out there, after
+    // Powertools wrote its in-progress record and before any charge.
     let frozen = false;
     const stackOfClient = awsClients.dynamoDbClient().middlewareStack;
     stackOfClient.add(
       (next) => async (args) => {
         const input = args.input as { TableName?: string };
-        if (!frozen && input.TableName === stack.table('OrdersTable') && JSON.stringify(args.input).includes(event.orderId)) {
+        if (!frozen && input.TableName === stack.table('PaymentsTable') && JSON.stringify(args.input).includes(event.orderId)) {
           frozen = true;
           return new Promise<never>(() => {});
         }
@@ -201,22 +199,29 @@ describe('an in-progress record left by a crash', () => {
         () => undefined,
         (error: unknown) => error,
       );
-      await until('the invocation to reach its first read of the order', () => frozen);
+      await until('the invocation to reach the provider call', () => frozen);
       const record = (await recordOf(event))!;
       expect(record[status]).toEqual({ S: 'INPROGRESS' });
       // The deadline it recorded: the invocation's start plus its timeout, in epoch milliseconds.
       const deadline = Number(record[attributeWhere(record, 'the in-progress deadline', numberIn(startedAt, Date.now() + timeoutMs))]!.N);
       expect(deadline).toBeGreaterThanOrEqual(startedAt + timeoutMs - 200);
 
-      // Redelivered before that deadline: refused as in progress, nothing done.
+      // Redelivered before that deadline: refused as in progress, the provider not called.
       expect(await deliver(event, 10_000, 2)).toHaveLength(1);
-      expect(await shipping.findShipment(event.orderId)).toBeUndefined();
+      const attempts = async () =>
+        (await dynamodb.send(new GetItemCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId: { S: event.orderId }, entryId: { S: 'SIMULATOR#ATTEMPTS' } } }))).Item;
+      expect(await attempts()).toBeUndefined();
 
       // After it: the work runs.
       expect(await dead).toMatchObject({ name: 'TimeoutError' });
       await until("the dead invocation's deadline", () => Date.now() > deadline);
-      expect(await deliver(event, 10_000, 3)).toEqual([]);
-      expect(await shipping.findShipment(event.orderId)).toMatchObject({ orderId: event.orderId, status: 'PREPARED' });
+      // After it: the charge is tried again; the flaky card fails twice (each failure clears the
+      // in-progress record, so the next delivery may call again), then is charged.
+      const failures: number[] = [];
+      for (let receive = 3; receive < 6; receive += 1) failures.push((await deliver(event, 10_000, receive)).length);
+      expect(failures).toEqual([1, 1, 0]);
+      expect(await attempts()).toMatchObject({ attempts: { N: '3' } });
+      expect((await orders.findOrder(event.orderId))?.payment).toMatchObject({ outcome: 'SUCCEEDED' });
       expect((await recordOf(event))?.[status]).toEqual({ S: 'COMPLETED' });
     } finally {
       stackOfClient.remove('freezeOneOrderRead');
