@@ -21,16 +21,22 @@ import { findOrder, type OrderRecord } from './orders.js';
 // Stock is one counter per SKU (`available`). Taking units for an order, or giving them back, is
 // a change to two items, the SKU's counter and the order's record of it, and DynamoDB has no
 // transaction here (the local emulator has none, and a transaction costs twice the units). So:
-//   1. the counter and a marker `applying.<orderId> = op:attempt:until`, in one conditional write
-//      that refuses a second marker for the same order (and, to reserve, a short counter);
+//   1. a marker `applying.<orderId> = op:attempt:until`, in one conditional write that refuses a
+//      second marker for the same order; to reserve, the units are taken in the same write (on
+//      the condition that the counter is not short);
 //   2. the order's record of it (the inventory result, or the release), once, naming the attempt;
-//   3. the marker removed.
+//   3. the marker removed; to release, the units are given back in the same write.
+// Units move on the side that cannot oversell: taken before the record, given back only after it.
+// An attempt that loses the race for step 2 has at worst held units for a moment, never put units
+// on sale that a later undo would take back from whoever bought them.
 // Three writes, and the marker lives milliseconds, so a popular SKU's item stays small. A crash
 // between any two steps heals on retry: the order says whether step 2 happened and with which
 // attempt, the marker whether step 1 did. A marker of an attempt that lost the race for step 2 is
-// undone (its units given back); a marker older than `until` (the attempt's function has timed
-// out, so it is dead) is taken over by the next attempt; a younger one means an attempt is in
-// flight, and the record is retried later (StockBusyError). docs/dynamodb-costs.md has the table.
+// undone (a reserve's units given back, a release's marker dropped); a recorded attempt's marker
+// is kept (removed, a release's units given back); a marker older than `until` (the attempt's
+// function has timed out, so it is dead) is taken over by the next attempt; a younger one means an
+// attempt is in flight, and the record is retried later (StockBusyError).
+// docs/dynamodb-costs.md has the table.
 
 export type StockOperation = 'reserve' | 'release';
 
@@ -39,7 +45,7 @@ export interface StockItem {
   sku: string;
   name: string;
   available: number;
-  /** Per order id, an operation applied to `available` whose order has not recorded it yet. */
+  /** Per order id, an operation in flight (a reserve's units already taken, a release's not yet given back). */
   applying?: Record<string, string>;
 }
 
@@ -76,10 +82,13 @@ function parseMarker(value: string): Marker {
   return { op, attempt, until: Number(until), value };
 }
 
-/** How an operation changes the counter, and what it needs of it. */
-const CHANGES: Record<StockOperation, { apply: string; undo: string; condition: string }> = {
-  reserve: { apply: 'available = available - :quantity', undo: 'available = available + :quantity', condition: 'available >= :quantity' },
-  release: { apply: 'available = available + :quantity', undo: 'available = available - :quantity', condition: 'available >= :zero' },
+/**
+ * How an operation changes the counter: with its marker (step 1, on a condition), when its marker
+ * is kept (step 3, the operation recorded), or undone (the operation recorded by another attempt).
+ */
+const CHANGES: Record<StockOperation, { mark?: string; condition?: string; keep?: string; undo?: string }> = {
+  reserve: { mark: 'available = available - :quantity', condition: 'available >= :quantity', undo: 'available = available + :quantity' },
+  release: { keep: 'available = available + :quantity' },
 };
 
 export async function findStockItem(sku: string, db: DynamoDBDocumentClient = dynamoDbDocumentClient(), table = config.inventoryTable()): Promise<StockItem | undefined> {
@@ -95,27 +104,28 @@ async function applyWithMarker(orderId: string, item: OrderItem, marker: Marker)
       new UpdateCommand({
         TableName: config.inventoryTable(),
         Key: { sku: item.sku },
-        ConditionExpression: `attribute_exists(sku) AND ${change.condition} AND attribute_not_exists(applying.#orderId)`,
-        UpdateExpression: `SET ${change.apply}, applying.#orderId = :marker`,
+        ConditionExpression: ['attribute_exists(sku)', change.condition, 'attribute_not_exists(applying.#orderId)'].filter(Boolean).join(' AND '),
+        UpdateExpression: `SET ${[change.mark, 'applying.#orderId = :marker'].filter(Boolean).join(', ')}`,
         ExpressionAttributeNames: { '#orderId': orderId },
-        ExpressionAttributeValues: { ':quantity': item.quantity, ':marker': marker.value, ...(marker.op === 'release' ? { ':zero': 0 } : {}) },
+        ExpressionAttributeValues: { ':marker': marker.value, ...(change.mark ? { ':quantity': item.quantity } : {}) },
       }),
     ),
   );
   return applied !== undefined;
 }
 
-/** Step 3: the marker goes, keeping its change. True when this call removed it. */
-async function removeMarker(orderId: string, sku: string, value: string): Promise<boolean> {
+/** Step 3: the marker goes, its operation kept (a release's units given back now). True when this call removed it. */
+async function removeMarker(orderId: string, item: OrderItem, marker: Marker): Promise<boolean> {
+  const keep = CHANGES[marker.op].keep;
   const removed = await unlessConditionFails(() =>
     dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.inventoryTable(),
-        Key: { sku },
+        Key: { sku: item.sku },
         ConditionExpression: 'applying.#orderId = :marker',
-        UpdateExpression: 'REMOVE applying.#orderId',
+        UpdateExpression: `${keep ? `SET ${keep} ` : ''}REMOVE applying.#orderId`,
         ExpressionAttributeNames: { '#orderId': orderId },
-        ExpressionAttributeValues: { ':marker': value },
+        ExpressionAttributeValues: { ':marker': marker.value, ...(keep ? { ':quantity': item.quantity } : {}) },
       }),
     ),
   );
@@ -124,15 +134,16 @@ async function removeMarker(orderId: string, sku: string, value: string): Promis
 
 /** The change of a marker that will never be recorded is undone, with the marker. True when this call undid it. */
 async function undoMarker(orderId: string, item: OrderItem, marker: Marker): Promise<boolean> {
+  const undo = CHANGES[marker.op].undo;
   const undone = await unlessConditionFails(() =>
     dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.inventoryTable(),
         Key: { sku: item.sku },
         ConditionExpression: 'applying.#orderId = :marker',
-        UpdateExpression: `SET ${CHANGES[marker.op].undo} REMOVE applying.#orderId`,
+        UpdateExpression: `${undo ? `SET ${undo} ` : ''}REMOVE applying.#orderId`,
         ExpressionAttributeNames: { '#orderId': orderId },
-        ExpressionAttributeValues: { ':marker': marker.value, ':quantity': item.quantity },
+        ExpressionAttributeValues: { ':marker': marker.value, ...(undo ? { ':quantity': item.quantity } : {}) },
       }),
     ),
   );
@@ -176,7 +187,7 @@ async function tidyMarkers(order: OrderRecord, items: OrderItem[]): Promise<void
     if (value === undefined) continue;
     const marker = parseMarker(value);
     const verdict = verdictOn(order, marker);
-    if (verdict === 'keep') await removeMarker(order.orderId, item.sku, value);
+    if (verdict === 'keep') await removeMarker(order.orderId, item, marker);
     if (verdict === 'undo') await undoMarker(order.orderId, item, marker);
   }
 }
@@ -204,9 +215,11 @@ async function applyLine(orderId: string, item: OrderItem, mine: Marker): Promis
     const theirs = parseMarker(value);
     if (theirs.attempt === mine.attempt) return 'applied';
     const order = await loadOrder(orderId);
+    // The operation this attempt is doing was recorded meanwhile (by another attempt): it must not
+    // apply it again, whatever the marker in its way is. The caller undoes its lines and tidies.
+    if ((mine.op === 'reserve' ? order.inventory : order.release) !== undefined) return 'recorded';
     const verdict = verdictOn(order, theirs);
     if (verdict === 'open') {
-      if ((mine.op === 'reserve' ? order.inventory : order.release) !== undefined) return 'recorded';
       if (theirs.until > Date.now()) {
         throw new StockBusyError(`Another attempt is ${theirs.op === 'reserve' ? 'reserving' : 'releasing'} ${item.sku} for order ${orderId}; retrying later`);
       }
@@ -216,9 +229,8 @@ async function applyLine(orderId: string, item: OrderItem, mine: Marker): Promis
       if (await adoptMarker(orderId, item.sku, theirs, mine)) return 'applied';
       continue;
     }
-    if (mine.op === 'reserve' && order.inventory) return 'recorded';
     // A finished operation's marker (a crash before its step 3): settle it, then try again.
-    if (verdict === 'keep') await removeMarker(orderId, item.sku, value);
+    if (verdict === 'keep') await removeMarker(orderId, item, theirs);
     else await undoMarker(orderId, item, theirs);
   }
   throw new StockBusyError(`Could not change ${item.sku} for order ${orderId}: too much contention; retrying later`);
@@ -265,7 +277,7 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
     return settleDuplicate(order, items);
   }
   for (const item of applied) {
-    if (shortSku === undefined) await removeMarker(orderId, item.sku, mine.value);
+    if (shortSku === undefined) await removeMarker(orderId, item, mine);
     else await undoMarker(orderId, item, mine);
   }
   return { participant: 'inventory', recorded: recorded.inventory!.outcome, settle: await settleAfterRecording(recorded) };
@@ -309,7 +321,7 @@ export async function releaseStockForOrder(event: OrderCancelled): Promise<{ rel
     await tidyMarkers(await loadOrder(order.orderId), order.items);
     return { releasedLines: 0 };
   }
-  for (const item of applied) await removeMarker(order.orderId, item.sku, mine.value);
+  for (const item of applied) await removeMarker(order.orderId, item, mine);
   return { releasedLines: applied.length };
 }
 
