@@ -11,6 +11,7 @@ import {
 import { dynamoDbDocumentClient } from './aws-clients.js';
 import { config } from './config.js';
 import { inOutage } from './fault-injection.js';
+import { logger } from './observability.js';
 
 // The card processor behind the payment stage. A real one (Stripe, Adyen...) would implement
 // PaymentProvider; this reference app ships a simulator that behaves like one, including
@@ -87,7 +88,10 @@ export class SimulatedPaymentProvider implements PaymentProvider {
         throw new TransientProviderError(`Simulated provider timeout (attempt ${attempts})`);
       }
     }
-    return { status: 'succeeded', chargeId: SimulatedPaymentProvider.chargeIdFor(request.idempotencyKey) };
+    const chargeId = SimulatedPaymentProvider.chargeIdFor(request.idempotencyKey);
+    // The provider's own record of the call, as its dashboard would show it: one line per charge made.
+    logger.info('Simulated provider: charged', { idempotencyKey: request.idempotencyKey, chargeId });
+    return { status: 'succeeded', chargeId };
   }
 
   async refund(request: RefundRequest): Promise<RefundOutcome> {

@@ -4,7 +4,7 @@ import { functionKeys, STAGE_QUEUES, type StackTarget } from './stack-target.js'
 
 // What `npm run status -- --aws` reads from CloudWatch: the age of each queue's oldest message,
 // and per function its invocations, errors and concurrency, with the records processed and failed
-// that the consumers report as metrics (namespace OrderPipeline, dimensions service and stage).
+// that the consumers report as metrics (namespace OrderPipeline, dimensions service and consumer).
 
 const CONSUMERS = new Set<string>(STAGE_QUEUES);
 
@@ -42,8 +42,8 @@ export async function cloudWatchActivity(
         query(`run${i}`, 'AWS/Lambda', 'ConcurrentExecutions', lambda, 'Maximum'),
         ...(CONSUMERS.has(fn)
           ? [
-              query(`ok${i}`, 'OrderPipeline', 'RecordsProcessed', { service: target.service, stage: fn }, 'Sum'),
-              query(`bad${i}`, 'OrderPipeline', 'RecordsFailed', { service: target.service, stage: fn }, 'Sum'),
+              query(`ok${i}`, 'OrderPipeline', 'RecordsProcessed', { service: target.service, consumer: fn }, 'Sum'),
+              query(`bad${i}`, 'OrderPipeline', 'RecordsFailed', { service: target.service, consumer: fn }, 'Sum'),
             ]
           : []),
       ];

@@ -123,7 +123,7 @@ describe('event source mappings', () => {
 
 describe('subscriptions', () => {
   const expectedEventTypes: Record<string, string[]> = {
-    InventoryQueue: ['OrderCancelled', 'OrderConfirmed', 'OrderPlaced'],
+    InventoryQueue: ['OrderCancelled', 'OrderPlaced'],
     PaymentQueue: ['OrderCancelled', 'OrderPlaced'],
     ShippingQueue: ['OrderCancelled', 'OrderConfirmed', 'OrderPlaced'],
   };

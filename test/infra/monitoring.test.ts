@@ -339,15 +339,15 @@ describe('dashboard', () => {
     const emitted = emittedMetrics();
     // The scan finds what it should (the metrics the alarms read among them), or it would prove nothing.
     expect(emitted.map((m) => m.name)).toEqual(expect.arrayContaining(['OrdersPlaced', 'OrdersCancelled', 'OrdersStuck', 'RecordsProcessed']));
-    const stages = consumerStages();
-    expect(stages).toEqual(['inventory', 'payment', 'shipping']);
+    const consumers = consumerNames();
+    expect(consumers).toEqual(['inventory', 'payment', 'shipping']);
     const lines = dashboardLines(t);
     const service = 'order-pipeline';
     const missing: string[] = [];
     for (const { name, dimensions, where } of emitted) {
-      // One series per value of each dimension the code sets: the service, and each consumer stage.
-      const wanted: Array<Record<string, string>> = dimensions.includes('stage')
-        ? stages.map((stage) => ({ service, stage }))
+      // One series per value of each dimension the code sets: the service, and each consumer.
+      const wanted: Array<Record<string, string>> = dimensions.includes('consumer')
+        ? consumers.map((consumer) => ({ service, consumer }))
         : [{ service }];
       for (const dims of wanted) {
         if (Object.keys(dims).sort().join() !== [...dimensions].sort().join()) {
@@ -510,15 +510,15 @@ interface EmittedMetric {
 
 /**
  * Every `addMetric('Name', …)` in lib/ and functions/, with the dimensions of the Metrics object it
- * is called on: Powertools adds `service` to each; the consumers' own instance (`stageMetrics`,
- * lib/queue-consumer.ts) adds `stage`. A reason-dimensioned extra copy (`.addDimension(…)` before
+ * is called on: Powertools adds `service` to each; the consumers' own instance (`consumerMetrics`,
+ * lib/queue-consumer.ts) adds `consumer`. A reason-dimensioned extra copy (`.addDimension(…)` before
  * addMetric) is a breakdown of a metric emitted without it too, and needs no line of its own.
  */
 function emittedMetrics(): EmittedMetric[] {
   const receivers: Record<string, string[]> = {
     metrics: ['service'],
     'singleMetric()': ['service'],
-    stageMetrics: ['service', 'stage'],
+    consumerMetrics: ['service', 'consumer'],
   };
   const found: EmittedMetric[] = [];
   for (const dir of ['lib', 'functions']) {
@@ -542,8 +542,8 @@ function emittedMetrics(): EmittedMetric[] {
   return found;
 }
 
-/** The stage names the consumers pass to createQueueConsumer (their metrics' `stage` dimension). */
-function consumerStages(): string[] {
+/** The names the consumers pass to createQueueConsumer (their metrics' `consumer` dimension). */
+function consumerNames(): string[] {
   const stages: string[] = [];
   for (const file of readdirSync(join(repoRoot, 'functions'))) {
     const text = readFileSync(join(repoRoot, 'functions', file), 'utf8');

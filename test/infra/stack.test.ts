@@ -141,9 +141,9 @@ describe('bundles', () => {
     createOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'uuid', 'zod'],
     getOrder: ['logger', 'client-dynamodb', 'lib-dynamodb', '@middy/core', 'zod'],
     getInventory: ['client-dynamodb', 'lib-dynamodb', 'zod'],
-    inventory: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
+    inventory: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
     payment: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'cockatiel', 'zod'],
-    shipping: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
+    shipping: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
     sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
   };
   const fullName = (short: string) =>

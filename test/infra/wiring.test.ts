@@ -193,9 +193,7 @@ const TABLES: Record<string, TableIntent> = {
   },
   IdempotencyTable: { keys: [['id', 'S', 'HASH']], indexes: {}, ttl: 'expiration', pitr: false },
   InventoryTable: { keys: [['sku', 'S', 'HASH']], indexes: {}, pitr: true },
-  ReservationsTable: { keys: [['orderId', 'S', 'HASH'], ['sku', 'S', 'RANGE']], indexes: {}, pitr: true },
   PaymentsTable: { keys: [['orderId', 'S', 'HASH'], ['entryId', 'S', 'RANGE']], indexes: {}, pitr: true },
-  ShipmentsTable: { keys: [['orderId', 'S', 'HASH']], indexes: {}, pitr: true },
   // The card token until the charge is decided: a backup would keep deleted tokens for 35 days.
   PaymentTokensTable: { keys: [['orderId', 'S', 'HASH']], indexes: {}, ttl: 'expiresAt', pitr: false },
   // Which order an Idempotency-Key names, for 24 hours.

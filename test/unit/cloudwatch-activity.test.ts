@@ -35,7 +35,7 @@ describe('cloudWatchActivity', () => {
           'RecordsProcessed:payment': 60,
           'RecordsFailed:payment': 3,
         };
-        const key = `${q.MetricStat.Metric.MetricName}:${dims.QueueName ?? dims.FunctionName ?? dims.stage}`;
+        const key = `${q.MetricStat.Metric.MetricName}:${dims.QueueName ?? dims.FunctionName ?? dims.consumer}`;
         return { Id: q.Id, Values: key in values ? [values[key]!] : [] };
       }),
     }));

@@ -21,11 +21,11 @@ beforeEach(() => {
 describe('GET /inventory/{sku}', () => {
   it('answers 200 with the public stock figures only', async () => {
     documents.on(GetCommand, { Key: { sku: 'SKU-MUG' } }).resolves({
-      Item: { sku: 'SKU-MUG', name: 'Mug', available: 7, reserved: 2, sold: 5, applying: { ord_1: 'reserve' } },
+      Item: { sku: 'SKU-MUG', name: 'Mug', available: 7, applying: { ord_1: 'reserve:a1b2c3d4:0' } },
     });
     const response = await handler(request('SKU-MUG'));
     expect(response.statusCode).toBe(200);
-    expect(JSON.parse(String(response.body))).toEqual({ sku: 'SKU-MUG', name: 'Mug', available: 7, reserved: 2 });
+    expect(JSON.parse(String(response.body))).toEqual({ sku: 'SKU-MUG', name: 'Mug', available: 7 });
   });
 
   it('answers 404 JSON for an unknown sku', async () => {

@@ -10,7 +10,6 @@ import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../s
 
 // What the functions write to stdout: Powertools JSON log lines and EMF metric blobs.
 vi.hoisted(() => {
-  process.env.IDEMPOTENCY_TABLE = 'idempotency';
   process.env.AWS_REGION = 'us-east-1';
   process.env.POWERTOOLS_SERVICE_NAME = 'order-pipeline';
   process.env.POWERTOOLS_METRICS_NAMESPACE = 'OrderPipeline';
@@ -59,7 +58,7 @@ describe('log lines of a batch handled in parallel', () => {
     expect(charging).toHaveLength(2);
     for (const [record, orderId, receiveCount] of [[a, orderIdOf('a'), 1], [b, orderIdOf('b'), 3]] as const) {
       const line = charging.find((l) => l.messageId === record.messageId);
-      expect(line).toMatchObject({ correlation_id: orderId, orderId, eventType: 'OrderPlaced', receiveCount, stage: 'payment', amount: 1 });
+      expect(line).toMatchObject({ correlation_id: orderId, orderId, eventType: 'OrderPlaced', receiveCount, consumer: 'payment', amount: 1 });
       expect(logLines('Handling event').find((l) => l.messageId === record.messageId)).toMatchObject({ correlation_id: orderId, receiveCount });
     }
     // Outside a record, nothing of it is left on the logger.
@@ -75,7 +74,7 @@ describe('log lines of a batch handled in parallel', () => {
     expect(logLines('Record failed; it is retried, and moved to the dead-letter queue after maxReceiveCount receives')[0]).toMatchObject({
       correlation_id: orderIdOf('p'),
       messageId: poison.messageId,
-      stage: 'inventory',
+      consumer: 'inventory',
     });
   });
 });
@@ -94,7 +93,7 @@ describe('card tokens', () => {
 });
 
 describe('metrics', () => {
-  it('per stage: records processed, failed, retried and OrderPlaced to stage done, with a stage dimension', async () => {
+  it('per consumer: records processed, failed, retried and OrderPlaced to stage done, with a consumer dimension', async () => {
     const handler = createQueueConsumer('shipping', {
       OrderPlaced: async (event) => {
         if (event.orderId === orderIdOf('bad')) throw new Error('transient');
@@ -103,8 +102,8 @@ describe('metrics', () => {
     });
     await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('ok')), {}, 2), sqsRecord(orderPlaced(orderIdOf('bad')))), lambdaContext());
     const [blob] = emf();
-    expect(blob?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'stage']]);
-    expect(blob).toMatchObject({ service: 'order-pipeline', stage: 'shipping', RecordsProcessed: 1, RecordsFailed: 1, RecordsRetried: 1 });
+    expect(blob?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'consumer']]);
+    expect(blob).toMatchObject({ service: 'order-pipeline', consumer: 'shipping', RecordsProcessed: 1, RecordsFailed: 1, RecordsRetried: 1 });
     expect(blob?.OrderPlacedToStageDone).toBeGreaterThanOrEqual(0);
   });
 

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ChangeMessageVisibilityBatchCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
@@ -8,7 +8,6 @@ import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../s
 // The SDK is mocked here: these tests pin the mapping from a batch to its partial response.
 // The same behaviour against the real emulators is in test/integration.
 vi.hoisted(() => {
-  process.env.IDEMPOTENCY_TABLE = 'idempotency';
   process.env.AWS_REGION = 'us-east-1';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -52,37 +51,30 @@ describe('createQueueConsumer', () => {
     expect(handled).toEqual([orderIdOf('good')]);
   });
 
-  it('fails an event type the stage does not subscribe to, instead of dropping it', async () => {
+  it('fails an event type the consumer does not subscribe to, instead of dropping it', async () => {
     const handler = createQueueConsumer('payment', { OrderPlaced: async () => null });
     const confirmed = sqsRecord({ ...orderPlaced(orderIdOf('1')), eventType: 'OrderConfirmed', eventId: `${orderIdOf('1')}:OrderConfirmed`, data: {} });
     const response = await handler(sqsEvent(confirmed), lambdaContext());
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: confirmed.messageId }]);
   });
 
-  it('keys idempotency on the event, not on the SQS message id', async () => {
-    const handler = createQueueConsumer('inventory', { OrderPlaced: async () => null });
-    // One publish delivered twice by SNS arrives as two messages with two message ids.
-    const first = sqsRecord(orderPlaced(orderIdOf('same')));
-    const second = sqsRecord(orderPlaced(orderIdOf('same')));
-    const other = sqsRecord(orderPlaced(orderIdOf('other')));
-    await handler(sqsEvent(first), lambdaContext());
-    await handler(sqsEvent(second), lambdaContext());
-    await handler(sqsEvent(other), lambdaContext());
-    const keys = dynamo.commandCalls(PutItemCommand).map((call) => call.args[0].input.Item?.id?.S);
-    expect(keys).toHaveLength(3);
-    expect(keys[0]).toBe(keys[1]);
-    expect(keys[2]).not.toBe(keys[0]);
-    expect(first.messageId).not.toBe(second.messageId);
+  it('counts a delivery whose work was recorded earlier as a duplicate, and does not fail it', async () => {
+    const handler = createQueueConsumer('inventory', { OrderPlaced: async () => ({ recorded: 'earlier' }) });
+    const response = await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('dup')))), lambdaContext());
+    expect(response.batchItemFailures).toEqual([]);
+    // No idempotency record of its own: the consumer writes nothing to DynamoDB for a record.
+    expect(dynamo.calls()).toHaveLength(0);
   });
 
-  it('releases the idempotency record of a failed record, so that its retry runs', async () => {
-    const handler = createQueueConsumer('inventory', {
-      OrderPlaced: async () => {
-        throw new Error('transient');
-      },
-    });
-    await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('1')))), lambdaContext());
-    expect(dynamo.commandCalls(DeleteItemCommand)).toHaveLength(1);
+  it('registers the Lambda context with the idempotency configurations its handlers use', async () => {
+    const { IdempotencyConfig } = await import('@aws-lambda-powertools/idempotency');
+    const guard = new IdempotencyConfig({ eventKeyJmesPath: 'id' });
+    const register = vi.spyOn(guard, 'registerLambdaContext');
+    const handler = createQueueConsumer('payment', { OrderPlaced: async () => null }, { idempotency: [guard] });
+    const context = lambdaContext();
+    await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('1')))), context);
+    expect(register).toHaveBeenCalledTimes(1);
+    expect(register.mock.calls[0]?.[0]).toMatchObject({ awsRequestId: context.awsRequestId });
   });
 
   it('backs off failed records with ChangeMessageVisibility, doubling per receive', async () => {
