@@ -12,7 +12,7 @@ import { handlerEntries, waitUntil } from '../support/handler-log.js';
 // The order lifecycle through the local pipeline (local/runtime.ts: HTTP API, real SQS pollers,
 // Lambda-like worker environments, emulators, all built from the packaged template): orders go in
 // through POST /orders and are watched through GET /orders/{id} and GET /inventory/{sku}; the
-// ledger and the shipments are read from the emulated tables. The test brings its own SKUs, so it
+// ledger and the shipments are read from the emulated orders table. The test brings its own SKUs, so it
 // does not depend on the seed data. The handlers' log lines are kept (`write`), to see when a
 // record was handled, on which receive, and when a duplicate was answered from the stored result.
 
@@ -25,7 +25,7 @@ const BATCH_WINDOW_MS = 1_000;
 /** What this suite needs from the running pipeline. */
 interface Pipeline {
   baseUrl: string;
-  tables: { orders: string; inventory: string; payments: string; shipments: string };
+  tables: { orders: string; inventory: string; payments: string };
   topicArn: string;
   paymentQueueUrl: string;
   handle: LocalPipeline;
@@ -56,7 +56,6 @@ async function startPipeline(): Promise<Pipeline> {
       orders: tableOf(handle, 'OrdersTable'),
       inventory: tableOf(handle, 'InventoryTable'),
       payments: tableOf(handle, 'PaymentsTable'),
-      shipments: tableOf(handle, 'ShipmentsTable'),
     },
     topicArn: handle.resources.topicArn,
     paymentQueueUrl: paymentQueue.url,
@@ -152,9 +151,11 @@ async function ledgerOf(orderId: string): Promise<string[]> {
 
 const chargeStanding = (ledger: string[]) => ledger.includes('CHARGE') && !ledger.includes('REFUND');
 
+/** The order's shipment as recorded on it: PREPARED, then DISPATCHED or CANCELLED. */
 async function shipmentOf(orderId: string) {
-  const result = await db.send(new GetCommand({ TableName: pipeline.tables.shipments, Key: { orderId }, ConsistentRead: true }));
-  return result.Item as { status: string; carrier: string; trackingNumber: string } | undefined;
+  const { Item } = await db.send(new GetCommand({ TableName: pipeline.tables.orders, Key: { orderId }, ConsistentRead: true }));
+  if (Item?.shipping?.outcome !== 'SUCCEEDED') return undefined;
+  return { status: Item.dispatchedAt ? 'DISPATCHED' : Item.shipmentCancelledAt ? 'CANCELLED' : 'PREPARED' };
 }
 
 describe('order lifecycle through the local pipeline', () => {
