@@ -31,8 +31,15 @@ describe('npm run bench --quick', () => {
       expect(run.costPerMillionOrders.total).toBeGreaterThan(0);
     }
     const [base, naive] = result.runs;
-    // Batch size 1: one invocation per message (5 deliveries per order), plus the API's; retries add.
-    expect(naive!.perOrder.lambdaInvocations).toBeGreaterThanOrEqual(6);
+    // Batch size 1: one invocation per message (4 deliveries per order: OrderPlaced to the three
+    // participants, OrderConfirmed to shipping alone), plus the API's; retries add.
+    expect(naive!.perOrder.lambdaInvocations).toBeGreaterThanOrEqual(5);
+    // The DynamoDB budget of a confirmed single-line order (docs/dynamodb-costs.md): at most 12
+    // write units and 5 read units, every guarantee kept.
+    for (const run of result.runs) {
+      expect(run.perOrder.dynamodbWriteUnits, run.variant).toBeLessThanOrEqual(12);
+      expect(run.perOrder.dynamodbReadUnits, run.variant).toBeLessThanOrEqual(5);
+    }
     expect(naive!.perOrder.lambdaInvocations).toBeGreaterThan(base!.perOrder.lambdaInvocations);
     expect(base!.ceiling?.ordersPerSecond).toBeGreaterThan(0);
     expect(base!.fractionOfCeiling).toBeGreaterThan(0);
