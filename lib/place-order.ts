@@ -1,6 +1,6 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { logger } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
@@ -51,18 +51,19 @@ export async function placeOrder(
 /** Records a failed publish (so that a replay publishes again), or clears it after a successful one. */
 async function markPublish(orderId: string, outcome: 'failed' | 'succeeded'): Promise<void> {
   try {
-    await dynamoDbDocumentClient().send(
-      new UpdateCommand({
-        TableName: config.ordersTable(),
-        Key: { orderId },
-        ConditionExpression: 'attribute_exists(orderId)',
-        ...(outcome === 'failed'
-          ? { UpdateExpression: 'SET placedPublishFailedAt = :at', ExpressionAttributeValues: { ':at': new Date().toISOString() } }
-          : { UpdateExpression: 'REMOVE placedPublishFailedAt' }),
-      }),
+    await unlessConditionFails(() =>
+      dynamoDbDocumentClient().send(
+        new UpdateCommand({
+          TableName: config.ordersTable(),
+          Key: { orderId },
+          ConditionExpression: 'attribute_exists(orderId)',
+          ...(outcome === 'failed'
+            ? { UpdateExpression: 'SET placedPublishFailedAt = :at', ExpressionAttributeValues: { ':at': new Date().toISOString() } }
+            : { UpdateExpression: 'REMOVE placedPublishFailedAt' }),
+        }),
+      ),
     );
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return;
     // Best effort: without the mark, the sweep still publishes the order within minutes.
     logger.warn('Could not record the publish outcome on the order', { error, orderId, outcome });
   }
