@@ -1,5 +1,8 @@
-// The one place that reads the environment. serverless.yml sets these variables on AWS; the local
-// runtime sets the same ones (plus AWS_ENDPOINT_URL_* pointing at the emulators) for each function.
+// The one place that reads the infrastructure's settings from the environment: tables, topic,
+// endpoints, timings. serverless.yml sets these variables on AWS; the local runtime sets the same
+// ones (plus AWS_ENDPOINT_URL_* pointing at the emulators) for each function. Two switches read
+// their own variables where they act: fault injection (lib/fault-injection.ts, FAULT_*, never set
+// by serverless.yml) and the tracing switch (lib/tracing.ts, replaced at bundle time).
 
 export interface AwsEndpoints {
   /** Overrides for local emulators; undefined on AWS, where the SDK finds the regional endpoint. */

@@ -6,8 +6,8 @@ import { ORDER_ID_PATTERN } from '../../lib/order.js';
 import { parseOrderRequest } from '../../lib/order-request.js';
 import { parseOrderEvent } from '../../lib/queue-consumer.js';
 
-// events/ holds the samples README points at for `serverless invoke local`: they must stay valid
-// against the code, or the first thing a newcomer tries fails.
+// events/ holds sample Lambda events (README, "Repository layout") to feed a handler by hand or
+// from a test: they must stay valid against the code, or the first thing a newcomer tries fails.
 const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8')) as T;
 
 describe('sample events', () => {
