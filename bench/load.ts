@@ -16,6 +16,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { clientConfig } from '../local/emulators.js';
 import type { LocalPipeline } from '../local/runtime.js';
+import { SAMPLE_ADDRESS } from '../local/sample-order.js';
 
 export interface LoadResult {
   orders: number;
@@ -167,7 +168,7 @@ export async function closedLoop(
           body: JSON.stringify({
             items: [{ sku, quantity: 1 }],
             payment: { token: 'tok_visa' },
-            shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+            shippingAddress: SAMPLE_ADDRESS,
           }),
         });
         const body = (await response.json()) as { orderId?: string };

@@ -18,6 +18,7 @@ import { missingFollowUps, type OrderRecord, type StoredOrder, toOrderRecord } f
 import { parseOrderEvent } from '../lib/queue-consumer.js';
 import { clientConfig } from './emulators.js';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './runtime.js';
+import { SAMPLE_ADDRESS } from './sample-order.js';
 
 export const STAGES = ['inventory', 'payment', 'shipping'] as const;
 type Stage = (typeof STAGES)[number];
@@ -314,7 +315,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         const body = JSON.stringify({
           items: plan.items,
           payment: { token: plan.token },
-          shippingAddress: { name: 'Chaos Monkey', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+          shippingAddress: SAMPLE_ADDRESS,
         });
         let orderId: string | undefined;
         let storedId: string | undefined;

@@ -11,6 +11,7 @@ import { watchLauncher } from './launcher-watch.js';
 import { startLocalPipeline, type LocalPipeline } from './runtime.js';
 import { alternativePorts, PORTS, portInUseMessage, type PortVariable } from './port-conflict.js';
 import { readRuntimeStates, removeRuntimeState, runtimeOnPort, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
+import { SAMPLE_ADDRESS } from './sample-order.js';
 
 /** A start-up problem the user can fix: printed as one line, without a stack trace. */
 class StartRefused extends Error {}
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
   const order = {
     items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
     payment: { token: 'tok_visa' },
-    shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
+    shippingAddress: SAMPLE_ADDRESS,
   };
   const [firstQueue] = Object.values(pipeline.resources.queues).filter((queue) => queue.dlqUrl);
   // A token for customer cus_1, valid for 12 hours, written into the curls below so that they work

@@ -1,6 +1,7 @@
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The order API's JWT authorizer, as the packaged template declares it and the local HTTP API
 // enforces it: no token, an expired one, a forged signature, another issuer or audience → 401
@@ -22,7 +23,7 @@ afterAll(async () => {
 const order = {
   items: [{ sku: 'SKU-MUG', quantity: 1 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+  shippingAddress: SAMPLE_ADDRESS,
 };
 
 async function post(authorization: string | undefined, key?: string) {

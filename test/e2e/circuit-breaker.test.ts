@@ -9,6 +9,7 @@ import { missingFollowUps, type StoredOrder, toOrderRecord } from '../../lib/ord
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { type HandlerLogEntry, handlerEntries, waitUntil } from '../support/handler-log.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The payment provider's circuit breaker inside the pipeline (lib/payment-provider.ts,
 // lib/payments.ts), through the local pipeline. The provider is down (an outage written to the
@@ -64,7 +65,7 @@ async function placeOrder(): Promise<string> {
     body: JSON.stringify({
       items: [{ sku, quantity: 1 }],
       payment: { token: 'tok_visa' },
-      shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+      shippingAddress: SAMPLE_ADDRESS,
     }),
   });
   const body = (await response.json()) as { orderId?: string };

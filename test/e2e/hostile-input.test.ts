@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ITEMS, MAX_QUANTITY, orderRequestSchema } from '../../lib/order.js';
 import { MAX_ORDER_BODY_BYTES } from '../../lib/order-request.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // Hostile input through the local HTTP API: generated requests at POST /orders and
 // GET /orders/{id} (wrong types, missing fields, huge strings, deep nesting, non-JSON, invalid
@@ -51,7 +52,7 @@ type Request = {
 const validOrder = () => ({
   items: [{ sku: 'SKU-MUG', quantity: 1 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+  shippingAddress: SAMPLE_ADDRESS,
 });
 
 const anyJson = fc.oneof(

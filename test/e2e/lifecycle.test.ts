@@ -8,6 +8,7 @@ import type { OrderPlaced } from '../../lib/events.js';
 import { placedEventOf, type StoredOrder } from '../../lib/orders.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { handlerEntries, waitUntil } from '../support/handler-log.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The order lifecycle through the local pipeline (local/runtime.ts: HTTP API, real SQS pollers,
 // Lambda-like worker environments, emulators, all built from the packaged template): orders go in
@@ -106,7 +107,7 @@ async function placeOrder(sku: string, quantity: number, token = 'tok_visa'): Pr
   const response = await http<{ orderId?: string }>('POST', '/orders', {
     items: [{ sku, quantity }],
     payment: { token },
-    shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+    shippingAddress: SAMPLE_ADDRESS,
   });
   expect([201, 202]).toContain(response.status);
   if (!response.body.orderId) throw new Error(`POST /orders answered ${response.status} without an orderId`);

@@ -6,6 +6,7 @@ import { sweepShardOf, type StoredOrder, toOrderRecord } from '../../lib/orders.
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { waitUntil } from '../support/handler-log.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // No order stuck between the table and the topic: every publish of the order API fails
 // (FAULT_PUBLISH_FAILURE_RATE=1 on createOrder), so POST /orders stores the order and answers 503.
@@ -54,7 +55,7 @@ afterAll(async () => {
 const order = {
   items: [{ sku, quantity: 2 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+  shippingAddress: SAMPLE_ADDRESS,
 };
 
 /** The customer's token: POST and GET /orders want one. */

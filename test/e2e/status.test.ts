@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineStatus, QueueStatus } from '../../local/status.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { REPOSITORY_ROOT } from '../../local/package-stack.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // GET /_local/status and `npm run status` against a local pipeline whose payment function fails
 // every record: the payment records are received maxReceiveCount (5) times, each failing, and then
@@ -40,7 +41,7 @@ async function placeOrder(): Promise<string> {
     body: JSON.stringify({
       items: [{ sku: 'SKU-MUG', quantity: 1 }],
       payment: { token: 'tok_visa' },
-      shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+      shippingAddress: SAMPLE_ADDRESS,
     }),
   });
   expect(response.status).toBe(202);

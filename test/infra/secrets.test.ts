@@ -5,6 +5,7 @@ import { missingFollowUps, type StoredOrder, toOrderRecord } from '../../lib/ord
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { handlerEntries, waitUntil } from '../support/handler-log.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // Card tokens stay out of logs, the order item, the payments table and API responses. The local pipeline runs the
 // packaged handlers and hands every line they write (and its own invocation lines) to `write`, so
@@ -70,7 +71,7 @@ beforeAll(async () => {
         body: JSON.stringify({
           items: [{ sku, quantity: 1 }],
           payment: { token },
-          shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+          shippingAddress: SAMPLE_ADDRESS,
         }),
       });
       const body = (await response.json()) as { orderId: string };
@@ -88,7 +89,7 @@ beforeAll(async () => {
       body: JSON.stringify({
         items: [{ sku, quantity: 1 }],
         payment: { token: 'tok_visa' },
-        shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+        shippingAddress: SAMPLE_ADDRESS,
       }),
     });
     await response.body?.cancel();

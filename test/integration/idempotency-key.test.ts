@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { OrderRequest } from '../../lib/order.js';
 import { findOrder } from '../../lib/orders.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The order API's Idempotency-Key, through the createOrder handler against the orders table and the
 // topic the packaged template declares: a replay of an accepted order answers the same order and
@@ -58,7 +59,7 @@ function order(quantity = 1): OrderRequest {
   return {
     items: [{ sku: 'SKU-IDEMPOTENT', quantity }],
     payment: { token: 'tok_visa' },
-    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+    shippingAddress: SAMPLE_ADDRESS,
   };
 }
 

@@ -7,6 +7,7 @@ import { clientConfig } from '../../local/emulators.js';
 import type { OrderPlaced } from '../../lib/events.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { lambdaContext, sqsRecord } from '../support/sqs-events.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // Powertools idempotency as the payment consumer configures it around the provider calls
 // (lib/payments.ts), on the idempotency table provisioned from the packaged template: the record
@@ -67,7 +68,7 @@ async function placeOrder(customer: string, token = 'tok_visa'): Promise<OrderPl
     {
       items: [{ sku: 'SKU-IDEMPOTENCY', quantity: 1 }],
       payment: { token },
-      shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
+      shippingAddress: SAMPLE_ADDRESS,
     },
     undefined,
   );

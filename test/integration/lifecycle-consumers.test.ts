@@ -7,6 +7,7 @@ import type { OrderPlaced } from '../../lib/events.js';
 import type { OrderItem } from '../../lib/order.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { lambdaContext } from '../support/sqs-events.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The three consumers exactly as deployed (functions/*.ts: Powertools batch, conditional writes,
 // Powertools idempotency around the payment provider),
@@ -190,7 +191,7 @@ async function placeAndPublish(items: OrderItem[], token = 'tok_visa'): Promise<
     {
       items,
       payment: { token },
-      shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
+      shippingAddress: SAMPLE_ADDRESS,
     },
     undefined,
   );

@@ -6,6 +6,7 @@ import { storeCreatedOrder } from '../support/stored-order.js';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
 import type { OrderItem, OrderRequest } from '../../lib/order.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The saga's domain functions against the real emulators, on the tables and topic provisioned from
 // the packaged template (test/support/provisioned-stack.ts): dynalite for DynamoDB, fauxqs for SNS
@@ -80,7 +81,7 @@ async function placeOrder(items: OrderItem[], token = 'tok_visa'): Promise<Order
   const request: OrderRequest = {
     items,
     payment: { token },
-    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
+    shippingAddress: SAMPLE_ADDRESS,
   };
   return (await storeCreatedOrder('cus_test', request)).placedEvent;
 }

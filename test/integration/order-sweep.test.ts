@@ -10,6 +10,7 @@ import { recordFollowUp, recordResult, settleAfterRecording } from '../../lib/or
 import { MAX_SWEEP_BACKOFF_SECONDS, sweepBackoffSeconds, sweepUnfinishedOrders } from '../../lib/order-sweep.js';
 import { type OrderRecord, type StoredOrder, storeNewOrder, SWEEP_SHARDS, toOrderRecord } from '../../lib/orders.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The sweep that heals the pipeline (lib/order-sweep.ts), on dynalite with the orders table and its
 // UnfinishedOrders index as the packaged template declares them. Publishing is captured, so each
@@ -52,7 +53,7 @@ function request(): OrderRequest {
   return {
     items: [{ sku: 'SKU-SWEEP', quantity: 1 }],
     payment: { token: 'tok_visa' },
-    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+    shippingAddress: SAMPLE_ADDRESS,
   };
 }
 

@@ -9,6 +9,7 @@ import type { OrderRequest } from '../../lib/order.js';
 import { findOrder } from '../../lib/orders.js';
 import { placeOrder } from '../../lib/place-order.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The order API's two writes (store, then publish) on dynalite with the orders table the template
 // declares: a burst of retries must not multiply the pipeline's work, a failed publish must be
@@ -41,7 +42,7 @@ function request(): OrderRequest {
   return {
     items: [{ sku: 'SKU-PLACE', quantity: 1 }],
     payment: { token: 'tok_visa' },
-    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+    shippingAddress: SAMPLE_ADDRESS,
   };
 }
 

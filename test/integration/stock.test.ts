@@ -7,6 +7,7 @@ import type { OrderItem } from '../../lib/order.js';
 import type { OrderRecord, StoredOrder } from '../../lib/orders.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { storeCreatedOrder } from '../support/stored-order.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The stock protocol of lib/inventory.ts on dynalite, in the tables the packaged template declares:
 // one counter per SKU, a marker `applying.<orderId> = op:attempt:until` while an operation is in
@@ -95,7 +96,7 @@ function marker(op: 'reserve' | 'release', attempt: string, untilFromNowMs: numb
 const DEAD = -1000;
 const LIVE = 60_000;
 
-const ADDRESS = { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' };
+const ADDRESS = SAMPLE_ADDRESS;
 
 /** An order stored as the order API stores it, undecided. */
 async function placeOrder(items: OrderItem[]): Promise<OrderRecord> {

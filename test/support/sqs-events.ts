@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { OrderEvent } from '../../lib/events.js';
 import { ORDER_ID_PATTERN } from '../../lib/order.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // Lambda events built the way Lambda builds them, for tests that call handlers directly.
 
@@ -70,7 +71,7 @@ export function orderPlaced(orderId: string): OrderEvent {
     data: {
       customerId: 'cus_1',
       items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
-      shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
+      shippingAddress: SAMPLE_ADDRESS,
     },
   };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { outcomeEventOf } from '../../lib/order-outcome.js';
 import { decideOutcome, missingFollowUps, type OrderRecord, type ParticipantResults, type StoredOrder, toOrderRecord } from '../../lib/orders.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The pure part of the decision: three write-once results in, CONFIRMED / CANCELLED + reason /
 // undecided out, and the status every reader derives from them.
@@ -50,7 +51,7 @@ describe('an order as read', () => {
     orderId: 'ord_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f',
     customerId: 'cus_1',
     items: [{ sku: 'SKU-MUG', quantity: 2 }],
-    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'London', postalCode: 'N1', country: 'GB' },
+    shippingAddress: SAMPLE_ADDRESS,
     paymentTokenMasked: 'tok_…isa',
     createdAt: '2030-01-01T00:00:00.000Z',
   };

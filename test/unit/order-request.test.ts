@@ -2,11 +2,12 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { ISO_3166_1_ALPHA_2_CODES } from '../../lib/country-codes.js';
 import { MAX_ORDER_BODY_BYTES, parseOrderRequest, parseOrderRequestEvent } from '../../lib/order-request.js';
+import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 const validOrder = {
   items: [{ sku: 'SKU-TSHIRT-M', quantity: 2 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
+  shippingAddress: SAMPLE_ADDRESS,
 };
 
 function parse(body: unknown, contentType = 'application/json', idempotencyKey?: string) {
