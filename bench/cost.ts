@@ -22,16 +22,79 @@ export interface PerOrder {
   dynamodbBySteps: Array<{ table: string; action: string; requests: number; readUnits: number; writeUnits: number }>;
   lambdaInvocations: number;
   lambdaInvocationsByFunction: Record<string, number>;
+  /** GB-s per order from durations measured here, on shared cores: not what AWS would bill. */
   lambdaGbSeconds: number;
   lambdaMsByFunction: Record<string, number>;
+  /** GB-s per order modeled from the counted calls (LAMBDA_DURATION_MODEL): what the cost total uses. */
+  lambdaModeled: ModeledLambdaDuration;
   /** SNS publishes + SQS requests + DynamoDB requests: the AWS API calls (Lambda invocations apart). */
   awsRequests: number;
+}
+
+/**
+ * Lambda duration per order modeled from what the functions were counted doing, instead of timed
+ * on two shared cores beside the emulators. Each figure is a stated assumption, printed with the
+ * cost table: a DynamoDB request inside a region takes single-digit milliseconds, an SNS publish
+ * and an SQS request tens. Calls are taken one after another (no overlap, also between the records
+ * of a batch, which Powertools' BatchProcessor handles concurrently): an upper bound. Which function
+ * made a call is not counted, so GB-s use the functions' memory sizes weighted by invocations.
+ */
+export const LAMBDA_DURATION_MODEL = {
+  /** The runtime's own work and the handler's CPU (parse, validate, log, serialise), per invocation. */
+  perInvocationMs: 10,
+  dynamodbRequestMs: 5,
+  snsPublishMs: 20,
+  /** SQS requests the functions make (ChangeMessageVisibility for backoff); receive and delete are the event source mapping's, outside any function. */
+  sqsRequestMs: 10,
+  /** The card charge each order's payment makes at an external provider (simulated locally; its DynamoDB items are counted above too). */
+  providerCallMs: 300,
+  providerCallsPerOrder: 1,
+} as const;
+
+export type LambdaDurationModel = typeof LAMBDA_DURATION_MODEL;
+
+export interface ModeledLambdaDuration {
+  /** Milliseconds per order, by what they are spent on. */
+  msPerOrder: { invocations: number; dynamodb: number; sns: number; sqs: number; provider: number; total: number };
+  /** The functions' memory sizes, weighted by their invocations per order. */
+  memoryMb: number;
+  gbSecondsPerOrder: number;
+}
+
+/** Lambda GB-s per order as the model gives them, from the counted calls of one order. */
+export function modelLambdaDuration(
+  order: Pick<PerOrder, 'lambdaInvocations' | 'lambdaInvocationsByFunction' | 'snsPublishes' | 'sqsByAction' | 'dynamodbReads' | 'dynamodbWrites' | 'dynamodbBySteps'>,
+  memoryMbByFunction: Record<string, number>,
+  model: LambdaDurationModel = LAMBDA_DURATION_MODEL,
+): ModeledLambdaDuration {
+  const dynamodbRequests = order.dynamodbBySteps.reduce((sum, step) => sum + step.requests, 0);
+  const sqsByFunctions = (order.sqsByAction.ChangeMessageVisibility ?? 0) + (order.sqsByAction.ChangeMessageVisibilityBatch ?? 0);
+  const ms = {
+    invocations: order.lambdaInvocations * model.perInvocationMs,
+    dynamodb: dynamodbRequests * model.dynamodbRequestMs,
+    sns: order.snsPublishes * model.snsPublishMs,
+    sqs: sqsByFunctions * model.sqsRequestMs,
+    provider: model.providerCallsPerOrder * model.providerCallMs,
+  };
+  const total = Object.values(ms).reduce((a, b) => a + b, 0);
+  const weighted = Object.entries(order.lambdaInvocationsByFunction);
+  const invocations = weighted.reduce((sum, [, n]) => sum + n, 0);
+  const memoryMb = invocations > 0 ? weighted.reduce((sum, [name, n]) => sum + n * (memoryMbByFunction[name] ?? 512), 0) / invocations : 512;
+  const r = (value: number) => round(value, 1);
+  return {
+    msPerOrder: { invocations: r(ms.invocations), dynamodb: r(ms.dynamodb), sns: r(ms.sns), sqs: r(ms.sqs), provider: r(ms.provider), total: r(total) },
+    memoryMb: Math.round(memoryMb),
+    gbSecondsPerOrder: round((total / 1000) * (memoryMb / 1024), 5),
+  };
 }
 
 export interface CostPerMillion {
   httpApi: number;
   lambdaRequests: number;
+  /** Modeled duration (LAMBDA_DURATION_MODEL): the one in the total. */
   lambdaDuration: number;
+  /** Measured duration here, printed apart: not in the total. */
+  lambdaDurationMeasured: number;
   sns: number;
   sqs: number;
   dynamodb: number;
@@ -65,7 +128,7 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
   const gbSeconds = Object.entries(lambda).reduce((acc, [name, f]) => acc + (f.totalDurationMs / 1000) * ((memoryMbByFunction[name] ?? 512) / 1024), 0);
   const snsPublishes = (counts.sns.actions.Publish ?? 0) + (counts.sns.actions.PublishBatch ?? 0);
   const dynamoRequests = sum((t) => Object.values(t.actions).reduce((a, b) => a + b, 0));
-  return {
+  const counted = {
     httpApiRequests: per(lambda.createOrder?.invocations ?? 0),
     snsPublishes: per(snsPublishes),
     sqsRequests: per(sqsTotal),
@@ -96,6 +159,7 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
     lambdaMsByFunction: Object.fromEntries(Object.entries(lambda).filter(([, f]) => f.invocations > 0).map(([name, f]) => [name, round(f.totalDurationMs / orders, 1)])),
     awsRequests: per(snsPublishes + sqsTotal + dynamoRequests),
   };
+  return { ...counted, lambdaModeled: modelLambdaDuration(counted, memoryMbByFunction) };
 }
 
 /**
@@ -106,12 +170,13 @@ export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES):
   const parts = {
     httpApi: order.httpApiRequests * prices.httpApiPerMillionRequests,
     lambdaRequests: order.lambdaInvocations * prices.lambdaPerMillionRequests,
-    lambdaDuration: order.lambdaGbSeconds * 1e6 * prices.lambdaArm64PerGbSecond,
+    lambdaDuration: order.lambdaModeled.gbSecondsPerOrder * 1e6 * prices.lambdaArm64PerGbSecond,
     sns: order.snsPublishes * prices.snsPerMillionPublishes,
     sqs: order.sqsRequests * prices.sqsPerMillionRequests,
     dynamodb: order.dynamodbWriteUnits * prices.dynamodbPerMillionWriteUnits + order.dynamodbReadUnits * prices.dynamodbPerMillionReadUnits,
   };
   const total = Object.values(parts).reduce((a, b) => a + b, 0);
+  const lambdaDurationMeasured = order.lambdaGbSeconds * 1e6 * prices.lambdaArm64PerGbSecond;
   const services: Record<string, number> = {
     'API Gateway': parts.httpApi,
     Lambda: parts.lambdaRequests + parts.lambdaDuration,
@@ -123,7 +188,7 @@ export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES):
   const share = `${Math.round((amount / total) * 100)}% of the total`;
   let why: string;
   if (dominant === 'Lambda') {
-    why = `${share}: ${order.lambdaInvocations} invocations and ${order.lambdaGbSeconds} GB-s per order; duration is ${Math.round((parts.lambdaDuration / (parts.lambdaDuration + parts.lambdaRequests)) * 100)}% of it (measured locally on a shared machine: AWS durations will differ)`;
+    why = `${share}: ${order.lambdaInvocations} invocations and ${order.lambdaModeled.gbSecondsPerOrder} GB-s per order (modeled); duration is ${Math.round((parts.lambdaDuration / (parts.lambdaDuration + parts.lambdaRequests)) * 100)}% of it`;
   } else if (dominant === 'DynamoDB') {
     const top = Object.entries(order.dynamodbByTable).sort((a, b) => b[1].writeUnits - a[1].writeUnits).slice(0, 2);
     why = `${share}: ${order.dynamodbWriteUnits} WRU per order (writes cost 5x reads per unit), mostly ${top.map(([name, t]) => `${name} ${t.writeUnits}`).join(', ')}`;
@@ -139,6 +204,7 @@ export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES):
     httpApi: r(parts.httpApi),
     lambdaRequests: r(parts.lambdaRequests),
     lambdaDuration: r(parts.lambdaDuration),
+    lambdaDurationMeasured: r(lambdaDurationMeasured),
     sns: r(parts.sns),
     sqs: r(parts.sqs),
     dynamodb: r(parts.dynamodb),

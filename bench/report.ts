@@ -1,7 +1,9 @@
 // The benchmark's result as plain-text tables.
 
 import { SDK_FLOOR_GOAL, type ColdStartResult } from './cold-start.js';
-import type { BenchResult } from './run.js';
+import { LAMBDA_DURATION_MODEL } from './cost.js';
+import type { BenchResult, MemoryResult } from './run.js';
+import type { RuntimeMemory } from '../local/memory.js';
 
 function table(title: string, header: string[], rows: Array<Array<string | number>>): string {
   const cells = [header, ...rows.map((row) => row.map(String))];
@@ -80,13 +82,27 @@ export function formatReport(result: BenchResult): string {
   out.push(
     table(
       `Cost per million orders on AWS (list prices as of ${result.prices.asOf}, ${result.prices.region})`,
-      ['variant', 'conc', 'HTTP API', 'λ requests', 'λ duration', 'SNS', 'SQS', 'DynamoDB', 'total', 'dominant'],
+      ['variant', 'conc', 'HTTP API', 'λ requests', 'λ duration (model)', 'SNS', 'SQS', 'DynamoDB', 'total', 'dominant', '|', 'λ duration measured, not in total'],
       result.runs.map((r) => {
         const c = r.costPerMillionOrders;
-        return [r.variant, r.concurrency, money(c.httpApi), money(c.lambdaRequests), money(c.lambdaDuration), money(c.sns), money(c.sqs), money(c.dynamodb), money(c.total), c.dominant];
+        return [
+          r.variant,
+          r.concurrency,
+          money(c.httpApi),
+          money(c.lambdaRequests),
+          money(c.lambdaDuration),
+          money(c.sns),
+          money(c.sqs),
+          money(c.dynamodb),
+          money(c.total),
+          c.dominant,
+          '|',
+          `${money(c.lambdaDurationMeasured ?? 0)} (${r.perOrder.lambdaGbSeconds} GB-s)`,
+        ];
       }),
     ),
   );
+  out.push(formatDurationModel(result));
   for (const r of result.runs) out.push(`  ${r.variant} @${r.concurrency}: ${r.costPerMillionOrders.dominant} dominates — ${r.costPerMillionOrders.why}`);
 
   // Where each DynamoDB unit of an order goes, for the defaults at their highest concurrency.
@@ -123,9 +139,77 @@ export function formatReport(result: BenchResult): string {
     ),
   );
 
+  if (result.memory) out.push(formatMemory(result.memory));
   out.push(formatColdStart(result.coldStart));
   out.push('');
   return out.join('\n');
+}
+
+/** How the Lambda duration in the cost total was modeled, and what it came to per order. */
+function formatDurationModel(result: BenchResult): string {
+  const m = LAMBDA_DURATION_MODEL;
+  const lines = [
+    `  λ duration (model), used in the total: ${m.perInvocationMs} ms per invocation (runtime and handler CPU) + ${m.dynamodbRequestMs} ms per DynamoDB request + ${m.snsPublishMs} ms per SNS publish + ` +
+      `${m.sqsRequestMs} ms per SQS request a function makes (ChangeMessageVisibility) + ${m.providerCallMs} ms for the payment provider's charge (${m.providerCallsPerOrder} per order), ` +
+      `all one after another (an upper bound: a batch's records run concurrently), at the functions' memory sizes weighted by invocations; arm64 price.`,
+    `  λ duration measured: the invocations timed here, on shared cores next to the emulators; printed apart, not in the total.`,
+  ];
+  for (const r of result.runs) {
+    const modeled = r.perOrder.lambdaModeled;
+    if (!modeled) continue;
+    const ms = modeled.msPerOrder;
+    lines.push(
+      `  ${r.variant} @${r.concurrency}: modeled ${ms.total} ms per order (invocations ${ms.invocations}, DynamoDB ${ms.dynamodb}, SNS ${ms.sns}, SQS ${ms.sqs}, provider ${ms.provider}) at ${modeled.memoryMb} MB = ${modeled.gbSecondsPerOrder} GB-s; ` +
+        `measured ${Object.values(r.perOrder.lambdaMsByFunction).reduce((a, b) => a + b, 0).toFixed(1)} ms per order = ${r.perOrder.lambdaGbSeconds} GB-s`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const mb = (bytes: number) => Math.round(bytes / (1024 * 1024));
+
+/** The environments of a runtime, per function, and their average V8 heap. */
+function environmentsLine(memory: RuntimeMemory): string {
+  const functions = Object.entries(memory.functions).filter(([, fn]) => fn.environments > 0);
+  const count = functions.reduce((sum, [, fn]) => sum + fn.environments, 0);
+  const heaps = functions.flatMap(([, fn]) => fn.heaps);
+  const average = heaps.length > 0 ? heaps.reduce((sum, heap) => sum + heap.totalBytes, 0) / heaps.length : 0;
+  return (
+    `main thread V8 heap ${mb(memory.mainHeap.totalBytes)} MB; ${count} execution environments (${functions.map(([name, fn]) => `${name} ${fn.environments}`).join(', ') || 'none'})` +
+    (heaps.length > 0 ? `, V8 heap ${mb(average)} MB each on average` : '')
+  );
+}
+
+/** The local runtime's resident memory: `npm start` after a few orders, against the goal; this process apart. */
+export function formatMemory(memory: MemoryResult): string {
+  const lines = [`\nLocal runtime memory (resident; goal: the runtime's process, all its threads, at most ${memory.goalMb} MB)`];
+  const run = memory.npmStart;
+  if ('skipped' in run) {
+    lines.push(`  npm start: ${run.skipped}`);
+  } else {
+    const rss = mb(run.runtime.rssBytes);
+    const peak = run.runtime.peakRssBytes === undefined ? '' : `, peak ${mb(run.runtime.peakRssBytes)} MB`;
+    const launchers = run.launchers.reduce((sum, launcher) => sum + launcher.rssBytes, 0);
+    const name = (command: string) => (/^npm(\s|$)/.test(command) ? 'npm' : /\bsh -c /.test(command) ? 'sh' : /tsx/.test(command) ? "tsx's wrapper" : command.split(' ')[0]);
+    lines.push(
+      `  npm start, after ${run.orders} orders posted one after another (${run.accepted} accepted), queues drained: ` +
+        `runtime process ${rss} MB${peak}${run.runtime.threads === undefined ? '' : `, ${run.runtime.threads} threads`} — ` +
+        `${rss <= memory.goalMb ? 'within' : 'OVER'} the ${memory.goalMb} MB goal`,
+      `    ${environmentsLine(run.breakdown)}`,
+      run.launchers.length > 0
+        ? `    not included: the processes that launch it and wait, ${run.launchers.map((launcher) => `${name(launcher.command)} ${mb(launcher.rssBytes)} MB`).join(', ')}; with them ${rss + mb(launchers)} MB in all`
+        : '    launched without wrappers (no npm, shell or tsx wrapper process above it)',
+    );
+  }
+  if (memory.benchProcess) {
+    const { variant, concurrency, memory: own } = memory.benchProcess;
+    const peak = own.process.peakRssBytes === undefined ? '' : `, peak ${mb(own.process.peakRssBytes)} MB`;
+    lines.push(
+      `  this bench process after ${variant} @${concurrency} (the runtime in-process, with the load generator and tsx's loader): ${mb(own.process.rssBytes)} MB${peak}; not held to the goal`,
+      `    ${environmentsLine(own)}`,
+    );
+  }
+  return lines.join('\n');
 }
 
 /** The cold start table: each bundle against an empty handler and against its SDK floor. */

@@ -15,6 +15,8 @@ import { runCeiling, type CeilingResult } from './ceiling.js';
 import { measureColdStarts, type ColdStartResult } from './cold-start.js';
 import { costPerMillion, perOrder, statsDelta, type CostPerMillion, type PerOrder } from './cost.js';
 import { closedLoop, round, seedStock, waitUntilDrained, watchDecisions, type LoadResult } from './load.js';
+import { measureNpmStartMemory, RUNTIME_MEMORY_GOAL_MB, type NpmStartMemoryResult } from './memory.js';
+import type { RuntimeMemory } from '../local/memory.js';
 
 export interface BenchOptions {
   orders: number;
@@ -24,6 +26,8 @@ export interface BenchOptions {
   idleSeconds: number;
   coldStartRuns: number;
   decisionTimeoutMs: number;
+  /** Orders posted to a separate `npm start` before its resident memory is read. */
+  memoryOrders: number;
   quick: boolean;
   /** One line per phase and a counter; nothing by default. */
   progress?: (phase: string, done: number, total: number) => void;
@@ -38,6 +42,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   idleSeconds: 25,
   coldStartRuns: 7,
   decisionTimeoutMs: 120_000,
+  memoryOrders: 20,
   quick: false,
 };
 
@@ -50,6 +55,7 @@ export const QUICK_OPTIONS: BenchOptions = {
   // Generous: under `npm test` this runs beside other end-to-end files on two cores, and a batch
   // whose consumer timed out comes back only after the 31 s local visibility timeout.
   decisionTimeoutMs: 120_000,
+  memoryOrders: 20,
   quick: true,
 };
 
@@ -83,6 +89,14 @@ export interface IdleResult {
   emptyReceivesPerPollerPerHour: number;
 }
 
+export interface MemoryResult {
+  goalMb: number;
+  /** `npm start` as a developer runs it, after memoryOrders orders: the runtime's process, and its launchers apart. */
+  npmStart: NpmStartMemoryResult;
+  /** This process, which ran the pipeline in-process, right after the default variant's last load. */
+  benchProcess?: { variant: string; concurrency: number; memory: RuntimeMemory };
+}
+
 export interface BenchResult {
   startedAt: string;
   finishedAt: string;
@@ -91,6 +105,7 @@ export interface BenchResult {
   runs: RunResult[];
   naiveVsDefault: Array<{ concurrency: number; awsRequestsPerOrder: number; lambdaInvocationsPerOrder: number; costPerMillion: number; ordersPerSecond: number; p50LatencyMs: number }>;
   idle: IdleResult[];
+  memory: MemoryResult;
   coldStart: ColdStartResult;
   prices: { asOf: string; region: string; note: string; values: typeof AWS_PRICES };
   notes: string[];
@@ -178,6 +193,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
 
   const runs: RunResult[] = [];
   const idle: IdleResult[] = [];
+  let benchProcess: MemoryResult['benchProcess'];
   for (const variant of variants) {
     const pipeline = await startLocalPipeline({
       apiPort: 0,
@@ -211,6 +227,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
           const lambda = statsDelta(before, pipeline.invocationStats().functions);
           const order = perOrder(counts, lambda, defaultSettings.memoryMbByFunction, options.orders);
           runs.push({ variant: variant.name, concurrency, load, perOrder: order, costPerMillionOrders: costPerMillion(order), counts });
+          if (variant.name === 'default') benchProcess = { variant: variant.name, concurrency, memory: await pipeline.memory() };
         }
       } finally {
         await watcher.stop();
@@ -239,6 +256,12 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
       await pipeline.stop();
     }
   }
+
+  const npmStart = await measureNpmStartMemory({
+    orders: options.memoryOrders,
+    onProgress: (done, total) => progress(`runtime memory (npm start, ${total} orders posted one after another)`, done, total),
+  }).catch((error: unknown) => ({ skipped: `npm start could not be measured: ${(error as Error).message}` }));
+  const memory: MemoryResult = { goalMb: RUNTIME_MEMORY_GOAL_MB, npmStart, ...(benchProcess ? { benchProcess } : {}) };
 
   for (const run of runs.filter((r) => r.variant === 'default')) {
     const phase = `ceiling (same requests straight to the emulators), concurrency ${run.concurrency}`;
@@ -302,6 +325,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
     runs,
     naiveVsDefault,
     idle,
+    memory,
     coldStart,
     prices: {
       asOf: PRICES_AS_OF,
@@ -313,7 +337,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
       'Decisions are observed on a measurement queue subscribed to the topic (OrderConfirmed/OrderCancelled), read straight from the emulator: not in the counts. Latency is decidedAt (the event occurredAt) minus the POST time.',
       'Requests per order include the follow-ups after the decision (stock commit, shipment dispatch) and the empty receives of the run: the counter is read once the queues are drained.',
       'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (UnfinishedOrders) writes are not reported by dynalite and are missing.',
-      'Lambda GB-s use durations measured here on a shared machine, at the template memory size; AWS durations will differ.',
+      'Lambda duration in the cost total is modeled from the counted calls (bench/cost.ts LAMBDA_DURATION_MODEL, printed with the cost table); the GB-s measured here on a shared machine, at the template memory sizes, are printed apart and not in the total.',
       'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda.',
       'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',
     ],

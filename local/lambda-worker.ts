@@ -6,6 +6,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
+import { getHeapStatistics } from 'node:v8';
 
 export interface WorkerInit {
   modulePath: string;
@@ -27,6 +28,17 @@ export interface InvokeMessage {
   deadline: number;
 }
 
+/** The runtime asks an environment for its V8 heap (`npm run bench`, GET /_local/memory). */
+export interface HeapRequest {
+  type: 'heap';
+}
+
+/** This environment's own V8 heap (a worker thread has its own isolate), in bytes. */
+export interface WorkerHeap {
+  totalBytes: number;
+  usedBytes: number;
+}
+
 export interface SerializedError {
   errorType: string;
   errorMessage: string;
@@ -37,7 +49,8 @@ export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'init-error'; error: SerializedError }
   | { type: 'result'; requestId: string; payload: string | undefined }
-  | { type: 'error'; requestId: string; error: SerializedError };
+  | { type: 'error'; requestId: string; error: SerializedError }
+  | { type: 'heap'; heap: WorkerHeap };
 
 type Handler = (event: unknown, context: unknown, callback?: (error?: unknown, result?: unknown) => void) => unknown;
 
@@ -82,7 +95,13 @@ async function main(): Promise<void> {
     return;
   }
 
-  port.on('message', (message: InvokeMessage) => {
+  port.on('message', (message: InvokeMessage | HeapRequest) => {
+    if (message.type === 'heap') {
+      // Answered between two turns of the event loop: an invocation awaiting I/O does not delay it.
+      const { total_heap_size, used_heap_size } = getHeapStatistics();
+      post({ type: 'heap', heap: { totalBytes: total_heap_size, usedBytes: used_heap_size } });
+      return;
+    }
     void invoke(message);
   });
   post({ type: 'ready' });

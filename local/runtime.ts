@@ -18,6 +18,7 @@ import { LocalEndpointError, startHttpApi, type HttpRoute } from './http-api.js'
 import { createLocalIssuer, type JwtAuthorizerConfig, type LocalIssuer, type TokenOptions } from './jwt-authorizer.js';
 import { customerIdSchema } from '../lib/order.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
+import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
@@ -87,6 +88,8 @@ export interface LocalPipeline {
   tokenFor(customerId: string, options?: TokenOptions): Promise<string>;
   /** The JWT authorizers the routes use, as the template declares them. */
   authorizers: JwtAuthorizerConfig[];
+  /** This process's resident memory, the main thread's heap and each execution environment's (GET /_local/memory). */
+  memory(): Promise<RuntimeMemory>;
   stop(): Promise<void>;
   /** With countRequests: the counts, and the emulators' own endpoints (traffic there is not counted). */
   requestCounter?: RequestCounter;
@@ -164,10 +167,13 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       if (!authorizer) throw new Error('No route of this stack has a JWT authorizer');
       return issuer.issueToken(authorizer, customerId, tokenOptions);
     };
-    // GET /_local/status (local/status.ts), added once the pollers exist; the issuer's JWKS; and
-    // GET /_local/token?customer=ID[&expiresIn=SECONDS], what `npm run token` asks for.
+    // GET /_local/status (local/status.ts), added once the pollers exist; the issuer's JWKS;
+    // GET /_local/token?customer=ID[&expiresIn=SECONDS], what `npm run token` asks for; and
+    // GET /_local/memory, where this process's memory goes (local/memory.ts).
+    const memory = () => runtimeMemory(functions.values());
     const localEndpoints: Record<string, (query: URLSearchParams) => unknown> = {
       '/_local/jwks.json': () => issuer.jwks,
+      '/_local/memory': () => memory(),
       '/_local/token': async (query) => {
         const customer = query.get('customer') ?? '';
         if (!customerIdSchema.safeParse(customer).success) throw new LocalEndpointError(400, 'customer: must be 1-128 visible ASCII characters, not a card number');
@@ -223,6 +229,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       templatePath,
       tokenFor,
       authorizers,
+      memory,
       fauxqs: emulators.fauxqs,
       invocationStats: () => ({
         functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),

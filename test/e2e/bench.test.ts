@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { formatReport } from '../../bench/report.js';
+import { LAMBDA_DURATION_MODEL } from '../../bench/cost.js';
 import { runBenchmark } from '../../bench/run.js';
 
 // `npm run bench -- --quick` through the module: the shape of the result and that every order the
@@ -29,7 +31,34 @@ describe('npm run bench --quick', () => {
       expect(steps.reduce((sum, step) => sum + step.writeUnits, 0)).toBeCloseTo(run.perOrder.dynamodbWriteUnits, 1);
       expect(steps.reduce((sum, step) => sum + step.readUnits, 0)).toBeCloseTo(run.perOrder.dynamodbReadUnits, 1);
       expect(run.costPerMillionOrders.total).toBeGreaterThan(0);
+      // Lambda duration in the total is the modeled one; the measured one is kept apart.
+      const modeled = run.perOrder.lambdaModeled;
+      expect(modeled.msPerOrder.provider).toBe(LAMBDA_DURATION_MODEL.providerCallMs * LAMBDA_DURATION_MODEL.providerCallsPerOrder);
+      expect(modeled.msPerOrder.dynamodb).toBeCloseTo(steps.reduce((sum, step) => sum + step.requests, 0) * LAMBDA_DURATION_MODEL.dynamodbRequestMs, 0);
+      expect(modeled.gbSecondsPerOrder).toBeGreaterThan(0);
+      expect(run.costPerMillionOrders.lambdaDuration).toBeCloseTo(modeled.gbSecondsPerOrder * 1e6 * result.prices.values.lambdaArm64PerGbSecond, 2);
+      expect(run.costPerMillionOrders.lambdaDurationMeasured).toBeCloseTo(run.perOrder.lambdaGbSeconds * 1e6 * result.prices.values.lambdaArm64PerGbSecond, 2);
     }
+    // The runtime's resident memory, read from a separate npm start after its orders, and printed.
+    const { npmStart } = result.memory;
+    if (process.platform !== 'win32') {
+      expect('skipped' in npmStart ? npmStart.skipped : undefined).toBeUndefined();
+      if (!('skipped' in npmStart)) {
+        expect(npmStart.accepted).toBe(npmStart.orders);
+        expect(npmStart.runtime.rssBytes).toBeGreaterThan(0);
+        // Every consumer ran in at least one environment, and each reported its heap.
+        for (const name of ['createOrder', 'inventory', 'payment', 'shipping']) {
+          expect(npmStart.breakdown.functions[name]?.environments, name).toBeGreaterThanOrEqual(1);
+          expect(npmStart.breakdown.functions[name]?.heaps.length, name).toBe(npmStart.breakdown.functions[name]?.environments);
+        }
+        expect(npmStart.launchers.map((launcher) => launcher.command)).toEqual(expect.arrayContaining([expect.stringMatching(/^npm/)]));
+      }
+    }
+    const report = formatReport(result);
+    expect(report).toMatch(/npm start, after 20 orders .*: runtime process \d+ MB.* (within|OVER) the 300 MB goal/);
+    expect(report).toMatch(/not included: the processes that launch it and wait, .*npm \d+ MB; with them \d+ MB in all/);
+    expect(report).toMatch(/λ duration \(model\), used in the total: 10 ms per invocation/);
+    expect(report).toContain('λ duration measured, not in total');
     const [base, naive] = result.runs;
     // Batch size 1: one invocation per message (4 deliveries per order: OrderPlaced to the three
     // participants, OrderConfirmed to shipping alone), plus the API's; retries add.
@@ -60,5 +89,5 @@ describe('npm run bench --quick', () => {
     expect(clients.payment).toEqual(expect.arrayContaining(['SNSClient', 'SQSClient']));
     expect(result.setup).toMatchObject({ cores: expect.any(Number), node: process.version });
     expect(result.prices.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
-  }, 120_000);
+  }, 240_000);
 });

@@ -1,0 +1,138 @@
+// The local runtime's resident memory as a developer meets it: `npm start` in a process of its own
+// (npm -> sh -> tsx's wrapper -> the runtime), a few orders posted the way one pastes the banner's
+// curl, the queues drained, then the runtime's process read (every thread: the main thread and one
+// worker thread per execution environment) and, apart, the processes that launched it.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPOSITORY_ROOT } from '../local/package-stack.js';
+import { launcherProcesses, processMemory, type ProcessMemory, type RuntimeMemory } from '../local/memory.js';
+import type { PipelineStatus } from '../local/status.js';
+
+/** What the local runtime may hold, all its threads together (issue 12). */
+export const RUNTIME_MEMORY_GOAL_MB = 300;
+
+export interface NpmStartMemory {
+  /** Orders posted, each as soon as the API answered the previous one (no wait for its decision). */
+  orders: number;
+  /** Of them, answered 201/202. */
+  accepted: number;
+  /** The runtime's process once the queues were drained, read by this process. */
+  runtime: ProcessMemory;
+  /** Its own account, at the same moment: main thread heap, each environment's heap. */
+  breakdown: RuntimeMemory;
+  /** npm, its shell and tsx's wrapper: they launch the runtime and wait for it. */
+  launchers: ProcessMemory[];
+  /** Seconds from `npm start` to the reading. */
+  seconds: number;
+}
+
+export type NpmStartMemoryResult = NpmStartMemory | { skipped: string };
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  return (await response.json()) as T;
+}
+
+/**
+ * Starts `npm start` on free ports, posts `orders` orders one after another, waits until every
+ * queue is empty and nothing runs, and reads the runtime's memory. Stops it with SIGINT.
+ */
+export async function measureNpmStartMemory(options: { orders: number; onProgress?: (done: number, total: number) => void }): Promise<NpmStartMemoryResult> {
+  if (process.platform === 'win32') return { skipped: 'not measured on Windows (no resident size of another process without extra tools)' };
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-memory-'));
+  const stateFile = path.join(dir, 'local-runtime.json');
+  const env = {
+    ...process.env,
+    PORT: String(await freePort()),
+    SQS_PORT: String(await freePort()),
+    DYNAMODB_PORT: String(await freePort()),
+    LOCAL_RUNTIME_STATE_FILE: stateFile,
+  };
+  const started = Date.now();
+  // Its own process group, so that whatever is left can be ended at once.
+  const child = spawn('npm', ['start'], { cwd: REPOSITORY_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let runtimePid: number | undefined;
+  try {
+    await until('npm start to be ready', () => (output.includes('Order Pipeline is ready') ? true : child.exitCode !== null ? false : undefined), 180_000).then((ready) => {
+      if (!ready) throw new Error(`npm start did not start:\n${output.slice(-2000)}`);
+    });
+    const state = (JSON.parse(readFileSync(stateFile, 'utf8')) as { runtimes: Array<{ pid: number; apiUrl: string }> }).runtimes[0]!;
+    runtimePid = state.pid;
+    const api = state.apiUrl.replace(/\/$/, '');
+    const { token } = await getJson<{ token: string }>(`${api}/_local/token?customer=cus_bench_memory`);
+    let accepted = 0;
+    for (let n = 0; n < options.orders; n++) {
+      const response = await fetch(`${api}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
+          payment: { token: 'tok_visa' },
+          shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'London', postalCode: 'N1 1AA', country: 'GB' },
+        }),
+      });
+      await response.body?.cancel();
+      if (response.status === 201 || response.status === 202) accepted++;
+      options.onProgress?.(n + 1, options.orders);
+    }
+    // Drained: every stage queue empty and nothing running, twice in a row (a follow-up may be on its way).
+    let quiet = 0;
+    await until(
+      'the queues to drain',
+      async () => {
+        const status = await getJson<PipelineStatus>(`${api}/_local/status`);
+        const busy = status.queues.some((queue) => queue.visible + queue.inFlight + queue.delayed > 0) || status.functions.some((fn) => fn.running > 0);
+        quiet = busy ? 0 : quiet + 1;
+        return quiet >= 2 ? true : undefined;
+      },
+      120_000,
+    );
+    const breakdown = await getJson<RuntimeMemory>(`${api}/_local/memory`);
+    const runtime = processMemory(runtimePid) ?? breakdown.process;
+    return { orders: options.orders, accepted, runtime, breakdown, launchers: launcherProcesses(runtimePid), seconds: Math.round((Date.now() - started) / 1000) };
+  } finally {
+    if (runtimePid !== undefined) {
+      try {
+        process.kill(runtimePid, 'SIGINT');
+      } catch {
+        // Already gone.
+      }
+    }
+    const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+    if (!stopped) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
