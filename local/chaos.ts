@@ -171,6 +171,9 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
   // handler before it outlives its time. (How a timeout then ends varies: the runtime kills the
   // worker, or middy's early timeout fails the invocation a few ms before; either way it fired.)
   const injected = { crashes: 0, timeouts: 0 };
+  // The last failure logged for each order (consumer, error name and message): named in the report
+  // for a real event that ends in a DLQ after the redrive, so that a failing run says why.
+  const lastFailure = new Map<string, string>();
   let logLines = 0;
   let clearTokenLines = 0;
   const clearTokenSamples: string[] = [];
@@ -189,6 +192,14 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     if (line.startsWith('λ ') && line.includes('InjectedFault: Injected crash after')) injected.crashes++;
     if (line.includes('"message":"Injected timeout after') && STAGES.some((name) => line.startsWith(`  ${name} | `))) injected.timeouts++;
     if (line.includes('Orders stuck:')) sweep.stuckReports++;
+    if (line.includes('"message":"Record failed')) {
+      try {
+        const entry = JSON.parse(line.slice(line.indexOf('{'))) as { orderId?: string; consumer?: string; error?: { name?: string; message?: string } };
+        if (entry.orderId) lastFailure.set(entry.orderId, `${entry.consumer ?? '?'}: ${entry.error?.name ?? 'Error'}: ${entry.error?.message ?? ''}`.slice(0, 300));
+      } catch {
+        // Not a JSON line after all: nothing to learn from it.
+      }
+    }
   };
 
   // Outages are switched on mid-run through a file every execution environment reads.
@@ -566,7 +577,11 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     checks.push(...beforeRedrive.checks, ...final.checks);
     check('the redrive changed nothing', final.digest === beforeRedrive.digest, `${redriven} message(s) redriven; orders, ledger, stock and shipments ${final.digest === beforeRedrive.digest ? 'unchanged' : 'CHANGED'}`);
     for (const dlq of final.dlqs) {
-      check(`${dlq.stage} DLQ holds exactly its poison after the redrive`, dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0, `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.join(', ')}` : ''}`);
+      const why = (event: string) => {
+        const failure = lastFailure.get(event.slice(event.lastIndexOf(' ') + 1));
+        return failure ? `${event} (last failure: ${failure})` : event;
+      };
+      check(`${dlq.stage} DLQ holds exactly its poison after the redrive`, dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0, `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.map(why).join(', ')}` : ''}`);
     }
     check('no card token in clear in any log line', clearTokenLines === 0, `${clearTokenLines} of ${logLines} lines${clearTokenSamples.length ? `, e.g. ${clearTokenSamples[0]}` : ''}`);
     if (options.crashRate > 0 || options.timeoutRate > 0 || options.transientErrorRate > 0) {
