@@ -36,7 +36,7 @@ describe('outputs', () => {
     expect(t.Outputs?.OrderEventsTopicArn?.Value).toEqual({ Ref: topic });
   });
 
-  it('publishes the URL of every stage queue and of its dead-letter queue', () => {
+  it('publishes the URL of every consumer queue and of its dead-letter queue', () => {
     const outputs = Object.entries(t.Outputs ?? {});
     for (const queue of sourceQueues(t)) {
       const dlq = deadLetterQueueOf(t, queue)!;
