@@ -48,9 +48,10 @@ function tableVariable(tableId) {
 /**
  * The declarations, checked, with every logical id and name the stack gives each consumer. A
  * mistake fails the packaging with the consumer's name rather than a deploy minutes later.
+ * (`declared`: other declarations than resources/consumers.cjs, for the tests.)
  */
-function consumers() {
-  return Object.entries(declarations).map(([name, declaration]) => {
+function consumers(declared = declarations) {
+  return Object.entries(declared).map(([name, declaration]) => {
     if (!/^[a-z][A-Za-z0-9]*$/.test(name)) refuse(name, 'a name is lowerCamelCase letters and digits (it names the function and the queue)');
     const unknown = Object.keys(declaration).filter((key) => !DECLARATION_KEYS.includes(key));
     if (unknown.length > 0) refuse(name, `unknown ${unknown.join(', ')} (known: ${DECLARATION_KEYS.join(', ')})`);
@@ -105,10 +106,10 @@ function denyInsecureTransport(queueId) {
   };
 }
 
-/** The consumers' functions, for serverless.yml `functions`. */
-function functions() {
+/** The consumers' functions, for serverless.yml `functions` (osls passes its context first). */
+function functions(_context, declared = declarations) {
   return Object.fromEntries(
-    consumers().map((consumer) => [
+    consumers(declared).map((consumer) => [
       consumer.name,
       {
         handler: consumer.handler,
@@ -270,8 +271,8 @@ function role(consumer) {
 }
 
 /** The consumers' resources and outputs, for an entry of serverless.yml `resources`. */
-function resources() {
-  const all = consumers();
+function resources(_context, declared = declarations) {
+  const all = consumers(declared);
   return {
     Resources: Object.assign({}, ...all.flatMap((consumer) => [messaging(consumer), role(consumer)])),
     Outputs: Object.fromEntries(
