@@ -1,6 +1,6 @@
 // The chaos run behind `npm run chaos` (scripts/chaos.ts) and test/e2e/chaos.test.ts: the local
 // pipeline with faults on in every consumer (transient record errors, crashed and timed-out
-// invocations, deliberate duplicate deliveries), poison messages on every stage queue, and
+// invocations, deliberate duplicate deliveries), poison messages on every consumer's queue, and
 // optional outages (the payment provider, the topic) that start mid-run. The pipeline must heal by
 // itself: every invariant is checked before any redrive. Then the DLQs are redriven, and the same
 // invariants must still hold, with nothing changed by the redriven messages.
@@ -20,10 +20,6 @@ import { clientConfig } from './emulators.js';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './runtime.js';
 import { SAMPLE_ADDRESS } from './sample-order.js';
 
-export const STAGES = ['inventory', 'payment', 'shipping'] as const;
-type Stage = (typeof STAGES)[number];
-const STAGE_QUEUE_IDS: Record<Stage, string> = { inventory: 'InventoryQueue', payment: 'PaymentQueue', shipping: 'ShippingQueue' };
-
 export interface ChaosOptions {
   orders?: number;
   /** Seeds the order mix, the consumers' faults and the duplicate choice: the same seed replays the same decisions. */
@@ -39,7 +35,7 @@ export interface ChaosOptions {
   duplicateRate?: number;
   /** Per publish of the order API (the client retries a 503 with the same Idempotency-Key). */
   publishFailureRate?: number;
-  /** Poison messages written straight to each stage queue. */
+  /** Poison messages written straight to each consumer's queue. */
   poisonPerQueue?: number;
   /** Every charge and refund fails for this long, starting when half the orders are placed. */
   providerOutageSeconds?: number;
@@ -63,7 +59,8 @@ export interface OrderCounts {
 }
 
 export interface DlqAccount {
-  stage: Stage;
+  /** The queue consumer whose dead-letter queue this is. */
+  consumer: string;
   messages: number;
   poisonSent: number;
   poison: number;
@@ -117,13 +114,14 @@ export interface ChaosResult {
   /** After the DLQs were redriven and the pipeline went quiet again. */
   final: ChaosAccount;
   sweep: { republished: number; stuckReports: number };
-  /** The faults that actually fired in the stage consumers, so a run that injected nothing cannot pass for one that survived. */
+  /** The faults that actually fired in the consumers, so a run that injected nothing cannot pass for one that survived. */
   faultsFired: { crashedInvocations: number; timedOutInvocations: number; failedRecords: number; publish503s: number };
   duplicates: {
     deliberate: number;
     redelivered: number;
     idempotencyHits: number;
-    byStage: Record<Stage, { deliberate: number; redelivered: number; idempotencyHits: number }>;
+    /** Per queue consumer, by name. */
+    byConsumer: Record<string, { deliberate: number; redelivered: number; idempotencyHits: number }>;
   };
   logLines: number;
   clearTokenLines: number;
@@ -163,14 +161,21 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
 
   // Every handler line passes through here: duplicates absorbed by idempotency are counted from
   // the consumers' own log line (one per stored result returned), the sweep's work from its lines,
-  // and no line may hold a token.
-  const hits: Record<Stage, number> = { inventory: 0, payment: 0, shipping: 0 };
+  // and no line may hold a token. Counted per function (handler lines arrive as
+  // `  <function> | <line>`); which functions are the consumers, the pipeline's template says.
+  const hits = new Map<string, number>();
+  const timeouts = new Map<string, number>();
+  const functionOf = (line: string) => /^ {2}(\S+) \| /.exec(line)?.[1];
+  const count = (counts: Map<string, number>, line: string) => {
+    const fn = functionOf(line);
+    if (fn) counts.set(fn, (counts.get(fn) ?? 0) + 1);
+  };
   const sweep = { republished: 0, stuckReports: 0 };
   // The consumers' injected faults, counted where they happen: a crash ends its invocation with
   // the InjectedFault (the runtime's invocation line says so); a timeout is announced by the
   // handler before it outlives its time. (How a timeout then ends varies: the runtime kills the
   // worker, or middy's early timeout fails the invocation a few ms before; either way it fired.)
-  const injected = { crashes: 0, timeouts: 0 };
+  let crashes = 0;
   // The last failure logged for each order (consumer, error name and message): named in the report
   // for a real event that ends in a DLQ after the redrive, so that a failing run says why.
   const lastFailure = new Map<string, string>();
@@ -183,14 +188,10 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       clearTokenLines++;
       if (clearTokenSamples.length < 3) clearTokenSamples.push(line.slice(0, 300));
     }
-    if (line.includes('Duplicate delivery: the work was recorded earlier')) {
-      // Handler lines arrive as `  <function> | <line>`; the stage functions are named after their stage.
-      const stage = STAGES.find((name) => line.startsWith(`  ${name} | `));
-      if (stage) hits[stage]++;
-    }
+    if (line.includes('Duplicate delivery: the work was recorded earlier')) count(hits, line);
     if (line.includes('Sweep: published again')) sweep.republished++;
-    if (line.startsWith('λ ') && line.includes('InjectedFault: Injected crash after')) injected.crashes++;
-    if (line.includes('"message":"Injected timeout after') && STAGES.some((name) => line.startsWith(`  ${name} | `))) injected.timeouts++;
+    if (line.startsWith('λ ') && line.includes('InjectedFault: Injected crash after')) crashes++;
+    if (line.includes('"message":"Injected timeout after')) count(timeouts, line);
     if (line.includes('Orders stuck:')) sweep.stuckReports++;
     if (line.includes('"message":"Record failed')) {
       try {
@@ -227,8 +228,9 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     ...input.pipeline,
     quiet: false,
     write,
+    // Faults in every queue consumer, whichever the template has.
+    consumerEnvironmentOverrides: { ...faults, ...input.pipeline?.consumerEnvironmentOverrides },
     environmentOverrides: {
-      ...Object.fromEntries(STAGES.map((stage) => [stage, faults])),
       createOrder: { FAULT_PUBLISH_FAILURE_RATE: String(options.publishFailureRate), FAULT_SEED: String(seed), FAULT_OUTAGES_FILE: outagesFile },
       sweepOrders: { FAULT_OUTAGES_FILE: outagesFile },
       ...input.pipeline?.environmentOverrides,
@@ -242,11 +244,11 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       if (!name) throw new Error(`No ${id}`);
       return name;
     };
-    const queueOf = (stage: Stage) => {
-      const queue = Object.values(pipeline.resources.queues).find((q) => q.logicalId === STAGE_QUEUE_IDS[stage]);
-      if (!queue?.dlqUrl) throw new Error(`No ${stage} queue with a DLQ`);
-      return { url: queue.url, dlqUrl: queue.dlqUrl, name: queue.url.slice(queue.url.lastIndexOf('/') + 1) };
-    };
+    // The queue consumers, as the pipeline's template has them; each with a dead-letter queue.
+    const consumers = pipeline.consumers.map((consumer) => {
+      if (!consumer.deadLetterQueueUrl) throw new Error(`${consumer.name}: its queue has no dead-letter queue`);
+      return { name: consumer.name, url: consumer.queueUrl, dlqUrl: consumer.deadLetterQueueUrl, queueName: consumer.queueName };
+    });
 
     // Stock: three SKUs that never run out, one that does (so some orders are cancelled for it).
     const plentiful = ['A', 'B', 'C'].map((letter) => `CHAOS-${run}-${letter}`);
@@ -268,11 +270,11 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       return { key: `chaos-${run}-${index}`, items, token };
     });
 
-    // Poison: bodies no consumer can ever process, straight onto each stage queue.
+    // Poison: bodies no consumer can ever process, straight onto each consumer's queue.
     const poisonBodies = new Set<string>();
-    for (const stage of STAGES) {
+    for (const consumer of consumers) {
       for (let index = 0; index < options.poisonPerQueue; index++) {
-        const marker = `chaos-poison-${run}-${stage}-${index}`;
+        const marker = `chaos-poison-${run}-${consumer.name}-${index}`;
         const variants = [
           `${marker}: not JSON at all`,
           JSON.stringify({ chaosPoison: marker, eventType: 'OrderPlaced' }),
@@ -280,7 +282,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         ];
         const body = variants[index % variants.length]!;
         poisonBodies.add(body);
-        await sqs.send(new SendMessageCommand({ QueueUrl: queueOf(stage).url, MessageBody: body }));
+        await sqs.send(new SendMessageCommand({ QueueUrl: consumer.url, MessageBody: body }));
       }
     }
     const isPoison = (message: Message) => poisonBodies.has(message.Body ?? '');
@@ -396,7 +398,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
 
     /**
      * Healed: every order of the run has left the sweep's index of unfinished orders (decided, its
-     * outcome published, every follow-up done), the stage queues hold nothing, visible or in
+     * outcome published, every follow-up done), the consumers' queues hold nothing, visible or in
      * flight, and no batch runs, for 3 s in a row. A DLQ may still hold real events: that is the
      * point, the pipeline must not need them.
      */
@@ -405,7 +407,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       let quietFor = 0;
       let lastShown = 0;
       for (;;) {
-        const depths = await Promise.all(STAGES.map((stage) => queueDepth(queueOf(stage).url)));
+        const depths = await Promise.all(consumers.map((consumer) => queueDepth(consumer.url)));
         const running = Object.values(pipeline.invocationStats().eventSources).reduce((sum, source) => sum + source.running, 0);
         const busy = depths.reduce((sum, d) => sum + d.visible + d.inFlight, 0) + running;
         let orders: Map<string, OrderRecord> | undefined;
@@ -419,7 +421,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
           const counts = countOrders(orders);
           progress(
             `chaos: ${label} ${waited} s: CONFIRMED ${counts.CONFIRMED}, CANCELLED ${counts.CANCELLED}, PENDING ${counts.PENDING}, unfinished ${unfinished}; ` +
-              STAGES.map((stage, i) => `${stage} ${depths[i]!.visible} visible/${depths[i]!.inFlight} in flight`).join(', '),
+              consumers.map((consumer, i) => `${consumer.name} ${depths[i]!.visible} visible/${depths[i]!.inFlight} in flight`).join(', '),
           );
         }
         if (quietFor >= 3) return { quiet: true, waitedSeconds: waited };
@@ -430,9 +432,9 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
 
     const accountDlqs = async (): Promise<DlqAccount[]> => {
       const accounts: DlqAccount[] = [];
-      for (const stage of STAGES) {
-        const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: queueOf(stage).dlqUrl, sourceQueueUrl: queueOf(stage).url, dryRun: true, scanVisibilitySeconds: 10 });
-        const account: DlqAccount = { stage, messages: report.messages.length, poisonSent: options.poisonPerQueue, poison: 0, realEvents: [] };
+      for (const consumer of consumers) {
+        const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: consumer.dlqUrl, sourceQueueUrl: consumer.url, dryRun: true, scanVisibilitySeconds: 10 });
+        const account: DlqAccount = { consumer: consumer.name, messages: report.messages.length, poisonSent: options.poisonPerQueue, poison: 0, realEvents: [] };
         for (const message of report.messages) {
           if (poisonBodies.has(message.body)) {
             account.poison++;
@@ -544,8 +546,8 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     // Then the operator's tool: redrive the real events that ran out of receives (poison stays).
     // They are duplicates of work the sweep already finished, so they must change nothing.
     let redriven = 0;
-    for (const stage of STAGES) {
-      const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: queueOf(stage).dlqUrl, sourceQueueUrl: queueOf(stage).url, select: (message) => !isPoison(message), scanVisibilitySeconds: 10 });
+    for (const consumer of consumers) {
+      const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: consumer.dlqUrl, sourceQueueUrl: consumer.url, select: (message) => !isPoison(message), scanVisibilitySeconds: 10 });
       redriven += report.moved;
     }
     if (redriven > 0) progress(`chaos: redrove ${redriven} real order event(s) from the DLQs`);
@@ -553,22 +555,23 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
 
     const { eventSources } = pipeline.invocationStats();
     const faultsFired = {
-      crashedInvocations: injected.crashes,
-      timedOutInvocations: injected.timeouts,
-      failedRecords: STAGES.reduce((sum, stage) => sum + (eventSources[queueOf(stage).name]?.failedRecords ?? 0), 0),
+      crashedInvocations: crashes,
+      timedOutInvocations: consumers.reduce((sum, consumer) => sum + (timeouts.get(consumer.name) ?? 0), 0),
+      failedRecords: consumers.reduce((sum, consumer) => sum + (eventSources[consumer.queueName]?.failedRecords ?? 0), 0),
       publish503s: placement.retriedAfter503,
     };
-    const byStage = Object.fromEntries(
-      STAGES.map((stage) => {
-        const source = eventSources[queueOf(stage).name];
-        return [stage, { deliberate: source?.duplicatedRecords ?? 0, redelivered: source?.redeliveredRecords ?? 0, idempotencyHits: hits[stage] }];
+    const byConsumer = Object.fromEntries(
+      consumers.map((consumer) => {
+        const source = eventSources[consumer.queueName];
+        return [consumer.name, { deliberate: source?.duplicatedRecords ?? 0, redelivered: source?.redeliveredRecords ?? 0, idempotencyHits: hits.get(consumer.name) ?? 0 }];
       }),
-    ) as ChaosResult['duplicates']['byStage'];
+    );
+    const total = (pick: (counts: (typeof byConsumer)[string]) => number) => Object.values(byConsumer).reduce((sum, counts) => sum + pick(counts), 0);
     const duplicates = {
-      deliberate: STAGES.reduce((sum, stage) => sum + byStage[stage].deliberate, 0),
-      redelivered: STAGES.reduce((sum, stage) => sum + byStage[stage].redelivered, 0),
-      idempotencyHits: STAGES.reduce((sum, stage) => sum + byStage[stage].idempotencyHits, 0),
-      byStage,
+      deliberate: total((counts) => counts.deliberate),
+      redelivered: total((counts) => counts.redelivered),
+      idempotencyHits: total((counts) => counts.idempotencyHits),
+      byConsumer,
     };
 
     const checks: ChaosCheck[] = [];
@@ -581,7 +584,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         const failure = lastFailure.get(event.slice(event.lastIndexOf(' ') + 1));
         return failure ? `${event} (last failure: ${failure})` : event;
       };
-      check(`${dlq.stage} DLQ holds exactly its poison after the redrive`, dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0, `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.map(why).join(', ')}` : ''}`);
+      check(`${dlq.consumer} DLQ holds exactly its poison after the redrive`, dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0, `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.map(why).join(', ')}` : ''}`);
     }
     check('no card token in clear in any log line', clearTokenLines === 0, `${clearTokenLines} of ${logLines} lines${clearTokenSamples.length ? `, e.g. ${clearTokenSamples[0]}` : ''}`);
     if (options.crashRate > 0 || options.timeoutRate > 0 || options.transientErrorRate > 0) {
@@ -632,14 +635,14 @@ export function formatChaosReport(result: ChaosResult): string {
   lines.push(
     `Chaos run: seed ${result.seed}, ${o.orders} orders at concurrency ${o.concurrency}; faults per consumer: ${o.transientErrorRate * 100}% transient record errors, ` +
       `${o.crashRate * 100}% crashed and ${o.timeoutRate * 100}% timed-out invocations, ${o.duplicateRate * 100}% records delivered twice; ` +
-      `${o.publishFailureRate * 100}% order publishes failed; ${o.poisonPerQueue} poison message(s) per stage queue` +
+      `${o.publishFailureRate * 100}% order publishes failed; ${o.poisonPerQueue} poison message(s) per consumer queue` +
       `${outage('payment provider', result.outages.provider)}${outage('topic', result.outages.topic)}. Sweep ${o.sweepsPerMinute} times a minute. Wall time ${result.wallSeconds} s.`,
   );
   lines.push(
     `Placed: ${result.placement.accepted} accepted, ${result.placement.retriedAfter503} retries after a 503, ${result.placement.leftToTheSweep} left to the sweep (still 503 after 6 tries), ${result.placement.failed} failed.`,
   );
   const f = result.faultsFired;
-  lines.push(`Fired: ${f.crashedInvocations} crashed and ${f.timedOutInvocations} timed-out invocations, ${f.failedRecords} failed records in the stage consumers; ${f.publish503s} 503s from the order API.`);
+  lines.push(`Fired: ${f.crashedInvocations} crashed and ${f.timedOutInvocations} timed-out invocations, ${f.failedRecords} failed records in the consumers; ${f.publish503s} 503s from the order API.`);
   lines.push('');
   lines.push(`${''.padEnd(30)}${pad('placed', 8)}${pad('CONFIRMED', 11)}${pad('CANCELLED', 11)}${pad('PENDING', 9)}${pad('unfinished', 12)}${pad('standing', 10)}${pad('refunds', 9)}${pad('dispatched', 12)}${pad('ship.canc.', 12)}`);
   const row = (label: string, a: ChaosAccount) =>
@@ -652,9 +655,9 @@ export function formatChaosReport(result: ChaosResult): string {
   lines.push(`${'DLQ'.padEnd(30)}${pad('messages', 10)}${pad('poison', 8)}${pad('(sent)', 8)}${pad('real', 6)}   real order events (out of receives)`);
   const dlqRow = (label: string, dlq: DlqAccount) =>
     `${label.padEnd(30)}${pad(dlq.messages, 10)}${pad(dlq.poison, 8)}${pad(`(${dlq.poisonSent})`, 8)}${pad(dlq.realEvents.length, 6)}   ${dlq.realEvents.slice(0, 4).join(', ') || '-'}${dlq.realEvents.length > 4 ? ', ...' : ''}`;
-  for (const dlq of result.beforeRedrive.dlqs) lines.push(dlqRow(`${dlq.stage} (before redrive)`, dlq));
+  for (const dlq of result.beforeRedrive.dlqs) lines.push(dlqRow(`${dlq.consumer} (before redrive)`, dlq));
   lines.push(`redriven (poison left): ${result.redriven}`);
-  for (const dlq of result.final.dlqs) lines.push(dlqRow(`${dlq.stage} (after redrive)`, dlq));
+  for (const dlq of result.final.dlqs) lines.push(dlqRow(`${dlq.consumer} (after redrive)`, dlq));
   lines.push('');
   lines.push(
     `stock: sold = the confirmed orders' units per SKU, which must equal initial - available; markers = stock changes left unrecorded or untidied on the SKU's item (lib/inventory.ts)`,
@@ -667,15 +670,14 @@ export function formatChaosReport(result: ChaosResult): string {
   const share = (hits: number, of: number) => (of === 0 ? '-' : `${Math.round((hits / of) * 100)}%`);
   lines.push('');
   lines.push(`${'duplicate deliveries'.padEnd(24)}${pad('deliberate', 11)}${pad('redelivered', 13)}${pad('idempotency hits', 18)}${pad('share', 7)}`);
-  for (const stage of STAGES) {
-    const s = d.byStage[stage];
-    lines.push(`${stage.padEnd(24)}${pad(s.deliberate, 11)}${pad(s.redelivered, 13)}${pad(s.idempotencyHits, 18)}${pad(share(s.idempotencyHits, s.deliberate + s.redelivered), 7)}`);
+  for (const [consumer, s] of Object.entries(d.byConsumer)) {
+    lines.push(`${consumer.padEnd(24)}${pad(s.deliberate, 11)}${pad(s.redelivered, 13)}${pad(s.idempotencyHits, 18)}${pad(share(s.idempotencyHits, s.deliberate + s.redelivered), 7)}`);
   }
   lines.push(`${'total'.padEnd(24)}${pad(d.deliberate, 11)}${pad(d.redelivered, 13)}${pad(d.idempotencyHits, 18)}${pad(share(d.idempotencyHits, d.deliberate + d.redelivered), 7)}`);
   lines.push(
     '(redelivered: records received with ApproximateReceiveCount > 1; idempotency hits: records answered from the stored result, one "Duplicate delivery" log line each. ' +
       'A redelivery whose first attempt never finished is not a duplicate of finished work, and a concurrent duplicate that finds the first one in progress fails and retries; ' +
-      'the events the sweep publishes again reach every stage, and those that had done their part answer from the stored result, so a stage\'s share can pass 100% during an outage.)',
+      'the events the sweep publishes again reach every consumer, and those that had done their part answer from the stored result, so a consumer\'s share can pass 100% during an outage.)',
   );
   lines.push('');
   for (const c of result.checks) lines.push(`${c.ok ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}`);

@@ -38,6 +38,11 @@ export interface PackagedStack {
 
 export const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TEMPLATE_FILE = 'cloudformation-template-update-stack.json';
+
+/** Where packageStack writes a stage's template unless told otherwise. */
+export function defaultTemplatePath(stage: string, serviceDir: string = REPOSITORY_ROOT): string {
+  return path.join(path.resolve(serviceDir), '.cache', 'package', stage, TEMPLATE_FILE);
+}
 const FINGERPRINT_FILE = '.inputs.sha256';
 /** What `serverless package` reads: when none of it changed, neither does its output. */
 const INPUTS = ['serverless.yml', 'package.json', 'package-lock.json', 'tsconfig.json', 'resources', 'functions', 'lib', 'packaging'];

@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isProcessAlive } from './launcher-watch.js';
-import { REPOSITORY_ROOT } from './package-stack.js';
+import { defaultTemplatePath, REPOSITORY_ROOT } from './package-stack.js';
 
 export interface LocalRuntimeState {
   pid: number;
@@ -20,6 +20,8 @@ export interface LocalRuntimeState {
   endpoints: { sqs: string; sns: string; dynamodb: string };
   /** The stage packaged (queue and table names are <service>-<stage>-...). */
   stage: string;
+  /** The packaged template it runs: where the tools read its consumers. Absent from older files. */
+  templatePath?: string;
 }
 
 /** The file: every runtime that said it runs, oldest first. */
@@ -188,6 +190,8 @@ export interface LocalTarget {
   apiUrl: string;
   sqsEndpoint: string;
   stage: string;
+  /** The template the runtime runs, or where `npm start` packages the stage's. */
+  templatePath: string;
 }
 
 /**
@@ -197,9 +201,11 @@ export interface LocalTarget {
  */
 export function localTarget(env: NodeJS.ProcessEnv = process.env, states = readRuntimeStates(runtimeStatePath(env))): LocalTarget {
   const state = pickRuntime(states, env);
+  const stage = env.LOCAL_STAGE || (state?.stage ?? 'local');
   return {
     apiUrl: env.PORT ? `http://127.0.0.1:${env.PORT}` : (state?.apiUrl ?? 'http://127.0.0.1:3000'),
     sqsEndpoint: env.SQS_ENDPOINT || (env.SQS_PORT ? `http://127.0.0.1:${env.SQS_PORT}` : (state?.endpoints.sqs ?? 'http://127.0.0.1:4566')),
-    stage: env.LOCAL_STAGE || (state?.stage ?? 'local'),
+    stage,
+    templatePath: (state?.stage === stage ? state.templatePath : undefined) ?? defaultTemplatePath(stage),
   };
 }

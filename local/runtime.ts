@@ -22,6 +22,7 @@ import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
+import { queueConsumers, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
 import { startLocalStatus } from './status.js';
@@ -41,6 +42,11 @@ export interface LocalPipelineOptions {
   templatePath?: string;
   /** Per function (serverless.yml key or deployed name): variables set over the template's. */
   environmentOverrides?: Record<string, Record<string, string>>;
+  /**
+   * Variables set over the template's in every queue consumer (as the template has them), under a
+   * function's own environmentOverrides: faults in every consumer without naming them.
+   */
+  consumerEnvironmentOverrides?: Record<string, string>;
   /** Run the packaged bundles (default) or the TypeScript sources in functions/ through tsx. */
   handlerSource?: 'bundle' | 'source';
   /** Speeds schedules up: 60 runs `rate(1 minute)` every second. 1 by default. */
@@ -72,10 +78,18 @@ export interface LocalPipelineOptions {
   write?: (line: string) => void;
 }
 
+/** A queue consumer of the template, with the URLs its queues have in the emulator. */
+export interface LocalQueueConsumer extends QueueConsumer {
+  queueUrl: string;
+  deadLetterQueueUrl: string | undefined;
+}
+
 export interface LocalPipeline {
   apiUrl: string;
   endpoints: { sqs: string; sns: string; dynamodb: string };
   resources: ProvisionedResources;
+  /** The queue consumers, read from the template (resources/consumers.cjs declares them), by name. */
+  consumers: LocalQueueConsumer[];
   /** `METHOD /path` of every route served. */
   routes: string[];
   templatePath: string;
@@ -143,13 +157,22 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
 
     const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
     resources.notes.forEach((note) => log.info(note));
+    const consumers = queueConsumers(template, `${serviceName}-${stage}`).map((consumer) => {
+      const queue = resources.queues[consumer.queueName];
+      if (!queue) throw new Error(`${consumer.name}: no queue ${consumer.queueName} was provisioned`);
+      const deadLetterQueueUrl = consumer.deadLetterQueueName === undefined ? undefined : resources.queues[consumer.deadLetterQueueName]?.url;
+      return { ...consumer, queueUrl: queue.url, deadLetterQueueUrl };
+    });
     if (options.seed !== false) await seedTables(resources, dynamodb);
 
     const functions = await defineFunctions(resolver, {
       packageDir,
       stackName: `${serviceName}-${stage}`,
       endpoints,
-      overrides: options.environmentOverrides ?? {},
+      overrides: {
+        ...options.environmentOverrides,
+        ...Object.fromEntries(consumers.map((consumer) => [consumer.name, { ...options.consumerEnvironmentOverrides, ...options.environmentOverrides?.[consumer.name] }])),
+      },
       handlerSource: options.handlerSource ?? 'bundle',
       limits: { maxEnvironments: options.maxEnvironmentsPerFunction ?? 5, initSlots: new Semaphore(availableParallelism()) },
       log,
@@ -225,6 +248,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       apiUrl: http.url,
       endpoints,
       resources,
+      consumers,
       routes: routes.map((route) => route.routeKey),
       templatePath,
       tokenFor,

@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   // performance.now() counts from process start: this includes loading tsx and packaging.
   const readyMs = Math.round(performance.now());
 
-  writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage });
+  writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage, templatePath: pipeline.templatePath });
   // Whatever way this process ends, the file no longer says a runtime listens there (others' entries stay).
   process.on('exit', () => removeRuntimeState());
 
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     payment: { token: 'tok_visa' },
     shippingAddress: SAMPLE_ADDRESS,
   };
-  const [firstQueue] = Object.values(pipeline.resources.queues).filter((queue) => queue.dlqUrl);
+  const [firstConsumer] = pipeline.consumers;
   // A token for customer cus_1, valid for 12 hours, written into the curls below so that they work
   // as pasted; `npm run token -- --customer <id>` makes one for anyone else.
   const token = await pipeline.tokenFor('cus_1', { expiresInSeconds: 12 * 3600 });
@@ -114,6 +114,7 @@ async function main(): Promise<void> {
       `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
       `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
       `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
+      `  Consumers: ${pipeline.consumers.map((consumer) => consumer.name).join(', ') || '(none)'}   (resources/consumers.cjs)`,
       `  State:     ${runtimeStatePath()}   (npm run status, redrive and token read it)`,
       '',
       'Place an order as customer cus_1 (the routes under /orders want a token: npm run token -- --customer <id>):',
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
       `  curl -s '${pipeline.apiUrl}/orders/<orderId>' ${bearer}        # its status as inventory, payment and shipping decide`,
       '',
       'Look at a queue:',
-      `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstQueue?.url ?? '<queue url>'}`,
+      `  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --region us-east-1 --endpoint-url ${pipeline.endpoints.sqs} sqs get-queue-attributes --attribute-names All --queue-url ${firstConsumer?.queueUrl ?? '<queue url>'}`,
       '',
       'Ctrl-C stops everything.',
       '',

@@ -1,4 +1,4 @@
-// `GET /_local/status` of the local runtime: each stage queue's depth (visible, in flight,
+// `GET /_local/status` of the local runtime: each consumer queue's depth (visible, in flight,
 // delayed, age of the oldest message) and its dead-letter queue's, read from fauxqs without
 // touching a message, and per function the invocations and records processed and failed in the
 // last minute, from the runtime's own counters. `npm run status` prints it (scripts/status.ts).
@@ -98,7 +98,7 @@ export function startLocalStatus(options: LocalStatusOptions): LocalStatus {
       return {
         at: new Date(at).toISOString(),
         windowSeconds: Math.round(Math.min(windowMs, at - (since?.at ?? started)) / 1000),
-        queues: stageQueues(options.fauxqs, options.queues, current, at),
+        queues: consumerQueues(options.fauxqs, options.queues, current, at),
         functions: functionActivity(current, since?.counters),
       };
     },
@@ -107,7 +107,8 @@ export function startLocalStatus(options: LocalStatusOptions): LocalStatus {
   };
 }
 
-function stageQueues(fauxqs: FauxqsServer, queues: Record<string, ProvisionedQueue>, counters: RuntimeCounters, at: number): QueueStatus[] {
+/** The queues some function consumes (and any other queue with a dead-letter queue), with their DLQs. */
+function consumerQueues(fauxqs: FauxqsServer, queues: Record<string, ProvisionedQueue>, counters: RuntimeCounters, at: number): QueueStatus[] {
   const consumed = new Set(counters.eventSources.map((source) => source.queueName));
   const nameOfUrl = new Map(Object.entries(queues).map(([name, queue]) => [queue.url, name]));
   return Object.entries(queues)

@@ -9,7 +9,7 @@ const usage = `usage: npm run chaos -- [--orders 2000] [--seed S] [--concurrency
   [--timeout 0.01] [--duplicate 0.05] [--publish-failure 0.01] [--poison 3] [--max-wait 300]
   [--provider-outage SECONDS] [--topic-outage SECONDS] [--sweeps-per-minute 6]
   Runs the local pipeline on random ports with faults in every consumer, places the orders, writes
-  poison to every stage queue, waits until the pipeline has healed by itself, accounts for every
+  poison to every consumer's queue, waits until the pipeline has healed by itself, accounts for every
   order, charge, unit of stock, shipment and dead letter BEFORE any redrive, then redrives the real
   events from the DLQs, checks again that nothing changed, and exits non-zero if a check fails.
   Rates are probabilities from 0 to 1. --provider-outage and --topic-outage: seconds during which

@@ -1,12 +1,11 @@
 import { CloudWatchClient, GetMetricDataCommand, type MetricDataQuery } from '@aws-sdk/client-cloudwatch';
 import type { FunctionActivity } from '../local/status.js';
-import { functionKeys, STAGE_QUEUES, type StackTarget } from './stack-target.js';
+import type { StackTarget } from './stack-target.js';
 
-// What `npm run status -- --aws` reads from CloudWatch: the age of each queue's oldest message,
-// and per function its invocations, errors and concurrency, with the records processed and failed
-// that the consumers report as metrics (namespace OrderPipeline, dimensions service and consumer).
-
-const CONSUMERS = new Set<string>(STAGE_QUEUES);
+// What `npm run status -- --aws` reads from CloudWatch: the age of each consumer queue's oldest
+// message, and per function its invocations, errors and concurrency, with the records processed
+// and failed that the consumers report as metrics (namespace OrderPipeline, dimensions service and
+// consumer: lib/queue-consumer.ts).
 
 export interface CloudWatchActivity {
   oldestMessageAgeSeconds: Record<string, number | null>;
@@ -29,10 +28,11 @@ export async function cloudWatchActivity(
   cloudWatch = new CloudWatchClient({ region: target.region }),
   now = new Date(),
 ): Promise<CloudWatchActivity> {
-  const functions = functionKeys();
+  const { functions } = target;
+  const consumers = new Set(target.consumers.map((consumer) => consumer.name));
   const queries: MetricDataQuery[] = [
-    ...STAGE_QUEUES.map((queue, i) =>
-      query(`age${i}`, 'AWS/SQS', 'ApproximateAgeOfOldestMessage', { QueueName: target.queueName(queue) }, 'Maximum'),
+    ...target.consumers.map((consumer, i) =>
+      query(`age${i}`, 'AWS/SQS', 'ApproximateAgeOfOldestMessage', { QueueName: consumer.queueName }, 'Maximum'),
     ),
     ...functions.flatMap((fn, i) => {
       const lambda = { FunctionName: `${target.service}-${target.stage}-${fn}` };
@@ -40,7 +40,7 @@ export async function cloudWatchActivity(
         query(`inv${i}`, 'AWS/Lambda', 'Invocations', lambda, 'Sum'),
         query(`err${i}`, 'AWS/Lambda', 'Errors', lambda, 'Sum'),
         query(`run${i}`, 'AWS/Lambda', 'ConcurrentExecutions', lambda, 'Maximum'),
-        ...(CONSUMERS.has(fn)
+        ...(consumers.has(fn)
           ? [
               query(`ok${i}`, 'OrderPipeline', 'RecordsProcessed', { service: target.service, consumer: fn }, 'Sum'),
               query(`bad${i}`, 'OrderPipeline', 'RecordsFailed', { service: target.service, consumer: fn }, 'Sum'),
@@ -65,14 +65,14 @@ export async function cloudWatchActivity(
   const value = (id: string) => latest.get(id) ?? 0;
   return {
     oldestMessageAgeSeconds: Object.fromEntries(
-      STAGE_QUEUES.map((queue, i) => [target.queueName(queue), latest.has(`age${i}`) ? value(`age${i}`) : null]),
+      target.consumers.map((consumer, i) => [consumer.queueName, latest.has(`age${i}`) ? value(`age${i}`) : null]),
     ),
     functions: functions.map((name, i) => ({
       name,
       invocations: value(`inv${i}`),
       // API and scheduled functions: an invocation is the unit of work; consumers report records.
-      processed: CONSUMERS.has(name) ? value(`ok${i}`) : value(`inv${i}`) - value(`err${i}`),
-      failed: CONSUMERS.has(name) ? value(`bad${i}`) : value(`err${i}`),
+      processed: consumers.has(name) ? value(`ok${i}`) : value(`inv${i}`) - value(`err${i}`),
+      failed: consumers.has(name) ? value(`bad${i}`) : value(`err${i}`),
       running: value(`run${i}`),
     })),
   };

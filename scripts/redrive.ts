@@ -16,19 +16,22 @@ import {
   UsageError,
   wholeNumber,
 } from './command-line.js';
-import { STAGE_QUEUES, type StageQueue, stackTarget } from './stack-target.js';
+import { consumerNamed, stackTarget } from './stack-target.js';
 
-// npm run redrive -- <inventory|payment|shipping> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME]
+// npm run redrive -- <consumer> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME]
 
-const usage = `usage: npm run redrive -- <${STAGE_QUEUES.join('|')}> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME --region R]
-  Moves messages from the queue's dead-letter queue back to the queue. Default target: the local
+const usage = `usage: npm run redrive -- <consumer> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME --region R]
+  Moves messages from a queue consumer's dead-letter queue back to its queue (<consumer>: its
+  name, e.g. payment; the stack's template says which there are). Default target: the local
   runtime started by \`npm start\`, on SQS_PORT if set, else where it says it listens
-  (.cache/local-runtime.json); --aws targets a deployed stage with your AWS credentials.
+  (.cache/local-runtime.json); --aws targets a deployed stage with your AWS credentials (its
+  consumers read from CloudFormation).
   --skip-invalid leaves messages that are not order events (poison) in the DLQ.`;
 
 export interface RedriveCommandLine {
   help: boolean;
-  queue: StageQueue;
+  /** The consumer whose dead-letter queue to redrive; checked against the stack's consumers once its template is read. */
+  consumer: string | undefined;
   max: number | undefined;
   dryRun: boolean;
   skipInvalid: boolean;
@@ -47,15 +50,11 @@ export function parseRedriveArgs(args: string[]): RedriveCommandLine {
       ...TARGET_OPTIONS,
     },
   });
-  const [queue, ...extra] = positionals;
-  if (!values.help) {
-    if (queue === undefined) throw new UsageError(`which queue? one of ${STAGE_QUEUES.join(', ')}`);
-    if (!(STAGE_QUEUES as readonly string[]).includes(queue)) throw new UsageError(`unknown queue ${JSON.stringify(queue)}: one of ${STAGE_QUEUES.join(', ')}`);
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}: one queue at a time`);
-  }
+  const [consumer, ...extra] = positionals;
+  if (!values.help && extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}: one consumer at a time`);
   return {
     help: values.help,
-    queue: queue as StageQueue,
+    consumer,
     max: wholeNumber('--max', values.max, { min: 1 }),
     dryRun: values['dry-run'],
     skipInvalid: values['skip-invalid'],
@@ -68,16 +67,20 @@ async function main(commandLine: RedriveCommandLine): Promise<void> {
     console.log(usage);
     return;
   }
-  const { queue, max, dryRun } = commandLine;
-  const target = stackTarget(commandLine.target);
+  const { max, dryRun } = commandLine;
+  const target = await stackTarget(commandLine.target);
+  // The consumers are the stack's own: a name it lacks is refused like a bad flag (usage, exit 2).
+  const consumer = readCommandLine(usage, () => consumerNamed(target.consumers, commandLine.consumer));
+  const deadLetterQueueName = consumer.deadLetterQueueName;
+  if (deadLetterQueueName === undefined) throw new Error(`${consumer.queueName} has no dead-letter queue`);
   const urlOf = async (name: string) => {
     const { QueueUrl } = await target.sqs.send(new GetQueueUrlCommand({ QueueName: name }));
     if (!QueueUrl) throw new Error(`No queue ${name}`);
     return QueueUrl;
   };
-  const deadLetterQueueUrl = await urlOf(target.queueName(queue, true));
-  const sourceQueueUrl = await urlOf(target.queueName(queue));
-  console.log(`${dryRun ? 'Dry run: ' : ''}redriving ${target.queueName(queue, true)} → ${target.queueName(queue)} (${target.description})`);
+  const deadLetterQueueUrl = await urlOf(deadLetterQueueName);
+  const sourceQueueUrl = await urlOf(consumer.queueName);
+  console.log(`${dryRun ? 'Dry run: ' : ''}redriving ${deadLetterQueueName} → ${consumer.queueName} (${target.description})`);
   const report = await redriveDeadLetters({
     sqs: target.sqs,
     deadLetterQueueUrl,

@@ -1,22 +1,28 @@
 import './aws-sdk-quiet.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { defaultTemplatePath } from '../local/package-stack.js';
+import { functionKeys, queueConsumers, type QueueConsumer } from '../local/queue-consumers.js';
 import { localTarget } from '../local/runtime-state.js';
-import type { TargetFlags } from './command-line.js';
+import { readTemplate, type CfnTemplate } from '../local/template.js';
+import { type TargetFlags, UsageError } from './command-line.js';
 
 // Which stack a command-line tool talks to: the local runtime (`npm start`) by default, or a
-// deployed stage with `--aws --stage NAME`, through the default AWS credential chain.
-
-export const STAGE_QUEUES = ['inventory', 'payment', 'shipping'] as const;
-export type StageQueue = (typeof STAGE_QUEUES)[number];
+// deployed stage with `--aws --stage NAME`, through the default AWS credential chain. Its queue
+// consumers and functions come from its CloudFormation template: the packaged one the local
+// runtime runs, or the one CloudFormation holds for the deployed stack. No tool keeps a list.
 
 export interface StackTarget {
   description: string;
+  /** The deploy stage (queue names are <service>-<stage>-<consumer>). */
   stage: string;
   service: string;
   region: string;
   sqs: SQSClient;
-  queueName: (queue: StageQueue, deadLetter?: boolean) => string;
+  /** The queue consumers of the stack, by name. */
+  consumers: QueueConsumer[];
+  /** Every function's key in serverless.yml, sorted. */
+  functions: string[];
 }
 
 const serverlessYml = () => readFileSync(new URL('../serverless.yml', import.meta.url), 'utf8');
@@ -27,22 +33,46 @@ function serviceName(): string {
   return match[1];
 }
 
-/** The function keys under `functions:` in serverless.yml (two-space indented names). */
-export function functionKeys(yaml: string = serverlessYml()): string[] {
-  const section = /^functions:\n([\s\S]*?)(?=^\S)/m.exec(yaml)?.[1] ?? '';
-  return [...section.matchAll(/^ {2}([A-Za-z][\w-]*):\s*$/gm)].map((match) => match[1]!);
+/** The template of the deployed stack, as CloudFormation processed it (what `serverless deploy` sent). */
+export async function deployedTemplate(stackName: string, region: string): Promise<CfnTemplate> {
+  const { CloudFormationClient, GetTemplateCommand } = await import('@aws-sdk/client-cloudformation');
+  const cloudFormation = new CloudFormationClient({ region });
+  try {
+    const { TemplateBody } = await cloudFormation.send(new GetTemplateCommand({ StackName: stackName, TemplateStage: 'Processed' }));
+    if (!TemplateBody) throw new Error(`CloudFormation returned no template for ${stackName}`);
+    return JSON.parse(TemplateBody) as CfnTemplate;
+  } catch (error) {
+    if ((error as Error).name === 'ValidationError') throw new Error(`No stack ${stackName} in ${region} (deploy it with \`npm run deploy -- --stage ...\`): ${(error as Error).message}`);
+    throw error;
+  } finally {
+    cloudFormation.destroy();
+  }
 }
 
-export function stackTarget(flags: TargetFlags): StackTarget {
+/** No local runtime has packaged the stage: nothing to read its consumers from (nor, likely, to talk to). */
+export class NoPackagedTemplate extends Error {
+  override readonly name = 'NoPackagedTemplate';
+}
+
+async function packagedTemplate(templatePath: string, stage: string): Promise<CfnTemplate> {
+  if (!existsSync(templatePath)) {
+    throw new NoPackagedTemplate(`No packaged template for stage ${stage} at ${templatePath}: \`npm start\` packages the stack (LOCAL_STAGE=${stage} npm start for this stage).`);
+  }
+  return readTemplate(templatePath);
+}
+
+export async function stackTarget(flags: TargetFlags, readDeployedTemplate = deployedTemplate): Promise<StackTarget> {
   const { aws } = flags;
   // Locally: where `npm start` listens, from its environment variables or its state file.
   const local = aws ? undefined : localTarget();
   const stage = flags.stage ?? local?.stage ?? 'dev';
   const service = serviceName();
-  const queueName = (queue: StageQueue, deadLetter = false) => `${service}-${stage}-${queue}${deadLetter ? '-dlq' : ''}`;
+  const stackName = `${service}-${stage}`;
+  const of = (template: CfnTemplate) => ({ consumers: queueConsumers(template, stackName), functions: functionKeys(template, stackName) });
   if (!local) {
     const region = flags.region ?? process.env.AWS_REGION ?? 'us-east-1';
-    return { description: `AWS ${region}, stage ${stage}`, stage, service, region, sqs: new SQSClient({ region }), queueName };
+    const template = await readDeployedTemplate(stackName, region);
+    return { description: `AWS ${region}, stage ${stage}`, stage, service, region, sqs: new SQSClient({ region }), ...of(template) };
   }
   const endpoint = local.sqsEndpoint;
   return {
@@ -55,6 +85,15 @@ export function stackTarget(flags: TargetFlags): StackTarget {
       region: 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     }),
-    queueName,
+    ...of(await packagedTemplate(stage === local.stage ? local.templatePath : defaultTemplatePath(stage), stage)),
   };
+}
+
+/** The consumer a command line names, of those the stack has; a UsageError names them all otherwise. */
+export function consumerNamed(consumers: QueueConsumer[], name: string | undefined): QueueConsumer {
+  const names = consumers.map((consumer) => consumer.name).join(', ');
+  if (name === undefined) throw new UsageError(`which consumer? one of ${names}`);
+  const consumer = consumers.find((candidate) => candidate.name === name);
+  if (!consumer) throw new UsageError(`unknown consumer ${JSON.stringify(name)}: one of ${names}`);
+  return consumer;
 }

@@ -8,12 +8,13 @@ import type { StackTarget } from './stack-target.js';
 // npm run status [-- --watch] [--api URL] [--aws --stage NAME --region R]
 
 const usage = `usage: npm run status -- [--watch] [--api URL] [--aws --stage NAME --region R]
-  Each stage queue's depth (visible, in flight, delayed, oldest message) and its dead-letter queue's,
+  Each consumer queue's depth (visible, in flight, delayed, oldest message) and its dead-letter queue's,
   and per function the invocations and records processed and failed in the last minute.
   Default target: the local runtime of \`npm start\`, through its GET /_local/status: on PORT if
   set, else where the running \`npm start\` says it listens (.cache/local-runtime.json), else
-  http://127.0.0.1:3000; --api names another. --aws reads a deployed stage: queue depths with
-  GetQueueAttributes, message ages and function counts from CloudWatch (the last complete minute).
+  http://127.0.0.1:3000; --api names another. --aws reads a deployed stage: its consumers from the
+  stack's template (CloudFormation GetTemplate), queue depths with GetQueueAttributes, message ages
+  and function counts from CloudWatch (the last complete minute).
   --watch refreshes every second.`;
 
 /** What is printed: the local runtime's status, or as much of it as SQS alone answers. */
@@ -86,14 +87,13 @@ async function sqsDepth(target: StackTarget, name: string): Promise<Omit<QueueDe
   };
 }
 
-/** The queues through GetQueueAttributes: what a deployed stage (or a runtime without /_local/status) answers. */
+/** The consumers' queues through GetQueueAttributes: what a deployed stage (or a runtime without /_local/status) answers. */
 export async function statusFromSqs(target: StackTarget, notes: string[]): Promise<StatusReport> {
-  const { STAGE_QUEUES } = await import('./stack-target.js');
   const queues = await Promise.all(
-    STAGE_QUEUES.map(async (queue) => ({
-      ...(await sqsDepth(target, target.queueName(queue))),
+    target.consumers.map(async (consumer) => ({
+      ...(await sqsDepth(target, consumer.queueName)),
       oldestMessageAgeSeconds: undefined,
-      dlq: await sqsDepth(target, target.queueName(queue, true)),
+      dlq: consumer.deadLetterQueueName === undefined ? null : await sqsDepth(target, consumer.deadLetterQueueName),
     })),
   );
   return { target: target.description, at: new Date().toISOString(), queues, functions: undefined, notes };
@@ -128,7 +128,7 @@ export function parseStatusArgs(args: string[]): StatusCommandLine {
 async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport> {
   const { stackTarget } = await import('./stack-target.js');
   if (commandLine.target.aws) {
-    const target = stackTarget(commandLine.target);
+    const target = await stackTarget(commandLine.target);
     const [queues, activity] = await Promise.all([statusFromSqs(target, []), (await import('./cloudwatch-activity.js')).cloudWatchActivity(target)]);
     return {
       ...queues,
@@ -146,12 +146,13 @@ async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport>
     return fromLocalStatus(`local runtime at ${api}`, (await response.json()) as PipelineStatus);
   } catch (error) {
     // Not the local runtime's API (or not running): the queues alone, from the SQS endpoint.
-    const target = stackTarget(commandLine.target);
     try {
+      const target = await stackTarget(commandLine.target);
       return await statusFromSqs(target, [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
     } catch (sqsError) {
-      // Neither answers: no `npm start` there, rather than `connect ECONNREFUSED`.
-      if (isConnectionRefused(error) && isConnectionRefused(sqsError)) throw new Error(noLocalRuntime(api, 'PORT or --api URL'));
+      // Neither answers (or no `npm start` ever packaged the stage): no `npm start` there, rather than `connect ECONNREFUSED`.
+      const { NoPackagedTemplate } = await import('./stack-target.js');
+      if (isConnectionRefused(error) && (isConnectionRefused(sqsError) || sqsError instanceof NoPackagedTemplate)) throw new Error(noLocalRuntime(api, 'PORT or --api URL'));
       throw sqsError;
     }
   }

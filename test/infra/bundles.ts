@@ -50,6 +50,18 @@ export function bundledModules(stack: Packaged, key: string): string[] {
     .sort();
 }
 
+/** Bytes of code each npm package puts in a function's bundle (packageOf its modules; the app's own code is left out). */
+export function bundledPackageBytes(stack: Packaged, key: string): Map<string, number> {
+  const entry = Object.values(bundleMetafile(stack, key).outputs).find((output) => output.entryPoint);
+  if (!entry) throw new Error(`${key}: no entry point in the metafile`);
+  const bytes = new Map<string, number>();
+  for (const [path, input] of Object.entries(entry.inputs)) {
+    const name = packageOf(path);
+    if (name !== undefined) bytes.set(name, (bytes.get(name) ?? 0) + input.bytesInOutput);
+  }
+  return bytes;
+}
+
 /** The npm package a module path is in (the innermost node_modules), or undefined for the app's own code. */
 export function packageOf(path: string): string | undefined {
   return /node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\/(?!.*node_modules\/)/.exec(path)?.[1];

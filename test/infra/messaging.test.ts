@@ -1,5 +1,6 @@
 // Queues, dead-letter queues, event source mappings, subscriptions and queue policies.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { queueConsumers } from '../../local/queue-consumers.js';
 import {
   actionsOf,
   asArray,
@@ -29,8 +30,13 @@ beforeAll(() => {
 const FOURTEEN_DAYS = 1_209_600;
 
 describe('dead-letter queues', () => {
-  it('the stack has the three stage queues, each read by an event source mapping', () => {
-    expect(sourceQueues(t).sort()).toEqual(['InventoryQueue', 'PaymentQueue', 'ShippingQueue']);
+  it('every queue consumer reads a queue of its own, named after it, with its dead-letter queue beside it', () => {
+    const consumers = queueConsumers(t, `order-pipeline-${stack.stage}`);
+    expect(consumers.length).toBeGreaterThan(0);
+    expect(consumers.map((c) => c.queueId).sort()).toEqual(sourceQueues(t).sort());
+    for (const c of consumers) {
+      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([`order-pipeline-${stack.stage}-${c.name}`, `order-pipeline-${stack.stage}-${c.name}-dlq`]);
+    }
   });
 
   it('every source queue redrives to a dead-letter queue of its own after maxReceiveCount receives', () => {

@@ -3,9 +3,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bundleCode, bundledModules, externalSourceMap, packageOf } from './bundles.js';
+import { bundleCode, bundledModules, bundledPackageBytes, externalSourceMap } from './bundles.js';
 import {
   deadLetterQueueOf,
+  eventSourceMappings,
   lambdaFunctions,
   packageProdWithOverrides,
   packageStack,
@@ -35,7 +36,7 @@ describe('outputs', () => {
     expect(t.Outputs?.OrderEventsTopicArn?.Value).toEqual({ Ref: topic });
   });
 
-  it('publishes the URL of every stage queue and of its dead-letter queue', () => {
+  it('publishes the URL of every consumer queue and of its dead-letter queue', () => {
     const outputs = Object.entries(t.Outputs ?? {});
     for (const queue of sourceQueues(t)) {
       const dlq = deadLetterQueueOf(t, queue)!;
@@ -86,7 +87,7 @@ describe('functions', () => {
 
   it('are packaged individually, each from its own zip', () => {
     const fns = lambdaFunctions(t, stack.stage);
-    expect(fns.length).toBe(7);
+    expect(fns.length).toBe(Object.keys(stack.artifacts).length);
     const keys = new Set<string>();
     for (const fn of fns) {
       const s3Key = String(fn.resource.Properties?.Code?.S3Key ?? '');
@@ -117,7 +118,7 @@ describe('bundles', () => {
   it('every zip is at most 400 KB, with tracing on too (the Tracer and the X-Ray SDK in every bundle)', () => {
     for (const packaged of [stack, packageStack({ params: { tracing: 'true' } })]) {
       const fns = lambdaFunctions(packaged.template, packaged.stage);
-      expect(fns.length).toBe(7);
+      expect(fns.length).toBeGreaterThan(0);
       for (const fn of fns) {
         expect(statSync(packaged.artifacts[fn.key]!).size, `${fn.key}.zip bytes, tracing ${packaged.params.tracing}`).toBeLessThanOrEqual(MAX_ZIP_BYTES);
       }
@@ -146,18 +147,31 @@ describe('bundles', () => {
     shipping: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
     sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
   };
+  /**
+   * What a queue consumer that USES does not list may hold: the shared consumer (lib/queue-consumer.ts)
+   * and a publisher's SNS client. A new consumer passes with no line here; one that pulls in more fails.
+   */
+  const CONSUMER_USES = ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'];
   const fullName = (short: string) =>
-    ['logger', 'metrics', 'batch', 'idempotency', 'tracer', 'parser'].includes(short)
+    ['logger', 'metrics', 'batch', 'idempotency', 'tracer'].includes(short)
       ? `@aws-lambda-powertools/${short}`
       : /^(client|lib)-/.test(short) ? `@aws-sdk/${short}` : short;
 
   it('hold no dependency their function does not use (tree-shaken: the AWS SDK clients it calls, no other)', () => {
     const dependencies = Object.keys(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).dependencies);
     const fns = lambdaFunctions(t, stack.stage);
-    expect(fns.map((fn) => fn.key).sort()).toEqual(Object.keys(USES).sort());
+    const consumers = new Set(eventSourceMappings(t).map((m) => m.functionId));
+    expect(Object.keys(USES).filter((key) => !fns.some((fn) => fn.key === key)), 'USES lists a function the stack lacks').toEqual([]);
     for (const fn of fns) {
-      const held = new Set(bundledModules(stack, fn.key).map(packageOf));
-      expect(dependencies.filter((d) => held.has(d)).sort(), fn.key).toEqual(USES[fn.key]!.map(fullName).sort());
+      // A package counts as held when it puts code there, not the trace of an import: Powertools
+      // 2.35's Metrics stores import @aws/lambda-invoke-store for its side effects, which leaves
+      // an init call (5 bytes each, minified) in any bundle that imports the package at all.
+      const bytes = bundledPackageBytes(stack, fn.key);
+      const held = dependencies.filter((d) => (bytes.get(d) ?? 0) >= 100).sort();
+      const listed = USES[fn.key];
+      if (listed) expect(held, fn.key).toEqual(listed.map(fullName).sort());
+      else if (consumers.has(fn.id)) expect(CONSUMER_USES.map(fullName), `${fn.key}, a consumer`).toEqual(expect.arrayContaining(held));
+      else throw new Error(`${fn.key}: list the dependencies its code uses in USES`);
     }
   });
 

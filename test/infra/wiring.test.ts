@@ -3,6 +3,7 @@
 // every table's keys, indexes, TTL and point-in-time recovery. (The sweep's schedule and its index's
 // projection are in self-healing.test.ts.)
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -17,20 +18,22 @@ import {
   type Packaged,
 } from './template.js';
 
-const ALL_FUNCTIONS = ['createOrder', 'getOrder', 'getInventory', 'inventory', 'payment', 'shipping', 'sweepOrders'];
-const CONSUMERS = ['inventory', 'payment', 'shipping'];
+/** Every function of the packaged template, and the queue consumers (those an event source mapping invokes). */
+let ALL_FUNCTIONS: string[];
+let CONSUMERS: string[];
 
 /**
- * Every environment variable serverless.yml sets from a param, the param, and the functions that
- * must get it: the code reads each with a fallback (lib/config.ts), so a variable that does not
- * reach a function fails nothing at run time, it just runs on the default.
+ * Every environment variable serverless.yml sets from a param (itself or through the consumers'
+ * declarations), the param, and the functions that must get it: the code reads each with a
+ * fallback (lib/config.ts), so a variable that does not reach a function fails nothing at run
+ * time, it just runs on the default.
  */
-const ENVIRONMENT_PARAMS: Record<string, { param: string; functions: string[] }> = {
-  POWERTOOLS_TRACE_ENABLED: { param: 'tracing', functions: ALL_FUNCTIONS },
-  ORDER_SWEEP_AFTER_SECONDS: { param: 'orderSweepAfterSeconds', functions: ALL_FUNCTIONS },
-  RETRY_BACKOFF_BASE_SECONDS: { param: 'retryBackoffBaseSeconds', functions: CONSUMERS },
-  ORDER_SWEEP_BACKOFF_BASE_SECONDS: { param: 'orderSweepBackoffBaseSeconds', functions: ['sweepOrders'] },
-  ORDER_SWEEP_STUCK_ATTEMPTS: { param: 'orderSweepStuckAttempts', functions: ['sweepOrders'] },
+const ENVIRONMENT_PARAMS: Record<string, { param: string; functions: () => string[] }> = {
+  POWERTOOLS_TRACE_ENABLED: { param: 'tracing', functions: () => ALL_FUNCTIONS },
+  ORDER_SWEEP_AFTER_SECONDS: { param: 'orderSweepAfterSeconds', functions: () => ALL_FUNCTIONS },
+  RETRY_BACKOFF_BASE_SECONDS: { param: 'retryBackoffBaseSeconds', functions: () => CONSUMERS },
+  ORDER_SWEEP_BACKOFF_BASE_SECONDS: { param: 'orderSweepBackoffBaseSeconds', functions: () => ['sweepOrders'] },
+  ORDER_SWEEP_STUCK_ATTEMPTS: { param: 'orderSweepStuckAttempts', functions: () => ['sweepOrders'] },
 };
 
 /** Every param above set away from its default and its `local` value, in one packaging. */
@@ -54,6 +57,9 @@ beforeAll(() => {
   dev = packageStack();
   local = packageStack({ stage: 'local' });
   overridden = packageStack({ params: OVERRIDES });
+  const functionKeys = new Map(lambdaFunctions(dev.template, dev.stage).map((fn) => [fn.id, fn.key]));
+  ALL_FUNCTIONS = [...functionKeys.values()].sort();
+  CONSUMERS = [...new Set(eventSourceMappings(dev.template).map((m) => functionKeys.get(m.functionId)!))].sort();
 });
 
 /** A function's environment variables, by its key in serverless.yml. */
@@ -85,11 +91,18 @@ function paramsInEnvironments(): Array<{ variable: string; param: string; scope:
     }
     path.push({ indent, key: m[3]! });
   }
+  // The consumers' functions, as resources/consumer-resources.cjs generates them for serverless.yml.
+  const generated = createRequire(import.meta.url)('../../resources/consumer-resources.cjs').functions() as Record<string, { environment?: Record<string, Json> }>;
+  for (const [key, fn] of Object.entries(generated)) {
+    for (const [variable, value] of Object.entries(fn.environment ?? {})) {
+      for (const p of typeof value === 'string' ? value.matchAll(/\$\{param:(\w+)\}/g) : []) found.push({ variable, param: p[1]!, scope: key });
+    }
+  }
   return found;
 }
 
 describe('params reaching the functions', () => {
-  it('the table above is every ${param:…} serverless.yml puts in an environment, where it puts it', () => {
+  it('the table above is every ${param:…} serverless.yml (or a consumer declaration) puts in an environment, where it puts it', () => {
     const scanned = paramsInEnvironments();
     // The scan sees the file's environment maps (else an empty answer would prove nothing).
     expect(scanned.length).toBeGreaterThanOrEqual(Object.keys(ENVIRONMENT_PARAMS).length);
@@ -101,7 +114,7 @@ describe('params reaching the functions', () => {
     }
     for (const entry of Object.values(byVariable)) entry.functions.sort();
     const expected = Object.fromEntries(
-      Object.entries(ENVIRONMENT_PARAMS).map(([variable, { param, functions }]) => [variable, { param, functions: [...functions].sort() }]),
+      Object.entries(ENVIRONMENT_PARAMS).map(([variable, { param, functions }]) => [variable, { param, functions: [...functions()].sort() }]),
     );
     expect(byVariable).toEqual(expected);
   });
@@ -115,7 +128,7 @@ describe('params reaching the functions', () => {
       const value = packaged.params[param];
       expect(value, `param ${param} in stage ${stageName}`).toBeDefined();
       for (const fn of ALL_FUNCTIONS) {
-        expect(env[fn]![variable], `${fn} ${variable}`).toBe(functions.includes(fn) ? String(value) : undefined);
+        expect(env[fn]![variable], `${fn} ${variable}`).toBe(functions().includes(fn) ? String(value) : undefined);
       }
     }
   });
@@ -134,7 +147,7 @@ describe('params reaching the functions', () => {
     for (const [variable, { param, functions }] of Object.entries(ENVIRONMENT_PARAMS)) {
       const value = String(OVERRIDES[param as keyof typeof OVERRIDES]);
       expect(value, `the override of ${param}`).not.toBe(String(dev.params[param]));
-      for (const fn of functions) expect(env[fn]![variable], `${fn} ${variable}`).toBe(value);
+      for (const fn of functions()) expect(env[fn]![variable], `${fn} ${variable}`).toBe(value);
     }
   });
 

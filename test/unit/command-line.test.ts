@@ -158,23 +158,23 @@ describe('npm run bench', () => {
 });
 
 describe('npm run redrive', () => {
-  it('reads the queue and its flags', () => {
+  it('reads the consumer and its flags', () => {
     expect(parseRedriveArgs(['payment', '--max', '5', '--dry-run', '--skip-invalid', '--aws', '--stage', 'dev', '--region', 'eu-west-1'])).toEqual({
       help: false,
-      queue: 'payment',
+      consumer: 'payment',
       max: 5,
       dryRun: true,
       skipInvalid: true,
       target: { aws: true, stage: 'dev', region: 'eu-west-1' },
     });
-    expect(parseRedriveArgs(['inventory'])).toMatchObject({ queue: 'inventory', max: undefined, dryRun: false, target: { aws: false } });
+    expect(parseRedriveArgs(['inventory'])).toMatchObject({ consumer: 'inventory', max: undefined, dryRun: false, target: { aws: false } });
     expect(parseRedriveArgs(['--help']).help).toBe(true);
   });
 
-  it('refuses a missing, unknown or second queue and a bad --max', () => {
-    expect(refusal(parseRedriveArgs, [])).toBe('which queue? one of inventory, payment, shipping');
-    expect(refusal(parseRedriveArgs, ['billing'])).toBe('unknown queue "billing": one of inventory, payment, shipping');
-    expect(refusal(parseRedriveArgs, ['payment', 'shipping'])).toBe('unexpected argument "shipping": one queue at a time');
+  // Which consumers there are is the stack's template's to say: a missing or unknown one is
+  // refused once it is read (consumerNamed, test/unit/queue-consumers.test.ts).
+  it('refuses a second consumer and a bad --max', () => {
+    expect(refusal(parseRedriveArgs, ['payment', 'shipping'])).toBe('unexpected argument "shipping": one consumer at a time');
     expect(refusal(parseRedriveArgs, ['payment', '--max', '0'])).toBe('--max must be a whole number at least 1, not "0"');
     expect(refusal(parseRedriveArgs, ['payment', '--stage', ''])).toBe('--stage needs a value');
   });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPOSITORY_ROOT } from '../../local/package-stack.js';
+import { defaultTemplatePath, REPOSITORY_ROOT } from '../../local/package-stack.js';
 import {
   localTarget,
   pickRuntime,
@@ -197,27 +197,36 @@ describe('pickRuntime', () => {
 
 describe('localTarget', () => {
   it('is where the running npm start listens, when no variable says otherwise', () => {
-    expect(localTarget({}, [running])).toEqual({ apiUrl: 'http://127.0.0.1:3100', sqsEndpoint: 'http://127.0.0.1:4800', stage: 'workshop' });
+    expect(localTarget({}, [running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3100', sqsEndpoint: 'http://127.0.0.1:4800', stage: 'workshop' });
   });
 
   it('is the runtime started last of several, or the one on the PORT given', () => {
-    expect(localTarget({}, [later(otherPid), running])).toEqual({ apiUrl: 'http://127.0.0.1:3200', sqsEndpoint: 'http://127.0.0.1:4900', stage: 'local' });
-    expect(localTarget({ PORT: '3100' }, [later(otherPid), running])).toEqual({ apiUrl: 'http://127.0.0.1:3100', sqsEndpoint: 'http://127.0.0.1:4800', stage: 'workshop' });
+    expect(localTarget({}, [later(otherPid), running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3200', sqsEndpoint: 'http://127.0.0.1:4900', stage: 'local' });
+    expect(localTarget({ PORT: '3100' }, [later(otherPid), running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3100', sqsEndpoint: 'http://127.0.0.1:4800', stage: 'workshop' });
   });
 
   it('lets PORT, SQS_PORT, SQS_ENDPOINT and LOCAL_STAGE win over the state file', () => {
-    expect(localTarget({ PORT: '3200', SQS_PORT: '4900', LOCAL_STAGE: 'local' }, [running])).toEqual({
+    expect(localTarget({ PORT: '3200', SQS_PORT: '4900', LOCAL_STAGE: 'local' }, [running])).toMatchObject({
       apiUrl: 'http://127.0.0.1:3200',
       sqsEndpoint: 'http://127.0.0.1:4900',
       stage: 'local',
     });
     expect(localTarget({ SQS_ENDPOINT: 'http://127.0.0.1:5000', SQS_PORT: '4900' }, [running]).sqsEndpoint).toBe('http://127.0.0.1:5000');
     // A PORT the file does not list: nothing of another runtime is mixed in.
-    expect(localTarget({ PORT: '3300' }, [running])).toEqual({ apiUrl: 'http://127.0.0.1:3300', sqsEndpoint: 'http://127.0.0.1:4566', stage: 'local' });
+    expect(localTarget({ PORT: '3300' }, [running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3300', sqsEndpoint: 'http://127.0.0.1:4566', stage: 'local' });
   });
 
   it('is npm start’s defaults with neither', () => {
-    expect(localTarget({}, [])).toEqual({ apiUrl: 'http://127.0.0.1:3000', sqsEndpoint: 'http://127.0.0.1:4566', stage: 'local' });
+    expect(localTarget({}, [])).toMatchObject({ apiUrl: 'http://127.0.0.1:3000', sqsEndpoint: 'http://127.0.0.1:4566', stage: 'local' });
+  });
+
+  it('reads the consumers from the template the runtime runs, or from where npm start packages the stage', () => {
+    const packaged = { ...running, templatePath: '/somewhere/cloudformation-template-update-stack.json' };
+    expect(localTarget({}, [packaged]).templatePath).toBe(packaged.templatePath);
+    // Another stage than the runtime's, or a file from before the field: the stage's default package.
+    expect(localTarget({ LOCAL_STAGE: 'other' }, [packaged]).templatePath).toBe(defaultTemplatePath('other'));
+    expect(localTarget({}, [running]).templatePath).toBe(defaultTemplatePath('workshop'));
+    expect(defaultTemplatePath('workshop')).toBe(path.join(REPOSITORY_ROOT, '.cache/package/workshop/cloudformation-template-update-stack.json'));
   });
 
   it('reads the file LOCAL_RUNTIME_STATE_FILE names', () => {

@@ -1,0 +1,297 @@
+// Everything per queue consumer but its monitoring (resources/monitoring.cjs), generated from the
+// declarations in resources/consumers.cjs: the function, its queue and dead-letter queue, their
+// policies, the filtered subscription to the order events topic, the role, and the queue URLs as
+// outputs. serverless.yml reads `functions` and `resources` through `${file(...)}`, which calls
+// them at packaging time; the strings they return may hold variables (`${param:...}`,
+// `${self:...}`), which osls then resolves like any in serverless.yml.
+//
+// CommonJS: osls loads a `${file()}` source with require(), and the project is ESM.
+'use strict';
+
+const declarations = require('./consumers.cjs');
+
+/** `<service>-<stage>-`: every name in the stack starts so (resolved by osls). */
+const NAME_PREFIX = '${self:service}-${sls:stage}-';
+const DECLARATION_KEYS = ['handler', 'eventTypes', 'tables', 'publishes', 'batchSize', 'batchWindowSeconds', 'maximumConcurrency', 'memorySize'];
+/**
+ * A consumer's memory when its declaration names none: measured peaks are under 70 MB, and a
+ * consumer mostly waits on I/O, so its cost follows its memory (docs/decisions.md, "Memory per
+ * function").
+ */
+const CONSUMER_MEMORY_MB = 256;
+/** Actions on items, tables and indexes that a consumer may be granted; a typo fails the packaging. */
+const DYNAMODB_ACTIONS = [
+  'BatchGetItem',
+  'BatchWriteItem',
+  'ConditionCheckItem',
+  'DeleteItem',
+  'DescribeTable',
+  'GetItem',
+  'PutItem',
+  'Query',
+  'Scan',
+  'UpdateItem',
+];
+
+/** A declaration mistake, named with the consumer, when `serverless package` runs. */
+function refuse(name, message) {
+  throw new Error(`resources/consumers.cjs, consumer ${JSON.stringify(name)}: ${message}`);
+}
+
+const isWholeNumber = (value, min, max) => Number.isInteger(value) && value >= min && value <= max;
+
+/** What serverless names after a function key (InventoryLambdaFunction, InventoryLogGroup). */
+function logicalName(key) {
+  return key.charAt(0).toUpperCase() + key.slice(1).replace(/-/g, 'Dash').replace(/_/g, 'Underscore');
+}
+
+/** ReservationsTable -> RESERVATIONS_TABLE, the variable lib/config.ts reads. */
+function tableVariable(tableId) {
+  const words = tableId.replace(/Table$/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2');
+  return `${words.toUpperCase()}_TABLE`;
+}
+
+/**
+ * The declarations, checked, with every logical id and name the stack gives each consumer. A
+ * mistake fails the packaging with the consumer's name rather than a deploy minutes later.
+ * (`declared`: other declarations than resources/consumers.cjs, for the tests.)
+ */
+function consumers(declared = declarations) {
+  return Object.entries(declared).map(([name, declaration]) => {
+    if (!/^[a-z][A-Za-z0-9]*$/.test(name)) refuse(name, 'a name is lowerCamelCase letters and digits (it names the function and the queue)');
+    const unknown = Object.keys(declaration).filter((key) => !DECLARATION_KEYS.includes(key));
+    if (unknown.length > 0) refuse(name, `unknown ${unknown.join(', ')} (known: ${DECLARATION_KEYS.join(', ')})`);
+    const { handler, eventTypes, tables, publishes = false } = declaration;
+    if (typeof handler !== 'string' || !/^[\w/.-]+\.\w+$/.test(handler)) refuse(name, 'handler is `<file without extension>.<export>`, e.g. functions/inventory.handler');
+    if (!Array.isArray(eventTypes) || eventTypes.length === 0 || !eventTypes.every((type) => typeof type === 'string' && /^\w+$/.test(type))) {
+      refuse(name, 'eventTypes lists the event types its subscription lets through, e.g. [\'OrderPlaced\']');
+    }
+    if (new Set(eventTypes).size !== eventTypes.length) refuse(name, 'eventTypes names an event type twice');
+    if (tables === null || typeof tables !== 'object' || Array.isArray(tables)) refuse(name, 'tables maps table logical ids to DynamoDB actions, e.g. { OrdersTable: [\'GetItem\'] }');
+    for (const [table, actions] of Object.entries(tables)) {
+      if (!/^[A-Za-z][A-Za-z0-9]*(\/index\/[\w.-]+)?$/.test(table)) refuse(name, `tables: ${JSON.stringify(table)} is not a table logical id (or <Table>/index/<Index>)`);
+      if (!Array.isArray(actions) || actions.length === 0) refuse(name, `tables.${table} lists at least one action`);
+      const wrong = actions.filter((action) => !DYNAMODB_ACTIONS.includes(action));
+      if (wrong.length > 0) refuse(name, `tables.${table}: unknown action ${wrong.join(', ')} (write them without dynamodb:, one of ${DYNAMODB_ACTIONS.join(', ')})`);
+    }
+    if (typeof publishes !== 'boolean') refuse(name, 'publishes is true or false');
+    if (declaration.batchSize !== undefined && !isWholeNumber(declaration.batchSize, 1, 10000)) refuse(name, 'batchSize is a whole number from 1 to 10000');
+    if (declaration.batchWindowSeconds !== undefined && !isWholeNumber(declaration.batchWindowSeconds, 0, 300)) refuse(name, 'batchWindowSeconds is a whole number from 0 to 300');
+    if (declaration.maximumConcurrency !== undefined && !isWholeNumber(declaration.maximumConcurrency, 2, 1000)) refuse(name, 'maximumConcurrency is a whole number from 2 to 1000');
+    if (declaration.memorySize !== undefined && !isWholeNumber(declaration.memorySize, 128, 10240)) refuse(name, 'memorySize is a whole number of MB from 128 to 10240');
+    const id = logicalName(name);
+    return {
+      ...declaration,
+      name,
+      publishes,
+      queueName: `${NAME_PREFIX}${name}`,
+      functionId: `${id}LambdaFunction`,
+      logGroupId: `${id}LogGroup`,
+      roleId: `${id}Role`,
+      queueId: `${id}Queue`,
+      deadLetterQueueId: `${id}DeadLetterQueue`,
+      queuePolicyId: `${id}QueuePolicy`,
+      deadLetterQueuePolicyId: `${id}DeadLetterQueuePolicy`,
+      subscriptionId: `${id}Subscription`,
+      id,
+    };
+  });
+}
+
+const getAtt = (id, attribute) => ({ 'Fn::GetAtt': [id, attribute] });
+const ref = (id) => ({ Ref: id });
+
+/** Requests not sent over TLS are refused, whoever sends them. */
+function denyInsecureTransport(queueId) {
+  return {
+    Sid: 'DenyInsecureTransport',
+    Effect: 'Deny',
+    Principal: '*',
+    Action: 'sqs:*',
+    Resource: getAtt(queueId, 'Arn'),
+    Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+  };
+}
+
+/** The consumers' functions, for serverless.yml `functions` (osls passes its context first). */
+function functions(_context, declared = declarations) {
+  return Object.fromEntries(
+    consumers(declared).map((consumer) => [
+      consumer.name,
+      {
+        handler: consumer.handler,
+        role: consumer.roleId,
+        timeout: '${self:custom.consumerTimeoutSeconds}',
+        memorySize: consumer.memorySize ?? CONSUMER_MEMORY_MB,
+        environment: {
+          ...Object.fromEntries(
+            Object.keys(consumer.tables)
+              .filter((table) => !table.includes('/'))
+              .map((table) => [tableVariable(table), ref(table)]),
+          ),
+          ...(consumer.publishes ? { ORDER_EVENTS_TOPIC_ARN: ref('OrderEventsTopic') } : {}),
+          RETRY_BACKOFF_BASE_SECONDS: '${param:retryBackoffBaseSeconds}',
+          // An attempt still running after twice this is dead: its stock marker may be taken over (lib/inventory.ts).
+          CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
+        },
+        events: [
+          {
+            sqs: {
+              arn: getAtt(consumer.queueId, 'Arn'),
+              batchSize: consumer.batchSize ?? '${param:batchSize}',
+              maximumBatchingWindow: consumer.batchWindowSeconds ?? '${param:batchWindowSeconds}',
+              maximumConcurrency: consumer.maximumConcurrency ?? '${param:maximumConcurrency}',
+              functionResponseType: 'ReportBatchItemFailures',
+            },
+          },
+        ],
+      },
+    ]),
+  );
+}
+
+/** A consumer's queue, dead-letter queue, their policies and its subscription. */
+function messaging(consumer) {
+  const { queueId, deadLetterQueueId } = consumer;
+  return {
+    [deadLetterQueueId]: {
+      Type: 'AWS::SQS::Queue',
+      Properties: {
+        QueueName: `${consumer.queueName}-dlq`,
+        SqsManagedSseEnabled: true,
+        // 14 days, the SQS maximum: time to look at a poison message and redrive it.
+        MessageRetentionPeriod: 1209600,
+        // Only the consumer's queue may make this its dead-letter queue. Its ARN is spelled out from
+        // its name: a GetAtt would close a cycle with that queue's RedrivePolicy, which names this one.
+        RedriveAllowPolicy: {
+          redrivePermission: 'byQueue',
+          sourceQueueArns: [{ 'Fn::Sub': `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${consumer.queueName}` }],
+        },
+      },
+    },
+    [queueId]: {
+      Type: 'AWS::SQS::Queue',
+      Properties: {
+        QueueName: consumer.queueName,
+        SqsManagedSseEnabled: true,
+        VisibilityTimeout: '${self:custom.queueVisibilityTimeoutSeconds}',
+        // Long polling by default for any consumer that does not ask for it.
+        ReceiveMessageWaitTimeSeconds: 20,
+        RedrivePolicy: {
+          deadLetterTargetArn: getAtt(deadLetterQueueId, 'Arn'),
+          maxReceiveCount: '${param:maxReceiveCount}',
+        },
+      },
+    },
+    // Only the order events topic may send to the queue, and only over TLS.
+    [consumer.queuePolicyId]: {
+      Type: 'AWS::SQS::QueuePolicy',
+      Properties: {
+        Queues: [ref(queueId)],
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: 'OrderEventsTopicOnly',
+              Effect: 'Allow',
+              Principal: { Service: 'sns.amazonaws.com' },
+              Action: 'sqs:SendMessage',
+              Resource: getAtt(queueId, 'Arn'),
+              Condition: { ArnEquals: { 'aws:SourceArn': ref('OrderEventsTopic') } },
+            },
+            denyInsecureTransport(queueId),
+          ],
+        },
+      },
+    },
+    [consumer.deadLetterQueuePolicyId]: {
+      Type: 'AWS::SQS::QueuePolicy',
+      Properties: {
+        Queues: [ref(deadLetterQueueId)],
+        PolicyDocument: { Version: '2012-10-17', Statement: [denyInsecureTransport(deadLetterQueueId)] },
+      },
+    },
+    [consumer.subscriptionId]: {
+      Type: 'AWS::SNS::Subscription',
+      Properties: {
+        TopicArn: ref('OrderEventsTopic'),
+        Protocol: 'sqs',
+        Endpoint: getAtt(queueId, 'Arn'),
+        // The queue gets the published message itself, not the SNS envelope around it.
+        RawMessageDelivery: true,
+        FilterPolicyScope: 'MessageAttributes',
+        FilterPolicy: { eventType: [...consumer.eventTypes] },
+      },
+    },
+  };
+}
+
+/** The table's ARN, or one of its indexes' (`OrdersTable/index/UnfinishedOrders`). */
+function tableResource(table) {
+  const [tableId, index] = table.split('/index/');
+  return index === undefined ? getAtt(tableId, 'Arn') : { 'Fn::Sub': `\${${tableId}.Arn}/index/${index}` };
+}
+
+/** The consumer's role: its log group, its own queue, its tables, and the topic if it publishes. */
+function role(consumer) {
+  return {
+    [consumer.roleId]: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        },
+        Policies: [
+          {
+            PolicyName: consumer.name,
+            PolicyDocument: {
+              Version: '2012-10-17',
+              Statement: [
+                { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(consumer.logGroupId, 'Arn') },
+                // Condition TracingEnabled: resources/roles.yml.
+                {
+                  'Fn::If': [
+                    'TracingEnabled',
+                    { Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' },
+                    ref('AWS::NoValue'),
+                  ],
+                },
+                // Receive, delete and back off (ChangeMessageVisibility) its own queue's records.
+                {
+                  Effect: 'Allow',
+                  Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ChangeMessageVisibility'],
+                  Resource: getAtt(consumer.queueId, 'Arn'),
+                },
+                ...Object.entries(consumer.tables).map(([table, actions]) => ({
+                  Effect: 'Allow',
+                  Action: actions.map((action) => `dynamodb:${action}`),
+                  Resource: tableResource(table),
+                })),
+                ...(consumer.publishes
+                  ? [{ Effect: 'Allow', Action: 'sns:Publish', Resource: ref('OrderEventsTopic') }, '${self:custom.topicKeyGrant}']
+                  : []),
+              ],
+            },
+          },
+        ],
+      },
+    },
+  };
+}
+
+/** The consumers' resources and outputs, for an entry of serverless.yml `resources`. */
+function resources(_context, declared = declarations) {
+  const all = consumers(declared);
+  return {
+    Resources: Object.assign({}, ...all.flatMap((consumer) => [messaging(consumer), role(consumer)])),
+    Outputs: Object.fromEntries(
+      all.flatMap((consumer) => [
+        [`${consumer.queueId}Url`, { Value: ref(consumer.queueId) }],
+        [`${consumer.deadLetterQueueId}Url`, { Value: ref(consumer.deadLetterQueueId) }],
+      ]),
+    ),
+  };
+}
+
+module.exports = { functions, resources, consumers, logicalName, tableVariable };

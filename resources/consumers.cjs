@@ -1,0 +1,68 @@
+// The queue consumers, each declared once. serverless.yml turns every entry into its function,
+// queue, dead-letter queue, queue policies, filtered subscription to the order events topic, event
+// source mapping, IAM role, alarms, dashboard widgets and outputs (resources/consumer-resources.cjs
+// and resources/monitoring.cjs), and the local runtime and the tools find the consumers in the
+// packaged template. Adding one: docs/adding-a-consumer.md.
+//
+// A consumer is not a saga participant: only the participants in lib/order.ts (PARTICIPANTS) decide an
+// order. A consumer that only reacts to events (a notification, say) is declared here alone.
+//
+// Each entry, keyed by the consumer's name (lowerCamelCase: the function's key and the middle of
+// its queue's name, <service>-<stage>-<name>):
+//   handler       the Lambda handler, as in serverless.yml
+//   eventTypes    the `eventType` values its subscription's filter policy lets through
+//   tables        table logical id -> the DynamoDB actions its role may call on it (without the
+//                 `dynamodb:` prefix); each table also reaches the function as <NAME>_TABLE
+//                 (PaymentTokensTable -> PAYMENT_TOKENS_TABLE, what lib/config.ts reads). A key
+//                 `<Table>/index/<Index>` grants actions on that index alone, with no variable.
+//   publishes     true: may publish to the order events topic (ORDER_EVENTS_TOPIC_ARN, sns:Publish,
+//                 and the topic key's grant, custom.topicKeyGrant)
+//   batchSize, batchWindowSeconds, maximumConcurrency
+//                 optional: this consumer's event source mapping settings instead of the params
+//                 of the same names (serverless.yml)
+//   memorySize    optional: MB, instead of the consumers' 256 (resources/consumer-resources.cjs)
+
+// What every saga participant needs besides its own tables: its result on the order item, written
+// once by a conditional UpdateItem, and read back (lib/order-outcome.ts).
+const RESULT_ON_ORDER = ['GetItem', 'UpdateItem'];
+
+module.exports = {
+  // Reserves stock when an order is placed, gives it back when the order is cancelled.
+  inventory: {
+    handler: 'functions/inventory.handler',
+    // No OrderConfirmed: the units of a confirmed order left the stock when they were reserved.
+    eventTypes: ['OrderPlaced', 'OrderCancelled'],
+    tables: {
+      // Stock counters and their markers: conditional UpdateItem, read back on a conflict.
+      InventoryTable: ['GetItem', 'UpdateItem'],
+      OrdersTable: RESULT_ON_ORDER,
+    },
+    publishes: true,
+  },
+
+  // Charges when an order is placed, refunds when it is cancelled.
+  payment: {
+    handler: 'functions/payment.handler',
+    eventTypes: ['OrderPlaced', 'OrderCancelled'],
+    tables: {
+      // The payment simulator's own storage (a flaky test card's attempts).
+      PaymentsTable: ['UpdateItem'],
+      // The card token the order API left: read to charge, deleted once the charge is decided.
+      PaymentTokensTable: ['GetItem', 'DeleteItem'],
+      // Powertools idempotency around the provider calls, the one side effect outside DynamoDB.
+      IdempotencyTable: ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'],
+      OrdersTable: RESULT_ON_ORDER,
+    },
+    publishes: true,
+  },
+
+  // Prepares a shipment when an order is placed, dispatches or cancels it once decided.
+  shipping: {
+    handler: 'functions/shipping.handler',
+    eventTypes: ['OrderPlaced', 'OrderConfirmed', 'OrderCancelled'],
+    tables: {
+      OrdersTable: RESULT_ON_ORDER,
+    },
+    publishes: true,
+  },
+};

@@ -1,0 +1,66 @@
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+
+// What resources/consumer-resources.cjs makes of a consumer's declaration (resources/consumers.cjs),
+// and the declarations it refuses, before `serverless package` does anything with them. The
+// template it leads to is test/infra's; here, a declaration of the test's own.
+
+interface Generator {
+  functions(context: unknown, declared: Record<string, unknown>): Record<string, { environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }>;
+  resources(context: unknown, declared: Record<string, unknown>): { Resources: Record<string, { Type: string; Properties: Record<string, any> }>; Outputs: Record<string, unknown> };
+}
+const generator = createRequire(import.meta.url)('../../resources/consumer-resources.cjs') as Generator;
+
+const notify = {
+  handler: 'functions/notify.handler',
+  eventTypes: ['OrderConfirmed', 'OrderCancelled'],
+  tables: { PaymentTokensTable: ['GetItem'], 'OrdersTable/index/UnfinishedOrders': ['Query'] },
+  batchSize: 5,
+};
+
+describe('a consumer declaration', () => {
+  it('gives the function a variable per table, its own overrides and the params elsewhere', () => {
+    const fn = generator.functions(undefined, { notify }).notify!;
+    expect(fn.environment).toEqual({
+      PAYMENT_TOKENS_TABLE: { Ref: 'PaymentTokensTable' },
+      RETRY_BACKOFF_BASE_SECONDS: '${param:retryBackoffBaseSeconds}',
+    });
+    expect(fn.events[0]!.sqs).toMatchObject({
+      arn: { 'Fn::GetAtt': ['NotifyQueue', 'Arn'] },
+      batchSize: 5,
+      maximumBatchingWindow: '${param:batchWindowSeconds}',
+      maximumConcurrency: '${param:maximumConcurrency}',
+      functionResponseType: 'ReportBatchItemFailures',
+    });
+  });
+
+  it('grants its role the actions on each table it names, and no publishing unless it publishes', () => {
+    const { Resources, Outputs } = generator.resources(undefined, { notify });
+    const statements = Resources.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement as Array<Record<string, unknown>>;
+    expect(statements).toEqual(
+      expect.arrayContaining([
+        { Effect: 'Allow', Action: ['dynamodb:GetItem'], Resource: { 'Fn::GetAtt': ['PaymentTokensTable', 'Arn'] } },
+        { Effect: 'Allow', Action: ['dynamodb:Query'], Resource: { 'Fn::Sub': '${OrdersTable.Arn}/index/UnfinishedOrders' } },
+      ]),
+    );
+    expect(JSON.stringify(statements)).not.toContain('sns:Publish');
+    expect(Resources.NotifySubscription!.Properties.FilterPolicy).toEqual({ eventType: ['OrderConfirmed', 'OrderCancelled'] });
+    expect(Object.keys(Outputs)).toEqual(['NotifyQueueUrl', 'NotifyDeadLetterQueueUrl']);
+
+    const publishing = generator.resources(undefined, { notify: { ...notify, publishes: true } }).Resources.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement;
+    expect(publishing).toEqual(expect.arrayContaining([{ Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: 'OrderEventsTopic' } }, '${self:custom.topicKeyGrant}']));
+    expect(generator.functions(undefined, { notify: { ...notify, publishes: true } }).notify!.environment.ORDER_EVENTS_TOPIC_ARN).toEqual({ Ref: 'OrderEventsTopic' });
+  });
+
+  it.each([
+    ['an unknown key', { notify: { ...notify, batchsize: 5 } }, /consumer "notify": unknown batchsize/],
+    ['a misspelt action', { notify: { ...notify, tables: { PaymentTokensTable: ['Getitem'] } } }, /consumer "notify": tables.PaymentTokensTable: unknown action Getitem/],
+    ['an action with its prefix', { notify: { ...notify, tables: { PaymentTokensTable: ['dynamodb:GetItem'] } } }, /write them without dynamodb:/],
+    ['no event type', { notify: { ...notify, eventTypes: [] } }, /consumer "notify": eventTypes/],
+    ['a name that is no identifier', { 'notify-me': notify }, /consumer "notify-me": a name is lowerCamelCase/],
+    ['a concurrency AWS refuses', { notify: { ...notify, maximumConcurrency: 1 } }, /maximumConcurrency is a whole number from 2 to 1000/],
+    ['a handler without its export', { notify: { ...notify, handler: 'functions/notify' } }, /handler is `<file without extension>.<export>`/],
+  ])('is refused for %s, naming the consumer', (_, declared, message) => {
+    expect(() => generator.functions(undefined, declared)).toThrow(message);
+  });
+});
