@@ -15,8 +15,8 @@ const NAME_PREFIX = '${self:service}-${sls:stage}-';
 const DECLARATION_KEYS = ['handler', 'eventTypes', 'tables', 'publishes', 'batchSize', 'batchWindowSeconds', 'maximumConcurrency', 'memorySize'];
 /**
  * A consumer's memory when its declaration names none: measured peaks are under 70 MB, and a
- * consumer mostly waits on I/O, so its cost follows its memory (docs/decisions.md, "Memory per
- * function").
+ * consumer mostly waits on I/O, so its cost follows its memory (docs/decisions.md, "Lambda memory
+ * per function, by measurement").
  */
 const CONSUMER_MEMORY_MB = 256;
 /** Actions on items, tables and indexes that a consumer may be granted; a typo fails the packaging. */
