@@ -24,7 +24,12 @@ describe('a consumer declaration', () => {
     expect(fn.environment).toEqual({
       PAYMENT_TOKENS_TABLE: { Ref: 'PaymentTokensTable' },
       RETRY_BACKOFF_BASE_SECONDS: '${param:retryBackoffBaseSeconds}',
+      CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
     });
+    // 256 MB unless the declaration says otherwise; a size Lambda refuses fails the packaging.
+    expect(fn.memorySize).toBe(256);
+    expect(generator.functions(undefined, { notify: { ...notify, memorySize: 512 } }).notify!.memorySize).toBe(512);
+    expect(() => generator.functions(undefined, { notify: { ...notify, memorySize: 64 } })).toThrow(/memorySize/);
     expect(fn.events[0]!.sqs).toMatchObject({
       arn: { 'Fn::GetAtt': ['NotifyQueue', 'Arn'] },
       batchSize: 5,
