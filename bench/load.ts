@@ -168,7 +168,7 @@ export async function closedLoop(
           body: JSON.stringify({
             items: [{ sku, quantity: 1 }],
             payment: { token: 'tok_visa' },
-            shippingAddress: SAMPLE_ADDRESS,
+            shippingAddress: { ...SAMPLE_ADDRESS },
           }),
         });
         const body = (await response.json()) as { orderId?: string };

@@ -328,7 +328,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
         const body = JSON.stringify({
           items: plan.items,
           payment: { token: plan.token },
-          shippingAddress: SAMPLE_ADDRESS,
+          shippingAddress: { ...SAMPLE_ADDRESS },
         });
         let orderId: string | undefined;
         let storedId: string | undefined;

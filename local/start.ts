@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   const order = {
     items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
     payment: { token: 'tok_visa' },
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
   };
   const [firstConsumer] = pipeline.consumers;
   // A token for customer cus_1, valid for 12 hours, written into the curls below so that they work

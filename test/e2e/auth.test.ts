@@ -23,7 +23,7 @@ afterAll(async () => {
 const order = {
   items: [{ sku: 'SKU-MUG', quantity: 1 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: SAMPLE_ADDRESS,
+  shippingAddress: { ...SAMPLE_ADDRESS },
 };
 
 async function post(authorization: string | undefined, key?: string) {

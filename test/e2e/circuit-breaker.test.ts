@@ -65,7 +65,7 @@ async function placeOrder(): Promise<string> {
     body: JSON.stringify({
       items: [{ sku, quantity: 1 }],
       payment: { token: 'tok_visa' },
-      shippingAddress: SAMPLE_ADDRESS,
+      shippingAddress: { ...SAMPLE_ADDRESS },
     }),
   });
   const body = (await response.json()) as { orderId?: string };

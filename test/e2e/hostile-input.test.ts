@@ -52,7 +52,7 @@ type Request = {
 const validOrder = () => ({
   items: [{ sku: 'SKU-MUG', quantity: 1 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: SAMPLE_ADDRESS,
+  shippingAddress: { ...SAMPLE_ADDRESS },
 });
 
 const anyJson = fc.oneof(

@@ -107,7 +107,7 @@ async function placeOrder(sku: string, quantity: number, token = 'tok_visa'): Pr
   const response = await http<{ orderId?: string }>('POST', '/orders', {
     items: [{ sku, quantity }],
     payment: { token },
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
   });
   expect([201, 202]).toContain(response.status);
   if (!response.body.orderId) throw new Error(`POST /orders answered ${response.status} without an orderId`);

@@ -55,7 +55,7 @@ afterAll(async () => {
 const order = {
   items: [{ sku, quantity: 2 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: SAMPLE_ADDRESS,
+  shippingAddress: { ...SAMPLE_ADDRESS },
 };
 
 /** The customer's token: POST and GET /orders want one. */

@@ -41,7 +41,7 @@ async function placeOrder(): Promise<string> {
     body: JSON.stringify({
       items: [{ sku: 'SKU-MUG', quantity: 1 }],
       payment: { token: 'tok_visa' },
-      shippingAddress: SAMPLE_ADDRESS,
+      shippingAddress: { ...SAMPLE_ADDRESS },
     }),
   });
   expect(response.status).toBe(202);

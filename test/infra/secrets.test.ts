@@ -71,7 +71,7 @@ beforeAll(async () => {
         body: JSON.stringify({
           items: [{ sku, quantity: 1 }],
           payment: { token },
-          shippingAddress: SAMPLE_ADDRESS,
+          shippingAddress: { ...SAMPLE_ADDRESS },
         }),
       });
       const body = (await response.json()) as { orderId: string };
@@ -89,7 +89,7 @@ beforeAll(async () => {
       body: JSON.stringify({
         items: [{ sku, quantity: 1 }],
         payment: { token: 'tok_visa' },
-        shippingAddress: SAMPLE_ADDRESS,
+        shippingAddress: { ...SAMPLE_ADDRESS },
       }),
     });
     await response.body?.cancel();

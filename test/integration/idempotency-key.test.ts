@@ -59,7 +59,7 @@ function order(quantity = 1): OrderRequest {
   return {
     items: [{ sku: 'SKU-IDEMPOTENT', quantity }],
     payment: { token: 'tok_visa' },
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
   };
 }
 

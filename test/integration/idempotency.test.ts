@@ -68,7 +68,7 @@ async function placeOrder(customer: string, token = 'tok_visa'): Promise<OrderPl
     {
       items: [{ sku: 'SKU-IDEMPOTENCY', quantity: 1 }],
       payment: { token },
-      shippingAddress: SAMPLE_ADDRESS,
+      shippingAddress: { ...SAMPLE_ADDRESS },
     },
     undefined,
   );

@@ -191,7 +191,7 @@ async function placeAndPublish(items: OrderItem[], token = 'tok_visa'): Promise<
     {
       items,
       payment: { token },
-      shippingAddress: SAMPLE_ADDRESS,
+      shippingAddress: { ...SAMPLE_ADDRESS },
     },
     undefined,
   );

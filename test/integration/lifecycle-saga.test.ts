@@ -81,7 +81,7 @@ async function placeOrder(items: OrderItem[], token = 'tok_visa'): Promise<Order
   const request: OrderRequest = {
     items,
     payment: { token },
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
   };
   return (await storeCreatedOrder('cus_test', request)).placedEvent;
 }

@@ -53,7 +53,7 @@ function request(): OrderRequest {
   return {
     items: [{ sku: 'SKU-SWEEP', quantity: 1 }],
     payment: { token: 'tok_visa' },
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
   };
 }
 

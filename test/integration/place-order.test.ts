@@ -42,7 +42,7 @@ function request(): OrderRequest {
   return {
     items: [{ sku: 'SKU-PLACE', quantity: 1 }],
     payment: { token: 'tok_visa' },
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
   };
 }
 

@@ -71,7 +71,7 @@ export function orderPlaced(orderId: string): OrderEvent {
     data: {
       customerId: 'cus_1',
       items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }],
-      shippingAddress: SAMPLE_ADDRESS,
+      shippingAddress: { ...SAMPLE_ADDRESS },
     },
   };
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 // template it leads to is test/infra's; here, a declaration of the test's own.
 
 interface Generator {
-  functions(context: unknown, declared: Record<string, unknown>): Record<string, { environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }>;
+  functions(context: unknown, declared: Record<string, unknown>): Record<string, { memorySize: number; environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }>;
   resources(context: unknown, declared: Record<string, unknown>): { Resources: Record<string, { Type: string; Properties: Record<string, any> }>; Outputs: Record<string, unknown> };
 }
 const generator = createRequire(import.meta.url)('../../resources/consumer-resources.cjs') as Generator;

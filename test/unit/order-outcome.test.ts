@@ -51,7 +51,7 @@ describe('an order as read', () => {
     orderId: 'ord_0192f0c8a1b27c3d8e4f5a6b7c8d9e0f',
     customerId: 'cus_1',
     items: [{ sku: 'SKU-MUG', quantity: 2 }],
-    shippingAddress: SAMPLE_ADDRESS,
+    shippingAddress: { ...SAMPLE_ADDRESS },
     paymentTokenMasked: 'tok_…isa',
     createdAt: '2030-01-01T00:00:00.000Z',
   };

@@ -7,7 +7,7 @@ import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 const validOrder = {
   items: [{ sku: 'SKU-TSHIRT-M', quantity: 2 }],
   payment: { token: 'tok_visa' },
-  shippingAddress: SAMPLE_ADDRESS,
+  shippingAddress: { ...SAMPLE_ADDRESS },
 };
 
 function parse(body: unknown, contentType = 'application/json', idempotencyKey?: string) {
