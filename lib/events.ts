@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { orderIdSchema, orderItemSchema, shippingAddressSchema } from './order.js';
+import { orderIdSchema, orderItemSchema, shippingAddressSchema } from './order-schema.js';
 
 // Every message on the order events topic is one of these, JSON in the message body, with its
 // type also in the `eventType` message attribute so that subscriptions can filter on it.

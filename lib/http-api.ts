@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { core } from 'zod/mini';
 import { maskCardData } from './card-data.js';
-import { customerIdSchema } from './order.js';
+import { customerIdSchema } from './order-schema.js';
 
 // What the HTTP handlers share: JSON answers, and reading a request body the way API Gateway
 // hands it over (a string, base64-encoded when the content is not text).

@@ -5,7 +5,7 @@ import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import type { OrderCancelled, OrderPlaced } from './events.js';
 import { logger } from './observability.js';
-import type { OrderItem } from './order.js';
+import type { OrderItem } from './order-schema.js';
 import {
   isLastFollowUp,
   loadOrder,
@@ -16,7 +16,7 @@ import {
   settleAfterRecording,
   settleRecordedEarlier,
 } from './order-outcome.js';
-import { findOrder, type OrderRecord } from './orders.js';
+import { findOrder, type OrderRecord } from './order-store.js';
 
 // Stock is one counter per SKU (`available`). Taking units for an order, or giving them back, is
 // a change to two items, the SKU's counter and the order's record of it, and DynamoDB has no

@@ -5,7 +5,7 @@ import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { eventIdOf, type OrderEvent } from './events.js';
 import { logger, singleMetric } from './observability.js';
-import type { Participant } from './order.js';
+import type { Participant } from './order-schema.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import {
   findOrder,
@@ -17,7 +17,7 @@ import {
   type ShippingResult,
   type StoredOrder,
   toOrderRecord,
-} from './orders.js';
+} from './order-store.js';
 
 // How the saga ends without an orchestrator: each participant records its result on the order
 // item once (a conditional write of one small attribute), and the write that completes the set of

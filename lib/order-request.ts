@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { type OrderRequest, orderRequestSchema } from './order.js';
+import { type OrderRequest, orderRequestSchema } from './order-schema.js';
 import { bodyBytes, header, type ValidationIssue, validationIssues } from './http-api.js';
 import { firstInvalidUtf8Byte } from './utf8.js';
 import { maskCardData } from './card-data.js';

@@ -6,7 +6,7 @@ import { config } from './config.js';
 import { logger, singleMetric } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import { leaveSweepIndex, publishOutcome } from './order-outcome.js';
-import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAfter, SWEEP_SHARDS } from './orders.js';
+import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAfter, SWEEP_SHARDS } from './order-store.js';
 
 // The scheduled sweep that makes the pipeline heal itself. Every order that is not finished
 // carries the keys of the sparse UnfinishedOrders index, with the time the sweep should next look

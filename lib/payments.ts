@@ -3,9 +3,9 @@ import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dyn
 import { dynamoDbClient } from './aws-clients.js';
 import { config } from './config.js';
 import type { OrderCancelled, OrderPlaced } from './events.js';
-import type { OrderItem } from './order.js';
+import type { OrderItem } from './order-schema.js';
 import { completeParticipant, isLastFollowUp, loadOrder, type ParticipantCompletion, recordFollowUp } from './order-outcome.js';
-import type { OrderRecord, PaymentResult } from './orders.js';
+import type { OrderRecord, PaymentResult } from './order-store.js';
 import { forgetPaymentToken, findPaymentToken } from './payment-tokens.js';
 import {
   type ChargeOutcome,

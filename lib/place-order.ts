@@ -4,8 +4,8 @@ import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { logger } from './observability.js';
 import { publishOrderEvent } from './order-events-topic.js';
-import type { OrderRequest } from './order.js';
-import { type OrderRecord, placedEventOf, storeNewOrder } from './orders.js';
+import type { OrderRequest } from './order-schema.js';
+import { type OrderRecord, placedEventOf, storeNewOrder } from './order-store.js';
 
 export type PlaceOrderResult =
   /** `created`: this request stored the order (count it once, here); false for a replay. */

@@ -1,6 +1,6 @@
 import type { OrderCancelled, OrderConfirmed, OrderPlaced } from './events.js';
 import { completeParticipant, isLastFollowUp, loadOrder, type ParticipantCompletion, recordFollowUp } from './order-outcome.js';
-import { findOrder } from './orders.js';
+import { findOrder } from './order-store.js';
 import { shipmentLabelFor } from './shipment-label.js';
 
 // One shipment per order, kept on the order item: prepared when the order is placed (the label is

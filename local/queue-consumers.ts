@@ -4,7 +4,7 @@
 // the tools (status, redrive, chaos) and the tests find them here, so none of them keeps a list.
 //
 // "Consumer" is the queue consumer alone: "stage" is the deploy stage, and the saga's participants
-// are lib/order.ts's STAGES (a consumer need not be one).
+// are lib/order-schema.ts's PARTICIPANTS (a consumer need not be one).
 
 import type { CfnTemplate } from './template.js';
 

@@ -16,7 +16,7 @@ import { EventSourceMappingRefused, sqsMappingRefusals, type MappingRefusal } fr
 import { locateHandler, unpackFunctionZip } from './function-code.js';
 import { LocalEndpointError, startHttpApi, type HttpRoute } from './http-api.js';
 import { createLocalIssuer, type JwtAuthorizerConfig, type LocalIssuer, type TokenOptions } from './jwt-authorizer.js';
-import { customerIdSchema } from '../lib/order.js';
+import { customerIdSchema } from '../lib/order-schema.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';

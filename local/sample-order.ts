@@ -1,4 +1,4 @@
-import type { OrderItem, OrderRequest, ShippingAddress } from '../lib/order.js';
+import type { OrderItem, OrderRequest, ShippingAddress } from '../lib/order-schema.js';
 
 // One sample order for everything that places orders without a person typing them: tests, the
 // benchmark, the chaos run and the curl in the ready banner. Change the address here, not in each.

@@ -4,7 +4,7 @@
 // and resources/monitoring.cjs), and the local runtime and the tools find the consumers in the
 // packaged template. Adding one: docs/adding-a-consumer.md.
 //
-// A consumer is not a saga participant: only the participants in lib/order.ts (PARTICIPANTS) decide an
+// A consumer is not a saga participant: only the participants in lib/order-schema.ts (PARTICIPANTS) decide an
 // order. A consumer that only reacts to events (a notification, say) is declared here alone.
 //
 // Each entry, keyed by the consumer's name (lowerCamelCase: the function's key and the middle of

@@ -1,7 +1,7 @@
 // First: the SDK's Node 20 warning is off before any client is made.
 import './aws-sdk-quiet.js';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
-import { redriveDeadLetters } from '../lib/dlq-redrive.js';
+import { redriveDeadLetters } from './dlq-redrive.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
 import { localTarget } from '../local/runtime-state.js';
 import {

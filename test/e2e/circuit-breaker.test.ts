@@ -5,7 +5,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeOutages } from '../../lib/fault-injection.js';
-import { missingFollowUps, type StoredOrder, toOrderRecord } from '../../lib/orders.js';
+import { missingFollowUps, type StoredOrder, toOrderRecord } from '../../lib/order-store.js';
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { type HandlerLogEntry, handlerEntries, waitUntil } from '../support/handler-log.js';

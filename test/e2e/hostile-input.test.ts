@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_ITEMS, MAX_QUANTITY, orderRequestSchema } from '../../lib/order.js';
+import { MAX_ITEMS, MAX_QUANTITY, orderRequestSchema } from '../../lib/order-schema.js';
 import { MAX_ORDER_BODY_BYTES } from '../../lib/order-request.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';

@@ -5,7 +5,7 @@ import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SqsSpyMessage } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderPlaced } from '../../lib/events.js';
-import { placedEventOf, type StoredOrder } from '../../lib/orders.js';
+import { placedEventOf, type StoredOrder } from '../../lib/order-store.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { handlerEntries, waitUntil } from '../support/handler-log.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';

@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { SpyMessage } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepShardOf, type StoredOrder, toOrderRecord } from '../../lib/orders.js';
+import { sweepShardOf, type StoredOrder, toOrderRecord } from '../../lib/order-store.js';
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { waitUntil } from '../support/handler-log.js';

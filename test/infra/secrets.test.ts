@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { missingFollowUps, type StoredOrder, toOrderRecord } from '../../lib/orders.js';
+import { missingFollowUps, type StoredOrder, toOrderRecord } from '../../lib/order-store.js';
 import { clientConfig } from '../../local/emulators.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
 import { handlerEntries, waitUntil } from '../support/handler-log.js';

@@ -3,7 +3,7 @@
 // the alarm that names stuck orders.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SWEEP_BACKOFF_SECONDS } from '../../lib/order-sweep.js';
-import { SWEEP_SHARDS } from '../../lib/orders.js';
+import { SWEEP_SHARDS } from '../../lib/order-store.js';
 import {
   actionsOf,
   asArray,

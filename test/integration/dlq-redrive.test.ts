@@ -9,11 +9,11 @@ import {
 import type { FauxqsServer } from 'fauxqs';
 import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { redriveDeadLetters } from '../../lib/dlq-redrive.js';
+import { redriveDeadLetters } from '../../scripts/dlq-redrive.js';
 import { parseOrderEvent } from '../../lib/queue-consumer.js';
 import { orderIdOf, orderPlaced } from '../support/sqs-events.js';
 
-// lib/dlq-redrive.ts against fauxqs through the real SDK: what arrives on the source queue is
+// scripts/dlq-redrive.ts against fauxqs through the real SDK: what arrives on the source queue is
 // what was in the DLQ (body and every attribute), and an interrupted redrive duplicates a message
 // at worst, never loses one.
 

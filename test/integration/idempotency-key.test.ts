@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { OrderRequest } from '../../lib/order.js';
-import { findOrder } from '../../lib/orders.js';
+import type { OrderRequest } from '../../lib/order-schema.js';
+import { findOrder } from '../../lib/order-store.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 

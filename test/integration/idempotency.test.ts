@@ -20,7 +20,7 @@ type Handler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => P
 let stack: ProvisionedStack;
 let dynamodb: DynamoDBClient;
 let handler: Handler;
-let orders: typeof import('../../lib/orders.js');
+let orders: typeof import('../../lib/order-store.js');
 let awsClients: typeof import('../../lib/aws-clients.js');
 let idempotencyTable: string;
 let paymentQueueArn: string;
@@ -100,7 +100,7 @@ beforeAll(async () => {
     POWERTOOLS_LOG_LEVEL: process.env.DEBUG_LOG ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: 'true',
   });
-  [orders, awsClients] = await Promise.all([import('../../lib/orders.js'), import('../../lib/aws-clients.js')]);
+  [orders, awsClients] = await Promise.all([import('../../lib/order-store.js'), import('../../lib/aws-clients.js')]);
   handler = (await import('../../functions/payment.js')).handler;
 
   // One ordinary delivery, to see the record Powertools writes.

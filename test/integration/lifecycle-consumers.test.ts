@@ -4,7 +4,7 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeCreatedOrder } from '../support/stored-order.js';
 import type { OrderPlaced } from '../../lib/events.js';
-import type { OrderItem } from '../../lib/order.js';
+import { type OrderItem, PARTICIPANTS, type Participant } from '../../lib/order-schema.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { lambdaContext } from '../support/sqs-events.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
@@ -16,14 +16,16 @@ import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 // a hand-written copy of them.
 
 type Handler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse>;
-const STAGES = ['inventory', 'payment', 'shipping'] as const;
-type StageName = (typeof STAGES)[number];
-const QUEUE_IDS: Record<StageName, string> = { inventory: 'InventoryQueue', payment: 'PaymentQueue', shipping: 'ShippingQueue' };
+// The saga participants' consumers: each is declared under its participant's name, so its queue's
+// logical id follows from that name (resources/consumer-resources.cjs).
+const STAGES = PARTICIPANTS;
+type StageName = Participant;
+const queueIdOf = (name: StageName) => `${name.charAt(0).toUpperCase()}${name.slice(1)}Queue`;
 
 let stack: ProvisionedStack;
 const queues = {} as Record<StageName, { url: string; arn: string; dlqUrl: string }>;
 const handlers = {} as Record<StageName, Handler>;
-let orders: typeof import('../../lib/orders.js');
+let orders: typeof import('../../lib/order-store.js');
 let topic: typeof import('../../lib/order-events-topic.js');
 let inventory: typeof import('../../lib/inventory.js');
 let payments: typeof import('../../lib/payments.js');
@@ -42,8 +44,8 @@ const deliveries: Delivery[] = [];
 beforeAll(async () => {
   stack = await startProvisionedStack();
   for (const stage of STAGES) {
-    const { url, arn, dlqUrl } = stack.queue(QUEUE_IDS[stage]);
-    if (!dlqUrl) throw new Error(`The template gives ${QUEUE_IDS[stage]} no dead-letter queue`);
+    const { url, arn, dlqUrl } = stack.queue(queueIdOf(stage));
+    if (!dlqUrl) throw new Error(`The template gives ${queueIdOf(stage)} no dead-letter queue`);
     queues[stage] = { url, arn, dlqUrl };
   }
   Object.assign(process.env, {
@@ -57,7 +59,7 @@ beforeAll(async () => {
   // Imported once the environment points at the emulators: the handler modules build their
   // Powertools objects when they load.
   [orders, topic, inventory, payments, shipping] = await Promise.all([
-    import('../../lib/orders.js'),
+    import('../../lib/order-store.js'),
     import('../../lib/order-events-topic.js'),
     import('../../lib/inventory.js'),
     import('../../lib/payments.js'),

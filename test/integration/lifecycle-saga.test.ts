@@ -4,7 +4,7 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeCreatedOrder } from '../support/stored-order.js';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
-import type { OrderItem, OrderRequest } from '../../lib/order.js';
+import type { OrderItem, OrderRequest } from '../../lib/order-schema.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
@@ -17,7 +17,7 @@ type Inventory = typeof import('../../lib/inventory.js');
 type Payments = typeof import('../../lib/payments.js');
 type Shipping = typeof import('../../lib/shipping.js');
 type Outcome = typeof import('../../lib/order-outcome.js');
-type Orders = typeof import('../../lib/orders.js');
+type Orders = typeof import('../../lib/order-store.js');
 type Provider = typeof import('../../lib/payment-provider.js');
 
 let inventory: Inventory;
@@ -49,7 +49,7 @@ beforeAll(async () => {
     import('../../lib/payments.js'),
     import('../../lib/shipping.js'),
     import('../../lib/order-outcome.js'),
-    import('../../lib/orders.js'),
+    import('../../lib/order-store.js'),
     import('../../lib/payment-provider.js'),
   ]);
 }, 120_000);

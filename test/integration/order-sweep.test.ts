@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { writeOutages } from '../../lib/fault-injection.js';
 import type { OrderEvent } from '../../lib/events.js';
-import type { OrderRequest } from '../../lib/order.js';
+import type { OrderRequest } from '../../lib/order-schema.js';
 import { recordFollowUp, recordResult, settleAfterRecording } from '../../lib/order-outcome.js';
 import { MAX_SWEEP_BACKOFF_SECONDS, sweepBackoffSeconds, sweepUnfinishedOrders } from '../../lib/order-sweep.js';
-import { type OrderRecord, type StoredOrder, storeNewOrder, SWEEP_SHARDS, toOrderRecord } from '../../lib/orders.js';
+import { type OrderRecord, type StoredOrder, storeNewOrder, SWEEP_SHARDS, toOrderRecord } from '../../lib/order-store.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 

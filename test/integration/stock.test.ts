@@ -3,8 +3,8 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCancelled, OrderPlaced } from '../../lib/events.js';
-import type { OrderItem } from '../../lib/order.js';
-import type { OrderRecord, StoredOrder } from '../../lib/orders.js';
+import type { OrderItem } from '../../lib/order-schema.js';
+import type { OrderRecord, StoredOrder } from '../../lib/order-store.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { storeCreatedOrder } from '../support/stored-order.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
@@ -17,7 +17,7 @@ import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 let stack: ProvisionedStack;
 let inventory: typeof import('../../lib/inventory.js');
-let orders: typeof import('../../lib/orders.js');
+let orders: typeof import('../../lib/order-store.js');
 let outcome: typeof import('../../lib/order-outcome.js');
 let awsClients: typeof import('../../lib/aws-clients.js');
 
@@ -35,7 +35,7 @@ beforeAll(async () => {
   // Imported once the environment points at the emulators.
   [inventory, orders, outcome, awsClients] = await Promise.all([
     import('../../lib/inventory.js'),
-    import('../../lib/orders.js'),
+    import('../../lib/order-store.js'),
     import('../../lib/order-outcome.js'),
     import('../../lib/aws-clients.js'),
   ]);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { OrderEvent } from '../../lib/events.js';
-import { ORDER_ID_PATTERN } from '../../lib/order.js';
+import { ORDER_ID_PATTERN } from '../../lib/order-schema.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // Lambda events built the way Lambda builds them, for tests that call handlers directly.

@@ -9,9 +9,9 @@ import {
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { redriveDeadLetters, type RedriveOptions } from '../../lib/dlq-redrive.js';
+import { redriveDeadLetters, type RedriveOptions } from '../../scripts/dlq-redrive.js';
 
-// The StartMessageMoveTask path of lib/dlq-redrive.ts (what `npm run redrive -- --aws` uses), which
+// The StartMessageMoveTask path of scripts/dlq-redrive.ts (what `npm run redrive -- --aws` uses), which
 // the emulator does not implement: the task is started in the right direction, followed to its
 // end, and a task that fails or is cancelled fails the redrive with its reason, moving nothing by
 // hand. The receive/send/delete path runs against fauxqs in test/integration/dlq-redrive.test.ts.

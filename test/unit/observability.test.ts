@@ -4,7 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logger, maskSecrets, withLogKeys } from '../../lib/observability.js';
 import { recordDecisionMetrics } from '../../lib/order-outcome.js';
-import type { OrderRecord } from '../../lib/orders.js';
+import type { OrderRecord } from '../../lib/order-store.js';
 import { createQueueConsumer } from '../../lib/queue-consumer.js';
 import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
 

@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler as getOrder } from '../../functions/getOrder.js';
-import { orderIdSchema } from '../../lib/order.js';
+import { orderIdSchema } from '../../lib/order-schema.js';
 import { createQueueConsumer, InvalidMessageError, parseOrderEvent } from '../../lib/queue-consumer.js';
 import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { outcomeEventOf } from '../../lib/order-outcome.js';
-import { decideOutcome, missingFollowUps, type OrderRecord, type ParticipantResults, type StoredOrder, toOrderRecord } from '../../lib/orders.js';
+import { decideOutcome, missingFollowUps, type OrderRecord, type ParticipantResults, type StoredOrder, toOrderRecord } from '../../lib/order-store.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The pure part of the decision: three write-once results in, CONFIRMED / CANCELLED + reason /

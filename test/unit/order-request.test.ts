@@ -41,7 +41,7 @@ describe('parseOrderRequest', () => {
     expect(result.message).toContain(field);
   });
 
-  // lib/order.ts is zod/mini, which loads no locale: without the English one it configures, every
+  // lib/order-schema.ts is zod/mini, which loads no locale: without the English one it configures, every
   // message zod writes itself would read "Invalid input". (No other zod is loaded in this file.)
   it("words zod's own messages in English", () => {
     const result = parse({ ...validOrder, items: [{ sku: 'SKU-1', quantity: 0 }, { sku: 'SKU-2', quantity: 1001 }], payment: { token: 7 } });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2, SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { authenticatedCustomer, bodyBytes, header } from '../../lib/http-api.js';
-import { ORDER_ID_PATTERN } from '../../lib/order.js';
+import { ORDER_ID_PATTERN } from '../../lib/order-schema.js';
 import { parseOrderRequest } from '../../lib/order-request.js';
 import { parseOrderEvent } from '../../lib/queue-consumer.js';
 

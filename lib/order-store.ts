@@ -5,7 +5,7 @@ import { dynamoDbDocumentClient } from './aws-clients.js';
 import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { type CancellationReason, eventIdOf, type OrderPlaced } from './events.js';
-import { type OrderItem, type OrderRequest, type OrderStatus, PARTICIPANTS, type Participant, type ShippingAddress, maskToken } from './order.js';
+import { type OrderItem, type OrderRequest, type OrderStatus, PARTICIPANTS, type Participant, type ShippingAddress, maskToken } from './order-schema.js';
 import { storePaymentToken } from './payment-tokens.js';
 import { shipmentLabelFor } from './shipment-label.js';
 
