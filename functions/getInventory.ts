@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { errorResponse, type HttpResult, jsonResponse } from '../lib/http-api.js';
 import { findStockItem } from '../lib/inventory.js';
-import { orderItemSchema } from '../lib/order.js';
+import { orderItemSchema } from '../lib/order-schema.js';
 
 /** GET /inventory/{sku}: how many units are on sale (units reserved for an order are not). */
 export const handler = async (event: APIGatewayProxyEventV2): Promise<HttpResult> => {

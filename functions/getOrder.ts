@@ -3,8 +3,8 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { authenticatedCustomer, errorResponse, jsonResponse, type HttpResult, unauthorized } from '../lib/http-api.js';
 import { logger } from '../lib/observability.js';
-import { orderIdSchema } from '../lib/order.js';
-import { findOrder, toOrderView } from '../lib/orders.js';
+import { orderIdSchema } from '../lib/order-schema.js';
+import { findOrder, toOrderView } from '../lib/order-store.js';
 
 // GET /orders/{orderId}: the order, its overall status and each stage's status and timeline.
 // Only its customer sees an order: anyone else gets the same 404 as for an id that does not exist,

@@ -26,7 +26,7 @@ export const orderPlacedSchema = z.object({
   }),
 });
 
-export const cancellationReasons = ['OUT_OF_STOCK', 'PAYMENT_DECLINED', 'SHIPPING_UNAVAILABLE'] as const;
+export const cancellationReasons = ['OUT_OF_STOCK', 'PAYMENT_DECLINED', 'SHIPPING_UNAVAILABLE', 'CUSTOMER_CANCELLED'] as const;
 export type CancellationReason = (typeof cancellationReasons)[number];
 
 export const orderConfirmedSchema = z.object({

@@ -15,6 +15,7 @@ import {
   recordResult,
   settleAfterRecording,
   settleRecordedEarlier,
+  skippedForCancellation,
 } from './order-outcome.js';
 import { findOrder, type OrderRecord } from './order-store.js';
 
@@ -247,6 +248,9 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
   const items = event.data.items;
   const known = await findOrder(orderId, { consistent: false });
   if (known?.inventory) return settleDuplicate(known, items);
+  // Cancelled by the customer before any stock was taken: take none. (A stale read that misses the
+  // cancellation takes the units, records them, and settleAfterRecording asks for the release.)
+  if (known?.cancel) return skippedForCancellation(known, 'inventory');
   const mine = newMarker('reserve');
   const applied: OrderItem[] = [];
   let shortSku: string | undefined;
@@ -280,7 +284,7 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
     if (shortSku === undefined) await removeMarker(orderId, item, mine);
     else await undoMarker(orderId, item, mine);
   }
-  return { participant: 'inventory', recorded: recorded.inventory!.outcome, settle: await settleAfterRecording(recorded) };
+  return { participant: 'inventory', recorded: recorded.inventory!.outcome, settle: await settleAfterRecording(recorded, 'inventory') };
 }
 
 async function undoAll(orderId: string, applied: OrderItem[], mine: Marker): Promise<void> {

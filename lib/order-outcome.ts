@@ -8,14 +8,17 @@ import { logger, singleMetric } from './observability.js';
 import type { Participant } from './order-schema.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import {
+  decideOutcome,
   findOrder,
   type InventoryResult,
   missingFollowUps,
   type OrderRecord,
   type ParticipantResults,
   type PaymentResult,
+  secondsAfter,
   type ShippingResult,
   type StoredOrder,
+  sweepShardOf,
   toOrderRecord,
 } from './order-store.js';
 
@@ -82,18 +85,55 @@ export type SettleResult =
   | { decision: 'decided-elsewhere'; status: OrderRecord['status'] }
   | { decision: 'decided-here'; status: OrderRecord['status']; published: boolean };
 
-export type ParticipantCompletion = { participant: Participant; recorded: 'SUCCEEDED' | 'REJECTED' | 'earlier'; settle: SettleResult };
+export type ParticipantCompletion = {
+  participant: Participant;
+  /** `skipped`: the customer had cancelled the order before this participant did anything. */
+  recorded: 'SUCCEEDED' | 'REJECTED' | 'earlier' | 'skipped';
+  settle: SettleResult;
+};
+
+/** Whether this participant still owes the order a compensation (it had done its part, the order is cancelled). */
+function owesCompensation(order: OrderRecord, participant: Participant): boolean {
+  return order.status === 'CANCELLED' && missingFollowUps(order).some((followUp) => followUp.startsWith(`${participant}:`));
+}
 
 /**
  * After this participant's result write: if it completed the set, the order is decided here, and
- * this participant counts and publishes the outcome.
+ * this participant counts and publishes the outcome. If the customer had cancelled meanwhile (the
+ * order was decided before this write), a result that did something needs undoing: OrderCancelled
+ * is published again, so that this participant's compensation runs even if it took the first one
+ * before there was anything to compensate (events on standard queues arrive in any order).
  */
-export async function settleAfterRecording(order: OrderRecord): Promise<SettleResult> {
+export async function settleAfterRecording(order: OrderRecord, participant: Participant): Promise<SettleResult> {
   if (order.status === 'PENDING') return { decision: 'undecided' };
+  const before = decideOutcome({ ...order, [participant]: undefined });
+  if (before.outcome !== 'UNDECIDED') {
+    if (owesCompensation(order, participant)) {
+      await rejoinSweepIndex(order.orderId);
+      await publishOutcome(order);
+      logger.info('Result recorded on a cancelled order: its compensation is asked for again', { orderId: order.orderId, participant });
+    }
+    return { decision: 'decided-elsewhere', status: order.status };
+  }
   recordDecisionMetrics(order);
   await publishOutcome(order);
   logger.info('Order decided', { orderId: order.orderId, status: order.status, reason: order.reason });
   return { decision: 'decided-here', status: order.status, published: true };
+}
+
+/** Puts a decided order back in the sweep's index (it may have left it before this participant's late result). */
+async function rejoinSweepIndex(orderId: string, now: Date = new Date()): Promise<void> {
+  await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.ordersTable(),
+        Key: { orderId },
+        ConditionExpression: 'attribute_exists(orderId)',
+        UpdateExpression: 'SET sweepShard = :shard, sweepDueAt = if_not_exists(sweepDueAt, :due), sweepAttempts = if_not_exists(sweepAttempts, :zero)',
+        ExpressionAttributeValues: { ':shard': sweepShardOf(orderId), ':due': secondsAfter(now, config.orderSweepAfterSeconds()), ':zero': 0 },
+      }),
+    ),
+  );
 }
 
 /**
@@ -104,7 +144,8 @@ export async function settleAfterRecording(order: OrderRecord): Promise<SettleRe
  */
 export async function settleRecordedEarlier(order: OrderRecord, participant: Participant): Promise<SettleResult> {
   if (order.status === 'PENDING') return { decision: 'undecided' };
-  if (order.decidedBy !== participant || missingFollowUps(order).length === 0) {
+  const decider = order.decidedBy === participant || owesCompensation(order, participant);
+  if (!decider || missingFollowUps(order).length === 0) {
     return { decision: 'decided-elsewhere', status: order.status };
   }
   await publishOutcome(order);
@@ -122,10 +163,17 @@ export async function completeParticipant<P extends Participant>(
   known?: OrderRecord,
 ): Promise<ParticipantCompletion> {
   if (known?.[participant]) return { participant, recorded: 'earlier', settle: await settleRecordedEarlier(known, participant) };
+  if (known?.cancel) return skippedForCancellation(known, participant);
   const result = await work();
   const recorded = await recordResult(orderId, participant, result);
-  if (recorded) return { participant, recorded: result.outcome, settle: await settleAfterRecording(recorded) };
+  if (recorded) return { participant, recorded: result.outcome, settle: await settleAfterRecording(recorded, participant) };
   return { participant, recorded: 'earlier', settle: await settleRecordedEarlier(await loadOrder(orderId), participant) };
+}
+
+/** A participant that finds the order cancelled by the customer before it did anything: nothing to do, nor to undo. */
+export function skippedForCancellation(order: OrderRecord, participant: Participant): ParticipantCompletion {
+  logger.info('Order cancelled by the customer before this participant\'s part: skipped', { orderId: order.orderId, participant });
+  return { participant, recorded: 'skipped', settle: { decision: 'decided-elsewhere', status: order.status } };
 }
 
 /**
@@ -156,6 +204,8 @@ export function recordDecisionMetrics(order: OrderRecord, now: Date = new Date()
 }
 
 export type FollowUp = 'dispatchedAt' | 'release' | 'refund' | 'shipmentCancelledAt';
+/** Attributes a follow-up's write may require absent: other follow-ups, and the customer's cancellation. */
+type Absent = FollowUp | 'cancel';
 
 /**
  * Records a follow-up once: sets its attribute, on the condition that it is not set yet, that the
@@ -168,7 +218,7 @@ export async function recordFollowUp(
   orderId: string,
   followUp: FollowUp,
   value: unknown,
-  options: { requiresSucceeded: Participant[]; requiresAbsent?: FollowUp[]; last: boolean },
+  options: { requiresSucceeded: Participant[]; requiresAbsent?: Absent[]; last: boolean },
 ): Promise<boolean> {
   const names: Record<string, string> = { '#followUp': followUp, '#outcome': 'outcome' };
   const conditions = ['attribute_exists(orderId)', 'attribute_not_exists(#followUp)'];

@@ -54,6 +54,12 @@ export interface StoredOrder extends ParticipantResults {
   shippingAddress: ShippingAddress;
   paymentTokenMasked: string;
   createdAt: string;
+  /**
+   * The customer's cancellation (POST /orders/{orderId}/cancel), written once, and only while the
+   * parcel is not dispatched and no participant has rejected the order. It decides the order
+   * CANCELLED whatever the results say, before or after them.
+   */
+  cancel?: { at: string };
   /** Follow-ups, each written once: a confirmed order's parcel handed over... */
   dispatchedAt?: string;
   /** ...or a cancelled order's compensations. */
@@ -92,8 +98,8 @@ export interface OrderRecord extends StoredOrder {
   reason?: CancellationReason;
   /** When the last of the three results was recorded. */
   decidedAt?: string;
-  /** The participant whose result completed the order (the latest one): it publishes the outcome. */
-  decidedBy?: Participant;
+  /** Who decided: the participant whose result completed the order (the latest one), or the customer's cancellation. */
+  decidedBy?: Participant | 'customer';
   updatedAt: string;
   placedEvent: OrderPlaced;
   stages: Record<Participant, StageState>;
@@ -102,7 +108,7 @@ export interface OrderRecord extends StoredOrder {
 export type Decision =
   | { outcome: 'UNDECIDED' }
   | { outcome: 'CONFIRMED'; decidedBy: Participant; decidedAt: string }
-  | { outcome: 'CANCELLED'; reason: CancellationReason; decidedBy: Participant; decidedAt: string };
+  | { outcome: 'CANCELLED'; reason: CancellationReason; decidedBy: Participant | 'customer'; decidedAt: string };
 
 const REJECTION_REASONS: Record<Participant, CancellationReason> = {
   inventory: 'OUT_OF_STOCK',
@@ -112,11 +118,13 @@ const REJECTION_REASONS: Record<Participant, CancellationReason> = {
 
 
 /**
- * The decision, a pure function of the three results: undecided while one is missing; CONFIRMED
- * when none was a rejection; otherwise CANCELLED with the reason of the earliest rejection (by
+ * The decision, a pure function of the three results and the customer's cancellation: CANCELLED
+ * (CUSTOMER_CANCELLED) once the customer cancelled; otherwise undecided while a result is missing,
+ * CONFIRMED when none was a rejection, and CANCELLED with the reason of the earliest rejection (by
  * recording time, ties broken by participant order). Whoever computes it gets the same answer.
  */
-export function decideOutcome(results: ParticipantResults): Decision {
+export function decideOutcome(results: ParticipantResults & Pick<StoredOrder, 'cancel'>): Decision {
+  if (results.cancel) return { outcome: 'CANCELLED', reason: 'CUSTOMER_CANCELLED', decidedBy: 'customer', decidedAt: results.cancel.at };
   const recorded = PARTICIPANTS.map((participant, order) => ({ participant, order, result: results[participant] }));
   if (recorded.some((r) => r.result === undefined)) return { outcome: 'UNDECIDED' };
   const byTime = (a: { at: string; order: number }, b: { at: string; order: number }) =>
@@ -227,6 +235,7 @@ export function toOrderRecord(stored: StoredOrder): OrderRecord {
     stored.release?.at,
     stored.refund?.at,
     stored.shipmentCancelledAt,
+    stored.cancel?.at,
   ].filter((at): at is string => typeof at === 'string');
   const record: OrderRecord = {
     ...stored,

@@ -112,6 +112,7 @@ export async function chargePayment(
  */
 export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvider = paymentProvider()): Promise<ParticipantCompletion> {
   const token = await findPaymentToken(event.orderId);
+  // No token: used already, expired, or forgotten by the customer's cancellation; the order says which.
   const known: OrderRecord | undefined = token === undefined ? await loadOrder(event.orderId) : undefined;
   const completion = await completeParticipant(
     'payment',

@@ -22,12 +22,15 @@ export function prepareShipmentForOrder(event: OrderPlaced): Promise<Participant
 export async function dispatchShipmentForOrder(event: OrderConfirmed): Promise<{ dispatched: boolean }> {
   const dispatched = await recordFollowUp(event.orderId, 'dispatchedAt', new Date().toISOString(), {
     requiresSucceeded: ['inventory', 'payment', 'shipping'],
+    // A customer's cancellation that came first wins: the parcel stays (and is cancelled on OrderCancelled).
+    requiresAbsent: ['cancel'],
     last: true,
   });
   if (!dispatched) {
-    // A redelivery finds it dispatched; anything else is an event that does not match the order.
+    // A redelivery finds it dispatched, a cancellation found it cancelled; anything else is an
+    // event that does not match the order.
     const order = await loadOrder(event.orderId);
-    if (order.status !== 'CONFIRMED') throw new Error(`Order ${event.orderId} is ${order.status}, not CONFIRMED: nothing to dispatch`);
+    if (order.status === 'PENDING') throw new Error(`Order ${event.orderId} is PENDING, not CONFIRMED: nothing to dispatch`);
   }
   return { dispatched };
 }

@@ -185,6 +185,46 @@ describe('order lifecycle through the local pipeline', () => {
     expect(await shipmentOf(orderId)).toMatchObject({ status: 'DISPATCHED' });
   }, 120_000);
 
+  it('a customer cancels right after placing: 202, then CANCELLED with CUSTOMER_CANCELLED and nothing standing', async () => {
+    const sku = await seedSku(5);
+    const orderId = await placeOrder(sku, 2);
+    // At once: the cancel races the three participants, on standard queues in any order.
+    const cancelled = await http<{ status: string; reason?: string }>('POST', `/orders/${orderId}/cancel`);
+    expect(cancelled).toMatchObject({ status: 202, body: { status: 'CANCELLED', reason: 'CUSTOMER_CANCELLED' } });
+    const order = await waitForOutcome(orderId);
+    expect(order).toMatchObject({ status: 'CANCELLED', reason: 'CUSTOMER_CANCELLED' });
+    // Every delivery of the order's events handled (OrderCancelled again included, if a late result
+    // asked for it): then nothing more is coming for this order.
+    const spy = pipeline.handle.fauxqs.spy;
+    await waitUntil('every delivery of the order\'s events handled', async () => {
+      const deliveries = spy.getAllMessages().filter((m) => m.service === 'sqs' && 'body' in m && m.body.includes(orderId));
+      const done = new Set(deliveries.filter((m) => m.status !== 'published').map((m) => (m as { messageId: string }).messageId));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return deliveries.filter((m) => m.status === 'published').every((m) => done.has((m as { messageId: string }).messageId));
+    }, { timeoutMs: 60_000, intervalMs: 250 });
+    expect(await inventoryOf(sku)).toMatchObject({ available: 5 });
+    const ledger = await ledgerOf(orderId);
+    expect(!ledger.includes('CHARGE') || ledger.includes('REFUND'), 'no charge without its refund').toBe(true);
+    expect((await shipmentOf(orderId))?.status ?? 'none').not.toMatch(/PREPARED|DISPATCHED/);
+    // Again: the same answer. Someone else: not found.
+    expect((await http('POST', `/orders/${orderId}/cancel`)).status).toBe(202);
+    const stranger = await fetch(`${pipeline.baseUrl}/orders/${orderId}/cancel`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await pipeline.handle.tokenFor('cus_stranger')}` },
+    });
+    expect(stranger.status).toBe(404);
+  }, 120_000);
+
+  it('a dispatched order cannot be cancelled: 409 naming why', async () => {
+    const sku = await seedSku(5);
+    const orderId = await placeOrder(sku, 1);
+    expect((await waitForOutcome(orderId)).status).toBe('CONFIRMED');
+    const refused = await http<{ error: string; message: string }>('POST', `/orders/${orderId}/cancel`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toMatch(/can no longer be cancelled: its parcel was dispatched at /);
+    expect((await getOrder(orderId)).status).toBe('CONFIRMED');
+  }, 120_000);
+
   it('tok_decline is CANCELLED with PAYMENT_DECLINED: stock back, no charge, shipment cancelled', async () => {
     const sku = await seedSku(5);
     const orderId = await placeOrder(sku, 2, 'tok_decline');

@@ -37,10 +37,10 @@ function accessTo(template: Template, stage: string, tableId: string): Record<st
 }
 
 describe('the order routes', () => {
-  it('POST /orders and GET /orders/{orderId} sit behind the JWT authorizer; GET /inventory/{sku} is public', () => {
+  it('the order routes sit behind the JWT authorizer; GET /inventory/{sku} is public', () => {
     const routes = Object.fromEntries(resourcesOfType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => [String(r.Properties?.RouteKey), r.Properties ?? {}]));
-    expect(Object.keys(routes).sort()).toEqual(['GET /inventory/{sku}', 'GET /orders/{orderId}', 'POST /orders']);
-    for (const key of ['POST /orders', 'GET /orders/{orderId}']) {
+    expect(Object.keys(routes).sort()).toEqual(['GET /inventory/{sku}', 'GET /orders/{orderId}', 'POST /orders', 'POST /orders/{orderId}/cancel']);
+    for (const key of ['POST /orders', 'GET /orders/{orderId}', 'POST /orders/{orderId}/cancel']) {
       expect(routes[key]!.AuthorizationType, key).toBe('JWT');
       const authorizer = resource(t, targetId(routes[key]!.AuthorizerId)!);
       expect(authorizer.Properties).toMatchObject({ AuthorizerType: 'JWT', IdentitySource: ['$request.header.Authorization'] });
@@ -78,8 +78,9 @@ describe('the card token', () => {
     expect(p.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled ?? false).toBe(false);
   });
 
-  it('is written only by the order API and read and deleted only by the payment function', () => {
+  it('is written only by the order API, read only by the payment function, deleted by it or a cancellation', () => {
     expect(accessTo(t, stack.stage, 'PaymentTokensTable')).toEqual({
+      cancelOrder: ['dynamodb:DeleteItem'],
       createOrder: ['dynamodb:PutItem'],
       payment: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
     });

@@ -141,6 +141,7 @@ describe('bundles', () => {
   const USES: Record<string, string[]> = {
     createOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'uuid', 'zod'],
     getOrder: ['logger', 'client-dynamodb', 'lib-dynamodb', '@middy/core', 'zod'],
+    cancelOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
     getInventory: ['client-dynamodb', 'lib-dynamodb', 'zod'],
     inventory: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
     payment: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'cockatiel', 'zod'],

@@ -100,7 +100,7 @@ async function decide(order: OrderRecord, outcome: 'CONFIRMED' | 'CANCELLED', de
   // The decider's publish fails (a topic outage for its whole retry budget): decided, never published.
   writeOutages(outagesFile, { topic: { from: 0, until: Date.now() + HOUR } });
   try {
-    await expect(settleAfterRecording(last!)).rejects.toThrow(/topic outage/);
+    await expect(settleAfterRecording(last!, 'payment')).rejects.toThrow(/topic outage/);
   } finally {
     writeOutages(outagesFile, {});
   }

@@ -1,0 +1,187 @@
+import { SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced } from '../../lib/events.js';
+import { sampleOrder } from '../../local/sample-order.js';
+import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { storeCreatedOrder } from '../support/stored-order.js';
+
+// A customer's cancellation (lib/cancel-order.ts) against the real emulators, with the events
+// delivered to each participant by hand and in the orders a standard queue may choose: OrderCancelled
+// before OrderPlaced, OrderConfirmed after the cancellation, a cancel racing the deciding result.
+// Whatever the order, each order ends cancelled with nothing left standing: no units taken, no
+// charge without its refund, no shipment left prepared or dispatched.
+
+type Inventory = typeof import('../../lib/inventory.js');
+type Payments = typeof import('../../lib/payments.js');
+type Shipping = typeof import('../../lib/shipping.js');
+type Outcome = typeof import('../../lib/order-outcome.js');
+type Cancel = typeof import('../../lib/cancel-order.js');
+
+let inventory: Inventory;
+let payments: Payments;
+let shipping: Shipping;
+let outcome: Outcome;
+let cancellation: Cancel;
+let stack: ProvisionedStack;
+const CAPTURE_QUEUE = 'cancel-test-published';
+const CUSTOMER = 'cus_cancel';
+
+beforeAll(async () => {
+  stack = await startProvisionedStack();
+  const topicArn = stack.resources.topicArn ?? '';
+  const { QueueUrl } = await stack.sqs.send(new CreateQueueCommand({ QueueName: CAPTURE_QUEUE }));
+  const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+  await stack.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn, Attributes: { RawMessageDelivery: 'true' } }));
+  Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
+  [inventory, payments, shipping, outcome, cancellation] = await Promise.all([
+    import('../../lib/inventory.js'),
+    import('../../lib/payments.js'),
+    import('../../lib/shipping.js'),
+    import('../../lib/order-outcome.js'),
+    import('../../lib/cancel-order.js'),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+let skuCounter = 0;
+async function seedSku(available: number): Promise<string> {
+  skuCounter += 1;
+  const sku = `SKU-CANCEL-${skuCounter}`;
+  await stack.db.send(new PutCommand({ TableName: stack.table('InventoryTable'), Item: { sku, name: sku, available, applying: {} } }));
+  return sku;
+}
+
+async function place(sku: string, quantity = 2): Promise<OrderPlaced> {
+  return (await storeCreatedOrder(CUSTOMER, sampleOrder([{ sku, quantity }]))).placedEvent;
+}
+
+/** Every event published for the order so far (inspection does not consume). */
+function published(orderId: string): OrderEvent[] {
+  const queue = stack.emulators.fauxqs.inspectQueue(CAPTURE_QUEUE);
+  return [...(queue?.messages.ready ?? []), ...(queue?.messages.delayed ?? [])]
+    .map((message) => JSON.parse(message.body) as OrderEvent)
+    .filter((event) => event.orderId === orderId);
+}
+
+const placedTo = {
+  inventory: (event: OrderPlaced) => inventory.reserveStockForOrder(event),
+  payment: (event: OrderPlaced) => payments.chargeForOrder(event),
+  shipping: (event: OrderPlaced) => shipping.prepareShipmentForOrder(event),
+};
+const cancelledTo = {
+  inventory: (event: OrderCancelled) => inventory.releaseStockForOrder(event),
+  payment: (event: OrderCancelled) => payments.refundForOrder(event),
+  shipping: (event: OrderCancelled) => shipping.cancelShipmentForOrder(event),
+};
+
+/** Delivers every OrderCancelled published for the order to all three participants, as their queues would (again and again is fine). */
+async function deliverCancellations(orderId: string): Promise<void> {
+  for (const event of published(orderId)) {
+    if (event.eventType === 'OrderCancelled') await Promise.all(Object.values(cancelledTo).map((handle) => handle(event)));
+  }
+}
+
+/** What must hold for every cancelled order, once its events are delivered. */
+async function expectNothingStanding(placed: OrderPlaced, sku: string, initial: number): Promise<void> {
+  const order = await outcome.loadOrder(placed.orderId);
+  expect(order).toMatchObject({ status: 'CANCELLED', reason: 'CUSTOMER_CANCELLED' });
+  const item = await inventory.findStockItem(sku);
+  expect(item, 'no units taken').toMatchObject({ available: initial, applying: {} });
+  expect(order.payment?.outcome !== 'SUCCEEDED' || order.refund !== undefined, 'no charge without its refund').toBe(true);
+  expect(order.dispatchedAt, 'not dispatched').toBeUndefined();
+  expect(order.shipping?.outcome !== 'SUCCEEDED' || order.shipmentCancelledAt !== undefined, 'no shipment left prepared').toBe(true);
+  const { missingFollowUps } = await import('../../lib/order-store.js');
+  expect(missingFollowUps(order)).toEqual([]);
+}
+
+describe('POST /orders/{orderId}/cancel, in the domain', () => {
+  it('cancels an order before any participant ran: the late OrderPlaced deliveries do nothing, or undo what they did', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    const result = await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(result).toMatchObject({ outcome: 'cancelled', published: true, order: { status: 'CANCELLED', reason: 'CUSTOMER_CANCELLED' } });
+    expect(published(placed.orderId).map((e) => e.eventType)).toEqual(['OrderCancelled']);
+    // OrderCancelled first (nothing to compensate yet), then the OrderPlaced deliveries.
+    await deliverCancellations(placed.orderId);
+    const completions = await Promise.all(Object.values(placedTo).map((handle) => handle(placed)));
+    // Inventory and payment find the cancellation and skip; shipping (which reads nothing first)
+    // records its result, finds the order cancelled and asks for its compensation again.
+    expect(completions.map((c) => c.recorded)).toEqual(['skipped', 'skipped', 'SUCCEEDED']);
+    await deliverCancellations(placed.orderId);
+    await expectNothingStanding(placed, sku, 5);
+  });
+
+  it('a participant that takes OrderCancelled before its OrderPlaced ends with nothing standing', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    await inventory.reserveStockForOrder(placed);
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    // Payment and shipping get OrderCancelled first; then their OrderPlaced comes in.
+    const [cancelled] = published(placed.orderId);
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    await Promise.all([cancelledTo.payment(cancelled), cancelledTo.shipping(cancelled)]);
+    await Promise.all([placedTo.payment(placed), placedTo.shipping(placed)]);
+    // Inventory had reserved: its OrderCancelled releases.
+    await cancelledTo.inventory(cancelled);
+    await deliverCancellations(placed.orderId);
+    await expectNothingStanding(placed, sku, 5);
+    expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
+  });
+
+  it('cancels a confirmed order before dispatch: a late OrderConfirmed dispatches nothing; refund, restock and shipment cancelled', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    await Promise.all(Object.values(placedTo).map((handle) => handle(placed)));
+    const [confirmed] = published(placed.orderId);
+    if (confirmed?.eventType !== 'OrderConfirmed') throw new Error('expected OrderConfirmed');
+    expect(await cancellation.cancelOrder(CUSTOMER, placed.orderId)).toMatchObject({ outcome: 'cancelled' });
+    expect(await shipping.dispatchShipmentForOrder(confirmed as OrderConfirmed)).toEqual({ dispatched: false });
+    await deliverCancellations(placed.orderId);
+    await expectNothingStanding(placed, sku, 5);
+    expect((await outcome.loadOrder(placed.orderId)).refund).toBeDefined();
+    // Asked again: the same answer, nothing more happens.
+    expect(await cancellation.cancelOrder(CUSTOMER, placed.orderId)).toMatchObject({ outcome: 'already-cancelled' });
+  });
+
+  it('refuses once the parcel is dispatched, naming why, and changes nothing', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    await Promise.all(Object.values(placedTo).map((handle) => handle(placed)));
+    const [confirmed] = published(placed.orderId);
+    await shipping.dispatchShipmentForOrder(confirmed as OrderConfirmed);
+    const result = await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(result).toMatchObject({ outcome: 'refused', why: expect.stringMatching(/^its parcel was dispatched at /) });
+    expect((await outcome.loadOrder(placed.orderId)).status).toBe('CONFIRMED');
+    expect(await inventory.findStockItem(sku)).toMatchObject({ available: 3 });
+  });
+
+  it('refuses an order a participant rejected, and answers another customer as if it did not exist', async () => {
+    const sku = await seedSku(1);
+    const placed = await place(sku, 2);
+    await inventory.reserveStockForOrder(placed);
+    expect(await cancellation.cancelOrder(CUSTOMER, placed.orderId)).toMatchObject({ outcome: 'refused', why: expect.stringContaining('inventory participant rejected it') });
+    expect(await cancellation.cancelOrder('cus_someone_else', placed.orderId)).toEqual({ outcome: 'not-found' });
+  });
+
+  it('a cancel racing the deciding result, many times over: every order ends cancelled with nothing standing', async () => {
+    for (let round = 0; round < 12; round += 1) {
+      const sku = await seedSku(5);
+      const placed = await place(sku);
+      await Promise.all([placedTo.inventory(placed), placedTo.payment(placed)]);
+      // The last result and the cancellation at once: either may land first.
+      const [cancel] = await Promise.all([cancellation.cancelOrder(CUSTOMER, placed.orderId), placedTo.shipping(placed)]);
+      expect(cancel.outcome, `round ${round}`).toBe('cancelled');
+      // Whatever came first, a late OrderConfirmed (if there was one) dispatches nothing.
+      for (const event of published(placed.orderId)) {
+        if (event.eventType === 'OrderConfirmed') expect((await shipping.dispatchShipmentForOrder(event)).dispatched).toBe(false);
+      }
+      await deliverCancellations(placed.orderId);
+      await expectNothingStanding(placed, sku, 5);
+    }
+  });
+});
