@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { redriveDeadLetters } from '../scripts/dlq-redrive.js';
@@ -99,7 +99,6 @@ export interface ChaosAccount {
   unfinished: number;
   /** A digest of every order's status and timeline, the ledger, the stock and the shipments: equal digests, nothing changed. */
   digest: string;
-  checks: ChaosCheck[];
 }
 
 export interface ChaosResult {
@@ -131,16 +130,164 @@ export interface ChaosResult {
 
 const TOKENS = ['tok_visa', 'tok_decline', 'tok_flaky'] as const;
 
-interface PlacedOrder {
-  orderId: string;
-  items: Array<{ sku: string; quantity: number }>;
+type OrderItems = Array<{ sku: string; quantity: number }>;
+
+/** An order the run will place: its Idempotency-Key, its lines and its card token. */
+interface OrderPlan {
+  key: string;
+  items: OrderItems;
   token: string;
 }
 
+interface PlacedOrder {
+  orderId: string;
+  items: OrderItems;
+  token: string;
+}
+
+/** A queue consumer as the pipeline's template has it, with the dead-letter queue the run accounts for. */
+interface ChaosConsumer {
+  name: string;
+  url: string;
+  dlqUrl: string;
+  queueName: string;
+}
+
+/** The run's settings and the running pipeline with its clients: what `startPipeline` starts and `stopPipeline` stops. */
+interface ChaosLab {
+  startedAt: number;
+  seed: number;
+  options: ChaosResult['options'];
+  progress: (line: string) => void;
+  /** In the run's SKUs, Idempotency-Keys and poison, so that runs against one pipeline never meet. */
+  runId: string;
+  /** Where the outages are switched on (`writeOutages`). */
+  outagesFile: string;
+  outagesDir: string;
+  pipeline: LocalPipeline;
+  sqs: SQSClient;
+  db: DynamoDBDocumentClient;
+}
+
+/** What every step after the set-up works with. */
+interface ChaosRun extends ChaosLab {
+  consumers: ChaosConsumer[];
+  tables: { orders: string; inventory: string };
+  /** Units per SKU at the start. */
+  initialStock: Map<string, number>;
+  plans: OrderPlan[];
+  poisonBodies: Set<string>;
+}
+
+interface PlacedOrders {
+  orders: PlacedOrder[];
+  /** The order ids the client holds: what the run accounts for. */
+  ids: Set<string>;
+  placement: ChaosResult['placement'];
+  outages: ChaosResult['outages'];
+}
+
+/** How a wait for the pipeline to heal ended. */
+interface Healing {
+  quiet: boolean;
+  waitedSeconds: number;
+}
+
+/** Everything the result holds but the checks, which are made from it. */
+type ChaosFigures = Omit<ChaosResult, 'checks' | 'passed'>;
+
+/** Set up, place, drain, account; redrive, drain, account again; check. The pipeline is stopped whatever fails after it started. */
 export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
-  const started = Date.now();
-  const seed = (input.seed ?? Math.floor(Math.random() * 2 ** 31)) >>> 0;
-  const options = {
+  const logs = new LogWatch();
+  const lab = await startPipeline(input, logs.write);
+  try {
+    const run = await setUp(lab);
+    const placed = await placeOrders(run);
+
+    // First the pipeline on its own: no redrive until every invariant has been checked.
+    const beforeRedrive = await account(run, placed, await drain(run, placed, 'healing'));
+
+    // Then the operator's tool: redrive the real events that ran out of receives (poison stays).
+    // They are duplicates of work the sweep already finished, so they must change nothing.
+    const redriven = await redriveRealEvents(run);
+    const final = await account(run, placed, redriven > 0 ? await drain(run, placed, 'after redrive') : { quiet: beforeRedrive.quiet, waitedSeconds: 0 });
+
+    const figures: ChaosFigures = {
+      seed: run.seed,
+      options: run.options,
+      wallSeconds: Math.round((Date.now() - run.startedAt) / 1000),
+      placement: placed.placement,
+      outages: placed.outages,
+      beforeRedrive,
+      redriven,
+      final,
+      sweep: logs.sweep,
+      ...accountFaultsAndDuplicates(run, logs, placed.placement),
+      logLines: logs.logLines,
+      clearTokenLines: logs.clearTokenLines,
+    };
+    const checks = checkRun(figures, logs);
+    return { ...figures, checks, passed: checks.every((c) => c.ok) };
+  } finally {
+    await stopPipeline(lab);
+  }
+}
+
+/**
+ * What the run learns from the handlers' log lines, every one of which passes through `write`:
+ * duplicates absorbed by idempotency are counted from the consumers' own log line (one per stored
+ * result returned), the sweep's work from its lines, and no line may hold a token. Counted per
+ * function (handler lines arrive as `  <function> | <line>`); which functions are the consumers,
+ * the pipeline's template says.
+ */
+class LogWatch {
+  logLines = 0;
+  clearTokenLines = 0;
+  readonly clearTokenSamples: string[] = [];
+  readonly idempotencyHits = new Map<string, number>();
+  readonly sweep = { republished: 0, stuckReports: 0 };
+  // The consumers' injected faults, counted where they happen: a crash ends its invocation with
+  // the InjectedFault (the runtime's invocation line says so); a timeout is announced by the
+  // handler before it outlives its time. (How a timeout then ends varies: the runtime kills the
+  // worker, or middy's early timeout fails the invocation a few ms before; either way it fired.)
+  crashes = 0;
+  readonly timeouts = new Map<string, number>();
+  // The last failure logged for each order (consumer, error name and message): named in the report
+  // for a real event that ends in a DLQ after the redrive, so that a failing run says why.
+  readonly lastFailure = new Map<string, string>();
+
+  readonly write = (line: string): void => {
+    this.logLines++;
+    if (TOKENS.some((token) => line.includes(token))) {
+      this.clearTokenLines++;
+      if (this.clearTokenSamples.length < 3) this.clearTokenSamples.push(line.slice(0, 300));
+    }
+    if (line.includes('Duplicate delivery: the work was recorded earlier')) countPerFunction(this.idempotencyHits, line);
+    if (line.includes('Sweep: published again')) this.sweep.republished++;
+    if (line.startsWith('λ ') && line.includes('InjectedFault: Injected crash after')) this.crashes++;
+    if (line.includes('"message":"Injected timeout after')) countPerFunction(this.timeouts, line);
+    if (line.includes('Orders stuck:')) this.sweep.stuckReports++;
+    if (line.includes('"message":"Record failed')) {
+      try {
+        const entry = JSON.parse(line.slice(line.indexOf('{'))) as { orderId?: string; consumer?: string; error?: { name?: string; message?: string } };
+        if (entry.orderId) this.lastFailure.set(entry.orderId, `${entry.consumer ?? '?'}: ${entry.error?.name ?? 'Error'}: ${entry.error?.message ?? ''}`.slice(0, 300));
+      } catch {
+        // Not a JSON line after all: nothing to learn from it.
+      }
+    }
+  };
+}
+
+function countPerFunction(counts: Map<string, number>, line: string): void {
+  const fn = /^ {2}(\S+) \| /.exec(line)?.[1];
+  if (fn) counts.set(fn, (counts.get(fn) ?? 0) + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set up: the pipeline, the stock, the orders to place, the poison
+
+function withDefaults(input: ChaosOptions): ChaosResult['options'] {
+  return {
     orders: input.orders ?? 2000,
     concurrency: input.concurrency ?? 16,
     transientErrorRate: input.transientErrorRate ?? 0.1,
@@ -154,54 +301,15 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     maxWaitSeconds: input.maxWaitSeconds ?? 300,
     sweepsPerMinute: input.sweepsPerMinute ?? 6,
   };
-  const progress = input.onProgress ?? (() => {});
-  const random = seededRandom(seed);
-  const run = `${seed.toString(36).toUpperCase()}-${Date.now().toString(36).toUpperCase()}`;
-  const customerId = `chaos_${seed.toString(36)}`;
+}
 
-  // Every handler line passes through here: duplicates absorbed by idempotency are counted from
-  // the consumers' own log line (one per stored result returned), the sweep's work from its lines,
-  // and no line may hold a token. Counted per function (handler lines arrive as
-  // `  <function> | <line>`); which functions are the consumers, the pipeline's template says.
-  const hits = new Map<string, number>();
-  const timeouts = new Map<string, number>();
-  const functionOf = (line: string) => /^ {2}(\S+) \| /.exec(line)?.[1];
-  const count = (counts: Map<string, number>, line: string) => {
-    const fn = functionOf(line);
-    if (fn) counts.set(fn, (counts.get(fn) ?? 0) + 1);
-  };
-  const sweep = { republished: 0, stuckReports: 0 };
-  // The consumers' injected faults, counted where they happen: a crash ends its invocation with
-  // the InjectedFault (the runtime's invocation line says so); a timeout is announced by the
-  // handler before it outlives its time. (How a timeout then ends varies: the runtime kills the
-  // worker, or middy's early timeout fails the invocation a few ms before; either way it fired.)
-  let crashes = 0;
-  // The last failure logged for each order (consumer, error name and message): named in the report
-  // for a real event that ends in a DLQ after the redrive, so that a failing run says why.
-  const lastFailure = new Map<string, string>();
-  let logLines = 0;
-  let clearTokenLines = 0;
-  const clearTokenSamples: string[] = [];
-  const write = (line: string) => {
-    logLines++;
-    if (TOKENS.some((token) => line.includes(token))) {
-      clearTokenLines++;
-      if (clearTokenSamples.length < 3) clearTokenSamples.push(line.slice(0, 300));
-    }
-    if (line.includes('Duplicate delivery: the work was recorded earlier')) count(hits, line);
-    if (line.includes('Sweep: published again')) sweep.republished++;
-    if (line.startsWith('λ ') && line.includes('InjectedFault: Injected crash after')) crashes++;
-    if (line.includes('"message":"Injected timeout after')) count(timeouts, line);
-    if (line.includes('Orders stuck:')) sweep.stuckReports++;
-    if (line.includes('"message":"Record failed')) {
-      try {
-        const entry = JSON.parse(line.slice(line.indexOf('{'))) as { orderId?: string; consumer?: string; error?: { name?: string; message?: string } };
-        if (entry.orderId) lastFailure.set(entry.orderId, `${entry.consumer ?? '?'}: ${entry.error?.name ?? 'Error'}: ${entry.error?.message ?? ''}`.slice(0, 300));
-      } catch {
-        // Not a JSON line after all: nothing to learn from it.
-      }
-    }
-  };
+/** The local pipeline with the faults on in every consumer, every handler line going to `write`. */
+async function startPipeline(input: ChaosOptions, write: (line: string) => void): Promise<ChaosLab> {
+  const startedAt = Date.now();
+  const seed = (input.seed ?? Math.floor(Math.random() * 2 ** 31)) >>> 0;
+  const options = withDefaults(input);
+  const progress = input.onProgress ?? (() => {});
+  const runId = `${seed.toString(36).toUpperCase()}-${Date.now().toString(36).toUpperCase()}`;
 
   // Outages are switched on mid-run through a file every execution environment reads.
   const outagesDir = mkdtempSync(path.join(tmpdir(), 'chaos-outages-'));
@@ -217,7 +325,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     LOCAL_DUPLICATE_DELIVERY_RATE: String(options.duplicateRate),
   };
   progress(`chaos: seed ${seed} (replay with --seed ${seed}), ${options.orders} orders`);
-  const pipeline: LocalPipeline = await startLocalPipeline({
+  const pipeline = await startLocalPipeline({
     apiPort: 0,
     sqsPort: 0,
     dynamodbPort: 0,
@@ -236,393 +344,492 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       ...input.pipeline?.environmentOverrides,
     },
   });
-  const sqs = new SQSClient(clientConfig(pipeline.endpoints.sqs));
-  const db = DynamoDBDocumentClient.from(new DynamoDBClient(clientConfig(pipeline.endpoints.dynamodb)));
-  try {
-    const table = (id: string) => {
-      const name = pipeline.resources.tables[id];
-      if (!name) throw new Error(`No ${id}`);
-      return name;
-    };
-    // The queue consumers, as the pipeline's template has them; each with a dead-letter queue.
-    const consumers = pipeline.consumers.map((consumer) => {
-      if (!consumer.deadLetterQueueUrl) throw new Error(`${consumer.name}: its queue has no dead-letter queue`);
-      return { name: consumer.name, url: consumer.queueUrl, dlqUrl: consumer.deadLetterQueueUrl, queueName: consumer.queueName };
-    });
+  return {
+    startedAt,
+    seed,
+    options,
+    progress,
+    runId,
+    outagesFile,
+    outagesDir,
+    pipeline,
+    sqs: new SQSClient(clientConfig(pipeline.endpoints.sqs)),
+    db: DynamoDBDocumentClient.from(new DynamoDBClient(clientConfig(pipeline.endpoints.dynamodb))),
+  };
+}
 
-    // Stock: three SKUs that never run out, one that does (so some orders are cancelled for it).
-    const plentiful = ['A', 'B', 'C'].map((letter) => `CHAOS-${run}-${letter}`);
-    const scarce = `CHAOS-${run}-SCARCE`;
-    const initial = new Map<string, number>([...plentiful.map((sku) => [sku, options.orders * 3 + 10] as const), [scarce, Math.max(3, Math.round(options.orders * 0.04))]]);
-    for (const [sku, available] of initial) {
-      await db.send(new PutCommand({ TableName: table('InventoryTable'), Item: { sku, name: `Chaos ${sku}`, available, applying: {} } }));
+async function stopPipeline(lab: ChaosLab): Promise<void> {
+  lab.sqs.destroy();
+  lab.db.destroy();
+  await lab.pipeline.stop();
+  rmSync(lab.outagesDir, { recursive: true, force: true });
+}
+
+/** Set up: the consumers and tables from the template, the run's stock, the orders to place, poison on every queue. */
+async function setUp(lab: ChaosLab): Promise<ChaosRun> {
+  const table = (id: string) => {
+    const name = lab.pipeline.resources.tables[id];
+    if (!name) throw new Error(`No ${id}`);
+    return name;
+  };
+  // The queue consumers, as the pipeline's template has them; each with a dead-letter queue.
+  const consumers = lab.pipeline.consumers.map((consumer): ChaosConsumer => {
+    if (!consumer.deadLetterQueueUrl) throw new Error(`${consumer.name}: its queue has no dead-letter queue`);
+    return { name: consumer.name, url: consumer.queueUrl, dlqUrl: consumer.deadLetterQueueUrl, queueName: consumer.queueName };
+  });
+  const tables = { orders: table('OrdersTable'), inventory: table('InventoryTable') };
+
+  // Stock: three SKUs that never run out, one that does (so some orders are cancelled for it).
+  const plentiful = ['A', 'B', 'C'].map((letter) => `CHAOS-${lab.runId}-${letter}`);
+  const scarce = `CHAOS-${lab.runId}-SCARCE`;
+  const { orders } = lab.options;
+  const initialStock = new Map<string, number>([...plentiful.map((sku) => [sku, orders * 3 + 10] as const), [scarce, Math.max(3, Math.round(orders * 0.04))]]);
+  for (const [sku, available] of initialStock) {
+    await lab.db.send(new PutCommand({ TableName: tables.inventory, Item: { sku, name: `Chaos ${sku}`, available, applying: {} } }));
+  }
+
+  const plans = planOrders(lab, plentiful, scarce);
+  const poisonBodies = await sendPoison(lab, consumers);
+  return { ...lab, consumers, tables, initialStock, plans, poisonBodies };
+}
+
+/** Mostly tok_visa, some declined, some flaky; one or two plentiful lines, sometimes the scarce one. Drawn from the seed. */
+function planOrders(lab: ChaosLab, plentiful: string[], scarce: string): OrderPlan[] {
+  const random = seededRandom(lab.seed);
+  return Array.from({ length: lab.options.orders }, (_, index) => {
+    const roll = random();
+    const token = roll < 0.08 ? 'tok_decline' : roll < 0.13 ? 'tok_flaky' : 'tok_visa';
+    const first = Math.floor(random() * plentiful.length);
+    const skus = [plentiful[first]!];
+    if (random() < 0.4) skus.push(plentiful[(first + 1) % plentiful.length]!);
+    if (random() < 0.08) skus.push(scarce);
+    const items = skus.map((sku) => ({ sku, quantity: sku === scarce ? 1 : 1 + Math.floor(random() * 3) }));
+    return { key: `chaos-${lab.runId}-${index}`, items, token };
+  });
+}
+
+/** Poison: bodies no consumer can ever process, straight onto each consumer's queue. Returns the bodies sent. */
+async function sendPoison(lab: ChaosLab, consumers: ChaosConsumer[]): Promise<Set<string>> {
+  const poisonBodies = new Set<string>();
+  for (const consumer of consumers) {
+    for (let index = 0; index < lab.options.poisonPerQueue; index++) {
+      const marker = `chaos-poison-${lab.runId}-${consumer.name}-${index}`;
+      const variants = [
+        `${marker}: not JSON at all`,
+        JSON.stringify({ chaosPoison: marker, eventType: 'OrderPlaced' }),
+        JSON.stringify({ chaosPoison: marker, eventType: 'OrderShredded', orderId: 'ord_00000000000000000000000000000000' }),
+      ];
+      const body = variants[index % variants.length]!;
+      poisonBodies.add(body);
+      await lab.sqs.send(new SendMessageCommand({ QueueUrl: consumer.url, MessageBody: body }));
     }
+  }
+  return poisonBodies;
+}
 
-    // Orders: mostly tok_visa, some declined, some flaky; one or two plentiful lines, sometimes the scarce one.
-    const plans = Array.from({ length: options.orders }, (_, index) => {
-      const roll = random();
-      const token = roll < 0.08 ? 'tok_decline' : roll < 0.13 ? 'tok_flaky' : 'tok_visa';
-      const first = Math.floor(random() * plentiful.length);
-      const skus = [plentiful[first]!];
-      if (random() < 0.4) skus.push(plentiful[(first + 1) % plentiful.length]!);
-      if (random() < 0.08) skus.push(scarce);
-      const items = skus.map((sku) => ({ sku, quantity: sku === scarce ? 1 : 1 + Math.floor(random() * 3) }));
-      return { key: `chaos-${run}-${index}`, items, token };
-    });
+// ---------------------------------------------------------------------------------------------
+// Place
 
-    // Poison: bodies no consumer can ever process, straight onto each consumer's queue.
-    const poisonBodies = new Set<string>();
-    for (const consumer of consumers) {
-      for (let index = 0; index < options.poisonPerQueue; index++) {
-        const marker = `chaos-poison-${run}-${consumer.name}-${index}`;
-        const variants = [
-          `${marker}: not JSON at all`,
-          JSON.stringify({ chaosPoison: marker, eventType: 'OrderPlaced' }),
-          JSON.stringify({ chaosPoison: marker, eventType: 'OrderShredded', orderId: 'ord_00000000000000000000000000000000' }),
-        ];
-        const body = variants[index % variants.length]!;
-        poisonBodies.add(body);
-        await sqs.send(new SendMessageCommand({ QueueUrl: consumer.url, MessageBody: body }));
-      }
-    }
-    const isPoison = (message: Message) => poisonBodies.has(message.Body ?? '');
-
-    // The outages start when half the orders are placed.
-    const outages: ChaosResult['outages'] = {};
-    const startOutages = () => {
-      const now = Date.now();
-      const window = (seconds: number) => ({ from: now, until: now + seconds * 1000 });
-      const second = (at: number) => Math.round((at - started) / 1000);
-      const windows = {
-        ...(options.providerOutageSeconds > 0 ? { provider: window(options.providerOutageSeconds) } : {}),
-        ...(options.topicOutageSeconds > 0 ? { topic: window(options.topicOutageSeconds) } : {}),
-      };
-      if (!windows.provider && !windows.topic) return;
-      writeOutages(outagesFile, windows);
-      for (const [target, w] of Object.entries(windows)) {
-        outages[target as 'provider' | 'topic'] = { fromSecond: second(w.from), untilSecond: second(w.until) };
-        progress(`chaos: ${target} outage from second ${second(w.from)} to ${second(w.until)}`);
-      }
-    };
-
-    // Place the orders through the HTTP API. A 503 (stored, not yet published) is retried with the
-    // same Idempotency-Key, as a client should; if the topic is still down after the retries, the
-    // order is the sweep's to finish, and the client keeps the order id the 503 gave it.
-    const placed: PlacedOrder[] = [];
-    const placement = { accepted: 0, retriedAfter503: 0, leftToTheSweep: 0, failed: 0 };
-    let next = 0;
-    let outagesStarted = false;
-    const progressTimer = setInterval(() => progress(`chaos: placed ${placement.accepted + placement.leftToTheSweep}/${options.orders}`), 5000);
-    const baseUrl = pipeline.apiUrl.replace(/\/$/, '');
+/**
+ * Place: the orders through the HTTP API, `concurrency` at a time, the outages switched on when
+ * half of them are placed. An order whose publish never succeeded is the sweep's to finish, and
+ * the client keeps the order id the 503 gave it.
+ */
+async function placeOrders(run: ChaosRun): Promise<PlacedOrders> {
+  const { options, plans, progress } = run;
+  const orders: PlacedOrder[] = [];
+  const placement = { accepted: 0, retriedAfter503: 0, leftToTheSweep: 0, failed: 0 };
+  let outages: ChaosResult['outages'] = {};
+  let next = 0;
+  let outagesStarted = false;
+  const progressTimer = setInterval(() => progress(`chaos: placed ${placement.accepted + placement.leftToTheSweep}/${options.orders}`), 5000);
+  const api = {
+    baseUrl: run.pipeline.apiUrl.replace(/\/$/, ''),
     // The run's customer, authenticated as every customer is: a token from the local issuer.
-    const authorization = `Bearer ${await pipeline.tokenFor(customerId, { expiresInSeconds: 6 * 3600 })}`;
-    const worker = async () => {
-      for (;;) {
-        const index = next++;
-        if (index >= plans.length) return;
-        if (!outagesStarted && index >= plans.length / 2) {
-          outagesStarted = true;
-          startOutages();
-        }
-        const plan = plans[index]!;
-        const body = JSON.stringify({
-          items: plan.items,
-          payment: { token: plan.token },
-          shippingAddress: { ...SAMPLE_ADDRESS },
-        });
-        let orderId: string | undefined;
-        let storedId: string | undefined;
-        for (let attempt = 1; attempt <= 6 && !orderId; attempt++) {
-          try {
-            const response = await fetch(`${baseUrl}/orders`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', 'idempotency-key': plan.key, authorization },
-              body,
-            });
-            const answer = (await response.json()) as { orderId?: string };
-            if (response.status === 202 && answer.orderId) orderId = answer.orderId;
-            else if (response.status === 503) {
-              placement.retriedAfter503++;
-              storedId = answer.orderId ?? storedId;
-            } else throw new Error(`POST /orders answered ${response.status}: ${JSON.stringify(answer)}`);
-          } catch (error) {
-            if (attempt === 6) progress(`chaos: order ${plan.key} failed: ${(error as Error).message}`);
-          }
-          if (!orderId) await sleep(200 * attempt);
-        }
-        if (orderId) {
-          placement.accepted++;
-          placed.push({ orderId, items: plan.items, token: plan.token });
-        } else if (storedId) {
-          placement.leftToTheSweep++;
-          placed.push({ orderId: storedId, items: plan.items, token: plan.token });
-        } else placement.failed++;
+    authorization: `Bearer ${await run.pipeline.tokenFor(`chaos_${run.seed.toString(36)}`, { expiresInSeconds: 6 * 3600 })}`,
+  };
+  const worker = async () => {
+    for (;;) {
+      const index = next++;
+      if (index >= plans.length) return;
+      if (!outagesStarted && index >= plans.length / 2) {
+        outagesStarted = true;
+        outages = startOutages(run);
       }
-    };
-    await Promise.all(Array.from({ length: options.concurrency }, worker));
-    clearInterval(progressTimer);
-    progress(
-      `chaos: placed ${placed.length}/${options.orders} (${placement.retriedAfter503} retries after a 503, ${placement.leftToTheSweep} left to the sweep) in ${Math.round((Date.now() - started) / 1000)} s`,
-    );
-
-    const placedIds = new Set(placed.map((order) => order.orderId));
-    const scanAll = async (tableName: string, keep: (item: Record<string, unknown>) => boolean) => {
-      const items: Array<Record<string, unknown>> = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const page = await db.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey, ConsistentRead: true }));
-        items.push(...(page.Items ?? []).filter(keep));
-        startKey = page.LastEvaluatedKey;
-      } while (startKey);
-      return items;
-    };
-    const ours = (item: Record<string, unknown>) => placedIds.has(String(item.orderId));
-    const readOrders = async () => new Map((await scanAll(table('OrdersTable'), ours)).map((item) => [String(item.orderId), toOrderRecord(item as unknown as StoredOrder)]));
-    const countOrders = (orders: Map<string, OrderRecord>): OrderCounts => {
-      const counts: OrderCounts = { placed: placedIds.size, CONFIRMED: 0, CANCELLED: 0, PENDING: 0 };
-      for (const id of placedIds) counts[orders.get(id)?.status ?? 'PENDING']++;
-      return counts;
-    };
-    const queueDepth = async (url: string) => {
-      const { Attributes = {} } = await sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: url,
-          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
-        }),
-      );
-      return {
-        visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
-        inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0),
-      };
-    };
-
-    /**
-     * Healed: every order of the run has left the sweep's index of unfinished orders (decided, its
-     * outcome published, every follow-up done), the consumers' queues hold nothing, visible or in
-     * flight, and no batch runs, for 3 s in a row. A DLQ may still hold real events: that is the
-     * point, the pipeline must not need them.
-     */
-    const waitHealed = async (label: string) => {
-      const waitStarted = Date.now();
-      let quietFor = 0;
-      let lastShown = 0;
-      for (;;) {
-        const depths = await Promise.all(consumers.map((consumer) => queueDepth(consumer.url)));
-        const running = Object.values(pipeline.invocationStats().eventSources).reduce((sum, source) => sum + source.running, 0);
-        const busy = depths.reduce((sum, d) => sum + d.visible + d.inFlight, 0) + running;
-        let orders: Map<string, OrderRecord> | undefined;
-        const waited = Math.round((Date.now() - waitStarted) / 1000);
-        const show = Date.now() - lastShown > 5000;
-        if (busy === 0 || show) orders = await readOrders();
-        const unfinished = orders ? [...orders.values()].filter((order) => order.sweepShard !== undefined).length : undefined;
-        quietFor = busy === 0 && unfinished === 0 && orders?.size === placedIds.size ? quietFor + 1 : 0;
-        if (show && orders) {
-          lastShown = Date.now();
-          const counts = countOrders(orders);
-          progress(
-            `chaos: ${label} ${waited} s: CONFIRMED ${counts.CONFIRMED}, CANCELLED ${counts.CANCELLED}, PENDING ${counts.PENDING}, unfinished ${unfinished}; ` +
-              consumers.map((consumer, i) => `${consumer.name} ${depths[i]!.visible} visible/${depths[i]!.inFlight} in flight`).join(', '),
-          );
-        }
-        if (quietFor >= 3) return { quiet: true, waitedSeconds: waited };
-        if (waited >= options.maxWaitSeconds) return { quiet: false, waitedSeconds: waited };
-        await sleep(1000);
-      }
-    };
-
-    const accountDlqs = async (): Promise<DlqAccount[]> => {
-      const accounts: DlqAccount[] = [];
-      for (const consumer of consumers) {
-        const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: consumer.dlqUrl, sourceQueueUrl: consumer.url, dryRun: true, scanVisibilitySeconds: 10 });
-        const account: DlqAccount = { consumer: consumer.name, messages: report.messages.length, poisonSent: options.poisonPerQueue, poison: 0, realEvents: [] };
-        for (const message of report.messages) {
-          if (poisonBodies.has(message.body)) {
-            account.poison++;
-            continue;
-          }
-          try {
-            const event = parseOrderEvent(message.body);
-            account.realEvents.push(`${event.eventType} ${event.orderId}`);
-          } catch {
-            account.realEvents.push(`unknown body ${message.body.slice(0, 60)}`);
-          }
-        }
-        accounts.push(account);
-      }
-      return accounts;
-    };
-
-    /** Every order, charge, unit of stock, shipment and dead letter, and the invariants over them. */
-    const account = async (label: string, wait: { quiet: boolean; waitedSeconds: number }): Promise<ChaosAccount> => {
-      const orders = await readOrders();
-      const counts = countOrders(orders);
-      const dlqs = await accountDlqs();
-
-      // The ledger: each order's charge and refund, as recorded on it.
-      const ordersOf = (keep: (order: OrderRecord) => boolean) => [...placedIds].filter((id) => { const order = orders.get(id); return order !== undefined && keep(order); });
-      const charges = new Set(ordersOf((order) => order.payment?.outcome === 'SUCCEEDED'));
-      const refunds = new Set(ordersOf((order) => order.refund !== undefined));
-      const confirmed = ordersOf((order) => order.status === 'CONFIRMED');
-      const cancelled = ordersOf((order) => order.status === 'CANCELLED');
-      const standing = new Set([...charges].filter((id) => !refunds.has(id)));
-      const chargesOnCancelled = [...standing].filter((id) => orders.get(id)?.status !== 'CONFIRMED');
-      const confirmedWithoutCharge = confirmed.filter((id) => !standing.has(id));
-
-      // Stock: what left it must be exactly the confirmed orders' units; no marker may be left.
-      const soldExpected = new Map<string, number>();
-      const confirmedSet = new Set(confirmed);
-      for (const order of placed) {
-        if (!confirmedSet.has(order.orderId)) continue;
-        for (const item of order.items) soldExpected.set(item.sku, (soldExpected.get(item.sku) ?? 0) + item.quantity);
-      }
-      const stock: StockAccount[] = [];
-      const markers = await markersLeft(db, table('InventoryTable'), initial.keys());
-      for (const [sku, start] of initial) {
-        const { Item } = await db.send(new GetCommand({ TableName: table('InventoryTable'), Key: { sku }, ConsistentRead: true }));
-        stock.push({ sku, initial: start, available: Number(Item?.available), markers: markers.get(sku) ?? 0, soldExpected: soldExpected.get(sku) ?? 0 });
-      }
-
-      // Shipments: a confirmed order's parcel dispatched, a cancelled order's shipment cancelled.
-      const confirmedNotDispatched = confirmed.filter((id) => !orders.get(id)?.dispatchedAt);
-      const cancelledNotCancelled = cancelled.filter((id) => orders.get(id)?.shipping?.outcome === 'SUCCEEDED' && !orders.get(id)?.shipmentCancelledAt);
-      const dispatchedCount = ordersOf((order) => order.dispatchedAt !== undefined).length;
-      const shipmentsCancelledCount = ordersOf((order) => order.shipmentCancelledAt !== undefined).length;
-
-      const missing = [...orders.values()].flatMap((order) => missingFollowUps(order).map((what) => `${order.orderId} ${what}`));
-      const unfinished = [...orders.values()].filter((order) => order.sweepShard !== undefined).length;
-      const digest = JSON.stringify({
-        orders: [...orders.values()]
-          .map((o) => [o.orderId, o.status, o.reason ?? '', ...Object.values(o.stages).map((st) => `${st.status}:${st.timeline.map((e) => e.what).join('|')}`)])
-          .sort(),
-        ledger: [...[...charges].map((id) => `${id}:CHARGE`), ...[...refunds].map((id) => `${id}:REFUND`)].sort(),
-        stock: stock.map((st) => [st.sku, st.available, st.markers]),
-      });
-
-      const checks: ChaosCheck[] = [];
-      const check = (name: string, ok: boolean, detail: string) => checks.push({ name: `${label}: ${name}`, ok, detail });
-      const sample = (ids: string[]) => (ids.length ? `: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}` : '');
-      check('healed: the queues went quiet with every order finished', wait.quiet, `${wait.quiet ? 'quiet' : 'not quiet'} after ${wait.waitedSeconds} s`);
-      check('PENDING = 0', counts.PENDING === 0, `${counts.PENDING} pending`);
-      check(
-        'charges standing = CONFIRMED',
-        standing.size === counts.CONFIRMED && chargesOnCancelled.length === 0 && confirmedWithoutCharge.length === 0,
-        `${standing.size} standing charge(s) (CHARGE without REFUND), ${counts.CONFIRMED} confirmed; on non-confirmed orders: ${chargesOnCancelled.length}${sample(chargesOnCancelled)}, confirmed without: ${confirmedWithoutCharge.length}${sample(confirmedWithoutCharge)}`,
-      );
-      const markersLeftCount = stock.reduce((sum, st) => sum + st.markers, 0);
-      check('no stock marker left', markersLeftCount === 0, `${markersLeftCount} marker(s) left`);
-      check(
-        'stock = initial - confirmed units, never negative',
-        stock.every((st) => st.available >= 0 && st.available === st.initial - st.soldExpected),
-        stock.map((st) => `${st.sku.slice(st.sku.lastIndexOf('-') + 1)}: ${st.available} = ${st.initial} - ${st.soldExpected}`).join('; '),
-      );
-      check(
-        'every CONFIRMED parcel dispatched, every CANCELLED shipment cancelled',
-        confirmedNotDispatched.length === 0 && cancelledNotCancelled.length === 0,
-        `not dispatched: ${confirmedNotDispatched.length}${sample(confirmedNotDispatched)}; not cancelled: ${cancelledNotCancelled.length}${sample(cancelledNotCancelled)}`,
-      );
-      check('every order has its follow-ups', missing.length === 0 && unfinished === 0, `${missing.length} missing${sample(missing)}; ${unfinished} order(s) still unfinished`);
-      return {
-        orders: counts,
-        dlqs,
-        ...wait,
-        ledger: { standingCharges: standing.size, refunds: refunds.size, chargesOnCancelled, confirmedWithoutCharge },
-        stock,
-        shipments: {
-          dispatched: dispatchedCount,
-          cancelled: shipmentsCancelledCount,
-          confirmedNotDispatched,
-          cancelledNotCancelled,
-        },
-        missingFollowUps: missing,
-        unfinished,
-        digest,
-        checks,
-      };
-    };
-
-    // First the pipeline on its own: no redrive until every invariant has been checked.
-    const beforeRedrive = await account('before redrive', await waitHealed('healing'));
-
-    // Then the operator's tool: redrive the real events that ran out of receives (poison stays).
-    // They are duplicates of work the sweep already finished, so they must change nothing.
-    let redriven = 0;
-    for (const consumer of consumers) {
-      const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: consumer.dlqUrl, sourceQueueUrl: consumer.url, select: (message) => !isPoison(message), scanVisibilitySeconds: 10 });
-      redriven += report.moved;
+      const plan = plans[index]!;
+      const answer = await postOrder(api, plan, progress);
+      placement.retriedAfter503 += answer.retriedAfter503;
+      if (answer.orderId) {
+        placement.accepted++;
+        orders.push({ orderId: answer.orderId, items: plan.items, token: plan.token });
+      } else if (answer.storedId) {
+        placement.leftToTheSweep++;
+        orders.push({ orderId: answer.storedId, items: plan.items, token: plan.token });
+      } else placement.failed++;
     }
-    if (redriven > 0) progress(`chaos: redrove ${redriven} real order event(s) from the DLQs`);
-    const final = await account('after redrive', redriven > 0 ? await waitHealed('after redrive') : { quiet: beforeRedrive.quiet, waitedSeconds: 0 });
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  clearInterval(progressTimer);
+  progress(
+    `chaos: placed ${orders.length}/${options.orders} (${placement.retriedAfter503} retries after a 503, ${placement.leftToTheSweep} left to the sweep) in ${Math.round((Date.now() - run.startedAt) / 1000)} s`,
+  );
+  return { orders, ids: new Set(orders.map((order) => order.orderId)), placement, outages };
+}
 
-    const { eventSources } = pipeline.invocationStats();
-    const faultsFired = {
-      crashedInvocations: crashes,
-      timedOutInvocations: consumers.reduce((sum, consumer) => sum + (timeouts.get(consumer.name) ?? 0), 0),
-      failedRecords: consumers.reduce((sum, consumer) => sum + (eventSources[consumer.queueName]?.failedRecords ?? 0), 0),
-      publish503s: placement.retriedAfter503,
-    };
-    const byConsumer = Object.fromEntries(
-      consumers.map((consumer) => {
-        const source = eventSources[consumer.queueName];
-        return [consumer.name, { deliberate: source?.duplicatedRecords ?? 0, redelivered: source?.redeliveredRecords ?? 0, idempotencyHits: hits.get(consumer.name) ?? 0 }];
-      }),
-    );
-    const total = (pick: (counts: (typeof byConsumer)[string]) => number) => Object.values(byConsumer).reduce((sum, counts) => sum + pick(counts), 0);
-    const duplicates = {
+/**
+ * One order through POST /orders, up to 6 tries. A 503 (stored, not yet published) is retried with
+ * the same Idempotency-Key, as a client should. Returns the accepted order id, or else the id a 503
+ * gave (the order stored, its publish left to the sweep), or neither.
+ */
+async function postOrder(
+  api: { baseUrl: string; authorization: string },
+  plan: OrderPlan,
+  progress: (line: string) => void,
+): Promise<{ orderId?: string; storedId?: string; retriedAfter503: number }> {
+  const body = JSON.stringify({
+    items: plan.items,
+    payment: { token: plan.token },
+    shippingAddress: { ...SAMPLE_ADDRESS },
+  });
+  let orderId: string | undefined;
+  let storedId: string | undefined;
+  let retriedAfter503 = 0;
+  for (let attempt = 1; attempt <= 6 && !orderId; attempt++) {
+    try {
+      const response = await fetch(`${api.baseUrl}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': plan.key, authorization: api.authorization },
+        body,
+      });
+      const answer = (await response.json()) as { orderId?: string };
+      if (response.status === 202 && answer.orderId) orderId = answer.orderId;
+      else if (response.status === 503) {
+        retriedAfter503++;
+        storedId = answer.orderId ?? storedId;
+      } else throw new Error(`POST /orders answered ${response.status}: ${JSON.stringify(answer)}`);
+    } catch (error) {
+      if (attempt === 6) progress(`chaos: order ${plan.key} failed: ${(error as Error).message}`);
+    }
+    if (!orderId) await sleep(200 * attempt);
+  }
+  return { orderId, storedId, retriedAfter503 };
+}
+
+/** Switches the outages on, from now; returns their windows in seconds of the run, for the report. */
+function startOutages(run: ChaosRun): ChaosResult['outages'] {
+  const { options, progress } = run;
+  const now = Date.now();
+  const window = (seconds: number) => ({ from: now, until: now + seconds * 1000 });
+  const second = (at: number) => Math.round((at - run.startedAt) / 1000);
+  const windows = {
+    ...(options.providerOutageSeconds > 0 ? { provider: window(options.providerOutageSeconds) } : {}),
+    ...(options.topicOutageSeconds > 0 ? { topic: window(options.topicOutageSeconds) } : {}),
+  };
+  const outages: ChaosResult['outages'] = {};
+  if (!windows.provider && !windows.topic) return outages;
+  writeOutages(run.outagesFile, windows);
+  for (const [target, w] of Object.entries(windows)) {
+    outages[target as 'provider' | 'topic'] = { fromSecond: second(w.from), untilSecond: second(w.until) };
+    progress(`chaos: ${target} outage from second ${second(w.from)} to ${second(w.until)}`);
+  }
+  return outages;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drain
+
+/**
+ * Drain: wait until healed, or `maxWaitSeconds`. Healed: every order of the run has left the
+ * sweep's index of unfinished orders (decided, its outcome published, every follow-up done), the
+ * consumers' queues hold nothing, visible or in flight, and no batch runs, for 3 s in a row. A DLQ
+ * may still hold real events: that is the point, the pipeline must not need them.
+ */
+async function drain(run: ChaosRun, placed: PlacedOrders, label: string): Promise<Healing> {
+  const { consumers, progress } = run;
+  const waitStarted = Date.now();
+  let quietFor = 0;
+  let lastShown = 0;
+  for (;;) {
+    const depths = await Promise.all(consumers.map((consumer) => queueDepth(run.sqs, consumer.url)));
+    const running = Object.values(run.pipeline.invocationStats().eventSources).reduce((sum, source) => sum + source.running, 0);
+    const busy = depths.reduce((sum, d) => sum + d.visible + d.inFlight, 0) + running;
+    let orders: Map<string, OrderRecord> | undefined;
+    const waited = Math.round((Date.now() - waitStarted) / 1000);
+    const show = Date.now() - lastShown > 5000;
+    if (busy === 0 || show) orders = await readOrders(run, placed.ids);
+    const unfinished = orders ? [...orders.values()].filter((order) => order.sweepShard !== undefined).length : undefined;
+    quietFor = busy === 0 && unfinished === 0 && orders?.size === placed.ids.size ? quietFor + 1 : 0;
+    if (show && orders) {
+      lastShown = Date.now();
+      const counts = countOrders(placed.ids, orders);
+      progress(
+        `chaos: ${label} ${waited} s: CONFIRMED ${counts.CONFIRMED}, CANCELLED ${counts.CANCELLED}, PENDING ${counts.PENDING}, unfinished ${unfinished}; ` +
+          consumers.map((consumer, i) => `${consumer.name} ${depths[i]!.visible} visible/${depths[i]!.inFlight} in flight`).join(', '),
+      );
+    }
+    if (quietFor >= 3) return { quiet: true, waitedSeconds: waited };
+    if (waited >= run.options.maxWaitSeconds) return { quiet: false, waitedSeconds: waited };
+    await sleep(1000);
+  }
+}
+
+async function queueDepth(sqs: SQSClient, url: string): Promise<{ visible: number; inFlight: number }> {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
+  );
+  return {
+    visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redrive
+
+/** Redrives the real events from every DLQ (poison stays); returns how many moved. */
+async function redriveRealEvents(run: ChaosRun): Promise<number> {
+  let redriven = 0;
+  for (const consumer of run.consumers) {
+    const report = await redriveDeadLetters({
+      sqs: run.sqs,
+      deadLetterQueueUrl: consumer.dlqUrl,
+      sourceQueueUrl: consumer.url,
+      select: (message) => !run.poisonBodies.has(message.Body ?? ''),
+      scanVisibilitySeconds: 10,
+    });
+    redriven += report.moved;
+  }
+  if (redriven > 0) run.progress(`chaos: redrove ${redriven} real order event(s) from the DLQs`);
+  return redriven;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Account: gather the figures
+
+/** The run's orders as stored, by id. */
+async function readOrders(run: ChaosRun, ids: Set<string>): Promise<Map<string, OrderRecord>> {
+  const items: Array<Record<string, unknown>> = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await run.db.send(new ScanCommand({ TableName: run.tables.orders, ExclusiveStartKey: startKey, ConsistentRead: true }));
+    items.push(...(page.Items ?? []).filter((item) => ids.has(String(item.orderId))));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return new Map(items.map((item) => [String(item.orderId), toOrderRecord(item as unknown as StoredOrder)]));
+}
+
+/** An order not (yet) stored counts as PENDING. */
+function countOrders(ids: Set<string>, orders: Map<string, OrderRecord>): OrderCounts {
+  const counts: OrderCounts = { placed: ids.size, CONFIRMED: 0, CANCELLED: 0, PENDING: 0 };
+  for (const id of ids) counts[orders.get(id)?.status ?? 'PENDING']++;
+  return counts;
+}
+
+/** Account: every order, charge, unit of stock, shipment and dead letter of the run, as they stand now. */
+async function account(run: ChaosRun, placed: PlacedOrders, healing: Healing): Promise<ChaosAccount> {
+  const orders = await readOrders(run, placed.ids);
+  const counts = countOrders(placed.ids, orders);
+  const dlqs = await accountDlqs(run);
+  const ordersOf = (keep: (order: OrderRecord) => boolean) =>
+    [...placed.ids].filter((id) => {
+      const order = orders.get(id);
+      return order !== undefined && keep(order);
+    });
+  const confirmed = ordersOf((order) => order.status === 'CONFIRMED');
+  const cancelled = ordersOf((order) => order.status === 'CANCELLED');
+
+  // The ledger: each order's charge and refund, as recorded on it.
+  const charges = new Set(ordersOf((order) => order.payment?.outcome === 'SUCCEEDED'));
+  const refunds = new Set(ordersOf((order) => order.refund !== undefined));
+  const standing = new Set([...charges].filter((id) => !refunds.has(id)));
+  const chargesOnCancelled = [...standing].filter((id) => orders.get(id)?.status !== 'CONFIRMED');
+  const confirmedWithoutCharge = confirmed.filter((id) => !standing.has(id));
+
+  const stock = await accountStock(run, placed.orders, new Set(confirmed));
+
+  // Shipments: a confirmed order's parcel dispatched, a cancelled order's shipment cancelled.
+  const confirmedNotDispatched = confirmed.filter((id) => !orders.get(id)?.dispatchedAt);
+  const cancelledNotCancelled = cancelled.filter((id) => orders.get(id)?.shipping?.outcome === 'SUCCEEDED' && !orders.get(id)?.shipmentCancelledAt);
+
+  const missing = [...orders.values()].flatMap((order) => missingFollowUps(order).map((what) => `${order.orderId} ${what}`));
+  const unfinished = [...orders.values()].filter((order) => order.sweepShard !== undefined).length;
+  return {
+    orders: counts,
+    dlqs,
+    ...healing,
+    ledger: { standingCharges: standing.size, refunds: refunds.size, chargesOnCancelled, confirmedWithoutCharge },
+    stock,
+    shipments: {
+      dispatched: ordersOf((order) => order.dispatchedAt !== undefined).length,
+      cancelled: ordersOf((order) => order.shipmentCancelledAt !== undefined).length,
+      confirmedNotDispatched,
+      cancelledNotCancelled,
+    },
+    missingFollowUps: missing,
+    unfinished,
+    digest: digestOf(orders, charges, refunds, stock),
+  };
+}
+
+/** What each DLQ holds, read without moving anything: the run's poison, and real order events. */
+async function accountDlqs(run: ChaosRun): Promise<DlqAccount[]> {
+  const accounts: DlqAccount[] = [];
+  for (const consumer of run.consumers) {
+    const report = await redriveDeadLetters({ sqs: run.sqs, deadLetterQueueUrl: consumer.dlqUrl, sourceQueueUrl: consumer.url, dryRun: true, scanVisibilitySeconds: 10 });
+    const account: DlqAccount = { consumer: consumer.name, messages: report.messages.length, poisonSent: run.options.poisonPerQueue, poison: 0, realEvents: [] };
+    for (const message of report.messages) {
+      if (run.poisonBodies.has(message.body)) {
+        account.poison++;
+        continue;
+      }
+      try {
+        const event = parseOrderEvent(message.body);
+        account.realEvents.push(`${event.eventType} ${event.orderId}`);
+      } catch {
+        account.realEvents.push(`unknown body ${message.body.slice(0, 60)}`);
+      }
+    }
+    accounts.push(account);
+  }
+  return accounts;
+}
+
+/** Each SKU as stored, next to the confirmed orders' units of it: what must have left the stock. */
+async function accountStock(run: ChaosRun, placed: PlacedOrder[], confirmed: Set<string>): Promise<StockAccount[]> {
+  const soldExpected = new Map<string, number>();
+  for (const order of placed) {
+    if (!confirmed.has(order.orderId)) continue;
+    for (const item of order.items) soldExpected.set(item.sku, (soldExpected.get(item.sku) ?? 0) + item.quantity);
+  }
+  const stock: StockAccount[] = [];
+  const markers = await markersLeft(run.db, run.tables.inventory, run.initialStock.keys());
+  for (const [sku, start] of run.initialStock) {
+    const { Item } = await run.db.send(new GetCommand({ TableName: run.tables.inventory, Key: { sku }, ConsistentRead: true }));
+    stock.push({ sku, initial: start, available: Number(Item?.available), markers: markers.get(sku) ?? 0, soldExpected: soldExpected.get(sku) ?? 0 });
+  }
+  return stock;
+}
+
+/** Every order's status and timeline, the ledger, the stock and the shipments, as one string: equal digests, nothing changed. */
+function digestOf(orders: Map<string, OrderRecord>, charges: Set<string>, refunds: Set<string>, stock: StockAccount[]): string {
+  return JSON.stringify({
+    orders: [...orders.values()]
+      .map((o) => [o.orderId, o.status, o.reason ?? '', ...Object.values(o.stages).map((st) => `${st.status}:${st.timeline.map((e) => e.what).join('|')}`)])
+      .sort(),
+    ledger: [...[...charges].map((id) => `${id}:CHARGE`), ...[...refunds].map((id) => `${id}:REFUND`)].sort(),
+    stock: stock.map((st) => [st.sku, st.available, st.markers]),
+  });
+}
+
+/** The faults that fired and the duplicates delivered, from the runtime's counts and the log lines. */
+function accountFaultsAndDuplicates(run: ChaosRun, logs: LogWatch, placement: ChaosResult['placement']): Pick<ChaosResult, 'faultsFired' | 'duplicates'> {
+  const { consumers } = run;
+  const { eventSources } = run.pipeline.invocationStats();
+  const faultsFired = {
+    crashedInvocations: logs.crashes,
+    timedOutInvocations: consumers.reduce((sum, consumer) => sum + (logs.timeouts.get(consumer.name) ?? 0), 0),
+    failedRecords: consumers.reduce((sum, consumer) => sum + (eventSources[consumer.queueName]?.failedRecords ?? 0), 0),
+    publish503s: placement.retriedAfter503,
+  };
+  const byConsumer = Object.fromEntries(
+    consumers.map((consumer) => {
+      const source = eventSources[consumer.queueName];
+      return [consumer.name, { deliberate: source?.duplicatedRecords ?? 0, redelivered: source?.redeliveredRecords ?? 0, idempotencyHits: logs.idempotencyHits.get(consumer.name) ?? 0 }];
+    }),
+  );
+  const total = (pick: (counts: (typeof byConsumer)[string]) => number) => Object.values(byConsumer).reduce((sum, counts) => sum + pick(counts), 0);
+  return {
+    faultsFired,
+    duplicates: {
       deliberate: total((counts) => counts.deliberate),
       redelivered: total((counts) => counts.redelivered),
       idempotencyHits: total((counts) => counts.idempotencyHits),
       byConsumer,
-    };
+    },
+  };
+}
 
-    const checks: ChaosCheck[] = [];
-    const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
-    check('every order placed', placement.failed === 0 && placedIds.size === options.orders, `${placedIds.size} of ${options.orders} placed (${placement.leftToTheSweep} after 503s only), ${placement.failed} failed`);
-    checks.push(...beforeRedrive.checks, ...final.checks);
-    check('the redrive changed nothing', final.digest === beforeRedrive.digest, `${redriven} message(s) redriven; orders, ledger, stock and shipments ${final.digest === beforeRedrive.digest ? 'unchanged' : 'CHANGED'}`);
-    for (const dlq of final.dlqs) {
-      const why = (event: string) => {
-        const failure = lastFailure.get(event.slice(event.lastIndexOf(' ') + 1));
-        return failure ? `${event} (last failure: ${failure})` : event;
-      };
-      check(`${dlq.consumer} DLQ holds exactly its poison after the redrive`, dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0, `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.map(why).join(', ')}` : ''}`);
-    }
-    check('no card token in clear in any log line', clearTokenLines === 0, `${clearTokenLines} of ${logLines} lines${clearTokenSamples.length ? `, e.g. ${clearTokenSamples[0]}` : ''}`);
-    if (options.crashRate > 0 || options.timeoutRate > 0 || options.transientErrorRate > 0) {
-      check(
-        'the injected faults fired',
-        (options.crashRate === 0 || faultsFired.crashedInvocations > 0) &&
-          (options.timeoutRate === 0 || faultsFired.timedOutInvocations > 0) &&
-          (options.transientErrorRate === 0 || faultsFired.failedRecords > 0),
-        `${faultsFired.crashedInvocations} crashed and ${faultsFired.timedOutInvocations} timed-out invocation(s), ${faultsFired.failedRecords} failed record(s), ${faultsFired.publish503s} 503(s) from the order API`,
-      );
-    }
-    if (options.duplicateRate > 0) {
-      check('duplicates delivered and absorbed', duplicates.deliberate > 0 && duplicates.idempotencyHits > 0, `${duplicates.deliberate} deliberate + ${duplicates.redelivered} redelivered, ${duplicates.idempotencyHits} idempotency hit(s)`);
-    }
+// ---------------------------------------------------------------------------------------------
+// Check: the figures against the invariants
 
-    return {
-      seed,
-      options,
-      wallSeconds: Math.round((Date.now() - started) / 1000),
-      placement,
-      outages,
-      beforeRedrive,
-      redriven,
-      final,
-      sweep,
-      faultsFired,
-      duplicates,
-      logLines,
-      clearTokenLines,
-      checks,
-      passed: checks.every((c) => c.ok),
-    };
-  } finally {
-    sqs.destroy();
-    db.destroy();
-    await pipeline.stop();
-    rmSync(outagesDir, { recursive: true, force: true });
+const sampleOf = (ids: string[]) => (ids.length ? `: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}` : '');
+
+/** Check: the run's figures against the invariants, in the order the report lists them. */
+function checkRun(figures: ChaosFigures, logs: LogWatch): ChaosCheck[] {
+  const { options, placement, beforeRedrive, final, redriven, faultsFired, duplicates } = figures;
+  const checks: ChaosCheck[] = [];
+  const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+  const placed = beforeRedrive.orders.placed;
+  check('every order placed', placement.failed === 0 && placed === options.orders, `${placed} of ${options.orders} placed (${placement.leftToTheSweep} after 503s only), ${placement.failed} failed`);
+  checks.push(...checkAccount('before redrive', beforeRedrive), ...checkAccount('after redrive', final));
+  const unchanged = final.digest === beforeRedrive.digest;
+  check('the redrive changed nothing', unchanged, `${redriven} message(s) redriven; orders, ledger, stock and shipments ${unchanged ? 'unchanged' : 'CHANGED'}`);
+  const why = (event: string) => {
+    const failure = logs.lastFailure.get(event.slice(event.lastIndexOf(' ') + 1));
+    return failure ? `${event} (last failure: ${failure})` : event;
+  };
+  for (const dlq of final.dlqs) {
+    check(
+      `${dlq.consumer} DLQ holds exactly its poison after the redrive`,
+      dlq.poison === dlq.poisonSent && dlq.realEvents.length === 0,
+      `${dlq.poison} of ${dlq.poisonSent} poison, ${dlq.realEvents.length} real event(s)${dlq.realEvents.length ? `: ${dlq.realEvents.map(why).join(', ')}` : ''}`,
+    );
   }
+  const { clearTokenLines, logLines } = figures;
+  check('no card token in clear in any log line', clearTokenLines === 0, `${clearTokenLines} of ${logLines} lines${logs.clearTokenSamples.length ? `, e.g. ${logs.clearTokenSamples[0]}` : ''}`);
+  // A run whose faults never fired proves nothing: each fault asked for must have fired at least once.
+  if (options.crashRate > 0 || options.timeoutRate > 0 || options.transientErrorRate > 0) {
+    check(
+      'the injected faults fired',
+      (options.crashRate === 0 || faultsFired.crashedInvocations > 0) &&
+        (options.timeoutRate === 0 || faultsFired.timedOutInvocations > 0) &&
+        (options.transientErrorRate === 0 || faultsFired.failedRecords > 0),
+      `${faultsFired.crashedInvocations} crashed and ${faultsFired.timedOutInvocations} timed-out invocation(s), ${faultsFired.failedRecords} failed record(s), ${faultsFired.publish503s} 503(s) from the order API`,
+    );
+  }
+  if (options.duplicateRate > 0) {
+    check(
+      'duplicates delivered and absorbed',
+      duplicates.deliberate > 0 && duplicates.idempotencyHits > 0,
+      `${duplicates.deliberate} deliberate + ${duplicates.redelivered} redelivered, ${duplicates.idempotencyHits} idempotency hit(s)`,
+    );
+  }
+  return checks;
+}
+
+/** The invariants one account must meet, each check named after the moment (`label`). */
+function checkAccount(label: string, account: ChaosAccount): ChaosCheck[] {
+  const checks: ChaosCheck[] = [];
+  const check = (name: string, ok: boolean, detail: string) => checks.push({ name: `${label}: ${name}`, ok, detail });
+  const { orders, ledger, stock, shipments } = account;
+  check('healed: the queues went quiet with every order finished', account.quiet, `${account.quiet ? 'quiet' : 'not quiet'} after ${account.waitedSeconds} s`);
+  check('PENDING = 0', orders.PENDING === 0, `${orders.PENDING} pending`);
+  check(
+    'charges standing = CONFIRMED',
+    ledger.standingCharges === orders.CONFIRMED && ledger.chargesOnCancelled.length === 0 && ledger.confirmedWithoutCharge.length === 0,
+    `${ledger.standingCharges} standing charge(s) (CHARGE without REFUND), ${orders.CONFIRMED} confirmed; on non-confirmed orders: ${ledger.chargesOnCancelled.length}${sampleOf(ledger.chargesOnCancelled)}, confirmed without: ${ledger.confirmedWithoutCharge.length}${sampleOf(ledger.confirmedWithoutCharge)}`,
+  );
+  const markersLeftCount = stock.reduce((sum, st) => sum + st.markers, 0);
+  check('no stock marker left', markersLeftCount === 0, `${markersLeftCount} marker(s) left`);
+  check(
+    'stock = initial - confirmed units, never negative',
+    stock.every((st) => st.available >= 0 && st.available === st.initial - st.soldExpected),
+    stock.map((st) => `${st.sku.slice(st.sku.lastIndexOf('-') + 1)}: ${st.available} = ${st.initial} - ${st.soldExpected}`).join('; '),
+  );
+  check(
+    'every CONFIRMED parcel dispatched, every CANCELLED shipment cancelled',
+    shipments.confirmedNotDispatched.length === 0 && shipments.cancelledNotCancelled.length === 0,
+    `not dispatched: ${shipments.confirmedNotDispatched.length}${sampleOf(shipments.confirmedNotDispatched)}; not cancelled: ${shipments.cancelledNotCancelled.length}${sampleOf(shipments.cancelledNotCancelled)}`,
+  );
+  check(
+    'every order has its follow-ups',
+    account.missingFollowUps.length === 0 && account.unfinished === 0,
+    `${account.missingFollowUps.length} missing${sampleOf(account.missingFollowUps)}; ${account.unfinished} order(s) still unfinished`,
+  );
+  return checks;
 }
 
 const pad = (value: unknown, width: number) => String(value).padStart(width);
