@@ -468,8 +468,12 @@ async function placeOrders(run: ChaosRun): Promise<PlacedOrders> {
       } else placement.failed++;
     }
   };
-  await Promise.all(Array.from({ length: options.concurrency }, worker));
-  clearInterval(progressTimer);
+  try {
+    await Promise.all(Array.from({ length: options.concurrency }, worker));
+  } finally {
+    // Also when placing fails: a timer left running would keep the process alive.
+    clearInterval(progressTimer);
+  }
   progress(
     `chaos: placed ${orders.length}/${options.orders} (${placement.retriedAfter503} retries after a 503, ${placement.leftToTheSweep} left to the sweep) in ${Math.round((Date.now() - run.startedAt) / 1000)} s`,
   );
