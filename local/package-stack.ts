@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -78,13 +78,16 @@ export async function packageStack(options: PackageStackOptions = {}): Promise<P
   }
 }
 
-async function runServerlessPackage(serviceDir: string, stage: string, packageDir: string, params: string[] = []): Promise<void> {
+/**
+ * How `serverless package` is run, for the local runtime (async, below) and the infra tests
+ * (test/infra/template.ts, synchronous): osls's own CLI under this Node, with its home directory
+ * (config schema cache, telemetry id) kept inside the service's ignored .cache, telemetry off.
+ */
+export function serverlessPackageCommand(serviceDir: string, stage: string, packageDir: string, params: string[] = []): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
   const require = createRequire(import.meta.url);
   const cli = path.join(path.dirname(require.resolve('osls/package.json')), 'bin', 'serverless.js');
-  // osls caches its compiled config schema under $HOME/.serverless; keep that (and anything else it
-  // writes to the home directory) inside the repository's ignored .cache directory.
   const home = path.join(serviceDir, '.cache', 'serverless-home');
-  await mkdir(home, { recursive: true });
+  mkdirSync(home, { recursive: true });
   const env = {
     ...process.env,
     HOME: home,
@@ -96,11 +99,16 @@ async function runServerlessPackage(serviceDir: string, stage: string, packageDi
     SLS_NOTIFICATIONS_MODE: 'off',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
+  return { file: process.execPath, args: [cli, 'package', '--stage', stage, '--package', packageDir, ...params.map((param) => `--param=${param}`)], env };
+}
+
+async function runServerlessPackage(serviceDir: string, stage: string, packageDir: string, params: string[] = []): Promise<void> {
+  const command = serverlessPackageCommand(serviceDir, stage, packageDir, params);
   const output: Buffer[] = [];
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'package', '--stage', stage, '--package', packageDir, ...params.map((param) => `--param=${param}`)], {
+    const child = spawn(command.file, command.args, {
       cwd: serviceDir,
-      env,
+      env: command.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.on('data', (chunk: Buffer) => output.push(chunk));

@@ -5,18 +5,21 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 
-export interface CfnResource {
+// The one set of CloudFormation types of the repository: the local runtime reads values as
+// `unknown` and narrows them; the infra tests (test/infra/template.ts) read them as `Json`, loose
+// on purpose so that an assertion can walk into a property without a guard at every step.
+export interface CfnResource<Value = unknown> {
   Type: string;
-  Properties?: Record<string, unknown>;
+  Properties?: Record<string, Value>;
   Condition?: string;
   DependsOn?: string | string[];
 }
 
-export interface CfnTemplate {
-  Parameters?: Record<string, { Default?: unknown }>;
-  Conditions?: Record<string, unknown>;
-  Resources: Record<string, CfnResource>;
-  Outputs?: Record<string, { Value: unknown }>;
+export interface CfnTemplate<Value = unknown> {
+  Parameters?: Record<string, { Default?: Value }>;
+  Conditions?: Record<string, Value>;
+  Resources: Record<string, CfnResource<Value>>;
+  Outputs?: Record<string, { Value: Value; Export?: Value; Description?: string }>;
 }
 
 export interface StackContext {

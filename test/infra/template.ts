@@ -23,25 +23,20 @@ import {
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serverlessPackageCommand } from '../../local/package-stack.js';
 import { readZipEntries } from '../../local/function-code.js';
+import type { CfnResource, CfnTemplate } from '../../local/template.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` on purpose: an assertion walks into a template value (`r.Properties.Policies[0]...`) and
+// the expectation, not the type, says what must be there.
+// biome-ignore lint/suspicious/noExplicitAny: see above
 export type Json = any;
 
-export interface Resource {
-  Type: string;
-  Properties?: Record<string, Json>;
-  Condition?: string;
-  DependsOn?: string | string[];
-}
-
-export interface Template {
-  Resources: Record<string, Resource>;
-  Outputs?: Record<string, { Value: Json; Export?: Json; Description?: string }>;
-  Conditions?: Record<string, Json>;
-}
+/** The repository's one set of CloudFormation types (local/template.ts), read loosely. */
+export type Resource = CfnResource<Json>;
+export type Template = CfnTemplate<Json>;
 
 export interface Statement {
   Sid?: string;
@@ -171,19 +166,14 @@ function runPackage(entry: string, stage: string, overrides: Record<string, stri
   cpSync(repoRoot, service, { recursive: true, filter: copied });
   symlinkSync(join(repoRoot, 'node_modules'), join(service, 'node_modules'), 'dir');
   const building = join(entry, 'building');
-  const args = ['package', '--package', building, '--stage', stage];
-  for (const [name, value] of Object.entries(overrides)) args.push(`--param=${name}=${value}`);
+  // The same invocation as the local runtime's packaging (local/package-stack.ts), run synchronously.
+  const command = serverlessPackageCommand(service, stage, building, Object.entries(overrides).map(([name, value]) => `${name}=${value}`));
   try {
-    execFileSync(join(repoRoot, 'node_modules/.bin/serverless'), args, {
-      cwd: service,
-      env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
-      stdio: 'pipe',
-      timeout: 120_000,
-    });
+    execFileSync(command.file, command.args, { cwd: service, env: command.env, stdio: 'pipe', timeout: 120_000 });
   } catch (error) {
     const e = error as { stdout?: Buffer; stderr?: Buffer; message: string };
     throw new Error(
-      `serverless ${args.join(' ')} failed: ${e.message}\n${e.stdout?.toString() ?? ''}\n${e.stderr?.toString() ?? ''}`,
+      `serverless ${command.args.slice(1).join(' ')} failed: ${e.message}\n${e.stdout?.toString() ?? ''}\n${e.stderr?.toString() ?? ''}`,
     );
   }
   writeFileSync(join(building, 'done'), '');
