@@ -38,7 +38,7 @@ export async function dispatchShipmentForOrder(event: OrderConfirmed): Promise<{
 /** The shipping participant on OrderCancelled: cancel a held shipment (compensation); nothing if none. */
 export async function cancelShipmentForOrder(event: OrderCancelled): Promise<{ cancelled: boolean }> {
   const order = await findOrder(event.orderId);
-  if (!order || order.status !== 'CANCELLED' || order.shipping?.outcome !== 'SUCCEEDED' || order.shipmentCancelledAt) {
+  if (order?.status !== 'CANCELLED' || order.shipping?.outcome !== 'SUCCEEDED' || order.shipmentCancelledAt) {
     return { cancelled: false };
   }
   const cancelled = await recordFollowUp(event.orderId, 'shipmentCancelledAt', new Date().toISOString(), {

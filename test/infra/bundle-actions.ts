@@ -47,7 +47,7 @@ function sections(bundle: string): Section[] {
   return found;
 }
 
-const escape = (name: string) => name.replace(/\$/g, '\\$');
+const escapeDollars = (name: string) => name.replace(/\$/g, '\\$');
 
 export interface BundleCalls {
   /** IAM actions (`dynamodb:GetItem`, …) of the commands the bundle sends. */
@@ -89,7 +89,7 @@ export function bundleCalls(bundle: string): BundleCalls {
     .filter(({ path }) => !/@aws-sdk\/lib-dynamodb\/dist-[\w-]+\/commands\//.test(path))
     .map(({ text }) => text)
     .join('\n');
-  const constructed = (name: string) => new RegExp(`\\bnew ${escape(name)}\\(`).test(outside);
+  const constructed = (name: string) => new RegExp(`\\bnew ${escapeDollars(name)}\\(`).test(outside);
 
   const called = new Set<string>();
   const send = (name: string) => {
@@ -101,7 +101,7 @@ export function bundleCalls(bundle: string): BundleCalls {
   // Paginators: `var paginateQuery = createPaginator(Client, QueryCommand2, …)`, called elsewhere.
   for (const match of bundle.matchAll(/^var (\w+) = createPaginator\(\w+, (\w+),/gm)) {
     const [, paginator, command] = match;
-    const calls = bundle.match(new RegExp(`\\b${escape(paginator!)}\\(`, 'g'))?.length ?? 0;
+    const calls = bundle.match(new RegExp(`\\b${escapeDollars(paginator!)}\\(`, 'g'))?.length ?? 0;
     if (calls > 0) send(command!);
   }
 

@@ -108,7 +108,8 @@ describe('params reaching the functions', () => {
     expect(scanned.length).toBeGreaterThanOrEqual(Object.keys(ENVIRONMENT_PARAMS).length);
     const byVariable: Record<string, { param: string; functions: string[] }> = {};
     for (const { variable, param, scope } of scanned) {
-      const entry = (byVariable[variable] ??= { param, functions: [] });
+      byVariable[variable] ??= { param, functions: [] };
+      const entry = byVariable[variable];
       expect(entry.param, `${variable} set from two params`).toBe(param);
       entry.functions.push(...(scope === 'provider' ? ALL_FUNCTIONS : [scope]));
     }

@@ -28,8 +28,6 @@ const handlers = {} as Record<StageName, Handler>;
 let orders: typeof import('../../lib/order-store.js');
 let topic: typeof import('../../lib/order-events-topic.js');
 let inventory: typeof import('../../lib/inventory.js');
-let payments: typeof import('../../lib/payments.js');
-let shipping: typeof import('../../lib/shipping.js');
 
 /** Every record the poller below handed a handler: which event, on which receive, and whether it failed. */
 interface Delivery {
@@ -58,12 +56,10 @@ beforeAll(async () => {
 
   // Imported once the environment points at the emulators: the handler modules build their
   // Powertools objects when they load.
-  [orders, topic, inventory, payments, shipping] = await Promise.all([
+  [orders, topic, inventory] = await Promise.all([
     import('../../lib/order-store.js'),
     import('../../lib/order-events-topic.js'),
     import('../../lib/inventory.js'),
-    import('../../lib/payments.js'),
-    import('../../lib/shipping.js'),
   ]);
   handlers.inventory = (await import('../../functions/inventory.js')).handler as Handler;
   handlers.payment = (await import('../../functions/payment.js')).handler as Handler;

@@ -51,7 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  [sqs, sns, dynamodb].forEach((client) => client?.destroy());
+  for (const client of [sqs, sns, dynamodb]) client?.destroy();
   await emulators?.stop();
 });
 

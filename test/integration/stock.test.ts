@@ -187,7 +187,7 @@ describe('many orders race for the last units', () => {
     expect(rejected).toHaveLength(40);
     for (const result of rejected) expect(result?.shortSku).toBe(sku);
     // Each completion says what its order holds.
-    placed.forEach((order, i) => expect(results[i]?.outcome).toBe(completions[i]?.recorded));
+    for (const [i] of placed.entries()) expect(results[i]?.outcome).toBe(completions[i]?.recorded);
     expect(await stock(sku)).toEqual({ available: 0, applying: {} });
     for (const order of placed) expect((await orders.findOrder(order.orderId))?.stages.inventory.status).toBe(results[placed.indexOf(order)]?.outcome);
   });

@@ -90,7 +90,7 @@ export async function startProvisionedStack(): Promise<ProvisionedStack> {
     sns,
     table,
     async stop() {
-      [sqs, sns, dynamodb].forEach((client) => client.destroy());
+      for (const client of [sqs, sns, dynamodb]) client.destroy();
       await emulators.stop();
     },
   };
