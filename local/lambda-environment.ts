@@ -57,7 +57,7 @@ export interface FunctionStats {
 }
 
 export interface OutputSink {
-  /** One line of a handler's stdout or stderr; undefined to discard it. */
+  /** One line of a handler's stdout or stderr. */
   (functionName: string, stream: 'stdout' | 'stderr', line: string): void;
 }
 
@@ -122,7 +122,8 @@ export interface EnvironmentLimits {
 
 export class LambdaFunction {
   readonly definition: LambdaFunctionDefinition;
-  readonly #output: OutputSink;
+  /** Undefined: nobody reads the handlers' output, and the environments drop it as it is written. */
+  readonly #output: OutputSink | undefined;
   #maxEnvironments: number;
   readonly #initSlots: Semaphore;
   readonly #idle: ExecutionEnvironment[] = [];
@@ -133,7 +134,7 @@ export class LambdaFunction {
   #stopped = false;
   readonly #stats: FunctionStats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0, totalDurationMs: 0 };
 
-  constructor(definition: LambdaFunctionDefinition, output: OutputSink, limits?: Partial<EnvironmentLimits>) {
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined, limits?: Partial<EnvironmentLimits>) {
     this.definition = definition;
     this.#output = output;
     this.#maxEnvironments = limits?.maxEnvironments ?? 10;
@@ -252,7 +253,7 @@ class ExecutionEnvironment {
   readonly #worker: Worker;
   #pending: { requestId: string; settle: (result: InvocationResult) => void; started: number } | undefined;
 
-  constructor(definition: LambdaFunctionDefinition, output: OutputSink) {
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined) {
     const logStreamName = `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${randomBytes(16).toString('hex')}`;
     const init: WorkerInit = {
       modulePath: definition.modulePath,
@@ -263,6 +264,7 @@ class ExecutionEnvironment {
       memoryLimitInMB: String(definition.memorySize),
       logGroupName: definition.logGroupName,
       logStreamName,
+      ...(output ? {} : { discardOutput: true }),
     };
     this.#worker = new Worker(workerEntryPoint(), {
       workerData: init,
@@ -275,8 +277,14 @@ class ExecutionEnvironment {
       // A small young generation: see ENVIRONMENT_YOUNG_GENERATION_MB.
       resourceLimits: { maxOldGenerationSizeMb: Math.max(definition.memorySize, 128), maxYoungGenerationSizeMb: ENVIRONMENT_YOUNG_GENERATION_MB },
     });
-    forwardLines(this.#worker.stdout, (line) => output(definition.name, 'stdout', line));
-    forwardLines(this.#worker.stderr, (line) => output(definition.name, 'stderr', line));
+    if (output) {
+      forwardLines(this.#worker.stdout, (line) => output(definition.name, 'stdout', line));
+      forwardLines(this.#worker.stderr, (line) => output(definition.name, 'stderr', line));
+    } else {
+      // The worker drops its output itself (discardOutput); anything still sent is read and dropped.
+      this.#worker.stdout.resume();
+      this.#worker.stderr.resume();
+    }
 
     this.ready = new Promise<InitOutcome>((resolve) => {
       const timer = setTimeout(() => {
