@@ -68,11 +68,13 @@ const INIT_TIMEOUT_MS = 10_000;
  * The young generation of each environment's V8 heap, in MB. Left to V8, a worker whose old
  * generation may reach 512 MB grows its young generation to 16 MB at light load and 32 MB under
  * load, and keeps it: half of a warm consumer environment's 50 MB heap was that space, emptied at
- * each scavenge. At 2 MB, a warm environment holds about 17 MB of heap (measured with GET
- * /_local/memory: docs/decisions.md, "Local runtime memory"); a scavenge then runs every MB or so
- * of allocation, well under a millisecond each. GC timing only: what a handler sees is unchanged.
+ * each scavenge. At 2 MB a scavenge
+ * ran every MB or so of allocation and the environments spent 15% of their CPU in GC under the
+ * bench's load; at 8 MB they use 8% less CPU per order (33 against 36 ms, two runs each of 600
+ * orders at 64 clients), and `npm start` after 20 orders holds the same (299 MB against 300 MB):
+ * docs/decisions.md, "Local runtime memory". GC timing only: what a handler sees is unchanged.
  */
-export const ENVIRONMENT_YOUNG_GENERATION_MB = 2;
+export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
 
 /** How long an environment may take to report its heap before it is counted as unknown. */
 const HEAP_REPORT_TIMEOUT_MS = 1_000;
