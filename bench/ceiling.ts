@@ -8,6 +8,11 @@
 // Rates per order are fractional (0.13 DeleteMessageBatch per order at batch size 10); order i
 // issues floor((i+1)·rate) − floor(i·rate) of each, so N orders issue exactly round(N·rate).
 // Receives use WaitTimeSeconds 0 (the pipeline's long-poll waits cost time, not work).
+//
+// The requests go through the same counting proxy (local/request-counter.ts) as the pipeline's:
+// in the pipeline run every AWS request crosses it (two more HTTP hops, its parsing, and the
+// ReturnConsumedCapacity it adds to DynamoDB requests, in the same thread as the emulators), so a
+// ceiling measured without it would compare the pipeline with a cheaper path to the same emulators.
 
 import path from 'node:path';
 import { DescribeTableCommand, DynamoDBClient, type KeySchemaElement, type AttributeDefinition } from '@aws-sdk/client-dynamodb';
@@ -17,7 +22,7 @@ import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, Receive
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_REGION, startEmulators } from '../local/emulators.js';
 import { readPackagedStack } from '../local/package-stack.js';
 import { provisionStack } from '../local/provision.js';
-import type { RequestCounts } from '../local/request-counter.js';
+import { startRequestCounter, type RequestCounts } from '../local/request-counter.js';
 import { readTemplate, StackResolver } from '../local/template.js';
 import { round } from './load.js';
 
@@ -72,9 +77,13 @@ export async function runCeiling(options: {
     stackName: `${serviceName}-${stage}`,
   });
   const emulators = await startEmulators({ sqsPort: 0, dynamodbPort: 0 });
-  const sqs = new SQSClient(clientConfig(emulators.endpoints.sqs));
-  const sns = new SNSClient(clientConfig(emulators.endpoints.sns));
-  const dynamodb = new DynamoDBClient(clientConfig(emulators.endpoints.dynamodb));
+  const counter = await startRequestCounter(emulators.endpoints).catch(async (error: unknown) => {
+    await emulators.stop();
+    throw error;
+  });
+  const sqs = new SQSClient(clientConfig(counter.endpoints.sqs));
+  const sns = new SNSClient(clientConfig(counter.endpoints.sns));
+  const dynamodb = new DynamoDBClient(clientConfig(counter.endpoints.dynamodb));
   try {
     const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
     const topicArn = resources.topicArn!;
@@ -181,6 +190,7 @@ export async function runCeiling(options: {
     };
   } finally {
     [sqs, sns, dynamodb].forEach((client) => client.destroy());
+    await counter.stop();
     await emulators.stop();
   }
 }

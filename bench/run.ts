@@ -338,7 +338,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
       'Requests per order include the follow-ups after the decision (stock commit, shipment dispatch) and the empty receives of the run: the counter is read once the queues are drained.',
       'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (UnfinishedOrders) writes are not reported by dynalite and are missing.',
       'Lambda duration in the cost total is modeled from the counted calls (bench/cost.ts LAMBDA_DURATION_MODEL, printed with the cost table); the GB-s measured here on a shared machine, at the template memory sizes, are printed apart and not in the total.',
-      'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda.',
+      'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda, through the same counting proxy as the pipeline\'s requests.',
       'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',
     ],
   };

@@ -20,6 +20,11 @@ export interface InvocationLog {
   error(message: string): void;
   /** A line a handler wrote to its stdout or stderr. */
   output(functionName: string, stream: 'stdout' | 'stderr', line: string): void;
+  /**
+   * True when output() discards every line (quiet): the execution environments then drop what
+   * their handlers write where it is written, instead of sending it to this thread to be dropped.
+   */
+  readonly discardsOutput?: boolean;
 }
 
 export function createInvocationLog(options: { quiet?: boolean; write?: (line: string) => void }): InvocationLog {
@@ -27,9 +32,10 @@ export function createInvocationLog(options: { quiet?: boolean; write?: (line: s
   const writeError = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (options.quiet) {
     const ignore = () => {};
-    return { invocation: ignore, info: ignore, error: ignore, output: ignore };
+    return { invocation: ignore, info: ignore, error: ignore, output: ignore, discardsOutput: true };
   }
   return {
+    discardsOutput: false,
     invocation(line) {
       // The trigger holds the request path, which is the client's text: no card data in the log.
       const parts = [`λ ${line.function}`, maskCardData(line.trigger)];

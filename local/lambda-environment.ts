@@ -57,7 +57,7 @@ export interface FunctionStats {
 }
 
 export interface OutputSink {
-  /** One line of a handler's stdout or stderr; undefined to discard it. */
+  /** One line of a handler's stdout or stderr. */
   (functionName: string, stream: 'stdout' | 'stderr', line: string): void;
 }
 
@@ -68,11 +68,14 @@ const INIT_TIMEOUT_MS = 10_000;
  * The young generation of each environment's V8 heap, in MB. Left to V8, a worker whose old
  * generation may reach 512 MB grows its young generation to 16 MB at light load and 32 MB under
  * load, and keeps it: half of a warm consumer environment's 50 MB heap was that space, emptied at
- * each scavenge. At 2 MB, a warm environment holds about 17 MB of heap (measured with GET
- * /_local/memory: docs/decisions.md, "Local runtime memory"); a scavenge then runs every MB or so
- * of allocation, well under a millisecond each. GC timing only: what a handler sees is unchanged.
+ * each scavenge. At 2 MB a scavenge
+ * ran every MB or so of allocation and the environments spent 15% of their CPU in GC under the
+ * bench's load; at 8 MB they use 8% less CPU per order (33 against 36 ms, two runs each of 600
+ * orders at 64 clients), and `npm start` after 20 orders holds the same (299 MB against 300 MB);
+ * under that load an environment's heap grows to about 28 MB instead of 21 MB: docs/decisions.md,
+ * "Local runtime memory". GC timing only: what a handler sees is unchanged.
  */
-export const ENVIRONMENT_YOUNG_GENERATION_MB = 2;
+export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
 
 /** How long an environment may take to report its heap before it is counted as unknown. */
 const HEAP_REPORT_TIMEOUT_MS = 1_000;
@@ -122,7 +125,8 @@ export interface EnvironmentLimits {
 
 export class LambdaFunction {
   readonly definition: LambdaFunctionDefinition;
-  readonly #output: OutputSink;
+  /** Undefined: nobody reads the handlers' output, and the environments drop it as it is written. */
+  readonly #output: OutputSink | undefined;
   #maxEnvironments: number;
   readonly #initSlots: Semaphore;
   readonly #idle: ExecutionEnvironment[] = [];
@@ -133,7 +137,7 @@ export class LambdaFunction {
   #stopped = false;
   readonly #stats: FunctionStats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0, totalDurationMs: 0 };
 
-  constructor(definition: LambdaFunctionDefinition, output: OutputSink, limits?: Partial<EnvironmentLimits>) {
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined, limits?: Partial<EnvironmentLimits>) {
     this.definition = definition;
     this.#output = output;
     this.#maxEnvironments = limits?.maxEnvironments ?? 10;
@@ -252,7 +256,7 @@ class ExecutionEnvironment {
   readonly #worker: Worker;
   #pending: { requestId: string; settle: (result: InvocationResult) => void; started: number } | undefined;
 
-  constructor(definition: LambdaFunctionDefinition, output: OutputSink) {
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined) {
     const logStreamName = `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${randomBytes(16).toString('hex')}`;
     const init: WorkerInit = {
       modulePath: definition.modulePath,
@@ -263,6 +267,7 @@ class ExecutionEnvironment {
       memoryLimitInMB: String(definition.memorySize),
       logGroupName: definition.logGroupName,
       logStreamName,
+      ...(output ? {} : { discardOutput: true }),
     };
     this.#worker = new Worker(workerEntryPoint(), {
       workerData: init,
@@ -275,8 +280,14 @@ class ExecutionEnvironment {
       // A small young generation: see ENVIRONMENT_YOUNG_GENERATION_MB.
       resourceLimits: { maxOldGenerationSizeMb: Math.max(definition.memorySize, 128), maxYoungGenerationSizeMb: ENVIRONMENT_YOUNG_GENERATION_MB },
     });
-    forwardLines(this.#worker.stdout, (line) => output(definition.name, 'stdout', line));
-    forwardLines(this.#worker.stderr, (line) => output(definition.name, 'stderr', line));
+    if (output) {
+      forwardLines(this.#worker.stdout, (line) => output(definition.name, 'stdout', line));
+      forwardLines(this.#worker.stderr, (line) => output(definition.name, 'stderr', line));
+    } else {
+      // The worker drops its output itself (discardOutput); anything still sent is read and dropped.
+      this.#worker.stdout.resume();
+      this.#worker.stderr.resume();
+    }
 
     this.ready = new Promise<InitOutcome>((resolve) => {
       const timer = setTimeout(() => {

@@ -17,6 +17,11 @@ export interface WorkerInit {
   memoryLimitInMB: string;
   logGroupName: string;
   logStreamName: string;
+  /**
+   * Nobody reads this environment's output (a quiet runtime): what the handler writes to stdout
+   * and stderr is dropped here, as written, rather than sent to the main thread to be dropped there.
+   */
+  discardOutput?: boolean;
 }
 
 export interface InvokeMessage {
@@ -65,11 +70,25 @@ function serializeError(error: unknown, fallbackType: string): SerializedError {
   return { errorType: fallbackType, errorMessage: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error), stackTrace: [] };
 }
 
+/**
+ * The streams stay what they are to the handler (writable, a write returns true and calls back,
+ * console and loggers work as before); only the bytes go nowhere, as to /dev/null.
+ */
+function discardWrites(streams: NodeJS.WriteStream[]): void {
+  for (const stream of streams) {
+    const writable = stream as unknown as { _write: unknown; _writev: unknown };
+    writable._write = (_chunk: unknown, _encoding: unknown, callback: () => void) => callback();
+    writable._writev = (_chunks: unknown, callback: () => void) => callback();
+  }
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('lambda-worker must run in a worker thread');
   const init = workerData as WorkerInit;
   const post = (message: WorkerMessage) => port.postMessage(message);
+
+  if (init.discardOutput) discardWrites([process.stdout, process.stderr]);
 
   // NODE_OPTIONS from the function's environment cannot reach a worker; honour the one that matters.
   if ((process.env.NODE_OPTIONS ?? '').includes('--enable-source-maps')) process.setSourceMapsEnabled(true);

@@ -339,7 +339,9 @@ async function defineFunctions(
       logGroupName,
       environment,
     };
-    functions.set(id, new LambdaFunction(definition, (fn, stream, line) => options.log.output(fn, stream, line), options.limits));
+    // A quiet log drops every line: the environments drop them as they are written (no sink).
+    const output = options.log.discardsOutput ? undefined : (fn: string, stream: 'stdout' | 'stderr', line: string) => options.log.output(fn, stream, line);
+    functions.set(id, new LambdaFunction(definition, output, options.limits));
   }
   return functions;
 }
