@@ -20,7 +20,7 @@ import { customerIdSchema } from '../lib/order-schema.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
-import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
+import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
 import { queueConsumers, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
@@ -139,10 +139,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     const packageAs = options.stage ?? 'local';
     const fifo = options.queueType === 'fifo';
     log.info(`Packaging the stack (serverless package --stage ${packageAs}${fifo ? ' --param="queueType=fifo"' : ''})...`);
-    // The FIFO variant in a directory of its own, so that switching variants reuses each packaging.
-    const packaged = await packageStack(
-      fifo ? { stage: packageAs, params: { queueType: 'fifo' }, outputDir: path.join(REPOSITORY_ROOT, '.cache', 'package', `${packageAs}-fifo`) } : { stage: packageAs },
-    );
+    const packaged = await packageStack(variantPackaging(packageAs, options.queueType ?? 'standard'));
     ({ templatePath, serviceName, stage } = packaged);
   }
   const packageDir = path.dirname(templatePath);
