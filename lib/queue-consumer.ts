@@ -78,9 +78,9 @@ export function isFifoQueue(queueArn: string): boolean {
  * themselves: each of their writes is conditional and happens once (docs/dynamodb-costs.md), and
  * the one call outside DynamoDB, the payment provider's, has Powertools idempotency of its own.
  *
- * From a FIFO queue, records are handled one after another in the batch's order, and a failed
- * record stops its message group: the group's later records are reported failed without being
- * handled, so that they come back after it, while the other groups of the batch go on.
+ * From a FIFO queue, each message group's records are handled one after another in the batch's
+ * order, and a failed record stops its group: the group's later records are reported failed without
+ * being handled, so that they come back after it, while the other groups of the batch go on.
  */
 export function createQueueConsumer(consumer: string, handlers: OrderEventHandlers, options: QueueConsumerOptions = {}) {
   // The consumer's own metrics (records processed, failed, retried, duplicates skipped, latency),
@@ -131,7 +131,7 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
     // A processor holds one batch's state: one per invocation. Report a wholly failed batch item
     // by item too, so that the backoff below applies to it.
     const response = fifo
-      ? await processPartialResponse(event, handleAndNote, new SqsFifoPartialProcessorAsync(), { context, throwOnFullBatchFailure: false, skipGroupOnError: true })
+      ? await processFifoBatch(event, handleAndNote, context)
       : await processPartialResponse(event, handleAndNote, new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
     const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
     consumerMetrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
@@ -150,6 +150,30 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
     return response;
   };
   return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(consumerMetrics));
+}
+
+/**
+ * A FIFO batch: Powertools' FIFO processor (skipGroupOnError) for each message group, the groups side
+ * by side. One processor for the whole batch would run every record one after another, and a batch
+ * holds mostly one record per order: ten orders' work in a row, against a function timeout sized
+ * for a batch run in parallel. Order only matters within a group, so the groups run concurrently.
+ * (The asynchronous processor: the synchronous SqsFifoPartialProcessor does not await an async
+ * record handler, so a failure would count as a success.)
+ */
+async function processFifoBatch(event: SQSEvent, handleRecord: (record: SQSRecord) => Promise<unknown>, context: Context): Promise<SQSBatchResponse> {
+  const groups = new Map<string, SQSRecord[]>();
+  for (const record of event.Records) {
+    const group = record.attributes.MessageGroupId ?? '';
+    groups.set(group, [...(groups.get(group) ?? []), record]);
+  }
+  const responses = await Promise.all(
+    [...groups.values()].map((records) =>
+      processPartialResponse({ Records: records }, handleRecord, new SqsFifoPartialProcessorAsync(), { context, throwOnFullBatchFailure: false, skipGroupOnError: true }),
+    ),
+  );
+  const failed = new Set(responses.flatMap((response) => response.batchItemFailures.map((failure) => failure.itemIdentifier)));
+  // In the batch's order, as one processor would report them.
+  return { batchItemFailures: event.Records.filter((record) => failed.has(record.messageId)).map((record) => ({ itemIdentifier: record.messageId })) };
 }
 
 /** A handler's answer for an event whose work was recorded earlier (lib/order-outcome.ts). */

@@ -108,21 +108,25 @@ describe('createQueueConsumer on a FIFO queue', () => {
     data: { reason: 'CUSTOMER_CANCELLED' },
   });
 
-  it('handles records in the batch order, one at a time', async () => {
+  it('handles each group\'s records in the batch order, one at a time, and the groups side by side', async () => {
     const seen: string[] = [];
-    let running = 0;
+    const running = new Map<string, number>();
+    let peak = 0;
     const record = async (event: OrderEvent) => {
-      running += 1;
-      expect(running, 'one record at a time').toBe(1);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      running.set(event.orderId, (running.get(event.orderId) ?? 0) + 1);
+      expect(running.get(event.orderId), 'one record of a group at a time').toBe(1);
+      peak = Math.max(peak, [...running.values()].reduce((sum, n) => sum + n, 0));
+      await new Promise((resolve) => setTimeout(resolve, event.orderId === a ? 20 : 5));
       seen.push(`${event.eventType} ${event.orderId}`);
-      running -= 1;
+      running.set(event.orderId, running.get(event.orderId)! - 1);
     };
     const handler = createQueueConsumer('inventory', { OrderPlaced: record, OrderCancelled: record });
     const [a, b] = [orderIdOf('a'), orderIdOf('b')];
-    const response = await handler(sqsEvent(fifoRecord(orderPlaced(a)), fifoRecord(orderPlaced(b)), fifoRecord(cancelled(a))), lambdaContext());
+    const response = await handler(sqsEvent(fifoRecord(orderPlaced(a)), fifoRecord(orderPlaced(b)), fifoRecord(cancelled(a)), fifoRecord(cancelled(b))), lambdaContext());
     expect(response.batchItemFailures).toEqual([]);
-    expect(seen).toEqual([`OrderPlaced ${a}`, `OrderPlaced ${b}`, `OrderCancelled ${a}`]);
+    const of = (orderId: string) => seen.filter((line) => line.endsWith(orderId));
+    expect([of(a), of(b)]).toEqual([[`OrderPlaced ${a}`, `OrderCancelled ${a}`], [`OrderPlaced ${b}`, `OrderCancelled ${b}`]]);
+    expect(peak, 'two groups at once').toBe(2);
   });
 
   it('a failed record stops its group: the rest of that group is reported failed, not handled; other groups go on', async () => {
@@ -141,7 +145,7 @@ describe('createQueueConsumer on a FIFO queue', () => {
     const goodCancelled = fifoRecord(cancelled(good));
     const response = await handler(sqsEvent(badPlaced, goodPlaced, badCancelled, goodCancelled), lambdaContext());
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([badPlaced.messageId, badCancelled.messageId]);
-    expect(handled).toEqual([`placed ${bad}`, `placed ${good}`, `cancelled ${good}`]);
+    expect(handled.sort()).toEqual([`cancelled ${good}`, `placed ${bad}`, `placed ${good}`]);
   });
 
   it('backs off a failed group as a whole: every record of it hidden for the backoff of the one that failed', async () => {
