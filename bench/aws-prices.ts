@@ -20,6 +20,15 @@ export const AWS_PRICES = {
   sqsPerMillionRequests: 0.4,
   sqsChunkBytes: 64 * 1024,
   /**
+   * The FIFO variant (queueType=fifo), recalled rather than re-read like the rest: an SQS FIFO
+   * queue's requests; an SNS FIFO topic's publishes and its subscription messages (each delivery to
+   * a queue), both also billed per GB of payload ($0.017 and $0.001), which for these 1 KB events
+   * is under a cent per million orders and left out.
+   */
+  sqsFifoPerMillionRequests: 0.5,
+  snsFifoPerMillionPublishes: 0.3,
+  snsFifoPerMillionDeliveries: 0.01,
+  /**
    * DynamoDB on-demand: per million write request units (1 WRU per 1 KB written) and read request
    * units (1 RRU per 4 KB read strongly consistently, half that for an eventually consistent read).
    */

@@ -10,7 +10,7 @@ import type { BenchOptions } from './run.js';
 const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
   [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
-  against naive ones; --quick is a run of under a minute. --cold-start-only packages the stack and
+  against naive ones and against FIFO queues and topic (queueType=fifo); --quick is a run of a few minutes. --cold-start-only packages the stack and
   measures its bundles' cold start alone (seconds). Writes bench/results/<timestamp>.json.`;
 
 export interface BenchCommandLine {

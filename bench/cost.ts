@@ -11,6 +11,8 @@ export interface PerOrder {
   sqsRequests: number;
   sqsByAction: Record<string, number>;
   sqsEmptyReceives: number;
+  /** Messages the receives returned: each SNS delivery to a queue, retries and redeliveries included. */
+  sqsMessagesReceived: number;
   dynamodbReads: number;
   dynamodbWrites: number;
   /** Reads that were strongly consistent (ConsistentRead: true), of dynamodbReads. */
@@ -134,6 +136,7 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
     sqsRequests: per(sqsTotal),
     sqsByAction: Object.fromEntries(Object.entries(counts.sqs.actions).map(([action, n]) => [action, per(n)])),
     sqsEmptyReceives: per(counts.sqs.emptyReceives),
+    sqsMessagesReceived: per(counts.sqs.receivedMessages),
     dynamodbReads: per(sum((t) => t.reads)),
     dynamodbWrites: per(sum((t) => t.writes)),
     dynamodbConsistentReads: per(sum((t) => t.consistentReads)),
@@ -165,14 +168,19 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
 /**
  * Dollars per million orders. SNS and SQS messages here are far below 64 KB, so each publish and
  * each request is one billed unit; DynamoDB units come from the consumed capacity dynalite reported.
+ * FIFO: SQS FIFO requests cost more, SNS FIFO publishes less, and SNS FIFO bills each delivery to
+ * a queue (taken as the messages received: an upper bound, retries included).
  */
-export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES): CostPerMillion {
+export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES, queueType: 'standard' | 'fifo' = 'standard'): CostPerMillion {
+  const fifo = queueType === 'fifo';
   const parts = {
     httpApi: order.httpApiRequests * prices.httpApiPerMillionRequests,
     lambdaRequests: order.lambdaInvocations * prices.lambdaPerMillionRequests,
     lambdaDuration: order.lambdaModeled.gbSecondsPerOrder * 1e6 * prices.lambdaArm64PerGbSecond,
-    sns: order.snsPublishes * prices.snsPerMillionPublishes,
-    sqs: order.sqsRequests * prices.sqsPerMillionRequests,
+    sns: fifo
+      ? order.snsPublishes * prices.snsFifoPerMillionPublishes + order.sqsMessagesReceived * prices.snsFifoPerMillionDeliveries
+      : order.snsPublishes * prices.snsPerMillionPublishes,
+    sqs: order.sqsRequests * (fifo ? prices.sqsFifoPerMillionRequests : prices.sqsPerMillionRequests),
     dynamodb: order.dynamodbWriteUnits * prices.dynamodbPerMillionWriteUnits + order.dynamodbReadUnits * prices.dynamodbPerMillionReadUnits,
   };
   const total = Object.values(parts).reduce((a, b) => a + b, 0);

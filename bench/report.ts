@@ -26,7 +26,7 @@ export function formatReport(result: BenchResult): string {
   );
   out.push(
     `Variants: ${result.variants
-      .map((v) => `${v.name} = batch ${v.batchSize}, window ${v.batchWindowSeconds} s, max concurrency ${v.maximumConcurrency}, WaitTimeSeconds ${v.receiveWaitTimeSeconds}`)
+      .map((v) => `${v.name} = ${v.queueType} queues, batch ${v.batchSize}, window ${v.batchWindowSeconds} s, max concurrency ${v.maximumConcurrency}, WaitTimeSeconds ${v.receiveWaitTimeSeconds}`)
       .join('; ')}`,
   );
 
@@ -127,6 +127,16 @@ export function formatReport(result: BenchResult): string {
         'Naive settings as a ratio of the defaults (naive / default)',
         ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
         result.naiveVsDefault.map((r) => [r.concurrency, `${r.awsRequestsPerOrder}x`, `${r.lambdaInvocationsPerOrder}x`, `${r.costPerMillion}x`, `${r.ordersPerSecond}x`, `${r.p50LatencyMs}x`]),
+      ),
+    );
+  }
+
+  if (result.fifoVsDefault.length > 0) {
+    out.push(
+      table(
+        'FIFO queues and topic as a ratio of the defaults (fifo / default, same concurrency)',
+        ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
+        result.fifoVsDefault.map((r) => [r.concurrency, `${r.awsRequestsPerOrder}x`, `${r.lambdaInvocationsPerOrder}x`, `${r.costPerMillion}x`, `${r.ordersPerSecond}x`, `${r.p50LatencyMs}x`]),
       ),
     );
   }

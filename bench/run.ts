@@ -1,12 +1,13 @@
-// `npm run bench`: the local pipeline under closed-loop load, with its default settings and with
-// naive ones (batch size 1, no batching window, short polling) side by side in one run, the same
+// `npm run bench`: the local pipeline under closed-loop load, with its default settings, with
+// naive ones (batch size 1, no batching window, short polling) and on FIFO queues and topic
+// (queueType=fifo, the mappings as AWS allows them there) side by side in one run, the same
 // request mix straight at the emulators (the ceiling), AWS requests per order counted at the
 // emulators, their price on AWS, and cold start. See README "Benchmark".
 
 import { cpus, totalmem } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { packageStack, REPOSITORY_ROOT } from '../local/package-stack.js';
+import { packageStack, REPOSITORY_ROOT, variantPackaging } from '../local/package-stack.js';
 import { startLocalPipeline, type LocalPipeline } from '../local/runtime.js';
 import type { RequestCounts } from '../local/request-counter.js';
 import { readTemplate } from '../local/template.js';
@@ -60,7 +61,8 @@ export const QUICK_OPTIONS: BenchOptions = {
 };
 
 export interface VariantSettings {
-  name: 'default' | 'naive';
+  name: 'default' | 'naive' | 'fifo';
+  queueType: 'standard' | 'fifo';
   batchSize: number;
   batchWindowSeconds: number;
   maximumConcurrency: number;
@@ -103,12 +105,24 @@ export interface BenchResult {
   setup: Record<string, unknown>;
   variants: VariantSettings[];
   runs: RunResult[];
-  naiveVsDefault: Array<{ concurrency: number; awsRequestsPerOrder: number; lambdaInvocationsPerOrder: number; costPerMillion: number; ordersPerSecond: number; p50LatencyMs: number }>;
+  naiveVsDefault: VariantRatio[];
+  /** The FIFO variant over the defaults, at the same concurrency. */
+  fifoVsDefault: VariantRatio[];
   idle: IdleResult[];
   memory: MemoryResult;
   coldStart: ColdStartResult;
   prices: { asOf: string; region: string; note: string; values: typeof AWS_PRICES };
   notes: string[];
+}
+
+/** One variant's figures over the default variant's at one concurrency. */
+export interface VariantRatio {
+  concurrency: number;
+  awsRequestsPerOrder: number;
+  lambdaInvocationsPerOrder: number;
+  costPerMillion: number;
+  ordersPerSecond: number;
+  p50LatencyMs: number;
 }
 
 async function versionOf(pkg: string): Promise<string> {
@@ -174,21 +188,28 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
   const progress = options.progress ?? (() => {});
   const startedAt = new Date().toISOString();
 
-  progress('package default and naive stacks', 0, 2);
+  const packaging = 'package the default, naive and FIFO stacks';
+  progress(packaging, 0, 3);
   const defaultStack = await packageStack({ stage: 'local' });
-  progress('package default and naive stacks', 1, 2);
+  progress(packaging, 1, 3);
   const naiveStack = await packageStack({
     stage: 'local',
     outputDir: path.join(REPOSITORY_ROOT, '.cache', 'package', 'bench-naive'),
     params: { batchSize: '1', batchWindowSeconds: '0' },
   });
-  progress('package default and naive stacks', 2, 2);
+  progress(packaging, 2, 3);
+  const fifoStack = await packageStack(variantPackaging('local', 'fifo'));
+  progress(packaging, 3, 3);
 
+  const settingsOf = async (name: VariantSettings['name'], templatePath: string, receiveWaitTimeSeconds: number): Promise<VariantSettings> => {
+    const { batchSize, batchWindowSeconds, maximumConcurrency } = await templateSettings(templatePath);
+    return { name, queueType: name === 'fifo' ? 'fifo' : 'standard', batchSize, batchWindowSeconds, maximumConcurrency, receiveWaitTimeSeconds, templatePath };
+  };
   const defaultSettings = await templateSettings(defaultStack.templatePath);
-  const naiveSettings = await templateSettings(naiveStack.templatePath);
   const variants: VariantSettings[] = [
-    { name: 'default', batchSize: defaultSettings.batchSize, batchWindowSeconds: defaultSettings.batchWindowSeconds, maximumConcurrency: defaultSettings.maximumConcurrency, receiveWaitTimeSeconds: 20, templatePath: defaultStack.templatePath },
-    { name: 'naive', batchSize: naiveSettings.batchSize, batchWindowSeconds: naiveSettings.batchWindowSeconds, maximumConcurrency: naiveSettings.maximumConcurrency, receiveWaitTimeSeconds: 0, templatePath: naiveStack.templatePath },
+    await settingsOf('default', defaultStack.templatePath, 20),
+    await settingsOf('naive', naiveStack.templatePath, 0),
+    await settingsOf('fifo', fifoStack.templatePath, 20),
   ];
 
   const runs: RunResult[] = [];
@@ -226,7 +247,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
           const counts = pipeline.requestCounter!.snapshot();
           const lambda = statsDelta(before, pipeline.invocationStats().functions);
           const order = perOrder(counts, lambda, defaultSettings.memoryMbByFunction, options.orders);
-          runs.push({ variant: variant.name, concurrency, load, perOrder: order, costPerMillionOrders: costPerMillion(order), counts });
+          runs.push({ variant: variant.name, concurrency, load, perOrder: order, costPerMillionOrders: costPerMillion(order, AWS_PRICES, variant.queueType), counts });
           if (variant.name === 'default') benchProcess = { variant: variant.name, concurrency, memory: await pipeline.memory() };
         }
       } finally {
@@ -282,22 +303,25 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
     onProgress: (done, total) => progress('cold start (import of each bundle and its SDK floor in a fresh node)', done, total),
   });
 
-  const naiveVsDefault = options.concurrency.flatMap((concurrency) => {
-    const base = runs.find((r) => r.variant === 'default' && r.concurrency === concurrency);
-    const naive = runs.find((r) => r.variant === 'naive' && r.concurrency === concurrency);
-    if (!base || !naive) return [];
-    const ratio = (a: number, b: number) => round(a / Math.max(b, 1e-9), 2);
-    return [
-      {
-        concurrency,
-        awsRequestsPerOrder: ratio(naive.perOrder.awsRequests, base.perOrder.awsRequests),
-        lambdaInvocationsPerOrder: ratio(naive.perOrder.lambdaInvocations, base.perOrder.lambdaInvocations),
-        costPerMillion: ratio(naive.costPerMillionOrders.total, base.costPerMillionOrders.total),
-        ordersPerSecond: ratio(naive.load.ordersPerSecond, base.load.ordersPerSecond),
-        p50LatencyMs: ratio(naive.load.latencyMs.p50, base.load.latencyMs.p50),
-      },
-    ];
-  });
+  const versusDefault = (name: VariantSettings['name']): VariantRatio[] =>
+    options.concurrency.flatMap((concurrency) => {
+      const base = runs.find((r) => r.variant === 'default' && r.concurrency === concurrency);
+      const other = runs.find((r) => r.variant === name && r.concurrency === concurrency);
+      if (!base || !other) return [];
+      const ratio = (a: number, b: number) => round(a / Math.max(b, 1e-9), 2);
+      return [
+        {
+          concurrency,
+          awsRequestsPerOrder: ratio(other.perOrder.awsRequests, base.perOrder.awsRequests),
+          lambdaInvocationsPerOrder: ratio(other.perOrder.lambdaInvocations, base.perOrder.lambdaInvocations),
+          costPerMillion: ratio(other.costPerMillionOrders.total, base.costPerMillionOrders.total),
+          ordersPerSecond: ratio(other.load.ordersPerSecond, base.load.ordersPerSecond),
+          p50LatencyMs: ratio(other.load.latencyMs.p50, base.load.latencyMs.p50),
+        },
+      ];
+    });
+  const naiveVsDefault = versusDefault('naive');
+  const fifoVsDefault = versusDefault('fifo');
 
   const cpu = cpus();
   return {
@@ -324,6 +348,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
     variants,
     runs,
     naiveVsDefault,
+    fifoVsDefault,
     idle,
     memory,
     coldStart,
@@ -340,6 +365,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
       'Lambda duration in the cost total is modeled from the counted calls (bench/cost.ts LAMBDA_DURATION_MODEL, printed with the cost table); the GB-s measured here on a shared machine, at the template memory sizes, are printed apart and not in the total.',
       'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda, through the same counting proxy as the pipeline\'s requests.',
       'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',
+      'FIFO: SNS FIFO and SQS FIFO prices (bench/aws-prices.ts); the emulator (fauxqs 1.9.2) hands out one message per group per receive, where SQS may hand several of a group; in a FIFO batch the records of each message group run one after another, the groups side by side (Powertools SqsFifoPartialProcessorAsync per group).',
     ],
   };
 }

@@ -4,17 +4,27 @@ import { config } from './config.js';
 import { type OrderEvent } from './events.js';
 import { chance, faultPlan, InjectedFault, inOutage } from './fault-injection.js';
 
+/** SNS requires a FIFO topic's name, and so its ARN, to end in `.fifo` (queueType=fifo). */
+export function isFifoTopic(topicArn: string): boolean {
+  return topicArn.endsWith('.fifo');
+}
+
 /**
  * Publishes one order event. `eventType` goes in a message attribute so that subscriptions filter
  * without reading the body; `orderId` too, so that every consumer can log it as correlation id.
+ * On a FIFO topic an order is a message group (its events reach each queue in publish order) and
+ * the event id is the deduplication id: a republish of the same event within five minutes (a
+ * retried request, the sweep) is accepted and not delivered again.
  */
 export async function publishOrderEvent(event: OrderEvent): Promise<string | undefined> {
   const faults = faultPlan();
   if (faults && chance(faults.publishFailureRate)) throw new InjectedFault('Injected publish failure');
   if (inOutage('topic')) throw new InjectedFault('Injected topic outage: publish failed');
+  const topicArn = config.orderEventsTopicArn();
   const result = await snsClient().send(
     new PublishCommand({
-      TopicArn: config.orderEventsTopicArn(),
+      TopicArn: topicArn,
+      ...(isFifoTopic(topicArn) ? { MessageGroupId: event.orderId, MessageDeduplicationId: event.eventId } : {}),
       Message: JSON.stringify(event),
       MessageAttributes: {
         eventType: { DataType: 'String', StringValue: event.eventType },

@@ -1,4 +1,4 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { BatchProcessor, EventType, processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import type { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -66,12 +66,21 @@ export interface QueueConsumerOptions {
   idempotency?: IdempotencyConfig[];
 }
 
+/** SQS requires a FIFO queue's name, and so its ARN, to end in `.fifo` (queueType=fifo). */
+export function isFifoQueue(queueArn: string): boolean {
+  return queueArn.endsWith('.fifo');
+}
+
 /**
  * The SQS consumer every participant shares: Powertools batch processing reports each failed
  * record in `batchItemFailures` (so only it is retried), and failed records get an exponential
  * backoff through ChangeMessageVisibility. Duplicate deliveries are absorbed by the handlers
  * themselves: each of their writes is conditional and happens once (docs/dynamodb-costs.md), and
  * the one call outside DynamoDB, the payment provider's, has Powertools idempotency of its own.
+ *
+ * From a FIFO queue, each message group's records are handled one after another in the batch's
+ * order, and a failed record stops its group: the group's later records are reported failed without
+ * being handled, so that they come back after it, while the other groups of the batch go on.
  */
 export function createQueueConsumer(consumer: string, handlers: OrderEventHandlers, options: QueueConsumerOptions = {}) {
   // The consumer's own metrics (records processed, failed, retried, duplicates skipped, latency),
@@ -112,23 +121,59 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
 
   const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     for (const idempotency of options.idempotency ?? []) idempotency.registerLambdaContext(context);
-    await injectInvocationFaults(event, context, handleRecord);
-    // A processor holds one batch's state: one per invocation.
-    const processor = new BatchProcessor(EventType.SQS);
-    const response = await processPartialResponse(event, handleRecord, processor, {
-      context,
-      // Report a wholly failed batch item by item too, so that backoff below applies to it.
-      throwOnFullBatchFailure: false,
-    });
+    const fifo = event.Records.some((record) => isFifoQueue(record.eventSourceARN));
+    await injectInvocationFaults(event, context, handleRecord, fifo);
+    const handled = new Set<string>();
+    const handleAndNote = (record: SQSRecord) => {
+      handled.add(record.messageId);
+      return handleRecord(record);
+    };
+    // A processor holds one batch's state: one per invocation. Report a wholly failed batch item
+    // by item too, so that the backoff below applies to it.
+    const response = fifo
+      ? await processFifoBatch(event, handleAndNote, context)
+      : await processPartialResponse(event, handleAndNote, new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
     const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
     consumerMetrics.addMetric('RecordsProcessed', MetricUnit.Count, event.Records.length - failedIds.size);
     if (failedIds.size > 0) {
       consumerMetrics.addMetric('RecordsFailed', MetricUnit.Count, failedIds.size);
-      await delayRetries(event.Records.filter((r) => failedIds.has(r.messageId)));
+      const failed = event.Records.filter((r) => failedIds.has(r.messageId));
+      const notHandled = failed.filter((r) => !handled.has(r.messageId));
+      if (notHandled.length > 0) {
+        logger.warn('Records not handled: an earlier record of their message group failed in this batch; they come back after it', {
+          messageIds: notHandled.map((r) => r.messageId),
+          orderIds: [...new Set(notHandled.map((r) => r.attributes.MessageGroupId))],
+        });
+      }
+      await delayRetries(failed, fifo);
     }
     return response;
   };
   return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(consumerMetrics));
+}
+
+/**
+ * A FIFO batch: Powertools' FIFO processor (skipGroupOnError) for each message group, the groups side
+ * by side. One processor for the whole batch would run every record one after another, and a batch
+ * holds mostly one record per order: ten orders' work in a row, against a function timeout sized
+ * for a batch run in parallel. Order only matters within a group, so the groups run concurrently.
+ * (The asynchronous processor: the synchronous SqsFifoPartialProcessor does not await an async
+ * record handler, so a failure would count as a success.)
+ */
+async function processFifoBatch(event: SQSEvent, handleRecord: (record: SQSRecord) => Promise<unknown>, context: Context): Promise<SQSBatchResponse> {
+  const groups = new Map<string, SQSRecord[]>();
+  for (const record of event.Records) {
+    const group = record.attributes.MessageGroupId ?? '';
+    groups.set(group, [...(groups.get(group) ?? []), record]);
+  }
+  const responses = await Promise.all(
+    [...groups.values()].map((records) =>
+      processPartialResponse({ Records: records }, handleRecord, new SqsFifoPartialProcessorAsync(), { context, throwOnFullBatchFailure: false, skipGroupOnError: true }),
+    ),
+  );
+  const failed = new Set(responses.flatMap((response) => response.batchItemFailures.map((failure) => failure.itemIdentifier)));
+  // In the batch's order, as one processor would report them.
+  return { batchItemFailures: event.Records.filter((record) => failed.has(record.messageId)).map((record) => ({ itemIdentifier: record.messageId })) };
 }
 
 /** A handler's answer for an event whose work was recorded earlier (lib/order-outcome.ts). */
@@ -159,6 +204,7 @@ async function injectInvocationFaults(
   event: SQSEvent,
   context: Context,
   handleRecord: (record: SQSRecord) => Promise<unknown>,
+  fifo: boolean,
 ): Promise<void> {
   const faults = faultPlan();
   if (!faults) return;
@@ -167,7 +213,9 @@ async function injectInvocationFaults(
   const timeout = !crash && chance(faults.timeoutRate);
   if (!crash && !timeout) return;
   const handled = event.Records.slice(0, Math.ceil(event.Records.length / 2));
-  await Promise.allSettled(handled.map(handleRecord));
+  // From a FIFO queue in order, as the batch itself would be.
+  if (fifo) for (const record of handled) await handleRecord(record).catch(() => undefined);
+  else await Promise.allSettled(handled.map(handleRecord));
   const what = `after ${handled.length} of ${event.Records.length} records`;
   if (crash) throw new InjectedFault(`Injected crash ${what}`);
   logger.warn(`Injected timeout ${what}`);
@@ -194,12 +242,30 @@ async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promis
 }
 
 /**
+ * How long each failed record stays hidden. Standard: its own backoff. FIFO: SQS returns nothing
+ * of a message group while any of its messages is in flight, so a group waits for the longest
+ * visibility among its failed records; all of them get the backoff of the one that failed first
+ * (the most received), so that the whole group comes back then, in order, and not after the
+ * queue's visibility timeout. Other groups are not held.
+ */
+export function retryDelays(records: SQSRecord[], baseSeconds: number, fifo: boolean): Map<string, number> {
+  const receives = (record: SQSRecord) => Number(record.attributes.ApproximateReceiveCount);
+  if (!fifo) return new Map(records.map((record) => [record.messageId, retryDelaySeconds(receives(record), baseSeconds)]));
+  const mostReceived = new Map<string, number>();
+  for (const record of records) {
+    const group = record.attributes.MessageGroupId ?? '';
+    mostReceived.set(group, Math.max(mostReceived.get(group) ?? 1, receives(record)));
+  }
+  return new Map(records.map((record) => [record.messageId, retryDelaySeconds(mostReceived.get(record.attributes.MessageGroupId ?? '')!, baseSeconds)]));
+}
+
+/**
  * Hides each failed record for an exponentially growing time, instead of the queue's full
  * visibility timeout: transient faults clear quickly, poison messages reach the DLQ in minutes.
  * Best effort: if this call fails, the record simply comes back after the visibility timeout.
  */
-async function delayRetries(records: SQSRecord[]): Promise<void> {
-  const base = config.retryBackoffBaseSeconds();
+async function delayRetries(records: SQSRecord[], fifo: boolean): Promise<void> {
+  const delays = retryDelays(records, config.retryBackoffBaseSeconds(), fifo);
   const byQueue = new Map<string, SQSRecord[]>();
   for (const record of records) {
     byQueue.set(record.eventSourceARN, [...(byQueue.get(record.eventSourceARN) ?? []), record]);
@@ -215,7 +281,7 @@ async function delayRetries(records: SQSRecord[]): Promise<void> {
             Entries: chunk.map((record, index) => ({
               Id: String(index),
               ReceiptHandle: record.receiptHandle,
-              VisibilityTimeout: retryDelaySeconds(Number(record.attributes.ApproximateReceiveCount), base),
+              VisibilityTimeout: delays.get(record.messageId)!,
             })),
           }),
         );

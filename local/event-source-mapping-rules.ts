@@ -13,6 +13,8 @@ export interface SqsMappingSettings {
   functionTimeoutSeconds: number;
   /** The queue's VisibilityTimeout, as SQS reports it. */
   queueVisibilityTimeoutSeconds: number;
+  /** The queue's FifoQueue attribute, as SQS reports it. */
+  queueIsFifo?: boolean;
 }
 
 export interface MappingRefusal {
@@ -43,6 +45,11 @@ export function sqsMappingRefusals(settings: SqsMappingSettings): MappingRefusal
   }
 
   const refusals: MappingRefusal[] = [];
+  // A FIFO queue takes no batching window (AWS's SQS mapping parameters); with none, a batch over
+  // 10 is refused by the rule below, so FIFO's 10-record maximum needs no rule of its own.
+  if (settings.queueIsFifo && settings.maximumBatchingWindowInSeconds > 0) {
+    refusals.push({ code: 'InvalidParameterValueException', message: 'Batching window is not supported for FIFO queues' });
+  }
   if (settings.batchSize > 10 && settings.maximumBatchingWindowInSeconds === 0) {
     refusals.push({
       code: 'InvalidParameterValueException',

@@ -47,6 +47,16 @@ const FINGERPRINT_FILE = '.inputs.sha256';
 /** What `serverless package` reads: when none of it changed, neither does its output. */
 const INPUTS = ['serverless.yml', 'package.json', 'package-lock.json', 'tsconfig.json', 'resources', 'functions', 'lib', 'packaging'];
 
+/**
+ * packageStack's options for the standard or the FIFO variant (queueType=fifo) of a stage: the FIFO
+ * one packaged into a directory of its own (.cache/package/<stage>-fifo), so that switching between
+ * them reuses each packaging.
+ */
+export function variantPackaging(stage: string, queueType: 'standard' | 'fifo', serviceDir: string = REPOSITORY_ROOT): PackageStackOptions {
+  if (queueType === 'standard') return { stage };
+  return { stage, params: { queueType }, outputDir: path.join(path.resolve(serviceDir), '.cache', 'package', `${stage}-fifo`) };
+}
+
 export async function packageStack(options: PackageStackOptions = {}): Promise<PackagedStack> {
   const stage = options.stage ?? 'local';
   const serviceDir = path.resolve(options.serviceDir ?? REPOSITORY_ROOT);

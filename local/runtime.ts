@@ -20,7 +20,7 @@ import { customerIdSchema } from '../lib/order-schema.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
-import { packageStack, readPackagedStack, REPOSITORY_ROOT } from './package-stack.js';
+import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
 import { queueConsumers, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
@@ -38,6 +38,11 @@ export interface LocalPipelineOptions {
   dynamodbPort?: number;
   /** Serverless stage to package; `local` by default. Ignored with templatePath (its own stage). */
   stage?: string;
+  /**
+   * The queueType param to package with: `standard` (default) or `fifo` (an SNS FIFO topic and SQS
+   * FIFO queues, `npm start -- --fifo`). Ignored with templatePath (its own queue type).
+   */
+  queueType?: QueueType;
   /** An already packaged template (its directory holds the function zips): skips packaging. */
   templatePath?: string;
   /** Per function (serverless.yml key or deployed name): variables set over the template's. */
@@ -78,6 +83,8 @@ export interface LocalPipelineOptions {
   write?: (line: string) => void;
 }
 
+export type QueueType = 'standard' | 'fifo';
+
 /** A queue consumer of the template, with the URLs its queues have in the emulator. */
 export interface LocalQueueConsumer extends QueueConsumer {
   queueUrl: string;
@@ -86,6 +93,8 @@ export interface LocalQueueConsumer extends QueueConsumer {
 
 export interface LocalPipeline {
   apiUrl: string;
+  /** Standard or FIFO, as the template's order events topic is. */
+  queueType: QueueType;
   endpoints: { sqs: string; sns: string; dynamodb: string };
   resources: ProvisionedResources;
   /** The queue consumers, read from the template (resources/consumers.cjs declares them), by name. */
@@ -127,8 +136,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
   if (templatePath) {
     ({ serviceName, stage } = await readPackagedStack(path.dirname(templatePath)));
   } else {
-    log.info(`Packaging the stack (serverless package --stage ${options.stage ?? 'local'})...`);
-    const packaged = await packageStack({ stage: options.stage ?? 'local' });
+    const packageAs = options.stage ?? 'local';
+    const fifo = options.queueType === 'fifo';
+    log.info(`Packaging the stack (serverless package --stage ${packageAs}${fifo ? ' --param="queueType=fifo"' : ''})...`);
+    const packaged = await packageStack(variantPackaging(packageAs, options.queueType ?? 'standard'));
     ({ templatePath, serviceName, stage } = packaged);
   }
   const packageDir = path.dirname(templatePath);
@@ -246,6 +257,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     let stopping: Promise<void> | undefined;
     return {
       apiUrl: http.url,
+      queueType: resources.topicArn?.endsWith('.fifo') ? 'fifo' : 'standard',
       endpoints,
       resources,
       consumers,
@@ -457,13 +469,15 @@ async function sqsPollers(
     const batchSize = Number(properties.BatchSize ?? 10);
     const maximumBatchingWindowSeconds = Number(properties.MaximumBatchingWindowInSeconds ?? 0);
     // Lambda checks the queue as SQS reports it, not as a template says it.
-    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['VisibilityTimeout'] }));
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['VisibilityTimeout', 'FifoQueue'] }));
+    const fifo = Attributes?.FifoQueue === 'true';
     const refusals = sqsMappingRefusals({
       batchSize,
       maximumBatchingWindowInSeconds: maximumBatchingWindowSeconds,
       ...(scaling.MaximumConcurrency === undefined ? {} : { maximumConcurrency: Number(scaling.MaximumConcurrency) }),
       functionTimeoutSeconds: fn.definition.timeoutSeconds,
       queueVisibilityTimeoutSeconds: Number(Attributes?.VisibilityTimeout ?? 30),
+      queueIsFifo: fifo,
     });
     if (refusals.length > 0) {
       refused.push(...refusals.map((refusal) => ({ mappingId: id, refusal })));
@@ -485,6 +499,7 @@ async function sqsPollers(
           batchSize,
           maximumBatchingWindowSeconds,
           maximumConcurrency: Math.max(1, maximumConcurrency),
+          fifo,
           reportBatchItemFailures: Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
           ...(receiveWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds }),
         },

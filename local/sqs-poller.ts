@@ -1,6 +1,12 @@
 // The SQS side of a Lambda event source mapping: long-polls a queue, gathers batches, invokes the
 // function with them and deletes what succeeded. What fails is left alone: it reappears after the
 // queue's visibility timeout and, after maxReceiveCount receives, SQS moves it to the DLQ.
+//
+// On a FIFO queue, as Lambda's FIFO event source: records go to the function in the order SQS
+// returned them (in order within each message group), and no batch holding a group is invoked while
+// another batch of that group is in flight. SQS already returns nothing of a group while any of its
+// messages is in flight; the poller holds to it even when that lock lapses (a visibility timeout
+// shorter than an invocation) and when it delivers a record twice on purpose.
 
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -28,6 +34,8 @@ export interface SqsEventSourceMapping {
   maximumConcurrency: number;
   /** FunctionResponseTypes includes ReportBatchItemFailures. */
   reportBatchItemFailures: boolean;
+  /** The queue is a FIFO queue (its FifoQueue attribute). */
+  fifo?: boolean;
   /**
    * WaitTimeSeconds of the first receive of each batch: 20 (long polling, what Lambda does) by
    * default; 0 is short polling, a naive consumer's loop (`npm run bench` compares the two).
@@ -69,6 +77,14 @@ export interface EventSourceStats {
   duplicateInvocations: number;
   /** Records received with ApproximateReceiveCount > 1: redeliveries after a failure, timeout or crash. */
   redeliveredRecords: number;
+  /** FIFO: batches that waited for an earlier batch of one of their message groups to finish. */
+  groupWaits: number;
+  /**
+   * FIFO: records reported successful although an earlier record of their group in the same batch
+   * failed. Lambda deletes them as reported, and the group's order is broken: a FIFO consumer must
+   * report the rest of a failed group failed (Powertools' skipGroupOnError does).
+   */
+  outOfOrderSuccesses: number;
 }
 
 /** SQS allows at most 10 messages per ReceiveMessage and per DeleteMessageBatch. */
@@ -86,6 +102,8 @@ export class SqsPoller {
   readonly #log: InvocationLog;
   readonly #abort = new AbortController();
   readonly #inFlight = new Set<Promise<void>>();
+  /** FIFO: each message group with a batch in flight, and that batch's end. */
+  readonly #groupsInFlight = new Map<string, Promise<void>>();
   /**
    * Concurrency slots (maximumConcurrency of them): one per invocation, a deliberate duplicate's
    * included, and one held by the poller while it gathers a batch.
@@ -106,6 +124,8 @@ export class SqsPoller {
     duplicatedRecords: 0,
     duplicateInvocations: 0,
     redeliveredRecords: 0,
+    groupWaits: 0,
+    outOfOrderSuccesses: 0,
   };
   #duplicateRate: number;
   readonly #random: () => number;
@@ -287,14 +307,37 @@ export class SqsPoller {
   }
 
   async #process(records: SQSRecord[]): Promise<void> {
+    const fifo = this.mapping.fifo === true;
+    const groups = fifo ? [...new Set(records.map(groupOf))] : [];
+    if (groups.some((group) => this.#groupsInFlight.has(group))) this.#stats.groupWaits++;
+    for (;;) {
+      const earlier = groups.map((group) => this.#groupsInFlight.get(group)).filter((batch) => batch !== undefined);
+      if (earlier.length === 0) break;
+      await Promise.all(earlier);
+    }
+    let finished = () => {};
+    const batchEnd = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    for (const group of groups) this.#groupsInFlight.set(group, batchEnd);
+    try {
+      await this.#invokeBatch(records, fifo);
+    } finally {
+      for (const group of groups) if (this.#groupsInFlight.get(group) === batchEnd) this.#groupsInFlight.delete(group);
+      finished();
+    }
+  }
+
+  async #invokeBatch(records: SQSRecord[], fifo: boolean): Promise<void> {
     const { function: fn, reportBatchItemFailures } = this.mapping;
     this.#stats.batches++;
     this.#stats.records += records.length;
     this.#stats.redeliveredRecords += records.filter((record) => Number(record.attributes.ApproximateReceiveCount) > 1).length;
-    // A deliberate duplicate runs as its own invocation, in a slot of its own: it waits for one
-    // like any invocation, and this batch does not wait for it.
+    // A deliberate duplicate runs as its own invocation. Standard: in a slot of its own, which it
+    // waits for like any invocation, and this batch does not wait for it. FIFO: after this batch,
+    // in its slot and while its groups are still held, so that it never runs beside them.
     const duplicates = this.#duplicateRate > 0 ? records.filter(() => this.#random() < this.#duplicateRate) : [];
-    if (duplicates.length > 0) this.#track(this.#invokeDuplicate(duplicates));
+    if (duplicates.length > 0 && !fifo) this.#track(this.#invokeDuplicate(duplicates, 'own slot'));
     this.#invocationStarted();
     try {
       const result = await fn.invoke({ Records: records });
@@ -302,6 +345,7 @@ export class SqsPoller {
       const failures = records.length - toDelete.length;
       if (wholeBatchFailed) this.#stats.failedBatches++;
       this.#stats.failedRecords += failures;
+      if (fifo) this.#countOutOfOrderSuccesses(records, new Set(toDelete.map((record) => record.messageId)));
       await this.#delete(toDelete);
       this.#log.invocation({
         function: fn.name,
@@ -315,6 +359,20 @@ export class SqsPoller {
     } finally {
       this.#stats.running--;
     }
+    if (duplicates.length > 0 && fifo) await this.#invokeDuplicate(duplicates, 'batch slot');
+  }
+
+  /** FIFO: a record deleted after an earlier record of its group failed is processed out of order. */
+  #countOutOfOrderSuccesses(records: SQSRecord[], succeeded: Set<string>): void {
+    const failedGroups = new Set<string>();
+    for (const record of records) {
+      const group = groupOf(record);
+      if (!succeeded.has(record.messageId)) failedGroups.add(group);
+      else if (failedGroups.has(group)) {
+        this.#stats.outOfOrderSuccesses++;
+        this.#log.error(`${this.mapping.function.name}: ${record.messageId} reported successful after an earlier record of its message group ${group} failed: the group's order is broken`);
+      }
+    }
   }
 
   #invocationStarted(): void {
@@ -327,9 +385,9 @@ export class SqsPoller {
    * message twice. Which records get deleted is decided by the batch's own invocation; this one is
    * counted and logged, and whatever it does must change nothing twice.
    */
-  async #invokeDuplicate(records: SQSRecord[]): Promise<void> {
+  async #invokeDuplicate(records: SQSRecord[], slot: 'own slot' | 'batch slot'): Promise<void> {
     const { function: fn } = this.mapping;
-    if (!(await this.#acquireSlot(this.#duplicatesWaiting))) return;
+    if (slot === 'own slot' && !(await this.#acquireSlot(this.#duplicatesWaiting))) return;
     this.#stats.duplicatedRecords += records.length;
     this.#stats.duplicateInvocations++;
     this.#invocationStarted();
@@ -348,7 +406,7 @@ export class SqsPoller {
       });
     } finally {
       this.#stats.running--;
-      this.#releaseSlot();
+      if (slot === 'own slot') this.#releaseSlot();
     }
   }
 
@@ -461,6 +519,11 @@ function duplicateRateFrom(variable: string | undefined, fallback: number | unde
   const rate = variable !== undefined && variable !== '' ? Number(variable) : (fallback ?? 0);
   if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new Error(`Duplicate delivery rate must be between 0 and 1, not ${variable ?? fallback}`);
   return rate;
+}
+
+/** A FIFO record's message group, as SQS reports it. */
+function groupOf(record: SQSRecord): string {
+  return record.attributes.MessageGroupId ?? '';
 }
 
 function queueNameOf(arn: string): string {

@@ -1,6 +1,8 @@
 // `npm start`: the whole pipeline on this machine. Ports come from PORT (HTTP API, 3000),
 // SQS_PORT (SNS and SQS, 4566) and DYNAMODB_PORT (4567); LOCAL_SCHEDULE_SCALE speeds schedules up;
-// LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles. Where it
+// LOCAL_HANDLER_SOURCE=source runs functions/*.ts instead of the packaged bundles.
+// `npm start -- --fifo` (or LOCAL_QUEUE_TYPE=fifo) runs the FIFO variant: the stack packaged with
+// --param="queueType=fifo", an SNS FIFO topic and SQS FIFO queues on fauxqs. Where it
 // listens is added to .cache/local-runtime.json (local/runtime-state.ts), next to any other npm
 // start running on other ports, for npm run status, redrive and token; its entry goes when it stops.
 // It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
@@ -8,7 +10,7 @@
 import { createServer } from 'node:net';
 import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
 import { watchLauncher } from './launcher-watch.js';
-import { startLocalPipeline, type LocalPipeline } from './runtime.js';
+import { startLocalPipeline, type LocalPipeline, type QueueType } from './runtime.js';
 import { alternativePorts, PORTS, portInUseMessage, type PortVariable } from './port-conflict.js';
 import { readRuntimeStates, removeRuntimeState, runtimeOnPort, runtimeStatePath, writeRuntimeState } from './runtime-state.js';
 import { SAMPLE_ADDRESS } from './sample-order.js';
@@ -60,7 +62,19 @@ async function portProblem(variable: PortVariable, port: number, error: NodeJS.E
   return new StartRefused(portInUseMessage({ variable, port, holder, alternative, env: process.env }));
 }
 
+/** `--fifo` or LOCAL_QUEUE_TYPE (standard or fifo); the flag wins. */
+function queueTypeFrom(args: string[], env: NodeJS.ProcessEnv): QueueType {
+  const unknown = args.filter((arg) => arg !== '--fifo');
+  if (unknown.length > 0) throw new StartRefused(`unknown argument ${unknown.join(' ')} (npm start takes --fifo, to run the FIFO variant)`);
+  if (args.includes('--fifo')) return 'fifo';
+  const variable = env.LOCAL_QUEUE_TYPE;
+  if (variable === undefined || variable === '' || variable === 'standard') return 'standard';
+  if (variable === 'fifo') return 'fifo';
+  throw new StartRefused(`LOCAL_QUEUE_TYPE must be standard or fifo, not ${JSON.stringify(variable)}`);
+}
+
 async function main(): Promise<void> {
+  const queueType = queueTypeFrom(process.argv.slice(2), process.env);
   const ports = portsFromEnvironment();
   // Checked before packaging, so a second `npm start` says so at once, in one line.
   for (const { variable } of PORTS) {
@@ -77,6 +91,7 @@ async function main(): Promise<void> {
       sqsPort: ports.SQS_PORT,
       dynamodbPort: ports.DYNAMODB_PORT,
       stage,
+      queueType,
       scheduleScale: Number(process.env.LOCAL_SCHEDULE_SCALE || 1),
       handlerSource: process.env.LOCAL_HANDLER_SOURCE === 'source' ? 'source' : 'bundle',
     });
@@ -114,6 +129,9 @@ async function main(): Promise<void> {
       `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
       `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
       `  Topic:     ${pipeline.resources.topicArn ?? '(none)'}`,
+      pipeline.queueType === 'fifo'
+        ? '  Queues:    FIFO: one message group per order, deduplicated by event id for 5 minutes (npm start without --fifo: standard)'
+        : '  Queues:    standard: at-least-once, any order (npm start -- --fifo, or LOCAL_QUEUE_TYPE=fifo: the FIFO variant)',
       `  Consumers: ${pipeline.consumers.map((consumer) => consumer.name).join(', ') || '(none)'}   (resources/consumers.cjs)`,
       `  State:     ${runtimeStatePath()}   (npm run status, redrive and token read it)`,
       '',

@@ -9,6 +9,7 @@
 'use strict';
 
 const declarations = require('./consumers.cjs');
+const { withQueueType, nameSuffix, sourceQueueProperties, deadLetterQueueProperties } = require('./queue-type.cjs');
 
 /** `<service>-<stage>-`: every name in the stack starts so (resolved by osls). */
 const NAME_PREFIX = '${self:service}-${sls:stage}-';
@@ -40,6 +41,9 @@ function refuse(name, message) {
 
 const isWholeNumber = (value, min, max) => Number.isInteger(value) && value >= min && value <= max;
 
+/** Records per batch that Lambda accepts from a FIFO queue (a standard queue's mapping takes 10,000). */
+const FIFO_MAX_BATCH_SIZE = 10;
+
 /** What serverless names after a function key (InventoryLambdaFunction, InventoryLogGroup). */
 function logicalName(key) {
   return key.charAt(0).toUpperCase() + key.slice(1).replace(/-/g, 'Dash').replace(/_/g, 'Underscore');
@@ -54,9 +58,10 @@ function tableVariable(tableId) {
 /**
  * The declarations, checked, with every logical id and name the stack gives each consumer. A
  * mistake fails the packaging with the consumer's name rather than a deploy minutes later.
- * (`declared`: other declarations than resources/consumers.cjs, for the tests.)
+ * (`declared`: other declarations than resources/consumers.cjs, for the tests; `queueType`: the
+ * queueType param, which names the queues `.fifo` and refuses what AWS refuses on FIFO queues.)
  */
-function consumers(declared = declarations) {
+function consumers(declared = declarations, queueType = 'standard') {
   return Object.entries(declared).map(([name, declaration]) => {
     if (!/^[a-z][A-Za-z0-9]*$/.test(name)) refuse(name, 'a name is lowerCamelCase letters and digits (it names the function and the queue)');
     const unknown = Object.keys(declaration).filter((key) => !DECLARATION_KEYS.includes(key));
@@ -79,12 +84,18 @@ function consumers(declared = declarations) {
     if (declaration.batchWindowSeconds !== undefined && !isWholeNumber(declaration.batchWindowSeconds, 0, 300)) refuse(name, 'batchWindowSeconds is a whole number from 0 to 300');
     if (declaration.maximumConcurrency !== undefined && !isWholeNumber(declaration.maximumConcurrency, 2, 1000)) refuse(name, 'maximumConcurrency is a whole number from 2 to 1000');
     if (declaration.memorySize !== undefined && !isWholeNumber(declaration.memorySize, 128, 10240)) refuse(name, 'memorySize is a whole number of MB from 128 to 10240');
+    if (queueType === 'fifo') {
+      if (declaration.batchSize > FIFO_MAX_BATCH_SIZE) refuse(name, `batchSize is at most ${FIFO_MAX_BATCH_SIZE} on a FIFO queue (queueType=fifo)`);
+      if (declaration.batchWindowSeconds > 0) refuse(name, 'batchWindowSeconds: Lambda supports no batching window on a FIFO queue (queueType=fifo)');
+    }
     const id = logicalName(name);
     return {
       ...declaration,
       name,
       publishes,
-      queueName: `${NAME_PREFIX}${name}`,
+      queueType,
+      queueName: `${NAME_PREFIX}${name}${nameSuffix(queueType)}`,
+      deadLetterQueueName: `${NAME_PREFIX}${name}-dlq${nameSuffix(queueType)}`,
       functionId: `${id}LambdaFunction`,
       logGroupId: `${id}LogGroup`,
       roleId: `${id}Role`,
@@ -113,10 +124,40 @@ function denyInsecureTransport(queueId) {
   };
 }
 
-/** The consumers' functions, for serverless.yml `functions` (osls passes its context first). */
-function functions(_context, declared = declarations) {
+/**
+ * A consumer's event source mapping. On FIFO queues no batching window (AWS refuses one), and the
+ * batchSize param must fit FIFO's 10, which only the resolved param shows: checked in `functions`.
+ */
+function sqsEvent(consumer) {
+  return {
+    arn: getAtt(consumer.queueId, 'Arn'),
+    batchSize: consumer.batchSize ?? '${param:batchSize}',
+    ...(consumer.queueType === 'fifo' ? {} : { maximumBatchingWindow: consumer.batchWindowSeconds ?? '${param:batchWindowSeconds}' }),
+    maximumConcurrency: consumer.maximumConcurrency ?? '${param:maximumConcurrency}',
+    functionResponseType: 'ReportBatchItemFailures',
+  };
+}
+
+/**
+ * The consumers' functions, for serverless.yml `functions`. osls passes its context first, from
+ * which the queueType param is read; tests pass `{ queueType }` or nothing (standard).
+ */
+function functions(context, declared = declarations) {
+  return withQueueType(context, (queueType) => {
+    const all = consumers(declared, queueType);
+    if (queueType !== 'fifo' || typeof context?.resolveVariable !== 'function') return functionsFor(all);
+    return context.resolveVariable('param:batchSize').then((batchSize) => {
+      if (Number(batchSize) > FIFO_MAX_BATCH_SIZE && all.some((consumer) => consumer.batchSize === undefined)) {
+        throw new Error(`param batchSize is at most ${FIFO_MAX_BATCH_SIZE} on FIFO queues (queueType=fifo), not ${batchSize}`);
+      }
+      return functionsFor(all);
+    });
+  });
+}
+
+function functionsFor(all) {
   return Object.fromEntries(
-    consumers(declared).map((consumer) => [
+    all.map((consumer) => [
       consumer.name,
       {
         handler: consumer.handler,
@@ -134,17 +175,7 @@ function functions(_context, declared = declarations) {
           // An attempt still running after twice this is dead: its stock marker may be taken over (lib/inventory.ts).
           CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
         },
-        events: [
-          {
-            sqs: {
-              arn: getAtt(consumer.queueId, 'Arn'),
-              batchSize: consumer.batchSize ?? '${param:batchSize}',
-              maximumBatchingWindow: consumer.batchWindowSeconds ?? '${param:batchWindowSeconds}',
-              maximumConcurrency: consumer.maximumConcurrency ?? '${param:maximumConcurrency}',
-              functionResponseType: 'ReportBatchItemFailures',
-            },
-          },
-        ],
+        events: [{ sqs: sqsEvent(consumer) }],
       },
     ]),
   );
@@ -157,7 +188,8 @@ function messaging(consumer) {
     [deadLetterQueueId]: {
       Type: 'AWS::SQS::Queue',
       Properties: {
-        QueueName: `${consumer.queueName}-dlq`,
+        QueueName: consumer.deadLetterQueueName,
+        ...deadLetterQueueProperties(consumer.queueType),
         SqsManagedSseEnabled: true,
         // 14 days, the SQS maximum: time to look at a poison message and redrive it.
         MessageRetentionPeriod: 1209600,
@@ -173,6 +205,7 @@ function messaging(consumer) {
       Type: 'AWS::SQS::Queue',
       Properties: {
         QueueName: consumer.queueName,
+        ...sourceQueueProperties(consumer.queueType),
         SqsManagedSseEnabled: true,
         VisibilityTimeout: '${self:custom.queueVisibilityTimeoutSeconds}',
         // Long polling by default for any consumer that does not ask for it.
@@ -280,9 +313,12 @@ function role(consumer) {
   };
 }
 
-/** The consumers' resources and outputs, for an entry of serverless.yml `resources`. */
-function resources(_context, declared = declarations) {
-  const all = consumers(declared);
+/** The consumers' resources and outputs, for an entry of serverless.yml `resources` (context as for `functions`). */
+function resources(context, declared = declarations) {
+  return withQueueType(context, (queueType) => resourcesFor(consumers(declared, queueType)));
+}
+
+function resourcesFor(all) {
   return {
     Resources: Object.assign({}, ...all.flatMap((consumer) => [messaging(consumer), role(consumer)])),
     Outputs: Object.fromEntries(

@@ -19,7 +19,8 @@
 //                 and the topic key's grant, custom.topicKeyGrant)
 //   batchSize, batchWindowSeconds, maximumConcurrency
 //                 optional: this consumer's event source mapping settings instead of the params
-//                 of the same names (serverless.yml)
+//                 of the same names (serverless.yml). With queueType=fifo: batchSize at most 10 and
+//                 no batchWindowSeconds, as AWS allows on FIFO queues (packaging refuses others)
 //   memorySize    optional: MB, instead of the consumers' 256 (resources/consumer-resources.cjs)
 
 // What every saga participant needs besides its own tables: its result on the order item, written

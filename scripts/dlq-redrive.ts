@@ -104,6 +104,20 @@ function sendableAttributes(
   );
 }
 
+/**
+ * A FIFO queue (queueType=fifo) takes a message only with its group, and drops one whose
+ * deduplication id it saw in the last five minutes: the message's own group (its order), and a
+ * deduplication id of the dead-lettered message, not the event's, which the source queue may still
+ * remember from the first delivery. A redrive interrupted and run again within five minutes then
+ * sends it once.
+ */
+function fifoSendAttributes(queueUrl: string, message: Message): { MessageGroupId?: string; MessageDeduplicationId?: string } {
+  if (!queueUrl.endsWith('.fifo')) return {};
+  const group = message.Attributes?.MessageGroupId;
+  if (!group) throw new Error(`Message ${message.MessageId} has no MessageGroupId: it cannot go back to the FIFO queue ${queueUrl}`);
+  return { MessageGroupId: group, MessageDeduplicationId: `redrive-${message.MessageId}` };
+}
+
 async function receiveSendDelete(options: RedriveOptions): Promise<RedriveReport> {
   const { sqs, deadLetterQueueUrl, sourceQueueUrl } = options;
   const max = options.max ?? Number.POSITIVE_INFINITY;
@@ -145,6 +159,7 @@ async function receiveSendDelete(options: RedriveOptions): Promise<RedriveReport
           QueueUrl: sourceQueueUrl,
           MessageBody: body,
           MessageAttributes: sendableAttributes(message.MessageAttributes),
+          ...fifoSendAttributes(sourceQueueUrl, message),
         }),
       );
       await sqs.send(new DeleteMessageCommand({ QueueUrl: deadLetterQueueUrl, ReceiptHandle: message.ReceiptHandle }));

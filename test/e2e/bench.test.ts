@@ -4,17 +4,19 @@ import { LAMBDA_DURATION_MODEL } from '../../bench/cost.js';
 import { runBenchmark } from '../../bench/run.js';
 
 // `npm run bench -- --quick` through the module: the shape of the result and that every order the
-// load placed was decided CONFIRMED, in both variants. Speed is not checked (the machine is shared).
+// load placed was decided CONFIRMED, in every variant. Speed is not checked (the machine is shared).
 
 describe('npm run bench --quick', () => {
-  it('runs both variants, the ceiling and cold start, and every order confirms', async () => {
+  it('runs the default, naive and FIFO variants, the ceiling and cold start, and every order confirms', async () => {
     const result = await runBenchmark({ quick: true });
 
-    expect(result.variants.map((v) => [v.name, v.batchSize, v.batchWindowSeconds, v.receiveWaitTimeSeconds])).toEqual([
-      ['default', 10, 1, 20],
-      ['naive', 1, 0, 0],
+    expect(result.variants.map((v) => [v.name, v.queueType, v.batchSize, v.batchWindowSeconds, v.receiveWaitTimeSeconds])).toEqual([
+      ['default', 'standard', 10, 1, 20],
+      ['naive', 'standard', 1, 0, 0],
+      // FIFO mappings take no batching window (AWS refuses one).
+      ['fifo', 'fifo', 10, 0, 20],
     ]);
-    expect(result.runs).toHaveLength(2);
+    expect(result.runs).toHaveLength(3);
     for (const run of result.runs) {
       expect(run.load.confirmed).toBe(run.load.orders);
       expect(run.load.unfinished).toBe(0);
@@ -73,7 +75,13 @@ describe('npm run bench --quick', () => {
     expect(base!.ceiling?.ordersPerSecond).toBeGreaterThan(0);
     expect(base!.fractionOfCeiling).toBeGreaterThan(0);
     expect(result.naiveVsDefault).toHaveLength(1);
-    expect(result.idle.map((i) => i.variant)).toEqual(['default', 'naive']);
+    // FIFO next to the defaults at the same concurrency, priced at FIFO prices.
+    expect(result.fifoVsDefault).toHaveLength(1);
+    expect(result.fifoVsDefault[0]!.concurrency).toBe(base!.concurrency);
+    const fifo = result.runs[2]!;
+    expect(fifo.costPerMillionOrders.sqs).toBeCloseTo(fifo.perOrder.sqsRequests * result.prices.values.sqsFifoPerMillionRequests, 2);
+    expect(report).toContain('FIFO queues and topic as a ratio of the defaults');
+    expect(result.idle.map((i) => i.variant)).toEqual(['default', 'naive', 'fifo']);
     expect(result.idle[1]!.emptyReceives).toBeGreaterThan(result.idle[0]!.emptyReceives);
     expect(result.coldStart.functions.map((f) => f.function)).toContain('createOrder');
     for (const fn of result.coldStart.functions) {

@@ -1,6 +1,7 @@
 import {
   CreateQueueCommand,
   type Message,
+  PurgeQueueCommand,
   type MessageAttributeValue,
   ReceiveMessageCommand,
   SendMessageCommand,
@@ -237,5 +238,32 @@ describe('an interrupted redrive', () => {
     expect(inDlq).toHaveLength(letters.length - 1);
     // Each letter in exactly one of the two queues.
     expect(sorted([...inSource, ...inDlq])).toEqual(sorted(letters));
+  });
+});
+
+describe('redriving a FIFO dead-letter queue (queueType=fifo)', () => {
+  it('sends each message back with its order\'s message group, in order, and a deduplication id of its own, so that the event\'s first delivery does not swallow it', async () => {
+    run += 1;
+    const name = `redrive-fifo-${run}`;
+    const fifoDlq = (await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq.fifo`, Attributes: { FifoQueue: 'true' } }))).QueueUrl!;
+    const fifoSource = (
+      await sqs.send(new CreateQueueCommand({ QueueName: `${name}.fifo`, Attributes: { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' } }))
+    ).QueueUrl!;
+    const orderId = orderIdOf('redrive-fifo');
+    const events = [orderPlaced(orderId), { ...orderPlaced(orderId), eventType: 'OrderCancelled', eventId: `${orderId}:OrderCancelled`, data: { reason: 'CUSTOMER_CANCELLED' } }];
+    for (const event of events) {
+      // The events reached the source queue once already, under their event ids: it remembers them for five minutes.
+      await sqs.send(new SendMessageCommand({ QueueUrl: fifoSource, MessageBody: 'first delivery', MessageGroupId: orderId, MessageDeduplicationId: event.eventId }));
+      await sqs.send(new SendMessageCommand({ QueueUrl: fifoDlq, MessageBody: JSON.stringify(event), MessageGroupId: orderId, MessageDeduplicationId: event.eventId }));
+    }
+    // Handled and gone; the queue still remembers their deduplication ids.
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: fifoSource }));
+
+    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: fifoDlq, sourceQueueUrl: fifoSource, max: 10, scanVisibilitySeconds: 5 });
+    expect(report.moved).toBe(2);
+    const back = server.inspectQueue(`${name}.fifo`)!.messages.ready;
+    expect(back.map((message) => (JSON.parse(message.body) as { eventType: string }).eventType)).toEqual(['OrderPlaced', 'OrderCancelled']);
+    expect(back.map((message) => message.messageGroupId)).toEqual([orderId, orderId]);
+    expect(await drain(fifoDlq)).toHaveLength(0);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canListenOn, freePort } from '../support/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageStack } from '../../local/package-stack.js';
+import { packageStack, variantPackaging } from '../../local/package-stack.js';
 import { startLocalPipeline } from '../../local/runtime.js';
 import type { CfnTemplate } from '../../local/template.js';
 
@@ -22,9 +22,9 @@ afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
-/** A copy of the packaged stack whose template `change` edits; returns the template's path. */
-async function packagedCopy(change: (template: CfnTemplate) => void): Promise<string> {
-  const packaged = await packageStack({ stage: 'local' });
+/** A copy of the packaged stack (standard or FIFO) whose template `change` edits; returns the template's path. */
+async function packagedCopy(change: (template: CfnTemplate) => void, queueType: 'standard' | 'fifo' = 'standard'): Promise<string> {
+  const packaged = await packageStack(variantPackaging('local', queueType));
   const dir = await mkdtemp(path.join(workDir, 'stack-'));
   for (const file of await readdir(packaged.outputDir)) {
     if (file !== TEMPLATE_FILE) await symlink(path.join(packaged.outputDir, file), path.join(dir, file));
@@ -73,5 +73,26 @@ describe('a template AWS would refuse', () => {
     );
     // The emulators it had started are stopped; the API never started.
     for (const port of [apiPort, sqsPort, dynamodbPort]) expect(await canListenOn(port)).toBe(true);
+  });
+});
+
+describe('a FIFO template AWS would refuse', () => {
+  it('is refused for a batching window on a FIFO queue, in Lambda\'s words, the FIFO stack\'s own mappings accepted', async () => {
+    const templatePath = await packagedCopy((template) => {
+      properties(template, 'PaymentEventSourceMappingSQSPaymentQueue').MaximumBatchingWindowInSeconds = 1;
+    }, 'fifo');
+    const [apiPort, sqsPort, dynamodbPort] = [await freePort(), await freePort(), await freePort()];
+    const error = await startLocalPipeline({ templatePath, apiPort, sqsPort, dynamodbPort, quiet: true }).then(
+      async (pipeline) => {
+        await pipeline.stop();
+        throw new Error('the local pipeline started');
+      },
+      (refused: unknown) => refused as Error,
+    );
+    expect(error.name).toBe('EventSourceMappingRefused');
+    expect(error.message).toContain('PaymentEventSourceMappingSQSPaymentQueue: InvalidParameterValueException: Batching window is not supported for FIFO queues');
+    // Only that one: the other FIFO mappings, as packaged, are what AWS accepts.
+    expect(error.message).not.toContain('InventoryEventSourceMapping');
+    expect(error.message).not.toContain('ShippingEventSourceMapping');
   });
 });

@@ -22,7 +22,7 @@ import { appendFileSync } from 'node:fs';
 const journal = (entry) => appendFileSync(process.env.JOURNAL, JSON.stringify(entry) + '\\n');
 export const handler = async (event, context) => {
   const started = Date.now();
-  const records = event.Records.map((r) => ({ id: r.messageId, body: JSON.parse(r.body), receiveCount: Number(r.attributes.ApproximateReceiveCount) }));
+  const records = event.Records.map((r) => ({ id: r.messageId, body: JSON.parse(r.body), receiveCount: Number(r.attributes.ApproximateReceiveCount), group: r.attributes.MessageGroupId }));
   // The event's size as Lambda measures it: its JSON, in UTF-8 bytes.
   const eventBytes = Buffer.byteLength(JSON.stringify(event));
   journal({ phase: 'start', at: started, records, eventBytes, remaining: context.getRemainingTimeInMillis() });
@@ -43,6 +43,24 @@ export const handler = async (event, context) => {
       notAnObject: 'done',
     };
     result = shapes[records[0].body.shape];
+  } else if (mode === 'fifo') {
+    // As a FIFO consumer must (Powertools' SqsFifoPartialProcessor with skipGroupOnError): in
+    // order, and a failed record fails the rest of its group unhandled. A record fails while its
+    // receive count is at most its body's failUntilReceive.
+    await fetch(process.env.OVERLAP_COUNTER + '/enter', { method: 'POST' });
+    const failedGroups = new Set();
+    const failures = [];
+    for (const r of records) {
+      if (failedGroups.has(r.group) || r.receiveCount <= (r.body.failUntilReceive ?? 0)) {
+        failedGroups.add(r.group);
+        failures.push({ itemIdentifier: r.id });
+        continue;
+      }
+      journal({ phase: 'handled', at: Date.now(), group: r.group, seq: r.body.seq });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await fetch(process.env.OVERLAP_COUNTER + '/leave', { method: 'POST' });
+    result = { batchItemFailures: failures };
   } else if (mode === 'hang') {
     await new Promise((resolve) => setTimeout(resolve, 5000));
   } else if (mode === 'slow') {
@@ -58,9 +76,11 @@ export const handler = async (event, context) => {
 `;
 
 interface JournalEntry {
-  phase: 'start' | 'end';
+  phase: 'start' | 'end' | 'handled';
   at: number;
-  records?: Array<{ id: string; body: Record<string, unknown>; receiveCount: number }>;
+  records?: Array<{ id: string; body: Record<string, unknown>; receiveCount: number; group?: string }>;
+  group?: string;
+  seq?: number;
   ids?: string[];
   eventBytes?: number;
   remaining?: number;
@@ -173,6 +193,7 @@ function startPoller(options: {
   reportBatchItemFailures?: boolean;
   duplicateDeliveryRate?: number;
   maxEventBytes?: number;
+  fifo?: boolean;
 }) {
   const journalPath = path.join(workDir, `journal-${queueCounter}-${options.mode}.jsonl`);
   appendFileSync(journalPath, '');
@@ -202,6 +223,7 @@ function startPoller(options: {
     reportBatchItemFailures: options.reportBatchItemFailures ?? true,
     ...(options.duplicateDeliveryRate === undefined ? {} : { duplicateDeliveryRate: options.duplicateDeliveryRate }),
     ...(options.maxEventBytes === undefined ? {} : { maxEventBytes: options.maxEventBytes }),
+    ...(options.fifo ? { fifo: true } : {}),
   };
   const poller = new SqsPoller(mapping, sqs, log);
   overlap.reset();
@@ -398,5 +420,123 @@ describe('event size', () => {
     expect(starts.flatMap((start) => start.records!.map((record) => record.id)).sort()).toEqual([...ids].sort());
     expect(consumer.poller.stats().releasedRecords).toBeGreaterThan(0);
     expect(fauxqs.inspectQueue(queue.dlqName)!.messages.ready).toHaveLength(0);
+  });
+});
+
+describe('FIFO queues, as Lambda\'s FIFO event source', () => {
+  async function createFifoQueues(options: { visibilityTimeout: number; maxReceiveCount: number }) {
+    queueCounter += 1;
+    const name = `poller-test-${queueCounter}`;
+    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq.fifo`, Attributes: { FifoQueue: 'true' } }));
+    const queue = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: `${name}.fifo`,
+        Attributes: {
+          FifoQueue: 'true',
+          DeduplicationScope: 'messageGroup',
+          FifoThroughputLimit: 'perMessageGroupId',
+          VisibilityTimeout: String(options.visibilityTimeout),
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq.fifo`, maxReceiveCount: options.maxReceiveCount }),
+        },
+      }),
+    );
+    return { name: `${name}.fifo`, url: queue.QueueUrl!, arn: `arn:aws:sqs:us-east-1:000000000000:${name}.fifo`, dlqName: `${name}-dlq.fifo`, dlqUrl: dlq.QueueUrl! };
+  }
+
+  /** `count` messages in each group, sent one group after another: seq 1..count within a group. */
+  async function sendGroups(queueUrl: string, groups: string[], count: number, body: (group: string, seq: number) => Record<string, unknown> = () => ({})) {
+    for (const group of groups) {
+      await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: Array.from({ length: count }, (_, i) => ({
+            Id: String(i),
+            MessageBody: JSON.stringify({ seq: i + 1, ...body(group, i + 1) }),
+            MessageGroupId: group,
+            MessageDeduplicationId: `${group}-${i + 1}`,
+          })),
+        }),
+      );
+    }
+  }
+
+  /** Each group's sequence numbers in the order the handler handled them. */
+  const handledOrder = (journal: JournalEntry[]) => {
+    const order = new Map<string, number[]>();
+    for (const entry of journal.filter((e) => e.phase === 'handled')) order.set(entry.group!, [...(order.get(entry.group!) ?? []), entry.seq!]);
+    return Object.fromEntries(order);
+  };
+
+  /** Pairs of invocations holding the same group whose runs overlap (journal lines are in time order). */
+  const overlappingGroupRuns = (journal: JournalEntry[]) => {
+    const open = new Map<string, number>();
+    const overlaps: string[] = [];
+    for (const entry of journal) {
+      if (entry.phase === 'start') {
+        for (const group of new Set(entry.records!.map((r) => r.group!))) {
+          if ((open.get(group) ?? 0) > 0) overlaps.push(group);
+          open.set(group, (open.get(group) ?? 0) + 1);
+        }
+      }
+      if (entry.phase === 'end') {
+        const groups = new Set(journal.filter((e) => e.phase === 'start' && e.records!.some((r) => entry.ids!.includes(r.id))).flatMap((e) => e.records!.map((r) => r.group!)));
+        for (const group of groups) open.set(group, (open.get(group) ?? 1) - 1);
+      }
+    }
+    return overlaps;
+  };
+
+  it('hands each group over in order, one batch of a group at a time, and several groups side by side', async () => {
+    const queue = await createFifoQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const groups = ['order-a', 'order-b', 'order-c', 'order-d'];
+    await sendGroups(queue.url, groups, 5);
+    // One record a batch, so that each batch holds one group and groups can run side by side.
+    const consumer = startPoller({ queue, mode: 'fifo', batchSize: 1, windowSeconds: 0, maximumConcurrency: 3, fifo: true });
+
+    await until('every message deleted', () => consumedFrom(queue.name).length === groups.length * 5, 20_000);
+    const journal = await consumer.journal();
+    expect(handledOrder(journal)).toEqual(Object.fromEntries(groups.map((group) => [group, [1, 2, 3, 4, 5]])));
+    expect(overlappingGroupRuns(journal)).toEqual([]);
+    // Other groups did not wait for one another.
+    expect(overlap.peak).toBeGreaterThan(1);
+    expect(consumer.poller.stats()).toMatchObject({ deleted: 20, outOfOrderSuccesses: 0 });
+  });
+
+  it('a failure stops its group and only its group: the group comes back in order after it, the others go on meanwhile', async () => {
+    const queue = await createFifoQueues({ visibilityTimeout: 2, maxReceiveCount: 5 });
+    // order-a's first message fails on its first receive; nothing of order-a may be handled before it.
+    await sendGroups(queue.url, ['order-a', 'order-b', 'order-c'], 4, (group, seq) => (group === 'order-a' && seq === 1 ? { failUntilReceive: 1 } : {}));
+    const consumer = startPoller({ queue, mode: 'fifo', windowSeconds: 0, maximumConcurrency: 2, fifo: true });
+
+    await until('every message deleted', () => consumedFrom(queue.name).length === 12, 20_000);
+    const journal = await consumer.journal();
+    expect(handledOrder(journal)).toEqual({ 'order-a': [1, 2, 3, 4], 'order-b': [1, 2, 3, 4], 'order-c': [1, 2, 3, 4] });
+    // The other groups were done while order-a waited out its visibility timeout.
+    const handled = journal.filter((e) => e.phase === 'handled');
+    const firstOfA = handled.findIndex((e) => e.group === 'order-a');
+    const othersDone = handled.filter((e) => e.group !== 'order-a').length;
+    expect(handled.slice(0, firstOfA).length, 'order-b and order-c handled before order-a came back').toBe(othersDone);
+    expect(consumer.poller.stats()).toMatchObject({ failedRecords: 1, outOfOrderSuccesses: 0 });
+    expect(fauxqs.inspectQueue(queue.dlqName)!.messages.ready).toHaveLength(0);
+  });
+
+  it('a deliberate duplicate delivery runs after its batch, never beside a batch of its group', async () => {
+    const queue = await createFifoQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const groups = ['order-a', 'order-b'];
+    await sendGroups(queue.url, groups, 3);
+    const consumer = startPoller({ queue, mode: 'fifo', windowSeconds: 0, maximumConcurrency: 2, fifo: true, duplicateDeliveryRate: 1 });
+
+    await until(
+      'every message deleted and every duplicate run',
+      () => consumedFrom(queue.name).length === 6 && consumer.poller.stats().duplicatedRecords === 6 && consumer.poller.stats().running === 0,
+      20_000,
+    );
+    const journal = await consumer.journal();
+    expect(overlappingGroupRuns(journal)).toEqual([]);
+    // Each record twice, one right after the other: the group's order holds even for duplicates.
+    expect(handledOrder(journal)).toEqual({ 'order-a': [1, 1, 2, 2, 3, 3], 'order-b': [1, 1, 2, 2, 3, 3] });
+    expect(overlap.peak).toBeLessThanOrEqual(2);
+    // A group's next message, received once the batch deleted its own, waited for the duplicate.
+    expect(consumer.poller.stats().groupWaits).toBeGreaterThan(0);
   });
 });

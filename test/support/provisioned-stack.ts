@@ -3,7 +3,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_REGION, startEmulators, type Emulators } from '../../local/emulators.js';
-import { packageStack } from '../../local/package-stack.js';
+import { packageStack, variantPackaging } from '../../local/package-stack.js';
 import { provisionStack, type ProvisionedQueue, type ProvisionedResources } from '../../local/provision.js';
 import { readTemplate, StackResolver } from '../../local/template.js';
 
@@ -28,8 +28,9 @@ export interface ProvisionedStack {
   stop(): Promise<void>;
 }
 
-export async function startProvisionedStack(): Promise<ProvisionedStack> {
-  const packaged = await packageStack({ stage: 'local' });
+/** The stage `local` template, standard by default or its FIFO variant (queueType=fifo). */
+export async function startProvisionedStack(options: { queueType?: 'standard' | 'fifo' } = {}): Promise<ProvisionedStack> {
+  const packaged = await packageStack(variantPackaging('local', options.queueType ?? 'standard'));
   const template = await readTemplate(packaged.templatePath);
   const resolver = new StackResolver(template, {
     region: LOCAL_REGION,

@@ -29,6 +29,22 @@ export function sqsRecord(body: string | OrderEvent, overrides: Partial<SQSRecor
   };
 }
 
+export const FIFO_QUEUE_ARN = `${QUEUE_ARN}.fifo`;
+
+/** A record of a FIFO queue as Lambda hands it over: its order is its group, as the publisher sets it. */
+export function fifoRecord(event: OrderEvent, receiveCount = 1, sequence = 1): SQSRecord {
+  const record = sqsRecord(event, { eventSourceARN: FIFO_QUEUE_ARN }, receiveCount);
+  return {
+    ...record,
+    attributes: {
+      ...record.attributes,
+      SequenceNumber: String(sequence).padStart(20, '0'),
+      MessageGroupId: event.orderId,
+      MessageDeduplicationId: event.eventId,
+    },
+  };
+}
+
 export function sqsEvent(...records: SQSRecord[]): SQSEvent {
   return { Records: records };
 }

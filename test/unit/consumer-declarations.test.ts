@@ -72,3 +72,42 @@ describe('a consumer declaration', () => {
     expect(() => generator.functions(undefined, declared)).toThrow(message);
   });
 });
+
+describe('a consumer declaration on FIFO queues (queueType=fifo)', () => {
+  const fifo = { queueType: 'fifo' };
+
+  it('makes its queue and dead-letter queue FIFO, deduplicated by explicit id, in high throughput mode', () => {
+    const { Resources } = generator.resources(fifo, { notify });
+    expect(Resources.NotifyQueue!.Properties).toMatchObject({
+      QueueName: '${self:service}-${sls:stage}-notify.fifo',
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      DeduplicationScope: 'messageGroup',
+      FifoThroughputLimit: 'perMessageGroupId',
+    });
+    expect(Resources.NotifyDeadLetterQueue!.Properties).toMatchObject({ QueueName: '${self:service}-${sls:stage}-notify-dlq.fifo', FifoQueue: true });
+    // The dead-letter queue admits redrives from the FIFO queue's own ARN.
+    expect(JSON.stringify(Resources.NotifyDeadLetterQueue!.Properties.RedriveAllowPolicy)).toContain(':${self:service}-${sls:stage}-notify.fifo');
+    // The subscription keeps its filter and raw delivery.
+    expect(Resources.NotifySubscription!.Properties).toMatchObject({ RawMessageDelivery: true, FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'] } });
+  });
+
+  it('gives its event source mapping no batching window, which AWS refuses on FIFO queues', () => {
+    const sqs = generator.functions(fifo, { notify }).notify!.events[0]!.sqs;
+    expect(sqs).not.toHaveProperty('maximumBatchingWindow');
+    expect(sqs).toMatchObject({ batchSize: 5, maximumConcurrency: '${param:maximumConcurrency}', functionResponseType: 'ReportBatchItemFailures' });
+  });
+
+  it.each([
+    ['a batch over 10', { notify: { ...notify, batchSize: 11 } }, /consumer "notify": batchSize is at most 10 on a FIFO queue/],
+    ['a batching window', { notify: { ...notify, batchWindowSeconds: 1 } }, /consumer "notify": batchWindowSeconds: Lambda supports no batching window on a FIFO queue/],
+  ])('is refused for %s, naming the consumer', (_, declared, message) => {
+    expect(() => generator.functions(fifo, declared)).toThrow(message);
+    // The same declaration is fine on standard queues.
+    expect(() => generator.functions({ queueType: 'standard' }, declared)).not.toThrow();
+  });
+
+  it('refuses a queue type that is neither standard nor fifo', () => {
+    expect(() => generator.functions({ queueType: 'FIFO' }, { notify })).toThrow(/param queueType is standard or fifo, not "FIFO"/);
+  });
+});

@@ -57,6 +57,24 @@ describe('sqsMappingRefusals: what CreateEventSourceMapping refuses, in Lambdaâ€
     ]);
   });
 
+  it('on a FIFO queue: accepts the FIFO stackâ€™s mapping (10 records, no window, a maximum concurrency), refuses a batching window', () => {
+    // AWS's SQS mapping parameters: "Batching window is not supported for FIFO queues"; maximum
+    // concurrency is (FIFO concurrency is the lower of it and the number of active message groups).
+    const fifo = { ...accepted, maximumBatchingWindowInSeconds: 0, queueIsFifo: true };
+    expect(sqsMappingRefusals(fifo)).toEqual([]);
+    expect(sqsMappingRefusals({ ...fifo, maximumBatchingWindowInSeconds: 1 })).toEqual([
+      { code: 'InvalidParameterValueException', message: 'Batching window is not supported for FIFO queues' },
+    ]);
+    // FIFO's 10 records at most: with no window a larger batch is refused as on any queue, with one
+    // the window is.
+    expect(sqsMappingRefusals({ ...fifo, batchSize: 11 })[0]?.message).toBe('Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10');
+    expect(sqsMappingRefusals({ ...fifo, batchSize: 100, maximumBatchingWindowInSeconds: 5 })).toEqual([
+      { code: 'InvalidParameterValueException', message: 'Batching window is not supported for FIFO queues' },
+    ]);
+    // The same window on a standard queue is fine.
+    expect(sqsMappingRefusals({ ...fifo, queueIsFifo: false, maximumBatchingWindowInSeconds: 1 })).toEqual([]);
+  });
+
   it('reports every bound broken in one validation error, as the API does', () => {
     expect(sqsMappingRefusals({ ...accepted, batchSize: 0, maximumConcurrency: 1 })).toEqual([
       {

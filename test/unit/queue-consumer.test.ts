@@ -2,8 +2,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ChangeMessageVisibilityBatchCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { createQueueConsumer, parseOrderEvent, retryDelaySeconds } from '../../lib/queue-consumer.js';
-import { lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
+import type { OrderEvent } from '../../lib/events.js';
+import { createQueueConsumer, parseOrderEvent, retryDelays, retryDelaySeconds } from '../../lib/queue-consumer.js';
+import { fifoRecord, lambdaContext, orderIdOf, orderPlaced, sqsEvent, sqsRecord } from '../support/sqs-events.js';
 
 // The SDK is mocked here: these tests pin the mapping from a batch to its partial response.
 // The same behaviour against the real emulators is in test/integration.
@@ -95,6 +96,83 @@ describe('createQueueConsumer', () => {
       [firstTry.receiptHandle, 2],
       [thirdTry.receiptHandle, 8],
     ]);
+  });
+});
+
+describe('createQueueConsumer on a FIFO queue', () => {
+  const cancelled = (orderId: string): OrderEvent => ({
+    eventId: `${orderId}:OrderCancelled`,
+    eventType: 'OrderCancelled',
+    orderId,
+    occurredAt: new Date().toISOString(),
+    data: { reason: 'CUSTOMER_CANCELLED' },
+  });
+
+  it('handles each group\'s records in the batch order, one at a time, and the groups side by side', async () => {
+    const seen: string[] = [];
+    const running = new Map<string, number>();
+    let peak = 0;
+    const record = async (event: OrderEvent) => {
+      running.set(event.orderId, (running.get(event.orderId) ?? 0) + 1);
+      expect(running.get(event.orderId), 'one record of a group at a time').toBe(1);
+      peak = Math.max(peak, [...running.values()].reduce((sum, n) => sum + n, 0));
+      await new Promise((resolve) => setTimeout(resolve, event.orderId === a ? 20 : 5));
+      seen.push(`${event.eventType} ${event.orderId}`);
+      running.set(event.orderId, running.get(event.orderId)! - 1);
+    };
+    const handler = createQueueConsumer('inventory', { OrderPlaced: record, OrderCancelled: record });
+    const [a, b] = [orderIdOf('a'), orderIdOf('b')];
+    const response = await handler(sqsEvent(fifoRecord(orderPlaced(a)), fifoRecord(orderPlaced(b)), fifoRecord(cancelled(a)), fifoRecord(cancelled(b))), lambdaContext());
+    expect(response.batchItemFailures).toEqual([]);
+    const of = (orderId: string) => seen.filter((line) => line.endsWith(orderId));
+    expect([of(a), of(b)]).toEqual([[`OrderPlaced ${a}`, `OrderCancelled ${a}`], [`OrderPlaced ${b}`, `OrderCancelled ${b}`]]);
+    expect(peak, 'two groups at once').toBe(2);
+  });
+
+  it('a failed record stops its group: the rest of that group is reported failed, not handled; other groups go on', async () => {
+    const handled: string[] = [];
+    const [bad, good] = [orderIdOf('fifo-bad'), orderIdOf('fifo-good')];
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async (event) => {
+        handled.push(`placed ${event.orderId}`);
+        if (event.orderId === bad) throw new Error('transient');
+      },
+      OrderCancelled: async (event) => handled.push(`cancelled ${event.orderId}`),
+    });
+    const badPlaced = fifoRecord(orderPlaced(bad));
+    const badCancelled = fifoRecord(cancelled(bad));
+    const goodPlaced = fifoRecord(orderPlaced(good));
+    const goodCancelled = fifoRecord(cancelled(good));
+    const response = await handler(sqsEvent(badPlaced, goodPlaced, badCancelled, goodCancelled), lambdaContext());
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([badPlaced.messageId, badCancelled.messageId]);
+    expect(handled.sort()).toEqual([`cancelled ${good}`, `placed ${bad}`, `placed ${good}`]);
+  });
+
+  it('backs off a failed group as a whole: every record of it hidden for the backoff of the one that failed', async () => {
+    process.env.RETRY_BACKOFF_BASE_SECONDS = '2';
+    const [bad, good] = [orderIdOf('fifo-backoff-bad'), orderIdOf('fifo-backoff-good')];
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async (event) => {
+        if (event.orderId === bad) throw new Error('transient');
+      },
+      OrderCancelled: async () => null,
+    });
+    // The head has been received three times; the follower joined the group later.
+    const head = fifoRecord(orderPlaced(bad), 3);
+    const follower = fifoRecord(cancelled(bad), 1);
+    await handler(sqsEvent(head, fifoRecord(orderPlaced(good)), follower), lambdaContext());
+    const entries = sqs.commandCalls(ChangeMessageVisibilityBatchCommand).flatMap((call) => call.args[0].input.Entries ?? []);
+    expect(entries.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      [head.receiptHandle, 8],
+      [follower.receiptHandle, 8],
+    ]);
+  });
+
+  it('the delays: per record on a standard queue, per group (its most received record) on a FIFO queue', () => {
+    const [a, b] = [orderIdOf('delay-a'), orderIdOf('delay-b')];
+    const records = [fifoRecord(orderPlaced(a), 4), fifoRecord(cancelled(a), 1), fifoRecord(orderPlaced(b), 1)];
+    expect([...retryDelays(records, 1, true).values()]).toEqual([8, 8, 1]);
+    expect([...retryDelays(records, 1, false).values()]).toEqual([8, 1, 1]);
   });
 });
 
