@@ -1,8 +1,10 @@
 // Notices when whatever started `npm start` goes away without a signal reaching this process.
-// `npm start` runs npm -> sh -c -> tsx's wrapper -> this process; tsx forwards only SIGINT and
-// SIGTERM, so killing npm with SIGKILL (or an IDE dropping its task) left this process running
-// and holding every port. Every second this checks that its parent is still its parent (if tsx's
-// wrapper exits, this process is re-parented) and, when npm launched it, that npm is still there.
+// `npm start` runs npm -> sh -c -> this process (node local/launch.mjs); run through tsx
+// (`npx tsx local/start.ts`), tsx's wrapper is this process's parent. A SIGKILL of npm reaches
+// nobody else, so killing npm that way (or an IDE dropping its task) left this process running
+// and holding every port. Every second this checks that its parent is still its parent (if the
+// shell or tsx's wrapper exits, this process is re-parented) and, when npm launched it, that npm
+// is still there.
 // Linux reads /proc; macOS and the BSDs ask ps once, at start; on Windows only the parent is watched.
 
 import { execFileSync } from 'node:child_process';
@@ -48,7 +50,7 @@ export function isProcessAlive(pid: number): boolean {
 /** The npm process this one was started by, if npm is among its nearest ancestors. */
 function npmAncestor(): number | undefined {
   let pid = process.ppid;
-  // npm, sh -c, tsx's wrapper: three levels; one more for a shell npm may put in between.
+  // npm, sh -c, and tsx's wrapper when run through tsx: at most three levels; one more for a shell npm may put in between.
   for (let level = 0; level < 4 && pid > 1; level++) {
     const info = processInfo(pid);
     if (!info) return undefined;

@@ -1,8 +1,9 @@
 // Where the local runtime's memory goes: the resident memory of its process (the main thread, with
 // the emulators, the HTTP API and the pollers, and one worker thread per execution environment, all
 // in one process), and the V8 heap of the main thread and of each environment. GET /_local/memory
-// answers it; `npm run bench` prints it, and reads the processes that launched an `npm start` (npm,
-// its shell, tsx's wrapper) apart, as they are not part of the runtime.
+// answers it; `npm run bench` prints it, and reads the processes that launched an `npm start` (npm
+// and its shell; tsx's wrapper too when run through tsx) apart: they hold memory for as long as it
+// runs, though they are not part of the runtime.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -71,8 +72,9 @@ function parentOf(pid: number): number | undefined {
 }
 
 /**
- * The processes that launched `pid` and do nothing but wait for it: tsx's wrapper (which starts
- * node with tsx's loader), the shell npm runs a script in, and npm itself. Walks up from the
+ * The processes that launched `pid` and do nothing but wait for it: the shell npm runs a script
+ * in, npm itself, and tsx's wrapper (which starts node with tsx's loader) when the runtime runs
+ * through tsx (`npx tsx local/start.ts`; `npm start` runs it with plain node). Walks up from the
  * parent and stops after npm, or at the first ancestor that is none of these.
  */
 export function launcherProcesses(pid: number): ProcessMemory[] {

@@ -103,7 +103,8 @@ async function main(): Promise<void> {
     if (error instanceof EventSourceMappingRefused) throw new StartRefused(error.message);
     throw error;
   }
-  // performance.now() counts from process start: this includes loading tsx and packaging.
+  // performance.now() counts from process start: this includes bundling (local/launch.mjs) or
+  // loading tsx, and packaging.
   const readyMs = Math.round(performance.now());
 
   writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage, templatePath: pipeline.templatePath });
