@@ -1,7 +1,8 @@
 // Lambda execution environments for one function: each is a worker thread with its own
 // process.env, module cache and event loop, running one invocation at a time. Environments are
 // reused while warm; one that times out or crashes is destroyed, and the next invocation gets a
-// fresh one (a cold start), as on Lambda.
+// fresh one (a cold start), as on Lambda. One left idle for a while is reclaimed, unless it is its
+// function's last (IDLE_ENVIRONMENT_RECLAIM_MS).
 
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -77,6 +78,20 @@ const INIT_TIMEOUT_MS = 10_000;
  */
 export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
 
+/**
+ * How long an execution environment may stay idle before it is reclaimed (its worker terminated),
+ * unless it is its function's last one. Lambda reclaims idle environments too, after a time it does
+ * not publish (minutes, in practice); on AWS an idle environment costs the developer nothing, here
+ * each holds about 20 MB of the laptop's memory (docs/decisions.md, "Local runtime memory"). So the
+ * environments a burst started (a consumer gets one more whenever a batch arrives while the others
+ * are busy) are given back soon after it, and the function's last one stays warm: the next order
+ * after a pause meets no cold start. 15 s outlasts the pipeline's own pauses (a retried record's
+ * backoff: 1, 2, 4 then 8 s at the local stage; a 1 s batching window), so a burst being retried
+ * keeps its environments. When reclaiming happens shows only in when cold starts happen, and each
+ * environment's module state lives as long as it does, as on Lambda.
+ */
+export const IDLE_ENVIRONMENT_RECLAIM_MS = 15_000;
+
 /** How long an environment may take to report its heap before it is counted as unknown. */
 const HEAP_REPORT_TIMEOUT_MS = 1_000;
 
@@ -121,6 +136,8 @@ export interface EnvironmentLimits {
   maxEnvironments: number;
   /** Shared by all functions: cold starts are CPU-heavy, so only a few run at once. */
   initSlots: Semaphore;
+  /** Idle time after which an environment other than the function's last is reclaimed: IDLE_ENVIRONMENT_RECLAIM_MS. */
+  reclaimIdleAfterMs?: number;
 }
 
 export class LambdaFunction {
@@ -129,7 +146,10 @@ export class LambdaFunction {
   readonly #output: OutputSink | undefined;
   #maxEnvironments: number;
   readonly #initSlots: Semaphore;
+  readonly #reclaimIdleAfterMs: number;
   readonly #idle: ExecutionEnvironment[] = [];
+  /** The timer that reclaims each idle environment. */
+  readonly #reclaimTimers = new Map<ExecutionEnvironment, NodeJS.Timeout>();
   readonly #all = new Set<ExecutionEnvironment>();
   /** Invocations waiting for an environment to become free. */
   readonly #waiting: Array<() => void> = [];
@@ -142,6 +162,7 @@ export class LambdaFunction {
     this.#output = output;
     this.#maxEnvironments = limits?.maxEnvironments ?? 10;
     this.#initSlots = limits?.initSlots ?? new Semaphore(availableParallelism());
+    this.#reclaimIdleAfterMs = limits?.reclaimIdleAfterMs ?? IDLE_ENVIRONMENT_RECLAIM_MS;
   }
 
   /** Raises the environment limit, e.g. to an event source mapping's maximum concurrency. */
@@ -203,6 +224,7 @@ export class LambdaFunction {
       if (this.#stopped) return undefined;
       const idle = this.#idle.pop();
       if (idle) {
+        this.#cancelReclaim(idle);
         // An idle environment can die between invocations (an error thrown by a leftover timer).
         if (idle.alive) return { environment: idle };
         this.#discard(idle);
@@ -228,12 +250,36 @@ export class LambdaFunction {
   }
 
   #release(environment: ExecutionEnvironment): void {
-    if (environment.alive && !this.#stopped) this.#idle.push(environment);
-    else this.#discard(environment);
+    if (environment.alive && !this.#stopped) {
+      this.#idle.push(environment);
+      this.#scheduleReclaim(environment);
+    } else {
+      this.#discard(environment);
+    }
     this.#waiting.shift()?.();
   }
 
+  /** Reclaims the environment once it has been idle for reclaimIdleAfterMs, unless it is the last one. */
+  #scheduleReclaim(environment: ExecutionEnvironment): void {
+    const timer = setTimeout(() => {
+      this.#reclaimTimers.delete(environment);
+      const index = this.#idle.indexOf(environment);
+      if (index === -1 || this.#all.size <= 1) return;
+      this.#idle.splice(index, 1);
+      this.#discard(environment);
+    }, this.#reclaimIdleAfterMs);
+    // An idle environment waiting to be reclaimed keeps nothing running.
+    timer.unref();
+    this.#reclaimTimers.set(environment, timer);
+  }
+
+  #cancelReclaim(environment: ExecutionEnvironment): void {
+    clearTimeout(this.#reclaimTimers.get(environment));
+    this.#reclaimTimers.delete(environment);
+  }
+
   #discard(environment: ExecutionEnvironment): void {
+    this.#cancelReclaim(environment);
     this.#all.delete(environment);
     void environment.destroy();
   }
@@ -242,6 +288,8 @@ export class LambdaFunction {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#idle.length = 0;
+    for (const timer of this.#reclaimTimers.values()) clearTimeout(timer);
+    this.#reclaimTimers.clear();
     this.#waiting.splice(0).forEach((wake) => wake());
     await Promise.all([...this.#all].map((environment) => environment.destroy()));
     this.#all.clear();

@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { LambdaFunction, type InvocationResult } from '../../local/lambda-environment.js';
+
+// Execution environments of the local runtime (worker threads), with a handler of this test's own:
+// the ones a burst started are reclaimed once idle, the function's last one stays warm, and one
+// that is running is never reclaimed.
+
+const HANDLER = `
+import { threadId } from 'node:worker_threads';
+let invocations = 0;
+export const handler = async (event) => {
+  invocations += 1;
+  if (event.sleepMs) await new Promise((resolve) => setTimeout(resolve, event.sleepMs));
+  return { environment: threadId, invocations };
+};
+`;
+
+const dir = mkdtempSync(path.join(tmpdir(), 'lambda-environment-'));
+const handlerPath = path.join(dir, 'handler.mjs');
+writeFileSync(handlerPath, HANDLER);
+const functions: LambdaFunction[] = [];
+
+afterEach(async () => {
+  await Promise.all(functions.splice(0).map((fn) => fn.stop()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function defineFunction(reclaimIdleAfterMs: number): LambdaFunction {
+  const fn = new LambdaFunction(
+    {
+      name: 'reclaim',
+      functionName: 'reclaim-test',
+      functionArn: 'arn:aws:lambda:us-east-1:000000000000:function:reclaim-test',
+      modulePath: handlerPath,
+      exportName: 'handler',
+      timeoutSeconds: 10,
+      memorySize: 256,
+      logGroupName: '/aws/lambda/reclaim-test',
+      environment: {},
+    },
+    () => {},
+    { reclaimIdleAfterMs },
+  );
+  functions.push(fn);
+  return fn;
+}
+
+function payload(result: InvocationResult): { environment: number; invocations: number } {
+  if (!result.ok) throw new Error(`${result.errorType}: ${result.errorMessage}`);
+  return result.payload as { environment: number; invocations: number };
+}
+
+async function until(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('execution environments', () => {
+  it('reclaims idle environments beyond the last one, and keeps that one warm', async () => {
+    const fn = defineFunction(500);
+    const burst = await Promise.all([0, 1, 2].map(() => fn.invoke({ sleepMs: 300 })));
+    const environments = new Set(burst.map((result) => payload(result).environment));
+    expect(environments.size).toBe(3);
+    expect(fn.stats().environments).toBe(3);
+    const idleSince = Date.now();
+
+    await until('the idle environments to be reclaimed', () => fn.stats().environments === 1, 10_000);
+    expect(Date.now() - idleSince).toBeGreaterThanOrEqual(400);
+    // The last one stays, however long it is idle.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(fn.stats().environments).toBe(1);
+
+    // It is warm: no cold start, and its module state is there.
+    const next = await fn.invoke({});
+    expect(next.initDurationMs).toBeUndefined();
+    expect(environments.has(payload(next).environment)).toBe(true);
+    expect(payload(next).invocations).toBe(2);
+    expect(fn.stats()).toMatchObject({ invocations: 4, coldStarts: 3, environments: 1 });
+  }, 30_000);
+
+  it('never reclaims an environment while it runs', async () => {
+    const fn = defineFunction(300);
+    const long = fn.invoke({ sleepMs: 4_000 });
+    // A second environment, idle after 0 ms of work: reclaimed while the first still runs.
+    await until('the first environment to start', () => fn.stats().running === 1, 10_000);
+    const short = payload(await fn.invoke({}));
+    await until('the idle environment to be reclaimed', () => fn.stats().environments === 1, 5_000);
+    expect(fn.stats().running).toBe(1);
+    const longResult = payload(await long);
+    expect(longResult.environment).not.toBe(short.environment);
+    // Now idle itself, but the function's last environment: kept.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(fn.stats().environments).toBe(1);
+    expect(payload(await fn.invoke({})).environment).toBe(longResult.environment);
+  }, 30_000);
+});
