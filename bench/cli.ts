@@ -1,22 +1,25 @@
 // `npm run bench [-- --quick] [--orders N] [--concurrency 32,64] [--ceiling-orders N]
-//   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only]`: prints the tables and writes the
-// whole result as JSON to bench/results/<timestamp>.json.
+//   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only] [--memory-only]`: prints the tables
+// and writes the whole result as JSON to bench/results/<timestamp>.json.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decimalNumber, isMain, parseCommandLine, readCommandLine, wholeNumber, wholeNumberList } from '../scripts/command-line.js';
+import { decimalNumber, isMain, parseCommandLine, readCommandLine, UsageError, wholeNumber, wholeNumberList } from '../scripts/command-line.js';
 import type { BenchOptions } from './run.js';
 
 const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
-  [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only]
+  [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only] [--memory-only]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
   against naive ones and against FIFO queues and topic (queueType=fifo); --quick is a run of a few minutes. --cold-start-only packages the stack and
-  measures its bundles' cold start alone (seconds). Writes bench/results/<timestamp>.json.`;
+  measures its bundles' cold start alone (seconds). --memory-only measures the resident memory of
+  a separate npm start after 20 orders alone (about a minute). Writes bench/results/<timestamp>.json.`;
 
 export interface BenchCommandLine {
   help: boolean;
   /** Package and measure cold start only: no pipeline, no load. */
   coldStartOnly: boolean;
+  /** The memory of a separate npm start only (the bench's memory phase). */
+  memoryOnly: boolean;
   options: Partial<BenchOptions>;
 }
 
@@ -32,6 +35,7 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
       'idle-seconds': { type: 'string' },
       'cold-start-runs': { type: 'string' },
       'cold-start-only': { type: 'boolean', default: false },
+      'memory-only': { type: 'boolean', default: false },
     },
   });
   const candidates: Partial<BenchOptions> = {
@@ -44,15 +48,16 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
   };
   // Only what was given: the run's defaults (or the quick ones) fill in the rest.
   const options = Object.fromEntries(Object.entries(candidates).filter(([, value]) => value !== undefined)) as Partial<BenchOptions>;
-  return { help: values.help, coldStartOnly: values['cold-start-only'], options };
+  if (values['cold-start-only'] && values['memory-only']) throw new UsageError('--cold-start-only and --memory-only: choose one');
+  return { help: values.help, coldStartOnly: values['cold-start-only'], memoryOnly: values['memory-only'], options };
 }
 
-async function main({ help, coldStartOnly, options }: BenchCommandLine): Promise<void> {
+async function main({ help, coldStartOnly, memoryOnly, options }: BenchCommandLine): Promise<void> {
   if (help) {
     console.log(usage);
     return;
   }
-  const [{ REPOSITORY_ROOT }, { formatColdStart, formatReport }, { runBenchmark, runColdStartOnly }] = await Promise.all([
+  const [{ REPOSITORY_ROOT }, { formatColdStart, formatMemory, formatReport }, { runBenchmark, runColdStartOnly, runMemoryOnly }] = await Promise.all([
     import('../local/package-stack.js'),
     import('./report.js'),
     import('./run.js'),
@@ -80,10 +85,10 @@ async function main({ help, coldStartOnly, options }: BenchCommandLine): Promise
   };
 
   const started = Date.now();
-  const result = coldStartOnly ? await runColdStartOnly(options) : await runBenchmark(options);
+  const result = coldStartOnly ? await runColdStartOnly(options) : memoryOnly ? await runMemoryOnly(options) : await runBenchmark(options);
   if (tty) process.stderr.write('\n');
-  process.stdout.write('coldStartOnly' in result ? `${formatColdStart(result.coldStart)}\n` : formatReport(result));
-  const suffix = coldStartOnly ? '-cold-start' : '';
+  process.stdout.write('coldStartOnly' in result ? `${formatColdStart(result.coldStart)}\n` : 'memoryOnly' in result ? `${formatMemory(result.memory)}\n` : formatReport(result));
+  const suffix = coldStartOnly ? '-cold-start' : memoryOnly ? '-memory' : '';
   const file = path.join(REPOSITORY_ROOT, 'bench', 'results', `${result.startedAt.replace(/[:.]/g, '-')}${suffix}.json`);
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);

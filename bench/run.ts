@@ -93,7 +93,7 @@ export interface IdleResult {
 
 export interface MemoryResult {
   goalMb: number;
-  /** `npm start` as a developer runs it, after memoryOrders orders: the runtime's process, and its launchers apart. */
+  /** `npm start` as a developer runs it, after memoryOrders orders: every process it runs, at drain and at rest. */
   npmStart: NpmStartMemoryResult;
   /** This process, which ran the pipeline in-process, right after the default variant's last load. */
   benchProcess?: { variant: string; concurrency: number; memory: RuntimeMemory };
@@ -149,6 +149,33 @@ async function templateSettings(templatePath: string): Promise<{ batchSize: numb
     maximumConcurrency: Number((mapping.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 5),
     memoryMbByFunction,
     architecture,
+  };
+}
+
+function measureNpmStart(orders: number, progress: NonNullable<BenchOptions['progress']>): Promise<NpmStartMemoryResult> {
+  return measureNpmStartMemory({ orders, onProgress: progress }).catch((error: unknown) => ({ skipped: `npm start could not be measured: ${(error as Error).message}` }));
+}
+
+export interface MemoryOnlyResult {
+  memoryOnly: true;
+  startedAt: string;
+  finishedAt: string;
+  setup: Record<string, unknown>;
+  memory: MemoryResult;
+}
+
+/** `--memory-only`: the memory of a separate `npm start` after its orders (the bench's memory phase), nothing else. */
+export async function runMemoryOnly(input: Partial<BenchOptions> = {}): Promise<MemoryOnlyResult> {
+  const options: BenchOptions = { ...(input.quick ? QUICK_OPTIONS : DEFAULT_OPTIONS), ...input };
+  const startedAt = new Date().toISOString();
+  const npmStart = await measureNpmStart(options.memoryOrders, options.progress ?? (() => {}));
+  const cpu = cpus();
+  return {
+    memoryOnly: true,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    setup: { cpuModel: cpu[0]?.model ?? 'unknown', cores: cpu.length, memoryGb: round(totalmem() / 1024 ** 3, 1), node: process.version, options: { memoryOrders: options.memoryOrders } },
+    memory: { goalMb: RUNTIME_MEMORY_GOAL_MB, npmStart },
   };
 }
 
@@ -278,10 +305,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
     }
   }
 
-  const npmStart = await measureNpmStartMemory({
-    orders: options.memoryOrders,
-    onProgress: (done, total) => progress(`runtime memory (npm start, ${total} orders posted one after another)`, done, total),
-  }).catch((error: unknown) => ({ skipped: `npm start could not be measured: ${(error as Error).message}` }));
+  const npmStart = await measureNpmStart(options.memoryOrders, progress);
   const memory: MemoryResult = { goalMb: RUNTIME_MEMORY_GOAL_MB, npmStart, ...(benchProcess ? { benchProcess } : {}) };
 
   for (const run of runs.filter((r) => r.variant === 'default')) {

@@ -137,16 +137,22 @@ describe('npm run chaos', () => {
 
 describe('npm run bench', () => {
   it('reads its flags', () => {
-    expect(parseBenchArgs([])).toEqual({ help: false, coldStartOnly: false, options: { quick: false } });
+    expect(parseBenchArgs([])).toEqual({ help: false, coldStartOnly: false, memoryOnly: false, options: { quick: false } });
     expect(parseBenchArgs(['--quick', '--orders', '2000', '--concurrency', '16, 64', '--ceiling-orders', '300', '--idle-seconds', '2.5', '--cold-start-runs', '3'])).toEqual({
       help: false,
       coldStartOnly: false,
+      memoryOnly: false,
       options: { quick: true, orders: 2000, concurrency: [16, 64], ceilingOrders: 300, idleSeconds: 2.5, coldStartRuns: 3 },
     });
   });
 
   it('reads --cold-start-only, with the number of runs', () => {
-    expect(parseBenchArgs(['--cold-start-only', '--cold-start-runs', '9'])).toEqual({ help: false, coldStartOnly: true, options: { quick: false, coldStartRuns: 9 } });
+    expect(parseBenchArgs(['--cold-start-only', '--cold-start-runs', '9'])).toEqual({ help: false, coldStartOnly: true, memoryOnly: false, options: { quick: false, coldStartRuns: 9 } });
+  });
+
+  it('reads --memory-only, and refuses it with --cold-start-only', () => {
+    expect(parseBenchArgs(['--memory-only'])).toEqual({ help: false, coldStartOnly: false, memoryOnly: true, options: { quick: false } });
+    expect(refusal(parseBenchArgs, ['--memory-only', '--cold-start-only'])).toBe('--cold-start-only and --memory-only: choose one');
   });
 
   it('refuses a bad value, naming the flag and the value', () => {
