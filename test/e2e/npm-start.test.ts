@@ -66,9 +66,9 @@ async function runEnvironment(): Promise<NodeJS.ProcessEnv & { PORT: string; SQS
   };
 }
 
-/** `npx tsx local/start.ts`, spawned; resolves once it says it is ready. */
-async function npmStart(env: Awaited<ReturnType<typeof runEnvironment>>) {
-  const child = spawn('npx', ['tsx', 'local/start.ts'], { cwd: REPOSITORY_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+/** `npx tsx local/start.ts` (or the command given), spawned; resolves once it says it is ready. */
+async function npmStart(env: Awaited<ReturnType<typeof runEnvironment>>, command: [string, ...string[]] = ['npx', 'tsx', 'local/start.ts']) {
+  const child = spawn(command[0], command.slice(1), { cwd: REPOSITORY_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   started.push({ child });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -282,6 +282,26 @@ describe('npm start', () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
     // npx is `npm exec`: killed outright, it tells nobody.
+    run.child.kill('SIGKILL');
+    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+    expect(run.output()).toMatch(/npm \(pid \d+\) exited: stopping/);
+  }, 120_000);
+
+  it('runs as `npm start` with plain node, no tsx, and stops fully when that npm is killed', async () => {
+    const env = await runEnvironment();
+    const run = await npmStart(env, ['npm', 'start']);
+    // npm -> sh -c -> node local/launch.mjs, which runs the bundle it built in this very process.
+    const command = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+    const parent = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    if (process.platform === 'linux') {
+      expect(command(run.state.pid)).toMatch(/^node .*local\/launch\.mjs$/);
+      const shell = parent(run.state.pid);
+      expect(command(shell)).toMatch(/\bsh -c /);
+      expect(command(parent(shell))).toMatch(/^npm/);
+    }
+    expect(existsSync(path.join(REPOSITORY_ROOT, 'local', 'start.bundle.mjs'))).toBe(true);
+    expect(run.output()).toContain('Order Pipeline is ready');
+    // npm killed outright tells nobody; the runtime notices.
     run.child.kill('SIGKILL');
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
     expect(run.output()).toMatch(/npm \(pid \d+\) exited: stopping/);
