@@ -187,7 +187,13 @@ export async function measureNpmStartMemory(options: { orders: number; onProgres
         // Already gone.
       }
     }
-    const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), 30_000);
+    });
+    const stopped = await Promise.race([exited.then(() => true), timedOut]);
+    // Not left to keep this process alive for 30 s (npm run bench -- --memory-only ends here).
+    clearTimeout(timer);
     if (!stopped) {
       try {
         process.kill(-child.pid!, 'SIGKILL');
