@@ -74,7 +74,10 @@ const INIT_TIMEOUT_MS = 10_000;
  * bench's load; at 8 MB they use 8% less CPU per order (33 against 36 ms, two runs each of 600
  * orders at 64 clients), and `npm start` after 20 orders holds the same (299 MB against 300 MB);
  * under that load an environment's heap grows to about 28 MB instead of 21 MB: docs/decisions.md,
- * "Local runtime memory". GC timing only: what a handler sees is unchanged.
+ * "Local runtime memory". GC timing only: what a handler sees is unchanged. A V8 semi-space flag
+ * given to the process overrides it for every environment: `npm start` runs with
+ * --optimize-for-size (package.json), which sets 1 MB semi-spaces (so did its former
+ * --max-semi-space-size=2, at 2 MB); tests, the bench and `npx tsx local/start.ts` get this value.
  */
 export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
 

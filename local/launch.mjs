@@ -7,6 +7,9 @@
 // the bundle is never older than its sources. The bundle sits in local/ because the code in it
 // finds files next to itself (new URL('./seed-data.json', import.meta.url), ./lambda-worker.ts,
 // the repository root as '..'). `npx tsx local/start.ts` runs the same program from the sources.
+// package.json runs this file with V8's --optimize-for-size, for every isolate of the process (the
+// main thread and each execution environment): heaps grown least and compacted more, 1 MB
+// semi-spaces; GC timing only (docs/decisions.md, "Local runtime memory").
 
 import { renameSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
