@@ -189,7 +189,7 @@ export async function runCeiling(options: {
       requestsPerSecond: round(requests / elapsedSeconds, 0),
     };
   } finally {
-    [sqs, sns, dynamodb].forEach((client) => client.destroy());
+    for (const client of [sqs, sns, dynamodb]) client.destroy();
     await counter.stop();
     await emulators.stop();
   }

@@ -8,7 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { packageStack, REPOSITORY_ROOT, variantPackaging } from '../local/package-stack.js';
-import { startLocalPipeline, type LocalPipeline } from '../local/runtime.js';
+import { startLocalPipeline, } from '../local/runtime.js';
 import type { RequestCounts } from '../local/request-counter.js';
 import { readTemplate } from '../local/template.js';
 import { AWS_PRICES, PRICES_AS_OF, PRICES_REGION } from './aws-prices.js';

@@ -1,7 +1,7 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { snsClient } from './aws-clients.js';
 import { config } from './config.js';
-import { type OrderEvent } from './events.js';
+import type { OrderEvent } from './events.js';
 import { chance, faultPlan, InjectedFault, inOutage } from './fault-injection.js';
 
 /** SNS requires a FIFO topic's name, and so its ARN, to end in `.fifo` (queueType=fifo). */

@@ -57,10 +57,8 @@ export interface FunctionStats {
   totalDurationMs: number;
 }
 
-export interface OutputSink {
-  /** One line of a handler's stdout or stderr. */
-  (functionName: string, stream: 'stdout' | 'stderr', line: string): void;
-}
+/** Takes one line of a handler's stdout or stderr. */
+export type OutputSink = (functionName: string, stream: 'stdout' | 'stderr', line: string) => void;
 
 /** Lambda's init phase may take at most 10 seconds. */
 const INIT_TIMEOUT_MS = 10_000;
@@ -293,7 +291,7 @@ export class LambdaFunction {
     this.#idle.length = 0;
     for (const timer of this.#reclaimTimers.values()) clearTimeout(timer);
     this.#reclaimTimers.clear();
-    this.#waiting.splice(0).forEach((wake) => wake());
+    for (const wake of this.#waiting.splice(0)) wake();
     await Promise.all([...this.#all].map((environment) => environment.destroy()));
     this.#all.clear();
   }

@@ -164,10 +164,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     const sqs = new SQSClient(clientConfig(endpoints.sqs));
     const sns = new SNSClient(clientConfig(endpoints.sns));
     const dynamodb = new DynamoDBClient(clientConfig(endpoints.dynamodb));
-    cleanup.push(async () => [sqs, sns, dynamodb].forEach((client) => client.destroy()));
+    cleanup.push(async () => {
+      for (const client of [sqs, sns, dynamodb]) client.destroy();
+    });
 
     const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
-    resources.notes.forEach((note) => log.info(note));
+    for (const note of resources.notes) log.info(note);
     const consumers = queueConsumers(template, `${serviceName}-${stage}`).map((consumer) => {
       const queue = resources.queues[consumer.queueName];
       if (!queue) throw new Error(`${consumer.name}: no queue ${consumer.queueName} was provisioned`);
@@ -227,8 +229,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => http.close());
 
-    if (options.duplicateDeliveryRate !== undefined) pollers.forEach((poller) => poller.setDuplicateDeliveryRate(options.duplicateDeliveryRate!));
-    pollers.forEach((poller) => poller.start());
+    for (const poller of pollers) {
+      if (options.duplicateDeliveryRate !== undefined) poller.setDuplicateDeliveryRate(options.duplicateDeliveryRate);
+      poller.start();
+    }
     const status = startLocalStatus({
       fauxqs: emulators.fauxqs,
       queues: resources.queues,

@@ -160,7 +160,7 @@ export class SqsPoller {
   /** Stops receiving (aborting a long poll in progress) and waits for running invocations to settle. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0)].forEach((wake) => wake());
+    for (const wake of [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0)]) wake();
     await this.#loop;
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }

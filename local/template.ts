@@ -139,8 +139,8 @@ export class StackResolver {
         }
       }
     }
-    if (Array.isArray(value)) value.forEach((item) => this.dependencies(item, found));
-    else if (isRecord(value)) Object.values(value).forEach((item) => this.dependencies(item, found));
+    const children = Array.isArray(value) ? value : isRecord(value) ? Object.values(value) : [];
+    for (const item of children) this.dependencies(item, found);
     return found;
   }
 

@@ -159,12 +159,12 @@ describe('a customer\'s cancellation on FIFO queues', () => {
       // One batch: its OrderPlaced (what follows, OrderConfirmed, is dispatched below, after the cancel).
       const shippingNow = () => drain('shipping', 1).then(note('shipping'));
       const cancel =
-        race === 'cancel first' ? await cancelNow().then(async (result) => (await shippingNow(), result))
+        race === 'cancel first' ? await cancelNow().then(async (result) => { await shippingNow(); return result; })
         : race === 'decision first' ? await shippingNow().then(cancelNow)
         : (await Promise.all([cancelNow(), shippingNow()]))[0];
       expect(cancel.outcome, `round ${round}, ${race}`).toBe('cancelled');
       for (let more = 0; more < 5; more += 1) {
-        const handled = await Promise.all(PARTICIPANTS.map((participant) => drain(participant).then((h) => (note(participant)(h), h))));
+        const handled = await Promise.all(PARTICIPANTS.map((participant) => drain(participant).then((h) => { note(participant)(h); return h; })));
         if (handled.every((h) => Object.keys(h).length === 0)) break;
       }
       await expectNothingStanding(placed, sku, 5);
