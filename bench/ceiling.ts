@@ -18,7 +18,13 @@ import path from 'node:path';
 import { DescribeTableCommand, DynamoDBClient, type KeySchemaElement, type AttributeDefinition } from '@aws-sdk/client-dynamodb';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { clientConfig, LOCAL_ACCOUNT_ID, LOCAL_REGION, startEmulators } from '../local/emulators.js';
 import { readPackagedStack } from '../local/package-stack.js';
 import { provisionStack } from '../local/provision.js';
@@ -36,10 +42,7 @@ export interface CeilingResult {
   requestsPerSecond: number;
 }
 
-type Op =
-  | { kind: 'publish' }
-  | { kind: 'sqs'; action: string; queue: string }
-  | { kind: 'dynamo'; action: string; table: string };
+type Op = { kind: 'publish' } | { kind: 'sqs'; action: string; queue: string } | { kind: 'dynamo'; action: string; table: string };
 
 /** The per-order request mix, from the counts of a pipeline run of `orders` orders. */
 export function requestMix(counts: RequestCounts, orders: number, queueNames: string[]): Array<{ op: Op; rate: number }> {
@@ -47,10 +50,23 @@ export function requestMix(counts: RequestCounts, orders: number, queueNames: st
   const publishes = (counts.sns.actions.Publish ?? 0) + (counts.sns.actions.PublishBatch ?? 0);
   if (publishes > 0) mix.push({ op: { kind: 'publish' }, rate: publishes / orders });
   for (const [action, count] of Object.entries(counts.sqs.actions)) {
-    if (!['ReceiveMessage', 'DeleteMessageBatch', 'DeleteMessage', 'ChangeMessageVisibilityBatch', 'ChangeMessageVisibility', 'SendMessage'].includes(action)) continue;
+    if (
+      ![
+        'ReceiveMessage',
+        'DeleteMessageBatch',
+        'DeleteMessage',
+        'ChangeMessageVisibilityBatch',
+        'ChangeMessageVisibility',
+        'SendMessage',
+      ].includes(action)
+    )
+      continue;
     // Spread over the stack's queues as the pipeline did (receives by queue are counted; the rest evenly).
     queueNames.forEach((queue) => {
-      const share = action === 'ReceiveMessage' ? (counts.sqs.receivesByQueue[queue]?.receives ?? 0) / Math.max(1, counts.sqs.actions.ReceiveMessage ?? 0) : 1 / queueNames.length;
+      const share =
+        action === 'ReceiveMessage'
+          ? (counts.sqs.receivesByQueue[queue]?.receives ?? 0) / Math.max(1, counts.sqs.actions.ReceiveMessage ?? 0)
+          : 1 / queueNames.length;
       if (share > 0) mix.push({ op: { kind: 'sqs', action, queue }, rate: (count * share) / orders });
     });
   }
@@ -88,7 +104,11 @@ export async function runCeiling(options: {
     const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
     const topicArn = resources.topicArn!;
     const queueUrls = Object.fromEntries(Object.entries(resources.queues).map(([name, queue]) => [name, queue.url]));
-    const mix = requestMix(options.counts, options.countedOrders, Object.keys(options.counts.sqs.receivesByQueue).filter((name) => queueUrls[name]));
+    const mix = requestMix(
+      options.counts,
+      options.countedOrders,
+      Object.keys(options.counts.sqs.receivesByQueue).filter((name) => queueUrls[name]),
+    );
     const keys = new Map<string, { schema: KeySchemaElement[]; types: AttributeDefinition[] }>();
     for (const table of new Set(mix.flatMap(({ op }) => (op.kind === 'dynamo' ? [op.table] : [])))) {
       const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: table })).catch(() => ({ Table: undefined }));
@@ -113,7 +133,9 @@ export async function runCeiling(options: {
           new PublishCommand({
             TopicArn: topicArn,
             Message: body,
-            MessageAttributes: { eventType: { DataType: 'String', StringValue: publishIndex % 2 === 0 ? 'OrderPlaced' : 'OrderConfirmed' } },
+            MessageAttributes: {
+              eventType: { DataType: 'String', StringValue: publishIndex % 2 === 0 ? 'OrderPlaced' : 'OrderConfirmed' },
+            },
           }),
         );
         return;
@@ -123,7 +145,9 @@ export async function runCeiling(options: {
         const pool = handles.get(op.queue) ?? [];
         handles.set(op.queue, pool);
         if (op.action === 'ReceiveMessage') {
-          const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }));
+          const { Messages = [] } = await sqs.send(
+            new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }),
+          );
           pool.push(...Messages.map((m) => m.ReceiptHandle!));
         } else if (op.action === 'SendMessage') {
           await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body }));
@@ -132,7 +156,10 @@ export async function runCeiling(options: {
           if (batch.length === 0) batch.push('missing-receipt-handle');
           const Entries = batch.map((ReceiptHandle, i) => ({ Id: String(i), ReceiptHandle }));
           if (op.action.startsWith('Delete')) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries })).catch(() => undefined);
-          else await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl, Entries: Entries.map((e) => ({ ...e, VisibilityTimeout: 0 })) })).catch(() => undefined);
+          else
+            await sqs
+              .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl, Entries: Entries.map((e) => ({ ...e, VisibilityTimeout: 0 })) }))
+              .catch(() => undefined);
         }
         return;
       }
@@ -146,7 +173,14 @@ export async function runCeiling(options: {
         case 'Query': {
           const [hash] = keys.get(TableName)?.schema ?? [];
           await dynamodb
-            .send(new QueryCommand({ TableName, KeyConditionExpression: '#k = :k', ExpressionAttributeNames: { '#k': hash!.AttributeName! }, ExpressionAttributeValues: { ':k': Key[hash!.AttributeName!]! } }))
+            .send(
+              new QueryCommand({
+                TableName,
+                KeyConditionExpression: '#k = :k',
+                ExpressionAttributeNames: { '#k': hash!.AttributeName! },
+                ExpressionAttributeValues: { ':k': Key[hash!.AttributeName!]! },
+              }),
+            )
             .catch(swallow);
           break;
         }
@@ -154,7 +188,16 @@ export async function runCeiling(options: {
           await dynamodb.send(new PutItemCommand({ TableName, Item: { ...Key, filler: { S: filler } } })).catch(swallow);
           break;
         case 'UpdateItem':
-          await dynamodb.send(new UpdateItemCommand({ TableName, Key, UpdateExpression: 'ADD hits :one SET filler = :f', ExpressionAttributeValues: { ':one': { N: '1' }, ':f': { S: filler } } })).catch(swallow);
+          await dynamodb
+            .send(
+              new UpdateItemCommand({
+                TableName,
+                Key,
+                UpdateExpression: 'ADD hits :one SET filler = :f',
+                ExpressionAttributeValues: { ':one': { N: '1' }, ':f': { S: filler } },
+              }),
+            )
+            .catch(swallow);
           break;
         case 'DeleteItem':
           await dynamodb.send(new DeleteItemCommand({ TableName, Key })).catch(swallow);

@@ -4,7 +4,15 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decimalNumber, isMain, parseCommandLine, readCommandLine, UsageError, wholeNumber, wholeNumberList } from '../scripts/command-line.js';
+import {
+  decimalNumber,
+  isMain,
+  parseCommandLine,
+  readCommandLine,
+  UsageError,
+  wholeNumber,
+  wholeNumberList,
+} from '../scripts/command-line.js';
 import type { BenchOptions } from './run.js';
 
 const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
@@ -57,11 +65,8 @@ async function main({ help, coldStartOnly, memoryOnly, options }: BenchCommandLi
     console.log(usage);
     return;
   }
-  const [{ REPOSITORY_ROOT }, { formatColdStart, formatMemory, formatReport }, { runBenchmark, runColdStartOnly, runMemoryOnly }] = await Promise.all([
-    import('../local/package-stack.js'),
-    import('./report.js'),
-    import('./run.js'),
-  ]);
+  const [{ REPOSITORY_ROOT }, { formatColdStart, formatMemory, formatReport }, { runBenchmark, runColdStartOnly, runMemoryOnly }] =
+    await Promise.all([import('../local/package-stack.js'), import('./report.js'), import('./run.js')]);
 
   const tty = process.stderr.isTTY;
   let currentPhase = '';
@@ -87,7 +92,13 @@ async function main({ help, coldStartOnly, memoryOnly, options }: BenchCommandLi
   const started = Date.now();
   const result = coldStartOnly ? await runColdStartOnly(options) : memoryOnly ? await runMemoryOnly(options) : await runBenchmark(options);
   if (tty) process.stderr.write('\n');
-  process.stdout.write('coldStartOnly' in result ? `${formatColdStart(result.coldStart)}\n` : 'memoryOnly' in result ? `${formatMemory(result.memory)}\n` : formatReport(result));
+  process.stdout.write(
+    'coldStartOnly' in result
+      ? `${formatColdStart(result.coldStart)}\n`
+      : 'memoryOnly' in result
+        ? `${formatMemory(result.memory)}\n`
+        : formatReport(result),
+  );
   const suffix = coldStartOnly ? '-cold-start' : memoryOnly ? '-memory' : '';
   const file = path.join(REPOSITORY_ROOT, 'bench', 'results', `${result.startedAt.replace(/[:.]/g, '-')}${suffix}.json`);
   await mkdir(path.dirname(file), { recursive: true });

@@ -56,7 +56,9 @@ function timeImport(fileUrl: string, env: Record<string, string>): Promise<numbe
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`import of ${fileUrl} failed (${code}): ${err.slice(0, 500)}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve(Number(out)) : reject(new Error(`import of ${fileUrl} failed (${code}): ${err.slice(0, 500)}`)),
+    );
   });
 }
 
@@ -68,14 +70,34 @@ function median(values: number[]): number {
 
 /** serverless-esbuild's own options, which it takes out before it calls esbuild (its dist/bundle.js). */
 const PLUGIN_ONLY_OPTIONS = [
-  'concurrency', 'zipConcurrency', 'exclude', 'nativeZip', 'packager', 'packagePath', 'watch', 'keepOutputDirectory',
-  'packagerOptions', 'installExtraArgs', 'outputFileExtension', 'outputBuildFolder', 'outputWorkFolder', 'nodeExternals',
-  'skipBuild', 'skipRebuild', 'skipBuildExcludeFns', 'stripEntryResolveExtensions', 'disposeContext', 'plugins', 'config',
+  'concurrency',
+  'zipConcurrency',
+  'exclude',
+  'nativeZip',
+  'packager',
+  'packagePath',
+  'watch',
+  'keepOutputDirectory',
+  'packagerOptions',
+  'installExtraArgs',
+  'outputFileExtension',
+  'outputBuildFolder',
+  'outputWorkFolder',
+  'nodeExternals',
+  'skipBuild',
+  'skipRebuild',
+  'skipBuildExcludeFns',
+  'stripEntryResolveExtensions',
+  'disposeContext',
+  'plugins',
+  'config',
 ];
 
 /** The esbuild options the packaging used (custom.esbuild as resolved in serverless-state.json), as esbuild takes them. */
 async function packagedEsbuildOptions(packageDir: string): Promise<BuildOptions> {
-  const state = JSON.parse(await readFile(path.join(packageDir, 'serverless-state.json'), 'utf8')) as { service?: { custom?: { esbuild?: Record<string, unknown> } } };
+  const state = JSON.parse(await readFile(path.join(packageDir, 'serverless-state.json'), 'utf8')) as {
+    service?: { custom?: { esbuild?: Record<string, unknown> } };
+  };
   const configured = state.service?.custom?.esbuild;
   if (!isRecord(configured)) throw new Error(`${packageDir}/serverless-state.json has no custom.esbuild`);
   const options: Record<string, unknown> = { ...configured };
@@ -134,33 +156,51 @@ async function buildSdkFloor(clients: SdkClient[], options: BuildOptions, file: 
   }
 }
 
-export async function measureColdStarts(options: { templatePath: string; runs: number; onProgress?: (done: number, total: number) => void }): Promise<ColdStartResult> {
+export async function measureColdStarts(options: {
+  templatePath: string;
+  runs: number;
+  onProgress?: (done: number, total: number) => void;
+}): Promise<ColdStartResult> {
   const packageDir = path.dirname(options.templatePath);
   const template = await readTemplate(options.templatePath);
   const esbuildOptions = await packagedEsbuildOptions(packageDir);
-  const packageJson = JSON.parse(await readFile(path.join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const packageJson = JSON.parse(await readFile(path.join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
   const dependencies = Object.keys(packageJson.dependencies ?? {});
   const benchDir = path.join(tmpdir(), 'order-pipeline-bench');
   const zips = (await readdir(packageDir)).filter((file) => file.endsWith('.zip')).sort();
-  const targets: Array<{ name: string; zipBytes: number; url: string; env: Record<string, string>; clients: SdkClient[]; floor: string }> = [];
+  const targets: Array<{ name: string; zipBytes: number; url: string; env: Record<string, string>; clients: SdkClient[]; floor: string }> =
+    [];
   const floors = new Map<string, { url: string; env: Record<string, string> }>();
   for (const zip of zips) {
     const name = zip.replace(/\.zip$/, '');
     const resource = Object.values(template.Resources).find(
-      (r) => r.Type === 'AWS::Lambda::Function' && isRecord(r.Properties?.Code) && String((r.Properties.Code as Record<string, unknown>).S3Key ?? '').endsWith(`/${zip}`),
+      (r) =>
+        r.Type === 'AWS::Lambda::Function' &&
+        isRecord(r.Properties?.Code) &&
+        String((r.Properties.Code as Record<string, unknown>).S3Key ?? '').endsWith(`/${zip}`),
     );
     const handler = String(resource?.Properties?.Handler ?? `functions/${name}.handler`);
     const variables = isRecord(resource?.Properties?.Environment) ? resource.Properties.Environment.Variables : undefined;
     // What the function's environment holds on AWS; references become placeholders (nothing is called at import).
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_REGION: 'us-east-1', AWS_LAMBDA_FUNCTION_NAME: name, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-    for (const [key, value] of Object.entries(isRecord(variables) ? variables : {})) env[key] = typeof value === 'string' || typeof value === 'number' ? String(value) : `bench-${key.toLowerCase()}`;
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      AWS_REGION: 'us-east-1',
+      AWS_LAMBDA_FUNCTION_NAME: name,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
+    for (const [key, value] of Object.entries(isRecord(variables) ? variables : {}))
+      env[key] = typeof value === 'string' || typeof value === 'number' ? String(value) : `bench-${key.toLowerCase()}`;
     const taskRoot = await unpackFunctionZip(path.join(packageDir, zip));
     const { file } = locateHandler(taskRoot, handler);
     const modulePath = handler.slice(0, handler.lastIndexOf('.'));
     const metafilePath = path.join(packageDir, 'esbuild', `${modulePath}.meta.json`);
-    const metafile = JSON.parse(await readFile(metafilePath, 'utf8').catch(() => {
-      throw new Error(`No ${metafilePath}: the packaging writes it (packaging/esbuild-plugins.cjs)`);
-    })) as Metafile;
+    const metafile = JSON.parse(
+      await readFile(metafilePath, 'utf8').catch(() => {
+        throw new Error(`No ${metafilePath}: the packaging writes it (packaging/esbuild-plugins.cjs)`);
+      }),
+    ) as Metafile;
     const clients = sdkClientsOf(metafile, dependencies);
     const floor = clients.map((client) => client.exportName).join('+') || 'none';
     if (!floors.has(floor)) {

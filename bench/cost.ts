@@ -65,7 +65,16 @@ export interface ModeledLambdaDuration {
 
 /** Lambda GB-s per order as the model gives them, from the counted calls of one order. */
 export function modelLambdaDuration(
-  order: Pick<PerOrder, 'lambdaInvocations' | 'lambdaInvocationsByFunction' | 'snsPublishes' | 'sqsByAction' | 'dynamodbReads' | 'dynamodbWrites' | 'dynamodbBySteps'>,
+  order: Pick<
+    PerOrder,
+    | 'lambdaInvocations'
+    | 'lambdaInvocationsByFunction'
+    | 'snsPublishes'
+    | 'sqsByAction'
+    | 'dynamodbReads'
+    | 'dynamodbWrites'
+    | 'dynamodbBySteps'
+  >,
   memoryMbByFunction: Record<string, number>,
   model: LambdaDurationModel = LAMBDA_DURATION_MODEL,
 ): ModeledLambdaDuration {
@@ -81,10 +90,18 @@ export function modelLambdaDuration(
   const total = Object.values(ms).reduce((a, b) => a + b, 0);
   const weighted = Object.entries(order.lambdaInvocationsByFunction);
   const invocations = weighted.reduce((sum, [, n]) => sum + n, 0);
-  const memoryMb = invocations > 0 ? weighted.reduce((sum, [name, n]) => sum + n * (memoryMbByFunction[name] ?? 512), 0) / invocations : 512;
+  const memoryMb =
+    invocations > 0 ? weighted.reduce((sum, [name, n]) => sum + n * (memoryMbByFunction[name] ?? 512), 0) / invocations : 512;
   const r = (value: number) => round(value, 1);
   return {
-    msPerOrder: { invocations: r(ms.invocations), dynamodb: r(ms.dynamodb), sns: r(ms.sns), sqs: r(ms.sqs), provider: r(ms.provider), total: r(total) },
+    msPerOrder: {
+      invocations: r(ms.invocations),
+      dynamodb: r(ms.dynamodb),
+      sns: r(ms.sns),
+      sqs: r(ms.sqs),
+      provider: r(ms.provider),
+      total: r(total),
+    },
     memoryMb: Math.round(memoryMb),
     gbSecondsPerOrder: round((total / 1000) * (memoryMb / 1024), 5),
   };
@@ -111,7 +128,10 @@ export function statsDelta(before: Record<string, FunctionStats>, after: Record<
   return Object.fromEntries(
     Object.entries(after).map(([name, stats]) => [
       name,
-      { invocations: stats.invocations - (before[name]?.invocations ?? 0), totalDurationMs: stats.totalDurationMs - (before[name]?.totalDurationMs ?? 0) },
+      {
+        invocations: stats.invocations - (before[name]?.invocations ?? 0),
+        totalDurationMs: stats.totalDurationMs - (before[name]?.totalDurationMs ?? 0),
+      },
     ]),
   );
 }
@@ -121,13 +141,21 @@ function shortTable(name: string): string {
   return name.replace(/^order-pipeline-[a-z0-9]+-/, '');
 }
 
-export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memoryMbByFunction: Record<string, number>, orders: number): PerOrder {
+export function perOrder(
+  counts: RequestCounts,
+  lambda: FunctionStatsDelta,
+  memoryMbByFunction: Record<string, number>,
+  orders: number,
+): PerOrder {
   const per = (value: number) => round(value / orders, 3);
   const sqsTotal = Object.values(counts.sqs.actions).reduce((a, b) => a + b, 0);
   const tables = Object.entries(counts.dynamodb.tables);
   const sum = (pick: (t: (typeof tables)[number][1]) => number) => tables.reduce((acc, [, t]) => acc + pick(t), 0);
   const invocations = Object.values(lambda).reduce((a, f) => a + f.invocations, 0);
-  const gbSeconds = Object.entries(lambda).reduce((acc, [name, f]) => acc + (f.totalDurationMs / 1000) * ((memoryMbByFunction[name] ?? 512) / 1024), 0);
+  const gbSeconds = Object.entries(lambda).reduce(
+    (acc, [name, f]) => acc + (f.totalDurationMs / 1000) * ((memoryMbByFunction[name] ?? 512) / 1024),
+    0,
+  );
   const snsPublishes = (counts.sns.actions.Publish ?? 0) + (counts.sns.actions.PublishBatch ?? 0);
   const dynamoRequests = sum((t) => Object.values(t.actions).reduce((a, b) => a + b, 0));
   const counted = {
@@ -143,7 +171,10 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
     dynamodbReadUnits: per(sum((t) => t.readCapacityUnits)),
     dynamodbWriteUnits: per(sum((t) => t.writeCapacityUnits)),
     dynamodbByTable: Object.fromEntries(
-      tables.map(([name, t]) => [shortTable(name), { reads: per(t.reads), writes: per(t.writes), readUnits: per(t.readCapacityUnits), writeUnits: per(t.writeCapacityUnits) }]),
+      tables.map(([name, t]) => [
+        shortTable(name),
+        { reads: per(t.reads), writes: per(t.writes), readUnits: per(t.readCapacityUnits), writeUnits: per(t.writeCapacityUnits) },
+      ]),
     ),
     dynamodbBySteps: tables
       .flatMap(([name, t]) =>
@@ -157,9 +188,17 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
       )
       .sort((a, b) => b.writeUnits + b.readUnits - (a.writeUnits + a.readUnits)),
     lambdaInvocations: per(invocations),
-    lambdaInvocationsByFunction: Object.fromEntries(Object.entries(lambda).filter(([, f]) => f.invocations > 0).map(([name, f]) => [name, per(f.invocations)])),
+    lambdaInvocationsByFunction: Object.fromEntries(
+      Object.entries(lambda)
+        .filter(([, f]) => f.invocations > 0)
+        .map(([name, f]) => [name, per(f.invocations)]),
+    ),
     lambdaGbSeconds: round(gbSeconds / orders, 5),
-    lambdaMsByFunction: Object.fromEntries(Object.entries(lambda).filter(([, f]) => f.invocations > 0).map(([name, f]) => [name, round(f.totalDurationMs / orders, 1)])),
+    lambdaMsByFunction: Object.fromEntries(
+      Object.entries(lambda)
+        .filter(([, f]) => f.invocations > 0)
+        .map(([name, f]) => [name, round(f.totalDurationMs / orders, 1)]),
+    ),
     awsRequests: per(snsPublishes + sqsTotal + dynamoRequests),
   };
   return { ...counted, lambdaModeled: modelLambdaDuration(counted, memoryMbByFunction) };
@@ -171,7 +210,11 @@ export function perOrder(counts: RequestCounts, lambda: FunctionStatsDelta, memo
  * FIFO: SQS FIFO requests cost more, SNS FIFO publishes less, and SNS FIFO bills each delivery to
  * a queue (taken as the messages received: an upper bound, retries included).
  */
-export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES, queueType: 'standard' | 'fifo' = 'standard'): CostPerMillion {
+export function costPerMillion(
+  order: PerOrder,
+  prices: AwsPrices = AWS_PRICES,
+  queueType: 'standard' | 'fifo' = 'standard',
+): CostPerMillion {
   const fifo = queueType === 'fifo';
   const parts = {
     httpApi: order.httpApiRequests * prices.httpApiPerMillionRequests,
@@ -198,7 +241,9 @@ export function costPerMillion(order: PerOrder, prices: AwsPrices = AWS_PRICES, 
   if (dominant === 'Lambda') {
     why = `${share}: ${order.lambdaInvocations} invocations and ${order.lambdaModeled.gbSecondsPerOrder} GB-s per order (modeled); duration is ${Math.round((parts.lambdaDuration / (parts.lambdaDuration + parts.lambdaRequests)) * 100)}% of it`;
   } else if (dominant === 'DynamoDB') {
-    const top = Object.entries(order.dynamodbByTable).sort((a, b) => b[1].writeUnits - a[1].writeUnits).slice(0, 2);
+    const top = Object.entries(order.dynamodbByTable)
+      .sort((a, b) => b[1].writeUnits - a[1].writeUnits)
+      .slice(0, 2);
     why = `${share}: ${order.dynamodbWriteUnits} WRU per order (writes cost 5x reads per unit), mostly ${top.map(([name, t]) => `${name} ${t.writeUnits}`).join(', ')}`;
   } else if (dominant === 'SQS') {
     why = `${share}: ${order.sqsRequests} requests per order, ${order.sqsEmptyReceives} of them empty receives`;

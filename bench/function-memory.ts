@@ -33,7 +33,9 @@ function importMemory(fileUrl: string, env: Record<string, string>): Promise<{ h
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.once('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`import of ${fileUrl} failed: ${err.slice(0, 300)}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`import of ${fileUrl} failed: ${err.slice(0, 300)}`)),
+    );
   });
 }
 
@@ -49,20 +51,38 @@ for (const resource of Object.values(template.Resources)) {
   const zip = path.basename(String((properties.Code as Record<string, unknown>).S3Key));
   const variables = isRecord(properties.Environment) ? properties.Environment.Variables : undefined;
   // As bench/cold-start.ts: the function's variables, references as placeholders (nothing is called at import).
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_REGION: 'us-east-1', AWS_LAMBDA_FUNCTION_NAME: name, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-  for (const [key, value] of Object.entries(isRecord(variables) ? variables : {})) env[key] = typeof value === 'string' || typeof value === 'number' ? String(value) : `bench-${key.toLowerCase()}`;
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    AWS_REGION: 'us-east-1',
+    AWS_LAMBDA_FUNCTION_NAME: name,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  for (const [key, value] of Object.entries(isRecord(variables) ? variables : {}))
+    env[key] = typeof value === 'string' || typeof value === 'number' ? String(value) : `bench-${key.toLowerCase()}`;
   delete env.NODE_OPTIONS;
   const { file } = locateHandler(await unpackFunctionZip(path.join(stack.outputDir, zip)), String(properties.Handler));
   const runs = await Promise.all([1, 2, 3].map(() => importMemory(pathToFileURL(file).href, env)));
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[1]!;
-  atImport[name] = { rssMb: Math.round(median(runs.map((r) => r.hwmKb)) / 1024), heapMb: mb(median(runs.map((r) => r.heapBytes))), memorySize: Number(properties.MemorySize ?? 128) };
+  atImport[name] = {
+    rssMb: Math.round(median(runs.map((r) => r.hwmKb)) / 1024),
+    heapMb: mb(median(runs.map((r) => r.heapBytes))),
+    memorySize: Number(properties.MemorySize ?? 128),
+  };
 }
 
-const pipeline = await startLocalPipeline({ apiPort: 0, sqsPort: 0, dynamodbPort: 0, quiet: true, templatePath: stack.templatePath, scheduleScale: 60 });
+const pipeline = await startLocalPipeline({
+  apiPort: 0,
+  sqsPort: 0,
+  dynamodbPort: 0,
+  quiet: true,
+  templatePath: stack.templatePath,
+  scheduleScale: 60,
+});
 const peakHeap: Record<string, number> = {};
 const sample = async () => {
   const memory = await pipeline.memory();
-  for (const [name, fn] of Object.entries(memory.functions)) for (const heap of fn.heaps) peakHeap[name] = Math.max(peakHeap[name] ?? 0, heap.totalBytes);
+  for (const [name, fn] of Object.entries(memory.functions))
+    for (const heap of fn.heaps) peakHeap[name] = Math.max(peakHeap[name] ?? 0, heap.totalBytes);
 };
 const sampler = setInterval(() => void sample(), 500);
 try {
@@ -76,15 +96,21 @@ try {
   const base = pipeline.apiUrl.replace(/\/$/, '');
   for (let round = 0; round < 20; round++) {
     await Promise.all(
-      skus.slice(0, 10).flatMap((sku) => [
-        fetch(`${base}/inventory/${sku}`).then((r) => r.arrayBuffer()),
-        fetch(`${base}/orders/ord_00000000000000000000000000`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer()),
-      ]),
+      skus
+        .slice(0, 10)
+        .flatMap((sku) => [
+          fetch(`${base}/inventory/${sku}`).then((r) => r.arrayBuffer()),
+          fetch(`${base}/orders/ord_00000000000000000000000000`, { headers: { authorization: `Bearer ${token}` } }).then((r) =>
+            r.arrayBuffer(),
+          ),
+        ]),
     );
   }
   await sample();
   clearInterval(sampler);
-  console.log(`Load: ${load.orders} orders at concurrency ${concurrency}, ${load.confirmed} confirmed, ${load.ordersPerSecond} orders/s; node ${process.version} ${process.arch}`);
+  console.log(
+    `Load: ${load.orders} orders at concurrency ${concurrency}, ${load.confirmed} confirmed, ${load.ordersPerSecond} orders/s; node ${process.version} ${process.arch}`,
+  );
   console.log('function      import RSS MB  heap at import MB  peak env heap MB  estimated peak MB  template MB');
   for (const [name, at] of Object.entries(atImport)) {
     const peak = peakHeap[name] === undefined ? undefined : mb(peakHeap[name]!);

@@ -10,7 +10,13 @@
 // which is the order's `decidedAt` (the time of the conditional write that decided it), minus the
 // time this process sent the POST: the decision time itself, not when this process saw it.
 
-import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { SNSClient, SubscribeCommand, UnsubscribeCommand } from '@aws-sdk/client-sns';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -44,7 +50,9 @@ export async function watchDecisions(pipeline: LocalPipeline): Promise<DecisionW
   const sns = new SNSClient(clientConfig(direct.sns));
   const topicArn = pipeline.resources.topicArn;
   if (!topicArn) throw new Error('The pipeline has no order events topic');
-  const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `bench-decisions-${Date.now()}`, Attributes: { VisibilityTimeout: '60' } }));
+  const { QueueUrl: queueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: `bench-decisions-${Date.now()}`, Attributes: { VisibilityTimeout: '60' } }),
+  );
   const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
   const { SubscriptionArn } = await sns.send(
     new SubscribeCommand({
@@ -67,7 +75,10 @@ export async function watchDecisions(pipeline: LocalPipeline): Promise<DecisionW
         for (const message of Messages) {
           const event = JSON.parse(message.Body ?? '{}') as { orderId?: string; eventType?: string; occurredAt?: string };
           if (!event.orderId) continue;
-          const decision = { status: event.eventType === 'OrderConfirmed' ? 'CONFIRMED' : 'CANCELLED', decidedAt: Date.parse(event.occurredAt ?? '') } as const;
+          const decision = {
+            status: event.eventType === 'OrderConfirmed' ? 'CONFIRMED' : 'CANCELLED',
+            decidedAt: Date.parse(event.occurredAt ?? ''),
+          } as const;
           const waiter = waiters.get(event.orderId);
           if (waiter) {
             waiters.delete(event.orderId);
@@ -76,7 +87,10 @@ export async function watchDecisions(pipeline: LocalPipeline): Promise<DecisionW
         }
         if (Messages.length > 0) {
           await sqs.send(
-            new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }),
+            new DeleteMessageBatchCommand({
+              QueueUrl: queueUrl,
+              Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+            }),
           );
         }
       } catch (error) {
@@ -212,7 +226,13 @@ export function summarize(values: number[]): LoadResult['latencyMs'] {
   if (values.length === 0) return { p50: 0, p95: 0, p99: 0, max: 0, mean: 0 };
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1]!, mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length, 1) };
+  return {
+    p50: at(0.5),
+    p95: at(0.95),
+    p99: at(0.99),
+    max: sorted[sorted.length - 1]!,
+    mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length, 1),
+  };
 }
 
 export function round(value: number, digits: number): number {
@@ -231,7 +251,10 @@ export async function waitUntilDrained(pipeline: LocalPipeline, timeoutMs = 60_0
       for (const queue of Object.values(pipeline.resources.queues)) {
         if (/dead|dlq/i.test(queue.logicalId)) continue;
         const { Attributes = {} } = await sqs.send(
-          new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+          new GetQueueAttributesCommand({
+            QueueUrl: queue.url,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          }),
         );
         pending += Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
       }

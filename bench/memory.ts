@@ -106,7 +106,8 @@ async function untilQuiet(api: string, timeoutMs: number): Promise<void> {
     'the queues to drain',
     async () => {
       const status = await getJson<PipelineStatus>(`${api}/_local/status`);
-      const busy = status.queues.some((queue) => queue.visible + queue.inFlight + queue.delayed > 0) || status.functions.some((fn) => fn.running > 0);
+      const busy =
+        status.queues.some((queue) => queue.visible + queue.inFlight + queue.delayed > 0) || status.functions.some((fn) => fn.running > 0);
       quiet = busy ? 0 : quiet + 1;
       return quiet >= 2 ? true : undefined;
     },
@@ -119,7 +120,10 @@ async function untilQuiet(api: string, timeoutMs: number): Promise<void> {
  * queue is empty and nothing runs, and reads every process it runs; reads them again once the
  * session is at rest (see NpmStartMemory.settled). Stops it with SIGINT.
  */
-export async function measureNpmStartMemory(options: { orders: number; onProgress?: (phase: string, done: number, total: number) => void }): Promise<NpmStartMemoryResult> {
+export async function measureNpmStartMemory(options: {
+  orders: number;
+  onProgress?: (phase: string, done: number, total: number) => void;
+}): Promise<NpmStartMemoryResult> {
   if (process.platform === 'win32') return { skipped: 'not measured on Windows (no resident size of another process without extra tools)' };
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-memory-'));
   const stateFile = path.join(dir, 'local-runtime.json');
@@ -139,7 +143,11 @@ export async function measureNpmStartMemory(options: { orders: number; onProgres
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let runtimePid: number | undefined;
   try {
-    await until('npm start to be ready', () => (output.includes('Order Pipeline is ready') ? true : child.exitCode !== null ? false : undefined), 180_000).then((ready) => {
+    await until(
+      'npm start to be ready',
+      () => (output.includes('Order Pipeline is ready') ? true : child.exitCode !== null ? false : undefined),
+      180_000,
+    ).then((ready) => {
       if (!ready) throw new Error(`npm start did not start:\n${output.slice(-2000)}`);
     });
     const ready = Date.now();

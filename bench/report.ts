@@ -27,14 +27,30 @@ export function formatReport(result: BenchResult): string {
   );
   out.push(
     `Variants: ${result.variants
-      .map((v) => `${v.name} = ${v.queueType} queues, batch ${v.batchSize}, window ${v.batchWindowSeconds} s, max concurrency ${v.maximumConcurrency}, WaitTimeSeconds ${v.receiveWaitTimeSeconds}`)
+      .map(
+        (v) =>
+          `${v.name} = ${v.queueType} queues, batch ${v.batchSize}, window ${v.batchWindowSeconds} s, max concurrency ${v.maximumConcurrency}, WaitTimeSeconds ${v.receiveWaitTimeSeconds}`,
+      )
       .join('; ')}`,
   );
 
   out.push(
     table(
       'Throughput and latency (POST /orders to decided CONFIRMED; closed loop)',
-      ['variant', 'conc', 'orders', 'confirmed', 'unfinished', 'orders/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'ceiling/s', 'of ceiling'],
+      [
+        'variant',
+        'conc',
+        'orders',
+        'confirmed',
+        'unfinished',
+        'orders/s',
+        'p50 ms',
+        'p95 ms',
+        'p99 ms',
+        'max ms',
+        'ceiling/s',
+        'of ceiling',
+      ],
       result.runs.map((r) => [
         r.variant,
         r.concurrency,
@@ -55,7 +71,23 @@ export function formatReport(result: BenchResult): string {
   out.push(
     table(
       'AWS requests per order (counted at the emulators)',
-      ['variant', 'conc', 'SNS pub', 'SQS req', 'receive', 'empty', 'delete', 'chgVis', 'DDB read', 'DDB write', 'RRU', 'WRU', 'λ inv', 'λ GB-s', 'all AWS req'],
+      [
+        'variant',
+        'conc',
+        'SNS pub',
+        'SQS req',
+        'receive',
+        'empty',
+        'delete',
+        'chgVis',
+        'DDB read',
+        'DDB write',
+        'RRU',
+        'WRU',
+        'λ inv',
+        'λ GB-s',
+        'all AWS req',
+      ],
       result.runs.map((r) => {
         const p = r.perOrder;
         const action = (name: string) => (p.sqsByAction[name] ?? 0) + (p.sqsByAction[`${name}Batch`] ?? 0);
@@ -83,7 +115,20 @@ export function formatReport(result: BenchResult): string {
   out.push(
     table(
       `Cost per million orders on AWS (list prices as of ${result.prices.asOf}, ${result.prices.region})`,
-      ['variant', 'conc', 'HTTP API', 'λ requests', 'λ duration (model)', 'SNS', 'SQS', 'DynamoDB', 'total', 'dominant', '|', 'λ duration measured, not in total'],
+      [
+        'variant',
+        'conc',
+        'HTTP API',
+        'λ requests',
+        'λ duration (model)',
+        'SNS',
+        'SQS',
+        'DynamoDB',
+        'total',
+        'dominant',
+        '|',
+        'λ duration measured, not in total',
+      ],
       result.runs.map((r) => {
         const c = r.costPerMillionOrders;
         return [
@@ -104,7 +149,8 @@ export function formatReport(result: BenchResult): string {
     ),
   );
   out.push(formatDurationModel(result));
-  for (const r of result.runs) out.push(`  ${r.variant} @${r.concurrency}: ${r.costPerMillionOrders.dominant} dominates — ${r.costPerMillionOrders.why}`);
+  for (const r of result.runs)
+    out.push(`  ${r.variant} @${r.concurrency}: ${r.costPerMillionOrders.dominant} dominates — ${r.costPerMillionOrders.why}`);
 
   // Where each DynamoDB unit of an order goes, for the defaults at their highest concurrency.
   const reference = result.runs.filter((r) => r.variant === 'default').sort((a, b) => b.concurrency - a.concurrency)[0];
@@ -116,7 +162,13 @@ export function formatReport(result: BenchResult): string {
         ['table', 'operation', 'requests', 'RRU', 'WRU'],
         [
           ...steps.map((step) => [step.table, step.action, step.requests, step.readUnits, step.writeUnits]),
-          ['total', '', round3(steps.reduce((sum, step) => sum + step.requests, 0)), round3(steps.reduce((sum, step) => sum + step.readUnits, 0)), round3(steps.reduce((sum, step) => sum + step.writeUnits, 0))],
+          [
+            'total',
+            '',
+            round3(steps.reduce((sum, step) => sum + step.requests, 0)),
+            round3(steps.reduce((sum, step) => sum + step.readUnits, 0)),
+            round3(steps.reduce((sum, step) => sum + step.writeUnits, 0)),
+          ],
         ],
       ),
     );
@@ -127,7 +179,14 @@ export function formatReport(result: BenchResult): string {
       table(
         'Naive settings as a ratio of the defaults (naive / default)',
         ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
-        result.naiveVsDefault.map((r) => [r.concurrency, `${r.awsRequestsPerOrder}x`, `${r.lambdaInvocationsPerOrder}x`, `${r.costPerMillion}x`, `${r.ordersPerSecond}x`, `${r.p50LatencyMs}x`]),
+        result.naiveVsDefault.map((r) => [
+          r.concurrency,
+          `${r.awsRequestsPerOrder}x`,
+          `${r.lambdaInvocationsPerOrder}x`,
+          `${r.costPerMillion}x`,
+          `${r.ordersPerSecond}x`,
+          `${r.p50LatencyMs}x`,
+        ]),
       ),
     );
   }
@@ -137,7 +196,14 @@ export function formatReport(result: BenchResult): string {
       table(
         'FIFO queues and topic as a ratio of the defaults (fifo / default, same concurrency)',
         ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
-        result.fifoVsDefault.map((r) => [r.concurrency, `${r.awsRequestsPerOrder}x`, `${r.lambdaInvocationsPerOrder}x`, `${r.costPerMillion}x`, `${r.ordersPerSecond}x`, `${r.p50LatencyMs}x`]),
+        result.fifoVsDefault.map((r) => [
+          r.concurrency,
+          `${r.awsRequestsPerOrder}x`,
+          `${r.lambdaInvocationsPerOrder}x`,
+          `${r.costPerMillion}x`,
+          `${r.ordersPerSecond}x`,
+          `${r.p50LatencyMs}x`,
+        ]),
       ),
     );
   }
@@ -171,7 +237,9 @@ function formatDurationModel(result: BenchResult): string {
     const ms = modeled.msPerOrder;
     lines.push(
       `  ${r.variant} @${r.concurrency}: modeled ${ms.total} ms per order (invocations ${ms.invocations}, DynamoDB ${ms.dynamodb}, SNS ${ms.sns}, SQS ${ms.sqs}, provider ${ms.provider}) at ${modeled.memoryMb} MB = ${modeled.gbSecondsPerOrder} GB-s; ` +
-        `measured ${Object.values(r.perOrder.lambdaMsByFunction).reduce((a, b) => a + b, 0).toFixed(1)} ms per order = ${r.perOrder.lambdaGbSeconds} GB-s`,
+        `measured ${Object.values(r.perOrder.lambdaMsByFunction)
+          .reduce((a, b) => a + b, 0)
+          .toFixed(1)} ms per order = ${r.perOrder.lambdaGbSeconds} GB-s`,
     );
   }
   return lines.join('\n');
@@ -193,7 +261,13 @@ function environmentsLine(memory: RuntimeMemory): string {
 
 /** What a launcher process is, by its command line. */
 function launcherName(command: string): string {
-  return /^npm(\s|$)/.test(command) ? 'npm' : /\bsh -c /.test(command) ? 'sh' : /tsx/.test(command) ? "tsx's wrapper" : command.split(' ')[0]!;
+  return /^npm(\s|$)/.test(command)
+    ? 'npm'
+    : /\bsh -c /.test(command)
+      ? 'sh'
+      : /tsx/.test(command)
+        ? "tsx's wrapper"
+        : command.split(' ')[0]!;
 }
 
 /** One reading of every process `npm start` runs: the total against the goal, then each process. */
@@ -203,7 +277,10 @@ function readingLines(label: string, reading: MemoryReading, goalMb: number, hel
   const peak = reading.runtime.peakRssBytes === undefined ? '' : `, peak ${mb(reading.runtime.peakRssBytes)} MB`;
   const threads = reading.runtime.threads === undefined ? '' : `, ${reading.runtime.threads} threads`;
   const verdict = `${total <= goalMb ? 'within' : 'OVER'} the ${goalMb} MB goal${held ? '' : ' (not held to it: a burst, before its environments are reclaimed)'}`;
-  const launchers = reading.launchers.length > 0 ? reading.launchers.map((launcher) => `${launcherName(launcher.command)} ${mb(launcher.rssBytes)} MB`).join(', ') : 'none (launched without npm)';
+  const launchers =
+    reading.launchers.length > 0
+      ? reading.launchers.map((launcher) => `${launcherName(launcher.command)} ${mb(launcher.rssBytes)} MB`).join(', ')
+      : 'none (launched without npm)';
   return [
     `    ${label}, ${reading.seconds} s after npm start: ${total} MB in all — ${verdict}`,
     `      runtime process ${rss} MB${peak}${threads}; launchers ${launchers}`,
@@ -213,7 +290,9 @@ function readingLines(label: string, reading: MemoryReading, goalMb: number, hel
 
 /** The local runtime's resident memory: `npm start` after a few orders, every process it runs, against the goal; this process apart. */
 export function formatMemory(memory: MemoryResult): string {
-  const lines = [`\nLocal runtime memory (resident; goal: everything npm start runs, in all — npm, its shell and the runtime with all its threads — at most ${memory.goalMb} MB once at rest)`];
+  const lines = [
+    `\nLocal runtime memory (resident; goal: everything npm start runs, in all — npm, its shell and the runtime with all its threads — at most ${memory.goalMb} MB once at rest)`,
+  ];
   const run = memory.npmStart;
   if ('skipped' in run) {
     lines.push(`  npm start: ${run.skipped}`);

@@ -8,7 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { packageStack, REPOSITORY_ROOT, variantPackaging } from '../local/package-stack.js';
-import { startLocalPipeline, } from '../local/runtime.js';
+import { startLocalPipeline } from '../local/runtime.js';
 import type { RequestCounts } from '../local/request-counter.js';
 import { readTemplate } from '../local/template.js';
 import { AWS_PRICES, PRICES_AS_OF, PRICES_REGION } from './aws-prices.js';
@@ -130,7 +130,13 @@ async function versionOf(pkg: string): Promise<string> {
   return (JSON.parse(text) as { version?: string }).version ?? 'unknown';
 }
 
-async function templateSettings(templatePath: string): Promise<{ batchSize: number; batchWindowSeconds: number; maximumConcurrency: number; memoryMbByFunction: Record<string, number>; architecture: string }> {
+async function templateSettings(templatePath: string): Promise<{
+  batchSize: number;
+  batchWindowSeconds: number;
+  maximumConcurrency: number;
+  memoryMbByFunction: Record<string, number>;
+  architecture: string;
+}> {
   const template = await readTemplate(templatePath);
   const resources = Object.values(template.Resources);
   const mapping = resources.find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties ?? {};
@@ -153,7 +159,9 @@ async function templateSettings(templatePath: string): Promise<{ batchSize: numb
 }
 
 function measureNpmStart(orders: number, progress: NonNullable<BenchOptions['progress']>): Promise<NpmStartMemoryResult> {
-  return measureNpmStartMemory({ orders, onProgress: progress }).catch((error: unknown) => ({ skipped: `npm start could not be measured: ${(error as Error).message}` }));
+  return measureNpmStartMemory({ orders, onProgress: progress }).catch((error: unknown) => ({
+    skipped: `npm start could not be measured: ${(error as Error).message}`,
+  }));
 }
 
 export interface MemoryOnlyResult {
@@ -174,7 +182,13 @@ export async function runMemoryOnly(input: Partial<BenchOptions> = {}): Promise<
     memoryOnly: true,
     startedAt,
     finishedAt: new Date().toISOString(),
-    setup: { cpuModel: cpu[0]?.model ?? 'unknown', cores: cpu.length, memoryGb: round(totalmem() / 1024 ** 3, 1), node: process.version, options: { memoryOrders: options.memoryOrders } },
+    setup: {
+      cpuModel: cpu[0]?.model ?? 'unknown',
+      cores: cpu.length,
+      memoryGb: round(totalmem() / 1024 ** 3, 1),
+      node: process.version,
+      options: { memoryOrders: options.memoryOrders },
+    },
     memory: { goalMb: RUNTIME_MEMORY_GOAL_MB, npmStart },
   };
 }
@@ -205,7 +219,12 @@ export async function runColdStartOnly(input: Partial<BenchOptions> = {}): Promi
     coldStartOnly: true,
     startedAt,
     finishedAt: new Date().toISOString(),
-    setup: { cpuModel: cpu[0]?.model ?? 'unknown', cores: cpu.length, node: process.version, options: { coldStartRuns: options.coldStartRuns } },
+    setup: {
+      cpuModel: cpu[0]?.model ?? 'unknown',
+      cores: cpu.length,
+      node: process.version,
+      options: { coldStartRuns: options.coldStartRuns },
+    },
     coldStart,
   };
 }
@@ -228,9 +247,21 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
   const fifoStack = await packageStack(variantPackaging('local', 'fifo'));
   progress(packaging, 3, 3);
 
-  const settingsOf = async (name: VariantSettings['name'], templatePath: string, receiveWaitTimeSeconds: number): Promise<VariantSettings> => {
+  const settingsOf = async (
+    name: VariantSettings['name'],
+    templatePath: string,
+    receiveWaitTimeSeconds: number,
+  ): Promise<VariantSettings> => {
     const { batchSize, batchWindowSeconds, maximumConcurrency } = await templateSettings(templatePath);
-    return { name, queueType: name === 'fifo' ? 'fifo' : 'standard', batchSize, batchWindowSeconds, maximumConcurrency, receiveWaitTimeSeconds, templatePath };
+    return {
+      name,
+      queueType: name === 'fifo' ? 'fifo' : 'standard',
+      batchSize,
+      batchWindowSeconds,
+      maximumConcurrency,
+      receiveWaitTimeSeconds,
+      templatePath,
+    };
   };
   const defaultSettings = await templateSettings(defaultStack.templatePath);
   const variants: VariantSettings[] = [
@@ -274,7 +305,14 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
           const counts = pipeline.requestCounter!.snapshot();
           const lambda = statsDelta(before, pipeline.invocationStats().functions);
           const order = perOrder(counts, lambda, defaultSettings.memoryMbByFunction, options.orders);
-          runs.push({ variant: variant.name, concurrency, load, perOrder: order, costPerMillionOrders: costPerMillion(order, AWS_PRICES, variant.queueType), counts });
+          runs.push({
+            variant: variant.name,
+            concurrency,
+            load,
+            perOrder: order,
+            costPerMillionOrders: costPerMillion(order, AWS_PRICES, variant.queueType),
+            counts,
+          });
           if (variant.name === 'default') benchProcess = { variant: variant.name, concurrency, memory: await pipeline.memory() };
         }
       } finally {
@@ -387,7 +425,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
       'Requests per order include the follow-ups after the decision (stock commit, shipment dispatch) and the empty receives of the run: the counter is read once the queues are drained.',
       'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (UnfinishedOrders) writes are not reported by dynalite and are missing.',
       'Lambda duration in the cost total is modeled from the counted calls (bench/cost.ts LAMBDA_DURATION_MODEL, printed with the cost table); the GB-s measured here on a shared machine, at the template memory sizes, are printed apart and not in the total.',
-      'The ceiling replays the default variant\'s per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda, through the same counting proxy as the pipeline\'s requests.',
+      "The ceiling replays the default variant's per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda, through the same counting proxy as the pipeline's requests.",
       'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',
       'FIFO: SNS FIFO and SQS FIFO prices (bench/aws-prices.ts); the emulator (fauxqs 1.9.2) hands out one message per group per receive, where SQS may hand several of a group; in a FIFO batch the records of each message group run one after another, the groups side by side (Powertools SqsFifoPartialProcessorAsync per group).',
     ],

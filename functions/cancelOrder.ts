@@ -25,11 +25,16 @@ async function cancel(event: APIGatewayProxyEventV2): Promise<HttpResult> {
     case 'not-found':
       return errorResponse(404, 'NotFound', `No order ${orderId}`);
     case 'refused':
-      return errorResponse(409, 'Conflict', `Order ${orderId} can no longer be cancelled: ${result.why}`, { orderId, status: result.order.status });
+      return errorResponse(409, 'Conflict', `Order ${orderId} can no longer be cancelled: ${result.why}`, {
+        orderId,
+        status: result.order.status,
+      });
     case 'cancelled':
     case 'already-cancelled':
       return jsonResponse(202, { orderId, status: result.order.status, reason: result.order.reason }, { location: `/orders/${orderId}` });
   }
 }
 
-export const handler = middy(cancel).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+export const handler = middy(cancel)
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics));

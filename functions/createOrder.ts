@@ -45,4 +45,6 @@ async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   }
 }
 
-export const handler = middy(createOrder).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+export const handler = middy(createOrder)
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics));

@@ -45,9 +45,7 @@ export async function queueUrlOf(queueArn: string): Promise<string> {
   if (known) return known;
   const [, , , , accountId, queueName] = queueArn.split(':');
   if (!accountId || !queueName) throw new Error(`Not an SQS queue ARN: ${queueArn}`);
-  const { QueueUrl } = await sqsClient().send(
-    new GetQueueUrlCommand({ QueueName: queueName, QueueOwnerAWSAccountId: accountId }),
-  );
+  const { QueueUrl } = await sqsClient().send(new GetQueueUrlCommand({ QueueName: queueName, QueueOwnerAWSAccountId: accountId }));
   if (!QueueUrl) throw new Error(`No URL for queue ${queueArn}`);
   queueUrls.set(queueArn, QueueUrl);
   return QueueUrl;

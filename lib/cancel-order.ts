@@ -58,7 +58,12 @@ export async function cancelOrder(
       new UpdateCommand({
         TableName: config.ordersTable(),
         Key: { orderId },
-        ConditionExpression: ['attribute_exists(orderId)', 'attribute_not_exists(cancel)', 'attribute_not_exists(dispatchedAt)', ...notRejected].join(' AND '),
+        ConditionExpression: [
+          'attribute_exists(orderId)',
+          'attribute_not_exists(cancel)',
+          'attribute_not_exists(dispatchedAt)',
+          ...notRejected,
+        ].join(' AND '),
         // Back in (or kept in) the sweep's index: its compensations are now due.
         UpdateExpression: 'SET cancel = :cancel, sweepShard = :shard, sweepDueAt = :due, sweepAttempts = :zero',
         ExpressionAttributeNames: names,

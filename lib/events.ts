@@ -41,11 +41,7 @@ export const orderCancelledSchema = z.object({
   data: z.object({ reason: z.enum(cancellationReasons) }),
 });
 
-export const orderEventSchema = z.discriminatedUnion('eventType', [
-  orderPlacedSchema,
-  orderConfirmedSchema,
-  orderCancelledSchema,
-]);
+export const orderEventSchema = z.discriminatedUnion('eventType', [orderPlacedSchema, orderConfirmedSchema, orderCancelledSchema]);
 
 export type OrderPlaced = z.infer<typeof orderPlacedSchema>;
 export type OrderConfirmed = z.infer<typeof orderConfirmedSchema>;

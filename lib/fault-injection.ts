@@ -62,7 +62,7 @@ export function chance(probability: number): boolean {
  */
 export function seededRandom(seed: number, salt = ''): () => number {
   let state = seed >>> 0;
-  for (const char of salt) state = (Math.imul(state ^ char.charCodeAt(0), 2654435761) >>> 0) || 1;
+  for (const char of salt) state = Math.imul(state ^ char.charCodeAt(0), 2654435761) >>> 0 || 1;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;

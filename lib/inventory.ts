@@ -92,7 +92,11 @@ const CHANGES: Record<StockOperation, { mark?: string; condition?: string; keep?
   release: { keep: 'available = available + :quantity' },
 };
 
-export async function findStockItem(sku: string, db: DynamoDBDocumentClient = dynamoDbDocumentClient(), table = config.inventoryTable()): Promise<StockItem | undefined> {
+export async function findStockItem(
+  sku: string,
+  db: DynamoDBDocumentClient = dynamoDbDocumentClient(),
+  table = config.inventoryTable(),
+): Promise<StockItem | undefined> {
   const result = await db.send(new GetCommand({ TableName: table, Key: { sku }, ConsistentRead: true }));
   return result.Item as StockItem | undefined;
 }
@@ -105,7 +109,9 @@ async function applyWithMarker(orderId: string, item: OrderItem, marker: Marker)
       new UpdateCommand({
         TableName: config.inventoryTable(),
         Key: { sku: item.sku },
-        ConditionExpression: ['attribute_exists(sku)', change.condition, 'attribute_not_exists(applying.#orderId)'].filter(Boolean).join(' AND '),
+        ConditionExpression: ['attribute_exists(sku)', change.condition, 'attribute_not_exists(applying.#orderId)']
+          .filter(Boolean)
+          .join(' AND '),
         UpdateExpression: `SET ${[change.mark, 'applying.#orderId = :marker'].filter(Boolean).join(', ')}`,
         ExpressionAttributeNames: { '#orderId': orderId },
         ExpressionAttributeValues: { ':marker': marker.value, ...(change.mark ? { ':quantity': item.quantity } : {}) },
@@ -148,7 +154,8 @@ async function undoMarker(orderId: string, item: OrderItem, marker: Marker): Pro
       }),
     ),
   );
-  if (undone) logger.info('Stock change of an attempt that was not recorded undone', { sku: item.sku, op: marker.op, attempt: marker.attempt });
+  if (undone)
+    logger.info('Stock change of an attempt that was not recorded undone', { sku: item.sku, op: marker.op, attempt: marker.attempt });
   return undone !== undefined;
 }
 
@@ -222,7 +229,9 @@ async function applyLine(orderId: string, item: OrderItem, mine: Marker): Promis
     const verdict = verdictOn(order, theirs);
     if (verdict === 'open') {
       if (theirs.until > Date.now()) {
-        throw new StockBusyError(`Another attempt is ${theirs.op === 'reserve' ? 'reserving' : 'releasing'} ${item.sku} for order ${orderId}; retrying later`);
+        throw new StockBusyError(
+          `Another attempt is ${theirs.op === 'reserve' ? 'reserving' : 'releasing'} ${item.sku} for order ${orderId}; retrying later`,
+        );
       }
       if (theirs.op !== mine.op) {
         throw new InventoryInconsistencyError(`Order ${orderId} has a ${theirs.op} marker on ${item.sku} while it is ${mine.op}ing`);
@@ -270,7 +279,9 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
   const recorded = await recordResult(
     orderId,
     'inventory',
-    shortSku === undefined ? { outcome: 'SUCCEEDED', at, attempt: mine.attempt } : { outcome: 'REJECTED', at, attempt: mine.attempt, shortSku },
+    shortSku === undefined
+      ? { outcome: 'SUCCEEDED', at, attempt: mine.attempt }
+      : { outcome: 'REJECTED', at, attempt: mine.attempt, shortSku },
   );
   if (!recorded) {
     const order = await findOrder(orderId);

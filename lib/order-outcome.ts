@@ -39,7 +39,13 @@ type AnyResult = InventoryResult | PaymentResult | ShippingResult;
 export function outcomeEventOf(order: OrderRecord): OrderEvent | undefined {
   const occurredAt = order.decidedAt ?? order.updatedAt;
   if (order.status === 'CONFIRMED') {
-    return { eventId: eventIdOf(order.orderId, 'OrderConfirmed'), eventType: 'OrderConfirmed', orderId: order.orderId, occurredAt, data: {} };
+    return {
+      eventId: eventIdOf(order.orderId, 'OrderConfirmed'),
+      eventType: 'OrderConfirmed',
+      orderId: order.orderId,
+      occurredAt,
+      data: {},
+    };
   }
   if (order.status === 'CANCELLED' && order.reason) {
     return {
@@ -63,7 +69,11 @@ export async function loadOrder(orderId: string): Promise<OrderRecord> {
  * Records a participant's result once. Returns the whole order after the write, or undefined when
  * the result was there already (a retry, a concurrent duplicate) or the order does not exist.
  */
-export async function recordResult<P extends Participant>(orderId: string, participant: P, result: ResultOf<P>): Promise<OrderRecord | undefined> {
+export async function recordResult<P extends Participant>(
+  orderId: string,
+  participant: P,
+  result: ResultOf<P>,
+): Promise<OrderRecord | undefined> {
   const response = await unlessConditionFails(() =>
     dynamoDbDocumentClient().send(
       new UpdateCommand({
@@ -129,8 +139,13 @@ async function rejoinSweepIndex(orderId: string, now: Date = new Date()): Promis
         TableName: config.ordersTable(),
         Key: { orderId },
         ConditionExpression: 'attribute_exists(orderId)',
-        UpdateExpression: 'SET sweepShard = :shard, sweepDueAt = if_not_exists(sweepDueAt, :due), sweepAttempts = if_not_exists(sweepAttempts, :zero)',
-        ExpressionAttributeValues: { ':shard': sweepShardOf(orderId), ':due': secondsAfter(now, config.orderSweepAfterSeconds()), ':zero': 0 },
+        UpdateExpression:
+          'SET sweepShard = :shard, sweepDueAt = if_not_exists(sweepDueAt, :due), sweepAttempts = if_not_exists(sweepAttempts, :zero)',
+        ExpressionAttributeValues: {
+          ':shard': sweepShardOf(orderId),
+          ':due': secondsAfter(now, config.orderSweepAfterSeconds()),
+          ':zero': 0,
+        },
       }),
     ),
   );
@@ -172,7 +187,7 @@ export async function completeParticipant<P extends Participant>(
 
 /** A participant that finds the order cancelled by the customer before it did anything: nothing to do, nor to undo. */
 export function skippedForCancellation(order: OrderRecord, participant: Participant): ParticipantCompletion {
-  logger.info('Order cancelled by the customer before this participant\'s part: skipped', { orderId: order.orderId, participant });
+  logger.info("Order cancelled by the customer before this participant's part: skipped", { orderId: order.orderId, participant });
   return { participant, recorded: 'skipped', settle: { decision: 'decided-elsewhere', status: order.status } };
 }
 
@@ -197,7 +212,9 @@ export function recordDecisionMetrics(order: OrderRecord, now: Date = new Date()
   if (order.status === 'CONFIRMED') singleMetric().addMetric('OrdersConfirmed', MetricUnit.Count, 1);
   if (order.status === 'CANCELLED') {
     singleMetric().addMetric('OrdersCancelled', MetricUnit.Count, 1);
-    singleMetric().addDimension('reason', order.reason ?? 'UNKNOWN').addMetric('OrdersCancelled', MetricUnit.Count, 1);
+    singleMetric()
+      .addDimension('reason', order.reason ?? 'UNKNOWN')
+      .addMetric('OrdersCancelled', MetricUnit.Count, 1);
   }
   const elapsedMs = now.getTime() - Date.parse(order.createdAt);
   if (Number.isFinite(elapsedMs) && elapsedMs >= 0) singleMetric().addMetric('OrderPlacedToDecided', MetricUnit.Milliseconds, elapsedMs);

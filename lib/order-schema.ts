@@ -92,13 +92,11 @@ export const paymentSchema = z.strictObject({
 export const customerIdSchema = z.string().check(z.regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 visible ASCII characters'));
 
 export const orderRequestSchema = z.strictObject({
-  items: z
-    .array(orderItemSchema)
-    .check(
-      z.minLength(1, 'must hold at least one item'),
-      z.maxLength(MAX_ITEMS, `must hold at most ${MAX_ITEMS} items`),
-      z.refine((items) => new Set(items.map((i) => i.sku)).size === items.length, 'must not repeat a sku'),
-    ),
+  items: z.array(orderItemSchema).check(
+    z.minLength(1, 'must hold at least one item'),
+    z.maxLength(MAX_ITEMS, `must hold at most ${MAX_ITEMS} items`),
+    z.refine((items) => new Set(items.map((i) => i.sku)).size === items.length, 'must not repeat a sku'),
+  ),
   payment: paymentSchema,
   shippingAddress: shippingAddressSchema,
 });

@@ -5,7 +5,15 @@ import { dynamoDbDocumentClient } from './aws-clients.js';
 import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { type CancellationReason, eventIdOf, type OrderPlaced } from './events.js';
-import { type OrderItem, type OrderRequest, type OrderStatus, PARTICIPANTS, type Participant, type ShippingAddress, maskToken } from './order-schema.js';
+import {
+  type OrderItem,
+  type OrderRequest,
+  type OrderStatus,
+  PARTICIPANTS,
+  type Participant,
+  type ShippingAddress,
+  maskToken,
+} from './order-schema.js';
 import { storePaymentToken } from './payment-tokens.js';
 import { shipmentLabelFor } from './shipment-label.js';
 
@@ -116,7 +124,6 @@ const REJECTION_REASONS: Record<Participant, CancellationReason> = {
   shipping: 'SHIPPING_UNAVAILABLE',
 };
 
-
 /**
  * The decision, a pure function of the three results and the customer's cancellation: CANCELLED
  * (CUSTOMER_CANCELLED) once the customer cancelled; otherwise undecided while a result is missing,
@@ -212,16 +219,10 @@ function stagesOf(order: StoredOrder): Record<Participant, StageState> {
       'PAYMENT_DECLINED',
       [[order.refund?.at, 'refunded', true]],
     ),
-    shipping: state(
-      order.shipping,
-      `prepared with ${label.carrier} (${label.trackingNumber})`,
-      'unavailable',
-      'SHIPPING_UNAVAILABLE',
-      [
-        [order.dispatchedAt, 'dispatched', false],
-        [order.shipmentCancelledAt, 'cancelled', true],
-      ],
-    ),
+    shipping: state(order.shipping, `prepared with ${label.carrier} (${label.trackingNumber})`, 'unavailable', 'SHIPPING_UNAVAILABLE', [
+      [order.dispatchedAt, 'dispatched', false],
+      [order.shipmentCancelledAt, 'cancelled', true],
+    ]),
   };
 }
 
@@ -251,7 +252,6 @@ export function toOrderRecord(stored: StoredOrder): OrderRecord {
   }
   return record;
 }
-
 
 /**
  * Partitions of the UnfinishedOrders index. One value would put every unfinished order's index

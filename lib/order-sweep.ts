@@ -53,10 +53,20 @@ export async function sweepUnfinishedOrders(options: SweepOptions = {}): Promise
   const now = options.now ?? new Date();
   const maxOrders = options.maxOrders ?? MAX_ORDERS_PER_SWEEP;
   const publish = options.publish ?? publishOrderEvent;
-  const summary: SweepSummary = { due: 0, republishedPlaced: 0, republishedOutcome: 0, finished: 0, failed: 0, stuck: 0, stuckOrderIds: [] };
+  const summary: SweepSummary = {
+    due: 0,
+    republishedPlaced: 0,
+    republishedOutcome: 0,
+    finished: 0,
+    failed: 0,
+    stuck: 0,
+    stuckOrderIds: [],
+  };
   // Each shard gets an equal part of what is left of the cap, round after round, so a backlog in
   // one shard cannot starve the others, and the cap is still used up when some shards have little.
-  const cursors = new Map<number, Record<string, unknown> | undefined>(Array.from({ length: SWEEP_SHARDS }, (_, shard) => [shard, undefined]));
+  const cursors = new Map<number, Record<string, unknown> | undefined>(
+    Array.from({ length: SWEEP_SHARDS }, (_, shard) => [shard, undefined]),
+  );
   while (cursors.size > 0 && summary.due < maxOrders) {
     const share = Math.max(1, Math.ceil((maxOrders - summary.due) / cursors.size));
     for (const [shard, cursor] of [...cursors]) {

@@ -1,13 +1,6 @@
 import { createHash } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import {
-  BrokenCircuitError,
-  circuitBreaker,
-  CircuitState,
-  ConsecutiveBreaker,
-  handleWhen,
-  IsolatedCircuitError,
-} from 'cockatiel';
+import { BrokenCircuitError, circuitBreaker, CircuitState, ConsecutiveBreaker, handleWhen, IsolatedCircuitError } from 'cockatiel';
 import { dynamoDbDocumentClient } from './aws-clients.js';
 import { config } from './config.js';
 import { inOutage } from './fault-injection.js';
@@ -26,9 +19,7 @@ export interface ChargeRequest {
   currency?: string;
 }
 
-export type ChargeOutcome =
-  | { status: 'succeeded'; chargeId: string }
-  | { status: 'declined'; declineCode: string };
+export type ChargeOutcome = { status: 'succeeded'; chargeId: string } | { status: 'declined'; declineCode: string };
 
 export interface RefundRequest {
   idempotencyKey: string;

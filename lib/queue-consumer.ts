@@ -160,7 +160,11 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
  * (The asynchronous processor: the synchronous SqsFifoPartialProcessor does not await an async
  * record handler, so a failure would count as a success.)
  */
-async function processFifoBatch(event: SQSEvent, handleRecord: (record: SQSRecord) => Promise<unknown>, context: Context): Promise<SQSBatchResponse> {
+async function processFifoBatch(
+  event: SQSEvent,
+  handleRecord: (record: SQSRecord) => Promise<unknown>,
+  context: Context,
+): Promise<SQSBatchResponse> {
   const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
     const group = record.attributes.MessageGroupId ?? '';
@@ -168,12 +172,20 @@ async function processFifoBatch(event: SQSEvent, handleRecord: (record: SQSRecor
   }
   const responses = await Promise.all(
     [...groups.values()].map((records) =>
-      processPartialResponse({ Records: records }, handleRecord, new SqsFifoPartialProcessorAsync(), { context, throwOnFullBatchFailure: false, skipGroupOnError: true }),
+      processPartialResponse({ Records: records }, handleRecord, new SqsFifoPartialProcessorAsync(), {
+        context,
+        throwOnFullBatchFailure: false,
+        skipGroupOnError: true,
+      }),
     ),
   );
   const failed = new Set(responses.flatMap((response) => response.batchItemFailures.map((failure) => failure.itemIdentifier)));
   // In the batch's order, as one processor would report them.
-  return { batchItemFailures: event.Records.filter((record) => failed.has(record.messageId)).map((record) => ({ itemIdentifier: record.messageId })) };
+  return {
+    batchItemFailures: event.Records.filter((record) => failed.has(record.messageId)).map((record) => ({
+      itemIdentifier: record.messageId,
+    })),
+  };
 }
 
 /** A handler's answer for an event whose work was recorded earlier (lib/order-outcome.ts). */
@@ -226,8 +238,7 @@ async function injectInvocationFaults(
 async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promise<unknown> {
   // A type this consumer does not handle means the filter policy and the code disagree: fail the
   // record (so it reaches the DLQ and someone looks) rather than drop it silently.
-  const unhandled = (type: OrderEventType) =>
-    new InvalidMessageError(`This queue does not handle ${type} events`);
+  const unhandled = (type: OrderEventType) => new InvalidMessageError(`This queue does not handle ${type} events`);
   switch (event.eventType) {
     case 'OrderPlaced':
       if (!handlers.OrderPlaced) throw unhandled(event.eventType);
@@ -256,7 +267,9 @@ export function retryDelays(records: SQSRecord[], baseSeconds: number, fifo: boo
     const group = record.attributes.MessageGroupId ?? '';
     mostReceived.set(group, Math.max(mostReceived.get(group) ?? 1, receives(record)));
   }
-  return new Map(records.map((record) => [record.messageId, retryDelaySeconds(mostReceived.get(record.attributes.MessageGroupId ?? '')!, baseSeconds)]));
+  return new Map(
+    records.map((record) => [record.messageId, retryDelaySeconds(mostReceived.get(record.attributes.MessageGroupId ?? '')!, baseSeconds)]),
+  );
 }
 
 /**

@@ -210,7 +210,11 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
     // Then the operator's tool: redrive the real events that ran out of receives (poison stays).
     // They are duplicates of work the sweep already finished, so they must change nothing.
     const redriven = await redriveRealEvents(run);
-    const final = await account(run, placed, redriven > 0 ? await drain(run, placed, 'after redrive') : { quiet: beforeRedrive.quiet, waitedSeconds: 0 });
+    const final = await account(
+      run,
+      placed,
+      redriven > 0 ? await drain(run, placed, 'after redrive') : { quiet: beforeRedrive.quiet, waitedSeconds: 0 },
+    );
 
     const figures: ChaosFigures = {
       seed: run.seed,
@@ -269,8 +273,16 @@ class LogWatch {
     if (line.includes('Orders stuck:')) this.sweep.stuckReports++;
     if (line.includes('"message":"Record failed')) {
       try {
-        const entry = JSON.parse(line.slice(line.indexOf('{'))) as { orderId?: string; consumer?: string; error?: { name?: string; message?: string } };
-        if (entry.orderId) this.lastFailure.set(entry.orderId, `${entry.consumer ?? '?'}: ${entry.error?.name ?? 'Error'}: ${entry.error?.message ?? ''}`.slice(0, 300));
+        const entry = JSON.parse(line.slice(line.indexOf('{'))) as {
+          orderId?: string;
+          consumer?: string;
+          error?: { name?: string; message?: string };
+        };
+        if (entry.orderId)
+          this.lastFailure.set(
+            entry.orderId,
+            `${entry.consumer ?? '?'}: ${entry.error?.name ?? 'Error'}: ${entry.error?.message ?? ''}`.slice(0, 300),
+          );
       } catch {
         // Not a JSON line after all: nothing to learn from it.
       }
@@ -339,7 +351,11 @@ async function startPipeline(input: ChaosOptions, write: (line: string) => void)
     // Faults in every queue consumer, whichever the template has.
     consumerEnvironmentOverrides: { ...faults, ...input.pipeline?.consumerEnvironmentOverrides },
     environmentOverrides: {
-      createOrder: { FAULT_PUBLISH_FAILURE_RATE: String(options.publishFailureRate), FAULT_SEED: String(seed), FAULT_OUTAGES_FILE: outagesFile },
+      createOrder: {
+        FAULT_PUBLISH_FAILURE_RATE: String(options.publishFailureRate),
+        FAULT_SEED: String(seed),
+        FAULT_OUTAGES_FILE: outagesFile,
+      },
       sweepOrders: { FAULT_OUTAGES_FILE: outagesFile },
       ...input.pipeline?.environmentOverrides,
     },
@@ -383,7 +399,10 @@ async function setUp(lab: ChaosLab): Promise<ChaosRun> {
   const plentiful = ['A', 'B', 'C'].map((letter) => `CHAOS-${lab.runId}-${letter}`);
   const scarce = `CHAOS-${lab.runId}-SCARCE`;
   const { orders } = lab.options;
-  const initialStock = new Map<string, number>([...plentiful.map((sku) => [sku, orders * 3 + 10] as const), [scarce, Math.max(3, Math.round(orders * 0.04))]]);
+  const initialStock = new Map<string, number>([
+    ...plentiful.map((sku) => [sku, orders * 3 + 10] as const),
+    [scarce, Math.max(3, Math.round(orders * 0.04))],
+  ]);
   for (const [sku, available] of initialStock) {
     await lab.db.send(new PutCommand({ TableName: tables.inventory, Item: { sku, name: `Chaos ${sku}`, available, applying: {} } }));
   }
@@ -442,7 +461,10 @@ async function placeOrders(run: ChaosRun): Promise<PlacedOrders> {
   let outages: ChaosResult['outages'] = {};
   let next = 0;
   let outagesStarted = false;
-  const progressTimer = setInterval(() => progress(`chaos: placed ${placement.accepted + placement.leftToTheSweep}/${options.orders}`), 5000);
+  const progressTimer = setInterval(
+    () => progress(`chaos: placed ${placement.accepted + placement.leftToTheSweep}/${options.orders}`),
+    5000,
+  );
   const api = {
     baseUrl: run.pipeline.apiUrl.replace(/\/$/, ''),
     // The run's customer, authenticated as every customer is: a token from the local issuer.
@@ -656,7 +678,9 @@ async function account(run: ChaosRun, placed: PlacedOrders, healing: Healing): P
 
   // Shipments: a confirmed order's parcel dispatched, a cancelled order's shipment cancelled.
   const confirmedNotDispatched = confirmed.filter((id) => !orders.get(id)?.dispatchedAt);
-  const cancelledNotCancelled = cancelled.filter((id) => orders.get(id)?.shipping?.outcome === 'SUCCEEDED' && !orders.get(id)?.shipmentCancelledAt);
+  const cancelledNotCancelled = cancelled.filter(
+    (id) => orders.get(id)?.shipping?.outcome === 'SUCCEEDED' && !orders.get(id)?.shipmentCancelledAt,
+  );
 
   const missing = [...orders.values()].flatMap((order) => missingFollowUps(order).map((what) => `${order.orderId} ${what}`));
   const unfinished = [...orders.values()].filter((order) => order.sweepShard !== undefined).length;
@@ -682,8 +706,20 @@ async function account(run: ChaosRun, placed: PlacedOrders, healing: Healing): P
 async function accountDlqs(run: ChaosRun): Promise<DlqAccount[]> {
   const accounts: DlqAccount[] = [];
   for (const consumer of run.consumers) {
-    const report = await redriveDeadLetters({ sqs: run.sqs, deadLetterQueueUrl: consumer.dlqUrl, sourceQueueUrl: consumer.url, dryRun: true, scanVisibilitySeconds: 10 });
-    const account: DlqAccount = { consumer: consumer.name, messages: report.messages.length, poisonSent: run.options.poisonPerQueue, poison: 0, realEvents: [] };
+    const report = await redriveDeadLetters({
+      sqs: run.sqs,
+      deadLetterQueueUrl: consumer.dlqUrl,
+      sourceQueueUrl: consumer.url,
+      dryRun: true,
+      scanVisibilitySeconds: 10,
+    });
+    const account: DlqAccount = {
+      consumer: consumer.name,
+      messages: report.messages.length,
+      poisonSent: run.options.poisonPerQueue,
+      poison: 0,
+      realEvents: [],
+    };
     for (const message of report.messages) {
       if (run.poisonBodies.has(message.body)) {
         account.poison++;
@@ -712,7 +748,13 @@ async function accountStock(run: ChaosRun, placed: PlacedOrder[], confirmed: Set
   const markers = await markersLeft(run.db, run.tables.inventory, run.initialStock.keys());
   for (const [sku, start] of run.initialStock) {
     const { Item } = await run.db.send(new GetCommand({ TableName: run.tables.inventory, Key: { sku }, ConsistentRead: true }));
-    stock.push({ sku, initial: start, available: Number(Item?.available), markers: markers.get(sku) ?? 0, soldExpected: soldExpected.get(sku) ?? 0 });
+    stock.push({
+      sku,
+      initial: start,
+      available: Number(Item?.available),
+      markers: markers.get(sku) ?? 0,
+      soldExpected: soldExpected.get(sku) ?? 0,
+    });
   }
   return stock;
 }
@@ -721,7 +763,12 @@ async function accountStock(run: ChaosRun, placed: PlacedOrder[], confirmed: Set
 function digestOf(orders: Map<string, OrderRecord>, charges: Set<string>, refunds: Set<string>, stock: StockAccount[]): string {
   return JSON.stringify({
     orders: [...orders.values()]
-      .map((o) => [o.orderId, o.status, o.reason ?? '', ...Object.values(o.stages).map((st) => `${st.status}:${st.timeline.map((e) => e.what).join('|')}`)])
+      .map((o) => [
+        o.orderId,
+        o.status,
+        o.reason ?? '',
+        ...Object.values(o.stages).map((st) => `${st.status}:${st.timeline.map((e) => e.what).join('|')}`),
+      ])
       .sort(),
     ledger: [...[...charges].map((id) => `${id}:CHARGE`), ...[...refunds].map((id) => `${id}:REFUND`)].sort(),
     stock: stock.map((st) => [st.sku, st.available, st.markers]),
@@ -729,7 +776,11 @@ function digestOf(orders: Map<string, OrderRecord>, charges: Set<string>, refund
 }
 
 /** The faults that fired and the duplicates delivered, from the runtime's counts and the log lines. */
-function accountFaultsAndDuplicates(run: ChaosRun, logs: LogWatch, placement: ChaosResult['placement']): Pick<ChaosResult, 'faultsFired' | 'duplicates'> {
+function accountFaultsAndDuplicates(
+  run: ChaosRun,
+  logs: LogWatch,
+  placement: ChaosResult['placement'],
+): Pick<ChaosResult, 'faultsFired' | 'duplicates'> {
   const { consumers } = run;
   const { eventSources } = run.pipeline.invocationStats();
   const faultsFired = {
@@ -741,10 +792,18 @@ function accountFaultsAndDuplicates(run: ChaosRun, logs: LogWatch, placement: Ch
   const byConsumer = Object.fromEntries(
     consumers.map((consumer) => {
       const source = eventSources[consumer.queueName];
-      return [consumer.name, { deliberate: source?.duplicatedRecords ?? 0, redelivered: source?.redeliveredRecords ?? 0, idempotencyHits: logs.idempotencyHits.get(consumer.name) ?? 0 }];
+      return [
+        consumer.name,
+        {
+          deliberate: source?.duplicatedRecords ?? 0,
+          redelivered: source?.redeliveredRecords ?? 0,
+          idempotencyHits: logs.idempotencyHits.get(consumer.name) ?? 0,
+        },
+      ];
     }),
   );
-  const total = (pick: (counts: (typeof byConsumer)[string]) => number) => Object.values(byConsumer).reduce((sum, counts) => sum + pick(counts), 0);
+  const total = (pick: (counts: (typeof byConsumer)[string]) => number) =>
+    Object.values(byConsumer).reduce((sum, counts) => sum + pick(counts), 0);
   return {
     faultsFired,
     duplicates: {
@@ -767,10 +826,18 @@ function checkRun(figures: ChaosFigures, logs: LogWatch): ChaosCheck[] {
   const checks: ChaosCheck[] = [];
   const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
   const placed = beforeRedrive.orders.placed;
-  check('every order placed', placement.failed === 0 && placed === options.orders, `${placed} of ${options.orders} placed (${placement.leftToTheSweep} after 503s only), ${placement.failed} failed`);
+  check(
+    'every order placed',
+    placement.failed === 0 && placed === options.orders,
+    `${placed} of ${options.orders} placed (${placement.leftToTheSweep} after 503s only), ${placement.failed} failed`,
+  );
   checks.push(...checkAccount('before redrive', beforeRedrive), ...checkAccount('after redrive', final));
   const unchanged = final.digest === beforeRedrive.digest;
-  check('the redrive changed nothing', unchanged, `${redriven} message(s) redriven; orders, ledger, stock and shipments ${unchanged ? 'unchanged' : 'CHANGED'}`);
+  check(
+    'the redrive changed nothing',
+    unchanged,
+    `${redriven} message(s) redriven; orders, ledger, stock and shipments ${unchanged ? 'unchanged' : 'CHANGED'}`,
+  );
   const why = (event: string) => {
     const failure = logs.lastFailure.get(event.slice(event.lastIndexOf(' ') + 1));
     return failure ? `${event} (last failure: ${failure})` : event;
@@ -783,7 +850,11 @@ function checkRun(figures: ChaosFigures, logs: LogWatch): ChaosCheck[] {
     );
   }
   const { clearTokenLines, logLines } = figures;
-  check('no card token in clear in any log line', clearTokenLines === 0, `${clearTokenLines} of ${logLines} lines${logs.clearTokenSamples.length ? `, e.g. ${logs.clearTokenSamples[0]}` : ''}`);
+  check(
+    'no card token in clear in any log line',
+    clearTokenLines === 0,
+    `${clearTokenLines} of ${logLines} lines${logs.clearTokenSamples.length ? `, e.g. ${logs.clearTokenSamples[0]}` : ''}`,
+  );
   // A run whose faults never fired proves nothing: each fault asked for must have fired at least once.
   if (options.crashRate > 0 || options.timeoutRate > 0 || options.transientErrorRate > 0) {
     check(
@@ -809,7 +880,11 @@ function checkAccount(label: string, account: ChaosAccount): ChaosCheck[] {
   const checks: ChaosCheck[] = [];
   const check = (name: string, ok: boolean, detail: string) => checks.push({ name: `${label}: ${name}`, ok, detail });
   const { orders, ledger, stock, shipments } = account;
-  check('healed: the queues went quiet with every order finished', account.quiet, `${account.quiet ? 'quiet' : 'not quiet'} after ${account.waitedSeconds} s`);
+  check(
+    'healed: the queues went quiet with every order finished',
+    account.quiet,
+    `${account.quiet ? 'quiet' : 'not quiet'} after ${account.waitedSeconds} s`,
+  );
   check('PENDING = 0', orders.PENDING === 0, `${orders.PENDING} pending`);
   check(
     'charges standing = CONFIRMED',
@@ -842,7 +917,8 @@ const pad = (value: unknown, width: number) => String(value).padStart(width);
 export function formatChaosReport(result: ChaosResult): string {
   const o = result.options;
   const lines: string[] = [];
-  const outage = (name: string, w?: { fromSecond: number; untilSecond: number }) => (w ? `; ${name} outage from second ${w.fromSecond} to ${w.untilSecond}` : '');
+  const outage = (name: string, w?: { fromSecond: number; untilSecond: number }) =>
+    w ? `; ${name} outage from second ${w.fromSecond} to ${w.untilSecond}` : '';
   lines.push(
     `Chaos run: seed ${result.seed}, ${o.orders} orders at concurrency ${o.concurrency}; faults per consumer: ${o.transientErrorRate * 100}% transient record errors, ` +
       `${o.crashRate * 100}% crashed and ${o.timeoutRate * 100}% timed-out invocations, ${o.duplicateRate * 100}% records delivered twice; ` +
@@ -853,17 +929,25 @@ export function formatChaosReport(result: ChaosResult): string {
     `Placed: ${result.placement.accepted} accepted, ${result.placement.retriedAfter503} retries after a 503, ${result.placement.leftToTheSweep} left to the sweep (still 503 after 6 tries), ${result.placement.failed} failed.`,
   );
   const f = result.faultsFired;
-  lines.push(`Fired: ${f.crashedInvocations} crashed and ${f.timedOutInvocations} timed-out invocations, ${f.failedRecords} failed records in the consumers; ${f.publish503s} 503s from the order API.`);
+  lines.push(
+    `Fired: ${f.crashedInvocations} crashed and ${f.timedOutInvocations} timed-out invocations, ${f.failedRecords} failed records in the consumers; ${f.publish503s} 503s from the order API.`,
+  );
   lines.push('');
-  lines.push(`${''.padEnd(30)}${pad('placed', 8)}${pad('CONFIRMED', 11)}${pad('CANCELLED', 11)}${pad('PENDING', 9)}${pad('unfinished', 12)}${pad('standing', 10)}${pad('refunds', 9)}${pad('dispatched', 12)}${pad('ship.canc.', 12)}`);
+  lines.push(
+    `${''.padEnd(30)}${pad('placed', 8)}${pad('CONFIRMED', 11)}${pad('CANCELLED', 11)}${pad('PENDING', 9)}${pad('unfinished', 12)}${pad('standing', 10)}${pad('refunds', 9)}${pad('dispatched', 12)}${pad('ship.canc.', 12)}`,
+  );
   const row = (label: string, a: ChaosAccount) =>
     `${label.padEnd(30)}${pad(a.orders.placed, 8)}${pad(a.orders.CONFIRMED, 11)}${pad(a.orders.CANCELLED, 11)}${pad(a.orders.PENDING, 9)}${pad(a.unfinished, 12)}` +
     `${pad(a.ledger.standingCharges, 10)}${pad(a.ledger.refunds, 9)}${pad(a.shipments.dispatched, 12)}${pad(a.shipments.cancelled, 12)}`;
   lines.push(row(`before redrive (healed in ${result.beforeRedrive.waitedSeconds} s)`, result.beforeRedrive));
   lines.push(row(`after redrive (${result.final.waitedSeconds} s)`, result.final));
-  lines.push(`(standing: charges without a refund; unfinished: orders still in the sweep's index. The sweep published an event again ${result.sweep.republished} time(s); it reported stuck orders ${result.sweep.stuckReports} time(s).)`);
+  lines.push(
+    `(standing: charges without a refund; unfinished: orders still in the sweep's index. The sweep published an event again ${result.sweep.republished} time(s); it reported stuck orders ${result.sweep.stuckReports} time(s).)`,
+  );
   lines.push('');
-  lines.push(`${'DLQ'.padEnd(30)}${pad('messages', 10)}${pad('poison', 8)}${pad('(sent)', 8)}${pad('real', 6)}   real order events (out of receives)`);
+  lines.push(
+    `${'DLQ'.padEnd(30)}${pad('messages', 10)}${pad('poison', 8)}${pad('(sent)', 8)}${pad('real', 6)}   real order events (out of receives)`,
+  );
   const dlqRow = (label: string, dlq: DlqAccount) =>
     `${label.padEnd(30)}${pad(dlq.messages, 10)}${pad(dlq.poison, 8)}${pad(`(${dlq.poisonSent})`, 8)}${pad(dlq.realEvents.length, 6)}   ${dlq.realEvents.slice(0, 4).join(', ') || '-'}${dlq.realEvents.length > 4 ? ', ...' : ''}`;
   for (const dlq of result.beforeRedrive.dlqs) lines.push(dlqRow(`${dlq.consumer} (before redrive)`, dlq));
@@ -880,15 +964,21 @@ export function formatChaosReport(result: ChaosResult): string {
   const d = result.duplicates;
   const share = (hits: number, of: number) => (of === 0 ? '-' : `${Math.round((hits / of) * 100)}%`);
   lines.push('');
-  lines.push(`${'duplicate deliveries'.padEnd(24)}${pad('deliberate', 11)}${pad('redelivered', 13)}${pad('idempotency hits', 18)}${pad('share', 7)}`);
+  lines.push(
+    `${'duplicate deliveries'.padEnd(24)}${pad('deliberate', 11)}${pad('redelivered', 13)}${pad('idempotency hits', 18)}${pad('share', 7)}`,
+  );
   for (const [consumer, s] of Object.entries(d.byConsumer)) {
-    lines.push(`${consumer.padEnd(24)}${pad(s.deliberate, 11)}${pad(s.redelivered, 13)}${pad(s.idempotencyHits, 18)}${pad(share(s.idempotencyHits, s.deliberate + s.redelivered), 7)}`);
+    lines.push(
+      `${consumer.padEnd(24)}${pad(s.deliberate, 11)}${pad(s.redelivered, 13)}${pad(s.idempotencyHits, 18)}${pad(share(s.idempotencyHits, s.deliberate + s.redelivered), 7)}`,
+    );
   }
-  lines.push(`${'total'.padEnd(24)}${pad(d.deliberate, 11)}${pad(d.redelivered, 13)}${pad(d.idempotencyHits, 18)}${pad(share(d.idempotencyHits, d.deliberate + d.redelivered), 7)}`);
+  lines.push(
+    `${'total'.padEnd(24)}${pad(d.deliberate, 11)}${pad(d.redelivered, 13)}${pad(d.idempotencyHits, 18)}${pad(share(d.idempotencyHits, d.deliberate + d.redelivered), 7)}`,
+  );
   lines.push(
     '(redelivered: records received with ApproximateReceiveCount > 1; idempotency hits: records answered from the stored result, one "Duplicate delivery" log line each. ' +
       'A redelivery whose first attempt never finished is not a duplicate of finished work, and a concurrent duplicate that finds the first one in progress fails and retries; ' +
-      'the events the sweep publishes again reach every consumer, and those that had done their part answer from the stored result, so a consumer\'s share can pass 100% during an outage.)',
+      "the events the sweep publishes again reach every consumer, and those that had done their part answer from the stored result, so a consumer's share can pass 100% during an outage.)",
   );
   lines.push('');
   for (const c of result.checks) lines.push(`${c.ok ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}`);

@@ -21,7 +21,13 @@ interface FauxqsInternals {
   SnsStore: new () => Stores['snsStore'];
   S3Store: new () => Stores['s3Store'];
   MessageSpy: new (params?: MessageSpyParams) => MessageSpy;
-  applyInitConfig(config: FauxqsInitConfig, sqs: Stores['sqsStore'], sns: Stores['snsStore'], s3: Stores['s3Store'], context: { port: number; region: string }): void;
+  applyInitConfig(
+    config: FauxqsInitConfig,
+    sqs: Stores['sqsStore'],
+    sns: Stores['snsStore'],
+    s3: Stores['s3Store'],
+    context: { port: number; region: string },
+  ): void;
   sqsQueueArn(name: string, region: string): string;
   snsTopicArn(name: string, region: string): string;
   DEFAULT_REGION: string;
@@ -33,7 +39,15 @@ async function loadInternals(): Promise<FauxqsInternals> {
   const entry = import.meta.resolve('fauxqs');
   const load = (file: string) => import(new URL(file, entry).href) as Promise<Record<string, unknown>>;
   const [sqs, sns, s3, spy, init, arn, types] = await Promise.all(
-    ['./sqs/sqsStore.js', './sns/snsStore.js', './s3/s3Store.js', './spy.js', './initConfig.js', './common/arnHelper.js', './common/types.js'].map(load),
+    [
+      './sqs/sqsStore.js',
+      './sns/snsStore.js',
+      './s3/s3Store.js',
+      './spy.js',
+      './initConfig.js',
+      './common/arnHelper.js',
+      './common/types.js',
+    ].map(load),
   );
   const internals = {
     SqsStore: sqs!.SqsStore,
@@ -45,7 +59,9 @@ async function loadInternals(): Promise<FauxqsInternals> {
     snsTopicArn: arn!.snsTopicArn,
     DEFAULT_REGION: types!.DEFAULT_REGION,
   };
-  const missing = Object.entries(internals).filter(([, value]) => value === undefined).map(([name]) => name);
+  const missing = Object.entries(internals)
+    .filter(([, value]) => value === undefined)
+    .map(([name]) => name);
   if (missing.length > 0) throw new Error(`fauxqs changed: ${missing.join(', ')} not found in ${entry}; see local/fauxqs-loopback.ts`);
   return internals as unknown as FauxqsInternals;
 }
@@ -71,7 +87,9 @@ export async function startFauxqsOnLoopback(options: LoopbackFauxqsOptions): Pro
   const sqsStore = new fauxqs.SqsStore();
   const snsStore = new fauxqs.SnsStore();
   const s3Store = new fauxqs.S3Store();
-  const messageSpy = options.messageSpies ? new fauxqs.MessageSpy(typeof options.messageSpies === 'object' ? options.messageSpies : undefined) : undefined;
+  const messageSpy = options.messageSpies
+    ? new fauxqs.MessageSpy(typeof options.messageSpies === 'object' ? options.messageSpies : undefined)
+    : undefined;
   if (messageSpy) {
     sqsStore.spy = messageSpy;
     snsStore.spy = messageSpy;

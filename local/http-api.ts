@@ -123,13 +123,29 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
     if (!decision.ok) {
       response.setHeader('www-authenticate', `Bearer scope="" error="invalid_token" error_description="${decision.description}"`);
       sendJson(response, 401, { message: 'Unauthorized' });
-      options.log.invocation({ function: route.function.name, trigger, durationMs: 0, outcome: `401 authorizer ${route.authorizer.config.name}: ${decision.description}` });
+      options.log.invocation({
+        function: route.function.name,
+        trigger,
+        durationMs: 0,
+        outcome: `401 authorizer ${route.authorizer.config.name}: ${decision.description}`,
+      });
       return;
     }
     authorization = decision.authorization;
   }
 
-  const event = buildEvent({ request, requestId, method, rawPath, rawQueryString, body, route, pathParameters: match.pathParameters, authorization, options });
+  const event = buildEvent({
+    request,
+    requestId,
+    method,
+    rawPath,
+    rawQueryString,
+    body,
+    route,
+    pathParameters: match.pathParameters,
+    authorization,
+    options,
+  });
   let integrationTimer: NodeJS.Timeout | undefined;
   const integrationTimeout = new Promise<'integration timeout'>((resolve) => {
     integrationTimer = setTimeout(() => resolve('integration timeout'), route.integrationTimeoutMs);
@@ -139,19 +155,36 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   if (result === 'integration timeout') {
     // The function keeps running; API Gateway has stopped waiting for it.
     sendJson(response, 503, { message: 'Service Unavailable' });
-    options.log.invocation({ function: route.function.name, trigger, durationMs: route.integrationTimeoutMs, outcome: '503 integration timeout' });
+    options.log.invocation({
+      function: route.function.name,
+      trigger,
+      durationMs: route.integrationTimeoutMs,
+      outcome: '503 integration timeout',
+    });
     return;
   }
   if (!result.ok) {
     sendJson(response, 500, { message: 'Internal Server Error' });
     const outcome = result.timedOut ? `500 timeout: ${result.errorMessage}` : `500 error: ${result.errorType}: ${result.errorMessage}`;
-    options.log.invocation({ function: route.function.name, trigger, durationMs: result.durationMs, initDurationMs: result.initDurationMs, outcome });
+    options.log.invocation({
+      function: route.function.name,
+      trigger,
+      durationMs: result.durationMs,
+      initDurationMs: result.initDurationMs,
+      outcome,
+    });
     return;
   }
   const mapped = mapResult(result.payload);
   if (!mapped) {
     sendJson(response, 500, { message: 'Internal Server Error' });
-    options.log.invocation({ function: route.function.name, trigger, durationMs: result.durationMs, initDurationMs: result.initDurationMs, outcome: '500 malformed Lambda proxy response' });
+    options.log.invocation({
+      function: route.function.name,
+      trigger,
+      durationMs: result.durationMs,
+      initDurationMs: result.initDurationMs,
+      outcome: '500 malformed Lambda proxy response',
+    });
     return;
   }
   for (const [name, value] of Object.entries(mapped.headers)) response.setHeader(name, value);
@@ -159,7 +192,13 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   response.setHeader('content-length', mapped.body.length);
   response.writeHead(mapped.statusCode);
   response.end(mapped.body);
-  options.log.invocation({ function: route.function.name, trigger, durationMs: result.durationMs, initDurationMs: result.initDurationMs, outcome: String(mapped.statusCode) });
+  options.log.invocation({
+    function: route.function.name,
+    trigger,
+    durationMs: result.durationMs,
+    initDurationMs: result.initDurationMs,
+    outcome: String(mapped.statusCode),
+  });
 }
 
 function compileRoute(route: HttpRoute): CompiledRoute {
@@ -281,7 +320,13 @@ function buildEvent(input: {
     const value = raw[index + 1]!;
     if (name === 'cookie') {
       // Payload 2.0 moves cookies out of the headers into their own list.
-      cookies = [...(cookies ?? []), ...value.split(';').map((cookie) => cookie.trim()).filter(Boolean)];
+      cookies = [
+        ...(cookies ?? []),
+        ...value
+          .split(';')
+          .map((cookie) => cookie.trim())
+          .filter(Boolean),
+      ];
       continue;
     }
     // Repeated headers are joined with commas, as in payload format 2.0.

@@ -67,15 +67,25 @@ export async function createLocalIssuer(): Promise<LocalIssuer> {
     },
     async authorize(authorizer, authorizationHeader) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? '');
-      if (!match) return { ok: false, description: authorizationHeader ? 'the Authorization header is not "Bearer <token>"' : 'no Authorization header' };
+      if (!match)
+        return {
+          ok: false,
+          description: authorizationHeader ? 'the Authorization header is not "Bearer <token>"' : 'no Authorization header',
+        };
       try {
-        const { payload } = await jwtVerify(match[1]!, keySet, { issuer: authorizer.issuer, algorithms: ['RS256'], requiredClaims: ['exp'] });
+        const { payload } = await jwtVerify(match[1]!, keySet, {
+          issuer: authorizer.issuer,
+          algorithms: ['RS256'],
+          requiredClaims: ['exp'],
+        });
         // API Gateway: `aud` must name one of the audiences; without `aud`, `client_id` must.
         const audiences = payload.aud === undefined ? [payload.client_id] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
         if (!audiences.some((audience) => typeof audience === 'string' && authorizer.audience.includes(audience))) {
           return { ok: false, description: 'the token is not for this audience' };
         }
-        const claims = Object.fromEntries(Object.entries(payload).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]));
+        const claims = Object.fromEntries(
+          Object.entries(payload).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]),
+        );
         const scopes = typeof payload.scope === 'string' && payload.scope ? payload.scope.split(' ') : null;
         return { ok: true, authorization: { jwt: { claims, scopes } } };
       } catch (error) {

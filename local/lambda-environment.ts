@@ -156,7 +156,16 @@ export class LambdaFunction {
   readonly #waiting: Array<() => void> = [];
   #creating = 0;
   #stopped = false;
-  readonly #stats: FunctionStats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0, totalDurationMs: 0 };
+  readonly #stats: FunctionStats = {
+    invocations: 0,
+    errors: 0,
+    timeouts: 0,
+    coldStarts: 0,
+    running: 0,
+    maxConcurrent: 0,
+    environments: 0,
+    totalDurationMs: 0,
+  };
 
   constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined, limits?: Partial<EnvironmentLimits>) {
     this.definition = definition;
@@ -193,7 +202,14 @@ export class LambdaFunction {
     const acquired = await this.#acquire();
     if (!acquired) {
       this.#stats.errors++;
-      return { ok: false, requestId, errorType: 'Runtime.Shutdown', errorMessage: 'The local runtime is stopping', timedOut: false, durationMs: 0 };
+      return {
+        ok: false,
+        requestId,
+        errorType: 'Runtime.Shutdown',
+        errorMessage: 'The local runtime is stopping',
+        timedOut: false,
+        durationMs: 0,
+      };
     }
     const { environment, initDurationMs } = acquired;
     if (initDurationMs !== undefined) this.#stats.coldStarts++;
@@ -327,7 +343,10 @@ class ExecutionEnvironment {
       stderr: true,
       // The function's memory setting bounds the heap: running out kills the environment, as on Lambda.
       // A small young generation: see ENVIRONMENT_YOUNG_GENERATION_MB.
-      resourceLimits: { maxOldGenerationSizeMb: Math.max(definition.memorySize, 128), maxYoungGenerationSizeMb: ENVIRONMENT_YOUNG_GENERATION_MB },
+      resourceLimits: {
+        maxOldGenerationSizeMb: Math.max(definition.memorySize, 128),
+        maxYoungGenerationSizeMb: ENVIRONMENT_YOUNG_GENERATION_MB,
+      },
     });
     if (output) {
       forwardLines(this.#worker.stdout, (line) => output(definition.name, 'stdout', line));
@@ -340,7 +359,14 @@ class ExecutionEnvironment {
 
     this.ready = new Promise<InitOutcome>((resolve) => {
       const timer = setTimeout(() => {
-        resolve({ ok: false, error: { errorType: 'Runtime.InitTimeout', errorMessage: `Init phase exceeded ${INIT_TIMEOUT_MS / 1000} seconds`, stackTrace: [] } });
+        resolve({
+          ok: false,
+          error: {
+            errorType: 'Runtime.InitTimeout',
+            errorMessage: `Init phase exceeded ${INIT_TIMEOUT_MS / 1000} seconds`,
+            stackTrace: [],
+          },
+        });
         void this.destroy();
       }, INIT_TIMEOUT_MS);
       const onMessage = (message: WorkerMessage) => {
@@ -356,7 +382,10 @@ class ExecutionEnvironment {
       });
       this.#worker.once('exit', (code) => {
         clearTimeout(timer);
-        resolve({ ok: false, error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited during init with exit status ${code}`, stackTrace: [] } });
+        resolve({
+          ok: false,
+          error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited during init with exit status ${code}`, stackTrace: [] },
+        });
       });
     });
 

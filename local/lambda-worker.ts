@@ -64,10 +64,17 @@ function serializeError(error: unknown, fallbackType: string): SerializedError {
     return {
       errorType: error.name && error.name !== 'Error' ? error.name : error.constructor?.name || fallbackType,
       errorMessage: error.message,
-      stackTrace: (error.stack ?? '').split('\n').slice(1).map((line) => line.trim()),
+      stackTrace: (error.stack ?? '')
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim()),
     };
   }
-  return { errorType: fallbackType, errorMessage: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error), stackTrace: [] };
+  return {
+    errorType: fallbackType,
+    errorMessage: typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error)),
+    stackTrace: [],
+  };
 }
 
 /**
@@ -97,14 +104,18 @@ async function main(): Promise<void> {
   try {
     const url = pathToFileURL(init.modulePath).href;
     // A TypeScript handler (tests, or running from source) goes through tsx; bundles load natively.
-    const module = (/\.[cm]?ts$/.test(init.modulePath)
-      ? await (await import('tsx/esm/api')).tsImport(url, import.meta.url)
-      : await import(url)) as Record<string, unknown>;
+    const module = (
+      /\.[cm]?ts$/.test(init.modulePath) ? await (await import('tsx/esm/api')).tsImport(url, import.meta.url) : await import(url)
+    ) as Record<string, unknown>;
     const exported = module[init.exportName];
     if (typeof exported !== 'function') {
       post({
         type: 'init-error',
-        error: { errorType: 'Runtime.HandlerNotFound', errorMessage: `${init.modulePath}.${init.exportName} is undefined or not exported`, stackTrace: [] },
+        error: {
+          errorType: 'Runtime.HandlerNotFound',
+          errorMessage: `${init.modulePath}.${init.exportName} is undefined or not exported`,
+          stackTrace: [],
+        },
       });
       return;
     }

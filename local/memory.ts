@@ -46,7 +46,13 @@ export function processMemory(pid: number): ProcessMemory | undefined {
       const peakRssBytes = kilobytes('VmHWM');
       const threads = /^Threads:\s+(\d+)/m.exec(status);
       const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-      return { pid, command, rssBytes, ...(peakRssBytes === undefined ? {} : { peakRssBytes }), ...(threads ? { threads: Number(threads[1]) } : {}) };
+      return {
+        pid,
+        command,
+        rssBytes,
+        ...(peakRssBytes === undefined ? {} : { peakRssBytes }),
+        ...(threads ? { threads: Number(threads[1]) } : {}),
+      };
     }
     if (process.platform === 'win32') return undefined;
     // macOS and the BSDs: ps reports the resident size in KB.

@@ -93,7 +93,12 @@ export async function packageStack(options: PackageStackOptions = {}): Promise<P
  * (test/infra/template.ts, synchronous): osls's own CLI under this Node, with its home directory
  * (config schema cache, telemetry id) kept inside the service's ignored .cache, telemetry off.
  */
-export function serverlessPackageCommand(serviceDir: string, stage: string, packageDir: string, params: string[] = []): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
+export function serverlessPackageCommand(
+  serviceDir: string,
+  stage: string,
+  packageDir: string,
+  params: string[] = [],
+): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
   const require = createRequire(import.meta.url);
   const cli = path.join(path.dirname(require.resolve('osls/package.json')), 'bin', 'serverless.js');
   const home = path.join(serviceDir, '.cache', 'serverless-home');
@@ -109,7 +114,11 @@ export function serverlessPackageCommand(serviceDir: string, stage: string, pack
     SLS_NOTIFICATIONS_MODE: 'off',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
-  return { file: process.execPath, args: [cli, 'package', '--stage', stage, '--package', packageDir, ...params.map((param) => `--param=${param}`)], env };
+  return {
+    file: process.execPath,
+    args: [cli, 'package', '--stage', stage, '--package', packageDir, ...params.map((param) => `--param=${param}`)],
+    env,
+  };
 }
 
 async function runServerlessPackage(serviceDir: string, stage: string, packageDir: string, params: string[] = []): Promise<void> {

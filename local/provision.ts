@@ -141,7 +141,10 @@ async function createQueue(
 ): Promise<void> {
   const name = resolver.physicalName(id);
   const { QueueUrl } = await sqs.send(
-    new CreateQueueCommand({ QueueName: name, Attributes: stringAttributes(resolver, properties, QUEUE_ATTRIBUTES, QUEUE_JSON_ATTRIBUTES) }),
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: stringAttributes(resolver, properties, QUEUE_ATTRIBUTES, QUEUE_JSON_ATTRIBUTES),
+    }),
   );
   if (!QueueUrl) throw new Error(`CreateQueue ${id} returned no URL`);
   const arn = resolver.arn(id);
@@ -150,7 +153,12 @@ async function createQueue(
 }
 
 /** What dynalite's CreateTable accepts; encryption, backups, TTL, streams and tags are dropped. */
-async function createTable(id: string, properties: Record<string, unknown>, resolver: StackResolver, dynamodb: DynamoDBClient): Promise<string> {
+async function createTable(
+  id: string,
+  properties: Record<string, unknown>,
+  resolver: StackResolver,
+  dynamodb: DynamoDBClient,
+): Promise<string> {
   const name = resolver.physicalName(id);
   const resolved = resolver.resolve(properties) as Record<string, unknown>;
   const billingMode = (resolved.BillingMode as CreateTableCommandInput['BillingMode']) ?? 'PROVISIONED';
@@ -167,10 +175,12 @@ async function createTable(id: string, properties: Record<string, unknown>, reso
     ...(provisioned ? { ProvisionedThroughput: resolved.ProvisionedThroughput } : {}),
     ...(Array.isArray(resolved.GlobalSecondaryIndexes) ? { GlobalSecondaryIndexes: resolved.GlobalSecondaryIndexes.map(index) } : {}),
     ...(Array.isArray(resolved.LocalSecondaryIndexes)
-      ? { LocalSecondaryIndexes: resolved.LocalSecondaryIndexes.map((definition) => {
-          const { IndexName, KeySchema, Projection } = definition as Record<string, unknown>;
-          return { IndexName, KeySchema, Projection };
-        }) }
+      ? {
+          LocalSecondaryIndexes: resolved.LocalSecondaryIndexes.map((definition) => {
+            const { IndexName, KeySchema, Projection } = definition as Record<string, unknown>;
+            return { IndexName, KeySchema, Projection };
+          }),
+        }
       : {}),
   } as CreateTableCommandInput; // Shapes come straight from the template; DynamoDB validates them.
   await dynamodb.send(new CreateTableCommand(input));
@@ -185,7 +195,12 @@ async function createTable(id: string, properties: Record<string, unknown>, reso
 }
 
 /** Template properties as SQS/SNS string attributes: scalars as text, policies as JSON text. */
-function stringAttributes(resolver: StackResolver, properties: Record<string, unknown>, scalars: string[], json: string[]): Record<string, string> {
+function stringAttributes(
+  resolver: StackResolver,
+  properties: Record<string, unknown>,
+  scalars: string[],
+  json: string[],
+): Record<string, string> {
   const attributes: Record<string, string> = {};
   for (const name of scalars) {
     if (properties[name] !== undefined) attributes[name] = resolver.resolveString(properties[name], name);

@@ -53,7 +53,8 @@ export function queueConsumers(template: CfnTemplate, stackName: string): QueueC
     const queueId = targetOf(mapping.Properties?.EventSourceArn);
     if (!queueId || template.Resources[queueId]?.Type !== 'AWS::SQS::Queue') continue;
     const functionId = targetOf(mapping.Properties?.FunctionName);
-    if (!functionId || template.Resources[functionId]?.Type !== 'AWS::Lambda::Function') throw new Error(`${id}: FunctionName is not a function of the template`);
+    if (!functionId || template.Resources[functionId]?.Type !== 'AWS::Lambda::Function')
+      throw new Error(`${id}: FunctionName is not a function of the template`);
     const functionName = literalName(template, functionId, 'FunctionName');
     if (!functionName.startsWith(`${stackName}-`)) throw new Error(`${functionId}: ${functionName} is not a function of ${stackName}`);
     const redrive = template.Resources[queueId]!.Properties?.RedrivePolicy as { deadLetterTargetArn?: Expression } | undefined;

@@ -57,9 +57,22 @@ export interface RequestCounter {
 }
 
 const SNS_ACTIONS = new Set([
-  'Publish', 'PublishBatch', 'CreateTopic', 'DeleteTopic', 'Subscribe', 'Unsubscribe', 'ListTopics', 'ListSubscriptions',
-  'ListSubscriptionsByTopic', 'GetTopicAttributes', 'SetTopicAttributes', 'GetSubscriptionAttributes', 'SetSubscriptionAttributes',
-  'TagResource', 'UntagResource', 'ListTagsForResource',
+  'Publish',
+  'PublishBatch',
+  'CreateTopic',
+  'DeleteTopic',
+  'Subscribe',
+  'Unsubscribe',
+  'ListTopics',
+  'ListSubscriptions',
+  'ListSubscriptionsByTopic',
+  'GetTopicAttributes',
+  'SetTopicAttributes',
+  'GetSubscriptionAttributes',
+  'SetSubscriptionAttributes',
+  'TagResource',
+  'UntagResource',
+  'ListTagsForResource',
 ]);
 const DYNAMO_READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const DYNAMO_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
@@ -76,8 +89,17 @@ function emptyCounts(): RequestCounts {
 
 export async function startRequestCounter(targets: { sqs: string; dynamodb: string }): Promise<RequestCounter> {
   let counts = emptyCounts();
-  const messaging = await startProxy(targets.sqs, (request, body, status, response) => countMessaging(counts, request, body, status, response), () => counts.proxyErrors++);
-  const dynamo = await startProxy(targets.dynamodb, (request, body, status, response) => countDynamo(counts, request, body, status, response), () => counts.proxyErrors++, rewriteDynamoRequest);
+  const messaging = await startProxy(
+    targets.sqs,
+    (request, body, status, response) => countMessaging(counts, request, body, status, response),
+    () => counts.proxyErrors++,
+  );
+  const dynamo = await startProxy(
+    targets.dynamodb,
+    (request, body, status, response) => countDynamo(counts, request, body, status, response),
+    () => counts.proxyErrors++,
+    rewriteDynamoRequest,
+  );
   return {
     endpoints: { sqs: messaging.url, sns: messaging.url, dynamodb: dynamo.url },
     targets: { sqs: targets.sqs, sns: targets.sqs, dynamodb: targets.dynamodb },
@@ -162,7 +184,10 @@ function increment(record: Record<string, number>, key: string, by = 1): void {
 }
 
 /** The action and its parameters: JSON protocol (X-Amz-Target) or query protocol (form fields). */
-function readAction(request: http.IncomingMessage, body: Buffer): { service: 'sqs' | 'sns'; action: string; params: Record<string, unknown> } | undefined {
+function readAction(
+  request: http.IncomingMessage,
+  body: Buffer,
+): { service: 'sqs' | 'sns'; action: string; params: Record<string, unknown> } | undefined {
   const target = request.headers['x-amz-target'];
   if (typeof target === 'string' && target.includes('.')) {
     const [prefix, action] = target.split('.') as [string, string];
@@ -188,7 +213,9 @@ function countMessaging(counts: RequestCounts, request: http.IncomingMessage, bo
       counts.sns.publishedMessages++;
     } else if (action === 'PublishBatch') {
       counts.sns.publishes++;
-      const entries = Array.isArray(params.PublishBatchRequestEntries) ? params.PublishBatchRequestEntries.length : Number(params.__batchEntries ?? 0);
+      const entries = Array.isArray(params.PublishBatchRequestEntries)
+        ? params.PublishBatchRequestEntries.length
+        : Number(params.__batchEntries ?? 0);
       counts.sns.publishedMessages += entries;
     }
     return;

@@ -137,7 +137,10 @@ export function removeRuntimeState(pid = process.pid, file = runtimeStatePath())
     withLock(file, () => {
       const entries = readEntries(file);
       if (!entries.some((entry) => entry.pid === pid)) return;
-      writeEntries(file, entries.filter((entry) => entry.pid !== pid && isProcessAlive(entry.pid)));
+      writeEntries(
+        file,
+        entries.filter((entry) => entry.pid !== pid && isProcessAlive(entry.pid)),
+      );
     });
   } catch {
     // Nothing to remove, or nowhere to write: leave it; readers ignore entries of gone processes.
@@ -146,12 +149,14 @@ export function removeRuntimeState(pid = process.pid, file = runtimeStatePath())
 
 /** The runtimes still running, the most recently started first. */
 export function readRuntimeStates(file = runtimeStatePath()): LocalRuntimeState[] {
-  return readEntries(file)
-    .filter((entry) => isProcessAlive(entry.pid))
-    .map((entry, index) => ({ entry, index }))
-    // Later start first; of two started in the same millisecond, the one added later.
-    .sort((a, b) => b.entry.startedAt.localeCompare(a.entry.startedAt) || b.index - a.index)
-    .map(({ entry }) => entry);
+  return (
+    readEntries(file)
+      .filter((entry) => isProcessAlive(entry.pid))
+      .map((entry, index) => ({ entry, index }))
+      // Later start first; of two started in the same millisecond, the one added later.
+      .sort((a, b) => b.entry.startedAt.localeCompare(a.entry.startedAt) || b.index - a.index)
+      .map(({ entry }) => entry)
+  );
 }
 
 const portOf = (url: string): number | undefined => {
@@ -165,7 +170,9 @@ const portOf = (url: string): number | undefined => {
 
 /** The running runtime listening on `port` (API, SNS/SQS or DynamoDB), if the file lists one. */
 export function runtimeOnPort(port: number, states: LocalRuntimeState[]): LocalRuntimeState | undefined {
-  return states.find((state) => [state.apiUrl, state.endpoints.sqs, state.endpoints.sns, state.endpoints.dynamodb].some((url) => portOf(url) === port));
+  return states.find((state) =>
+    [state.apiUrl, state.endpoints.sqs, state.endpoints.sns, state.endpoints.dynamodb].some((url) => portOf(url) === port),
+  );
 }
 
 /**
@@ -204,7 +211,8 @@ export function localTarget(env: NodeJS.ProcessEnv = process.env, states = readR
   const stage = env.LOCAL_STAGE || (state?.stage ?? 'local');
   return {
     apiUrl: env.PORT ? `http://127.0.0.1:${env.PORT}` : (state?.apiUrl ?? 'http://127.0.0.1:3000'),
-    sqsEndpoint: env.SQS_ENDPOINT || (env.SQS_PORT ? `http://127.0.0.1:${env.SQS_PORT}` : (state?.endpoints.sqs ?? 'http://127.0.0.1:4566')),
+    sqsEndpoint:
+      env.SQS_ENDPOINT || (env.SQS_PORT ? `http://127.0.0.1:${env.SQS_PORT}` : (state?.endpoints.sqs ?? 'http://127.0.0.1:4566')),
     stage,
     templatePath: (state?.stage === stage ? state.templatePath : undefined) ?? defaultTemplatePath(stage),
   };

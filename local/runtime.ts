@@ -173,7 +173,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     const consumers = queueConsumers(template, `${serviceName}-${stage}`).map((consumer) => {
       const queue = resources.queues[consumer.queueName];
       if (!queue) throw new Error(`${consumer.name}: no queue ${consumer.queueName} was provisioned`);
-      const deadLetterQueueUrl = consumer.deadLetterQueueName === undefined ? undefined : resources.queues[consumer.deadLetterQueueName]?.url;
+      const deadLetterQueueUrl =
+        consumer.deadLetterQueueName === undefined ? undefined : resources.queues[consumer.deadLetterQueueName]?.url;
       return { ...consumer, queueUrl: queue.url, deadLetterQueueUrl };
     });
     if (options.seed !== false) await seedTables(resources, dynamodb);
@@ -184,7 +185,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       endpoints,
       overrides: {
         ...options.environmentOverrides,
-        ...Object.fromEntries(consumers.map((consumer) => [consumer.name, { ...options.consumerEnvironmentOverrides, ...options.environmentOverrides?.[consumer.name] }])),
+        ...Object.fromEntries(
+          consumers.map((consumer) => [
+            consumer.name,
+            { ...options.consumerEnvironmentOverrides, ...options.environmentOverrides?.[consumer.name] },
+          ]),
+        ),
       },
       handlerSource: options.handlerSource ?? 'bundle',
       limits: { maxEnvironments: options.maxEnvironmentsPerFunction ?? 5, initSlots: new Semaphore(availableParallelism()) },
@@ -197,7 +203,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     // The local issuer: a key pair made now, standing in for the issuer each JWT authorizer names.
     const issuer = await createLocalIssuer();
     const routes = httpRoutes(resolver, functions, issuer, log);
-    const authorizers = [...new Map(routes.flatMap((route) => (route.authorizer ? [[route.authorizer.config.name, route.authorizer.config] as const] : []))).values()];
+    const authorizers = [
+      ...new Map(
+        routes.flatMap((route) => (route.authorizer ? [[route.authorizer.config.name, route.authorizer.config] as const] : [])),
+      ).values(),
+    ];
     const tokenFor = (customerId: string, tokenOptions?: TokenOptions) => {
       const [authorizer] = authorizers;
       if (!authorizer) throw new Error('No route of this stack has a JWT authorizer');
@@ -212,11 +222,17 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       '/_local/memory': () => memory(),
       '/_local/token': async (query) => {
         const customer = query.get('customer') ?? '';
-        if (!customerIdSchema.safeParse(customer).success) throw new LocalEndpointError(400, 'customer: must be 1-128 visible ASCII characters, not a card number');
+        if (!customerIdSchema.safeParse(customer).success)
+          throw new LocalEndpointError(400, 'customer: must be 1-128 visible ASCII characters, not a card number');
         const expiresIn = query.get('expiresIn');
         const expiresInSeconds = expiresIn === null ? undefined : Number(expiresIn);
-        if (expiresInSeconds !== undefined && !Number.isInteger(expiresInSeconds)) throw new LocalEndpointError(400, 'expiresIn: must be a whole number of seconds');
-        return { token: await tokenFor(customer, { ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) }), customer, expiresInSeconds: expiresInSeconds ?? 3600 };
+        if (expiresInSeconds !== undefined && !Number.isInteger(expiresInSeconds))
+          throw new LocalEndpointError(400, 'expiresIn: must be a whole number of seconds');
+        return {
+          token: await tokenFor(customer, { ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) }),
+          customer,
+          expiresInSeconds: expiresInSeconds ?? 3600,
+        };
       },
     };
     const http = await startHttpApi({
@@ -238,7 +254,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       queues: resources.queues,
       counters: () => ({
         functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),
-        eventSources: pollers.map((poller) => ({ queueName: queueName(poller.mapping.queueArn), functionName: poller.mapping.function.name, stats: poller.stats() })),
+        eventSources: pollers.map((poller) => ({
+          queueName: queueName(poller.mapping.queueArn),
+          functionName: poller.mapping.function.name,
+          stats: poller.stats(),
+        })),
       }),
     });
     cleanup.push(async () => status.stop());
@@ -285,7 +305,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
 }
 
 async function seedTables(resources: ProvisionedResources, dynamodb: DynamoDBClient): Promise<void> {
-  const seed = JSON.parse(await readFile(new URL('./seed-data.json', import.meta.url), 'utf8')) as Record<string, Array<Record<string, unknown>>>;
+  const seed = JSON.parse(await readFile(new URL('./seed-data.json', import.meta.url), 'utf8')) as Record<
+    string,
+    Array<Record<string, unknown>>
+  >;
   const documents = DynamoDBDocumentClient.from(dynamodb);
   for (const [logicalId, items] of Object.entries(seed)) {
     const tableName = resources.tables[logicalId];
@@ -320,7 +343,9 @@ async function defineFunctions(
         ? resolver.resolveString(properties.LoggingConfig.LogGroup, `${id}.LoggingConfig.LogGroup`)
         : undefined) ?? `/aws/lambda/${functionName}`;
     const variables = resolver.resolve(isRecord(properties.Environment) ? properties.Environment.Variables : undefined);
-    const templateEnvironment = Object.fromEntries(Object.entries(isRecord(variables) ? variables : {}).map(([key, value]) => [key, String(value)]));
+    const templateEnvironment = Object.fromEntries(
+      Object.entries(isRecord(variables) ? variables : {}).map(([key, value]) => [key, String(value)]),
+    );
     const environment: Record<string, string> = {
       ...templateEnvironment,
       // What Lambda sets (reserved: a template cannot override these) ...
@@ -356,7 +381,9 @@ async function defineFunctions(
       environment,
     };
     // A quiet log drops every line: the environments drop them as they are written (no sink).
-    const output = options.log.discardsOutput ? undefined : (fn: string, stream: 'stdout' | 'stderr', line: string) => options.log.output(fn, stream, line);
+    const output = options.log.discardsOutput
+      ? undefined
+      : (fn: string, stream: 'stdout' | 'stderr', line: string) => options.log.output(fn, stream, line);
     functions.set(id, new LambdaFunction(definition, output, options.limits));
   }
   return functions;
@@ -380,7 +407,12 @@ async function handlerModule(
 function functionFor(functions: Map<string, LambdaFunction>, reference: string): LambdaFunction | undefined {
   for (const fn of functions.values()) {
     const { functionName, functionArn } = fn.definition;
-    if (reference === functionName || reference === functionArn || reference.includes(`${functionArn}/`) || reference.startsWith(`${functionArn}:`)) {
+    if (
+      reference === functionName ||
+      reference === functionArn ||
+      reference.includes(`${functionArn}/`) ||
+      reference.startsWith(`${functionArn}:`)
+    ) {
       return fn;
     }
   }
@@ -395,19 +427,25 @@ function httpRoutes(resolver: StackResolver, functions: Map<string, LambdaFuncti
     const routeKey = resolver.resolveString(properties.RouteKey, `${id}.RouteKey`);
     const target = resolver.resolveString(properties.Target, `${id}.Target`);
     const integrationId = integrations.get(target.replace(/^integrations\//, ''));
-    const integration = integrationId ? resolver.resource(integrationId).Properties ?? {} : undefined;
-    const fn = integration ? functionFor(functions, resolver.resolveString(integration.IntegrationUri, `${integrationId}.IntegrationUri`)) : undefined;
+    const integration = integrationId ? (resolver.resource(integrationId).Properties ?? {}) : undefined;
+    const fn = integration
+      ? functionFor(functions, resolver.resolveString(integration.IntegrationUri, `${integrationId}.IntegrationUri`))
+      : undefined;
     if (!integration || !fn) {
       log.info(`Route ${routeKey}: its integration is not a function of this stack; not served`);
       continue;
     }
-    const version = integration.PayloadFormatVersion === undefined ? '1.0' : resolver.resolveString(integration.PayloadFormatVersion, 'PayloadFormatVersion');
+    const version =
+      integration.PayloadFormatVersion === undefined
+        ? '1.0'
+        : resolver.resolveString(integration.PayloadFormatVersion, 'PayloadFormatVersion');
     if (version !== '2.0') {
       log.info(`Route ${routeKey}: payload format ${version} is not emulated (only 2.0); not served`);
       continue;
     }
     const timeout = integration.TimeoutInMillis === undefined ? 30_000 : Number(resolver.resolve(integration.TimeoutInMillis));
-    const authorizationType = properties.AuthorizationType === undefined ? 'NONE' : resolver.resolveString(properties.AuthorizationType, `${id}.AuthorizationType`);
+    const authorizationType =
+      properties.AuthorizationType === undefined ? 'NONE' : resolver.resolveString(properties.AuthorizationType, `${id}.AuthorizationType`);
     if (authorizationType === 'NONE') {
       routes.push({ routeKey, function: fn, integrationTimeoutMs: timeout });
       continue;
@@ -415,7 +453,9 @@ function httpRoutes(resolver: StackResolver, functions: Map<string, LambdaFuncti
     const authorizer = authorizationType === 'JWT' ? jwtAuthorizer(resolver, properties.AuthorizerId, id) : undefined;
     if (!authorizer) {
       // Never serve a protected route unprotected.
-      log.info(`Route ${routeKey}: authorization ${authorizationType} is not emulated (only JWT from $request.header.Authorization); not served`);
+      log.info(
+        `Route ${routeKey}: authorization ${authorizationType} is not emulated (only JWT from $request.header.Authorization); not served`,
+      );
       continue;
     }
     routes.push({ routeKey, function: fn, integrationTimeoutMs: timeout, authorizer: { config: authorizer, issuer } });
@@ -435,7 +475,8 @@ function jwtAuthorizer(resolver: StackResolver, authorizerId: unknown, routeId: 
   if (properties.AuthorizerType !== 'JWT' || identitySource.join(',') !== '$request.header.Authorization') return undefined;
   const audience = (Array.isArray(jwt.Audience) ? jwt.Audience : []).map(String).filter(Boolean);
   const issuer = typeof jwt.Issuer === 'string' ? jwt.Issuer : '';
-  if (!issuer || audience.length === 0) throw new Error(`${id}: a JWT authorizer needs an issuer and an audience (params jwtIssuerUrl and jwtAudience go together)`);
+  if (!issuer || audience.length === 0)
+    throw new Error(`${id}: a JWT authorizer needs an issuer and an audience (params jwtIssuerUrl and jwtAudience go together)`);
   return { name: String(properties.Name ?? id), issuer, audience, identitySource: identitySource[0]! };
 }
 
@@ -473,7 +514,9 @@ async function sqsPollers(
     const batchSize = Number(properties.BatchSize ?? 10);
     const maximumBatchingWindowSeconds = Number(properties.MaximumBatchingWindowInSeconds ?? 0);
     // Lambda checks the queue as SQS reports it, not as a template says it.
-    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['VisibilityTimeout', 'FifoQueue'] }));
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['VisibilityTimeout', 'FifoQueue'] }),
+    );
     const fifo = Attributes?.FifoQueue === 'true';
     const refusals = sqsMappingRefusals({
       batchSize,
@@ -504,7 +547,8 @@ async function sqsPollers(
           maximumBatchingWindowSeconds,
           maximumConcurrency: Math.max(1, maximumConcurrency),
           fifo,
-          reportBatchItemFailures: Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
+          reportBatchItemFailures:
+            Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
           ...(receiveWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds }),
         },
         sqs,

@@ -43,10 +43,13 @@ export function startSchedules(options: {
       continue;
     }
     // EventBridge runs a rate rule first one period after it is created, then every period.
-    const timer = setInterval(() => {
-      const run = fire(target, options).finally(() => running.delete(run));
-      running.add(run);
-    }, Math.max(1, interval / options.scale));
+    const timer = setInterval(
+      () => {
+        const run = fire(target, options).finally(() => running.delete(run));
+        running.add(run);
+      },
+      Math.max(1, interval / options.scale),
+    );
     timers.push(timer);
   }
   return {

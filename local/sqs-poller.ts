@@ -298,7 +298,9 @@ export class SqsPoller {
           }),
         );
         for (const failed of response.Failed ?? []) {
-          this.#log.error(`${this.mapping.function.name}: could not release ${chunk[Number(failed.Id)]?.messageId}: ${failed.Code} ${failed.Message ?? ''}`);
+          this.#log.error(
+            `${this.mapping.function.name}: could not release ${chunk[Number(failed.Id)]?.messageId}: ${failed.Code} ${failed.Message ?? ''}`,
+          );
         }
       } catch (error) {
         this.#log.error(`${this.mapping.function.name}: ChangeMessageVisibilityBatch failed: ${(error as Error).message}`);
@@ -370,7 +372,9 @@ export class SqsPoller {
       if (!succeeded.has(record.messageId)) failedGroups.add(group);
       else if (failedGroups.has(group)) {
         this.#stats.outOfOrderSuccesses++;
-        this.#log.error(`${this.mapping.function.name}: ${record.messageId} reported successful after an earlier record of its message group ${group} failed: the group's order is broken`);
+        this.#log.error(
+          `${this.mapping.function.name}: ${record.messageId} reported successful after an earlier record of its message group ${group} failed: the group's order is broken`,
+        );
       }
     }
   }
@@ -423,7 +427,9 @@ export class SqsPoller {
         );
         this.#stats.deleted += response.Successful?.length ?? 0;
         for (const failed of response.Failed ?? []) {
-          this.#log.error(`${this.mapping.function.name}: could not delete ${chunk[Number(failed.Id)]?.messageId}: ${failed.Code} ${failed.Message ?? ''}`);
+          this.#log.error(
+            `${this.mapping.function.name}: could not delete ${chunk[Number(failed.Id)]?.messageId}: ${failed.Code} ${failed.Message ?? ''}`,
+          );
         }
       } catch (error) {
         this.#log.error(`${this.mapping.function.name}: DeleteMessageBatch failed: ${(error as Error).message}`);
@@ -462,7 +468,14 @@ export function toSqsRecord(message: Message, source: { queueArn: string; region
   if (message.MD5OfMessageAttributes) {
     // Lambda sends this field when the message has attributes; keep Lambda's key order.
     const { md5OfBody, eventSource, eventSourceARN, awsRegion, ...head } = record;
-    return { ...head, md5OfMessageAttributes: message.MD5OfMessageAttributes, md5OfBody, eventSource, eventSourceARN, awsRegion } as SQSRecord;
+    return {
+      ...head,
+      md5OfMessageAttributes: message.MD5OfMessageAttributes,
+      md5OfBody,
+      eventSource,
+      eventSourceARN,
+      awsRegion,
+    } as SQSRecord;
   }
   return record;
 }
@@ -490,7 +503,8 @@ export type BatchResponse = { valid: true; failedIds: Set<string> } | { valid: f
  */
 export function parseBatchResponse(payload: unknown, records: Array<{ messageId: string }>): BatchResponse {
   if (payload === null || payload === undefined) return { valid: true, failedIds: new Set() };
-  if (typeof payload !== 'object' || Array.isArray(payload)) return { valid: false, reason: `response is ${describe(payload)}, not an object` };
+  if (typeof payload !== 'object' || Array.isArray(payload))
+    return { valid: false, reason: `response is ${describe(payload)}, not an object` };
   const failures = (payload as { batchItemFailures?: unknown }).batchItemFailures;
   if (failures === null || failures === undefined) return { valid: true, failedIds: new Set() };
   if (!Array.isArray(failures)) return { valid: false, reason: `batchItemFailures is ${describe(failures)}, not a list` };
@@ -517,7 +531,8 @@ function describe(value: unknown): string {
 
 function duplicateRateFrom(variable: string | undefined, fallback: number | undefined): number {
   const rate = variable !== undefined && variable !== '' ? Number(variable) : (fallback ?? 0);
-  if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new Error(`Duplicate delivery rate must be between 0 and 1, not ${variable ?? fallback}`);
+  if (!Number.isFinite(rate) || rate < 0 || rate > 1)
+    throw new Error(`Duplicate delivery rate must be between 0 and 1, not ${variable ?? fallback}`);
   return rate;
 }
 
@@ -561,7 +576,8 @@ function batchOutcome(
   }
   if (!reportBatchItemFailures) return { succeeded: records, outcome: 'ok', wholeBatchFailed: false };
   const response = parseBatchResponse(result.payload, records);
-  if (!response.valid) return { succeeded: [], outcome: `invalid batch response (whole batch failed): ${response.reason}`, wholeBatchFailed: true };
+  if (!response.valid)
+    return { succeeded: [], outcome: `invalid batch response (whole batch failed): ${response.reason}`, wholeBatchFailed: true };
   const succeeded = records.filter((record) => !response.failedIds.has(record.messageId));
   return { succeeded, outcome: response.failedIds.size > 0 ? 'partial' : 'ok', wholeBatchFailed: false };
 }

@@ -23,11 +23,16 @@ function portsFromEnvironment(): Record<PortVariable, number> {
   for (const { variable, fallback } of PORTS) {
     const raw = process.env[variable];
     const value = raw === undefined || raw === '' ? fallback : /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-    if (!Number.isInteger(value) || value > 65535) throw new StartRefused(`${variable} must be a port number (0 for any free one), not ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(value) || value > 65535)
+      throw new StartRefused(`${variable} must be a port number (0 for any free one), not ${JSON.stringify(raw)}`);
     ports[variable] = value;
   }
-  const [first, second] = PORTS.filter(({ variable }) => ports[variable] !== 0 && PORTS.some((other) => other.variable !== variable && ports[other.variable] === ports[variable]));
-  if (first && second) throw new StartRefused(`${first.variable} and ${second.variable} are both ${ports[first.variable]}: each needs a port of its own`);
+  const [first, second] = PORTS.filter(
+    ({ variable }) =>
+      ports[variable] !== 0 && PORTS.some((other) => other.variable !== variable && ports[other.variable] === ports[variable]),
+  );
+  if (first && second)
+    throw new StartRefused(`${first.variable} and ${second.variable} are both ${ports[first.variable]}: each needs a port of its own`);
   return ports;
 }
 
@@ -44,12 +49,22 @@ async function listenProblem(port: number): Promise<NodeJS.ErrnoException | unde
  * One line: the port, the variable that moves it, what holds it (an npm start only if the state
  * file lists one on that port), and a command that moves it to a free port, keeping the others.
  */
-async function portProblem(variable: PortVariable, port: number, error: NodeJS.ErrnoException, ports: Record<PortVariable, number>): Promise<StartRefused> {
+async function portProblem(
+  variable: PortVariable,
+  port: number,
+  error: NodeJS.ErrnoException,
+  ports: Record<PortVariable, number>,
+): Promise<StartRefused> {
   const { what } = PORTS.find((entry) => entry.variable === variable)!;
   if (error.code !== 'EADDRINUSE') {
-    return new StartRefused(`cannot listen on 127.0.0.1:${port} (${variable}, ${what}): ${error.code ?? error.message}; set ${variable} to another port`);
+    return new StartRefused(
+      `cannot listen on 127.0.0.1:${port} (${variable}, ${what}): ${error.code ?? error.message}; set ${variable} to another port`,
+    );
   }
-  const holder = runtimeOnPort(port, readRuntimeStates().filter((state) => state.pid !== process.pid));
+  const holder = runtimeOnPort(
+    port,
+    readRuntimeStates().filter((state) => state.pid !== process.pid),
+  );
   const otherPorts = PORTS.filter((entry) => entry.variable !== variable).map((entry) => ports[entry.variable]);
   const candidates = alternativePorts(port, otherPorts);
   let alternative = candidates[0] ?? 0;
@@ -99,7 +114,8 @@ async function main(): Promise<void> {
     // Taken between the check above and the start (another start racing this one).
     const { code, port } = error as NodeJS.ErrnoException & { port?: number };
     const taken = PORTS.find(({ variable }) => ports[variable] === port && port !== 0);
-    if (code === 'EADDRINUSE' && taken) throw await portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException, ports);
+    if (code === 'EADDRINUSE' && taken)
+      throw await portProblem(taken.variable, ports[taken.variable], error as NodeJS.ErrnoException, ports);
     if (error instanceof EventSourceMappingRefused) throw new StartRefused(error.message);
     throw error;
   }
@@ -107,7 +123,14 @@ async function main(): Promise<void> {
   // loading tsx, and packaging.
   const readyMs = Math.round(performance.now());
 
-  writeRuntimeState({ pid: process.pid, startedAt: new Date().toISOString(), apiUrl: pipeline.apiUrl, endpoints: pipeline.endpoints, stage, templatePath: pipeline.templatePath });
+  writeRuntimeState({
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    apiUrl: pipeline.apiUrl,
+    endpoints: pipeline.endpoints,
+    stage,
+    templatePath: pipeline.templatePath,
+  });
   // Whatever way this process ends, the file no longer says a runtime listens there (others' entries stay).
   process.on('exit', () => removeRuntimeState());
 

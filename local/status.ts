@@ -108,7 +108,12 @@ export function startLocalStatus(options: LocalStatusOptions): LocalStatus {
 }
 
 /** The queues some function consumes (and any other queue with a dead-letter queue), with their DLQs. */
-function consumerQueues(fauxqs: FauxqsServer, queues: Record<string, ProvisionedQueue>, counters: RuntimeCounters, at: number): QueueStatus[] {
+function consumerQueues(
+  fauxqs: FauxqsServer,
+  queues: Record<string, ProvisionedQueue>,
+  counters: RuntimeCounters,
+  at: number,
+): QueueStatus[] {
   const consumed = new Set(counters.eventSources.map((source) => source.queueName));
   const nameOfUrl = new Map(Object.entries(queues).map(([name, queue]) => [queue.url, name]));
   return Object.entries(queues)

@@ -60,7 +60,15 @@ function intrinsicOf(value: unknown): [string, unknown] | undefined {
   return undefined;
 }
 
-const PSEUDO_PARAMETERS = ['AWS::Region', 'AWS::AccountId', 'AWS::Partition', 'AWS::StackName', 'AWS::StackId', 'AWS::URLSuffix', 'AWS::NoValue'];
+const PSEUDO_PARAMETERS = [
+  'AWS::Region',
+  'AWS::AccountId',
+  'AWS::Partition',
+  'AWS::StackName',
+  'AWS::StackId',
+  'AWS::URLSuffix',
+  'AWS::NoValue',
+];
 
 export class StackResolver {
   readonly template: CfnTemplate;

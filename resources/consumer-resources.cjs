@@ -13,7 +13,16 @@ const { withQueueType, nameSuffix, sourceQueueProperties, deadLetterQueuePropert
 
 /** `<service>-<stage>-`: every name in the stack starts so (resolved by osls). */
 const NAME_PREFIX = '${self:service}-${sls:stage}-';
-const DECLARATION_KEYS = ['handler', 'eventTypes', 'tables', 'publishes', 'batchSize', 'batchWindowSeconds', 'maximumConcurrency', 'memorySize'];
+const DECLARATION_KEYS = [
+  'handler',
+  'eventTypes',
+  'tables',
+  'publishes',
+  'batchSize',
+  'batchWindowSeconds',
+  'maximumConcurrency',
+  'memorySize',
+];
 /**
  * A consumer's memory when its declaration names none: measured peaks are under 70 MB, and a
  * consumer mostly waits on I/O, so its cost follows its memory (docs/decisions.md, "Lambda memory
@@ -63,30 +72,48 @@ function tableVariable(tableId) {
  */
 function consumers(declared = declarations, queueType = 'standard') {
   return Object.entries(declared).map(([name, declaration]) => {
-    if (!/^[a-z][A-Za-z0-9]*$/.test(name)) refuse(name, 'a name is lowerCamelCase letters and digits (it names the function and the queue)');
+    if (!/^[a-z][A-Za-z0-9]*$/.test(name))
+      refuse(name, 'a name is lowerCamelCase letters and digits (it names the function and the queue)');
     const unknown = Object.keys(declaration).filter((key) => !DECLARATION_KEYS.includes(key));
     if (unknown.length > 0) refuse(name, `unknown ${unknown.join(', ')} (known: ${DECLARATION_KEYS.join(', ')})`);
     const { handler, eventTypes, tables, publishes = false } = declaration;
-    if (typeof handler !== 'string' || !/^[\w/.-]+\.\w+$/.test(handler)) refuse(name, 'handler is `<file without extension>.<export>`, e.g. functions/inventory.handler');
-    if (!Array.isArray(eventTypes) || eventTypes.length === 0 || !eventTypes.every((type) => typeof type === 'string' && /^\w+$/.test(type))) {
-      refuse(name, 'eventTypes lists the event types its subscription lets through, e.g. [\'OrderPlaced\']');
+    if (typeof handler !== 'string' || !/^[\w/.-]+\.\w+$/.test(handler))
+      refuse(name, 'handler is `<file without extension>.<export>`, e.g. functions/inventory.handler');
+    if (
+      !Array.isArray(eventTypes) ||
+      eventTypes.length === 0 ||
+      !eventTypes.every((type) => typeof type === 'string' && /^\w+$/.test(type))
+    ) {
+      refuse(name, "eventTypes lists the event types its subscription lets through, e.g. ['OrderPlaced']");
     }
     if (new Set(eventTypes).size !== eventTypes.length) refuse(name, 'eventTypes names an event type twice');
-    if (tables === null || typeof tables !== 'object' || Array.isArray(tables)) refuse(name, 'tables maps table logical ids to DynamoDB actions, e.g. { OrdersTable: [\'GetItem\'] }');
+    if (tables === null || typeof tables !== 'object' || Array.isArray(tables))
+      refuse(name, "tables maps table logical ids to DynamoDB actions, e.g. { OrdersTable: ['GetItem'] }");
     for (const [table, actions] of Object.entries(tables)) {
-      if (!/^[A-Za-z][A-Za-z0-9]*(\/index\/[\w.-]+)?$/.test(table)) refuse(name, `tables: ${JSON.stringify(table)} is not a table logical id (or <Table>/index/<Index>)`);
+      if (!/^[A-Za-z][A-Za-z0-9]*(\/index\/[\w.-]+)?$/.test(table))
+        refuse(name, `tables: ${JSON.stringify(table)} is not a table logical id (or <Table>/index/<Index>)`);
       if (!Array.isArray(actions) || actions.length === 0) refuse(name, `tables.${table} lists at least one action`);
       const wrong = actions.filter((action) => !DYNAMODB_ACTIONS.includes(action));
-      if (wrong.length > 0) refuse(name, `tables.${table}: unknown action ${wrong.join(', ')} (write them without dynamodb:, one of ${DYNAMODB_ACTIONS.join(', ')})`);
+      if (wrong.length > 0)
+        refuse(
+          name,
+          `tables.${table}: unknown action ${wrong.join(', ')} (write them without dynamodb:, one of ${DYNAMODB_ACTIONS.join(', ')})`,
+        );
     }
     if (typeof publishes !== 'boolean') refuse(name, 'publishes is true or false');
-    if (declaration.batchSize !== undefined && !isWholeNumber(declaration.batchSize, 1, 10000)) refuse(name, 'batchSize is a whole number from 1 to 10000');
-    if (declaration.batchWindowSeconds !== undefined && !isWholeNumber(declaration.batchWindowSeconds, 0, 300)) refuse(name, 'batchWindowSeconds is a whole number from 0 to 300');
-    if (declaration.maximumConcurrency !== undefined && !isWholeNumber(declaration.maximumConcurrency, 2, 1000)) refuse(name, 'maximumConcurrency is a whole number from 2 to 1000');
-    if (declaration.memorySize !== undefined && !isWholeNumber(declaration.memorySize, 128, 10240)) refuse(name, 'memorySize is a whole number of MB from 128 to 10240');
+    if (declaration.batchSize !== undefined && !isWholeNumber(declaration.batchSize, 1, 10000))
+      refuse(name, 'batchSize is a whole number from 1 to 10000');
+    if (declaration.batchWindowSeconds !== undefined && !isWholeNumber(declaration.batchWindowSeconds, 0, 300))
+      refuse(name, 'batchWindowSeconds is a whole number from 0 to 300');
+    if (declaration.maximumConcurrency !== undefined && !isWholeNumber(declaration.maximumConcurrency, 2, 1000))
+      refuse(name, 'maximumConcurrency is a whole number from 2 to 1000');
+    if (declaration.memorySize !== undefined && !isWholeNumber(declaration.memorySize, 128, 10240))
+      refuse(name, 'memorySize is a whole number of MB from 128 to 10240');
     if (queueType === 'fifo') {
-      if (declaration.batchSize > FIFO_MAX_BATCH_SIZE) refuse(name, `batchSize is at most ${FIFO_MAX_BATCH_SIZE} on a FIFO queue (queueType=fifo)`);
-      if (declaration.batchWindowSeconds > 0) refuse(name, 'batchWindowSeconds: Lambda supports no batching window on a FIFO queue (queueType=fifo)');
+      if (declaration.batchSize > FIFO_MAX_BATCH_SIZE)
+        refuse(name, `batchSize is at most ${FIFO_MAX_BATCH_SIZE} on a FIFO queue (queueType=fifo)`);
+      if (declaration.batchWindowSeconds > 0)
+        refuse(name, 'batchWindowSeconds: Lambda supports no batching window on a FIFO queue (queueType=fifo)');
     }
     const id = logicalName(name);
     return {
@@ -293,7 +320,13 @@ function role(consumer) {
                 // Receive, delete and back off (ChangeMessageVisibility) its own queue's records.
                 {
                   Effect: 'Allow',
-                  Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ChangeMessageVisibility'],
+                  Action: [
+                    'sqs:ReceiveMessage',
+                    'sqs:DeleteMessage',
+                    'sqs:GetQueueAttributes',
+                    'sqs:GetQueueUrl',
+                    'sqs:ChangeMessageVisibility',
+                  ],
                   Resource: getAtt(consumer.queueId, 'Arn'),
                 },
                 ...Object.entries(consumer.tables).map(([table, actions]) => ({

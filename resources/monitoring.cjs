@@ -74,8 +74,26 @@ function functionAlarms(key, isConsumer) {
   const functionName = { Name: 'FunctionName', Value: { Ref: `${id}LambdaFunction` } };
   const failed = isConsumer ? 'failed a whole invocation' : 'failed';
   return {
-    [`${id}ErrorsAlarm`]: alarm(`${key}-errors`, `${key} ${failed} at least once in 5 minutes.`, 'AWS/Lambda', 'Errors', functionName, 'Sum', 300, 0),
-    [`${id}ThrottlesAlarm`]: alarm(`${key}-throttles`, `${key} was throttled at least once in 5 minutes.`, 'AWS/Lambda', 'Throttles', functionName, 'Sum', 300, 0),
+    [`${id}ErrorsAlarm`]: alarm(
+      `${key}-errors`,
+      `${key} ${failed} at least once in 5 minutes.`,
+      'AWS/Lambda',
+      'Errors',
+      functionName,
+      'Sum',
+      300,
+      0,
+    ),
+    [`${id}ThrottlesAlarm`]: alarm(
+      `${key}-throttles`,
+      `${key} was throttled at least once in 5 minutes.`,
+      'AWS/Lambda',
+      'Throttles',
+      functionName,
+      'Sum',
+      300,
+      0,
+    ),
   };
 }
 
@@ -89,7 +107,14 @@ const APP = 'OrderPipeline';
 const SERVICE = '${self:service}';
 
 function widget(x, y, width, title, settings, metrics) {
-  return { type: 'metric', x, y, width, height: 6, properties: { title, region: '${AWS::Region}', view: 'timeSeries', ...settings, metrics } };
+  return {
+    type: 'metric',
+    x,
+    y,
+    width,
+    height: 6,
+    properties: { title, region: '${AWS::Region}', view: 'timeSeries', ...settings, metrics },
+  };
 }
 
 /** Per consumer: its queue's depth, in-flight records, dead-letter queue depth and oldest message. */
@@ -98,7 +123,13 @@ function queueWidget(consumer, x, y) {
   return widget(x, y, 8, `${consumer.name} queue`, { period: 60 }, [
     [SQS, 'ApproximateNumberOfMessagesVisible', 'QueueName', queue, { label: 'visible', stat: 'Maximum' }],
     [SQS, 'ApproximateNumberOfMessagesNotVisible', 'QueueName', queue, { label: 'in flight', stat: 'Maximum' }],
-    [SQS, 'ApproximateNumberOfMessagesVisible', 'QueueName', `\${${consumer.deadLetterQueueId}.QueueName}`, { label: 'DLQ depth', stat: 'Maximum' }],
+    [
+      SQS,
+      'ApproximateNumberOfMessagesVisible',
+      'QueueName',
+      `\${${consumer.deadLetterQueueId}.QueueName}`,
+      { label: 'DLQ depth', stat: 'Maximum' },
+    ],
     [SQS, 'ApproximateAgeOfOldestMessage', 'QueueName', queue, { label: 'oldest message age (s)', stat: 'Maximum', yAxis: 'right' }],
   ]);
 }
@@ -107,7 +138,8 @@ function dashboardBody(functionKeys, all) {
   // Queue widgets three to a row, then every other widget below them.
   const queueRows = Math.max(1, Math.ceil(all.length / 3));
   const top = queueRows * 6;
-  const functionLines = (metric) => functionKeys.map((key) => [LAMBDA, metric, 'FunctionName', `\${${logicalName(key)}LambdaFunction}`, { label: key }]);
+  const functionLines = (metric) =>
+    functionKeys.map((key) => [LAMBDA, metric, 'FunctionName', `\${${logicalName(key)}LambdaFunction}`, { label: key }]);
   /** One line per consumer of a metric the consumers emit with their `consumer` dimension (lib/queue-consumer.ts). */
   const consumerLines = (metric, label) => all.map((c) => [APP, metric, 'service', SERVICE, 'consumer', c.name, { label: label(c.name) }]);
   const widgets = [
@@ -136,7 +168,14 @@ function dashboardBody(functionKeys, all) {
       [APP, 'OrderPlacedToDecided', 'service', SERVICE, { label: 'p50', stat: 'p50' }],
       [APP, 'OrderPlacedToDecided', 'service', SERVICE, { label: 'p99', stat: 'p99' }],
     ]),
-    widget(12, top + 24, 12, 'Order placed to its work done, per consumer (p99, ms)', { period: 300, stat: 'p99' }, consumerLines('OrderPlacedToStageDone', (name) => name)),
+    widget(
+      12,
+      top + 24,
+      12,
+      'Order placed to its work done, per consumer (p99, ms)',
+      { period: 300, stat: 'p99' },
+      consumerLines('OrderPlacedToStageDone', (name) => name),
+    ),
   ];
   return JSON.stringify({ widgets }, null, 2);
 }
@@ -153,7 +192,10 @@ async function resources({ resolveConfigurationProperty }) {
   const consumerNames = new Set(all.map((consumer) => consumer.name));
   const functionKeys = await functionKeysOf(resolveConfigurationProperty);
   const missing = all.filter((consumer) => !functionKeys.includes(consumer.name));
-  if (missing.length > 0) throw new Error(`serverless.yml functions has no ${missing.map((c) => c.name).join(', ')}: list resources/consumer-resources.cjs's functions there`);
+  if (missing.length > 0)
+    throw new Error(
+      `serverless.yml functions has no ${missing.map((c) => c.name).join(', ')}: list resources/consumer-resources.cjs's functions there`,
+    );
   return {
     Resources: {
       ...Object.assign({}, ...all.map(queueAlarms)),

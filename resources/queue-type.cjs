@@ -42,7 +42,12 @@ function nameSuffix(queueType) {
  */
 function sourceQueueProperties(queueType) {
   if (queueType !== 'fifo') return {};
-  return { FifoQueue: true, ContentBasedDeduplication: false, DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' };
+  return {
+    FifoQueue: true,
+    ContentBasedDeduplication: false,
+    DeduplicationScope: 'messageGroup',
+    FifoThroughputLimit: 'perMessageGroupId',
+  };
 }
 
 /** A FIFO queue's dead-letter queue must be FIFO too (SQS refuses a redrive across types). */
@@ -65,4 +70,12 @@ function orderEventsTopic(context) {
   }));
 }
 
-module.exports = { QUEUE_TYPES, queueTypeOf, withQueueType, nameSuffix, sourceQueueProperties, deadLetterQueueProperties, orderEventsTopic };
+module.exports = {
+  QUEUE_TYPES,
+  queueTypeOf,
+  withQueueType,
+  nameSuffix,
+  sourceQueueProperties,
+  deadLetterQueueProperties,
+  orderEventsTopic,
+};

@@ -16,7 +16,11 @@ function query(id: string, namespace: string, metric: string, dimensions: Record
   return {
     Id: id,
     MetricStat: {
-      Metric: { Namespace: namespace, MetricName: metric, Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })) },
+      Metric: {
+        Namespace: namespace,
+        MetricName: metric,
+        Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })),
+      },
       Period: 60,
       Stat: stat,
     },
@@ -55,7 +59,12 @@ export async function cloudWatchActivity(
   const latest = new Map<string, number>();
   for (let i = 0; i < queries.length; i += 500) {
     const { MetricDataResults = [] } = await cloudWatch.send(
-      new GetMetricDataCommand({ StartTime: start, EndTime: end, MetricDataQueries: queries.slice(i, i + 500), ScanBy: 'TimestampDescending' }),
+      new GetMetricDataCommand({
+        StartTime: start,
+        EndTime: end,
+        MetricDataQueries: queries.slice(i, i + 500),
+        ScanBy: 'TimestampDescending',
+      }),
     );
     for (const result of MetricDataResults) {
       const value = result.Values?.[0];

@@ -109,7 +109,11 @@ export function wholeNumberList(flag: string, raw: string | undefined, bounds: {
 }
 
 /** A decimal number within bounds (`0.05`, `.5`, `2`); no exponents, signs or hex. */
-export function decimalNumber(flag: string, raw: string | undefined, bounds: { min: number; max?: number; minExclusive?: boolean }): number | undefined {
+export function decimalNumber(
+  flag: string,
+  raw: string | undefined,
+  bounds: { min: number; max?: number; minExclusive?: boolean },
+): number | undefined {
   if (raw === undefined) return undefined;
   const value = /^(\d+(\.\d*)?|\.\d+)$/.test(raw) ? Number(raw) : Number.NaN;
   const low = bounds.minExclusive ? value <= bounds.min : value < bounds.min;
@@ -135,7 +139,8 @@ export function httpUrl(flag: string, raw: string | undefined): string | undefin
   } catch {
     throw new UsageError(`${flag} must be a URL such as http://127.0.0.1:3000, not ${JSON.stringify(raw)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${flag} must be an http or https URL, not ${JSON.stringify(raw)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`${flag} must be an http or https URL, not ${JSON.stringify(raw)}`);
   return raw.replace(/\/+$/, '');
 }
 

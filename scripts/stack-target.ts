@@ -42,7 +42,8 @@ export async function deployedTemplate(stackName: string, region: string): Promi
     if (!TemplateBody) throw new Error(`CloudFormation returned no template for ${stackName}`);
     return JSON.parse(TemplateBody) as CfnTemplate;
   } catch (error) {
-    if ((error as Error).name === 'ValidationError') throw new Error(`No stack ${stackName} in ${region} (deploy it with \`npm run deploy -- --stage ...\`): ${(error as Error).message}`);
+    if ((error as Error).name === 'ValidationError')
+      throw new Error(`No stack ${stackName} in ${region} (deploy it with \`npm run deploy -- --stage ...\`): ${(error as Error).message}`);
     throw error;
   } finally {
     cloudFormation.destroy();
@@ -56,7 +57,9 @@ export class NoPackagedTemplate extends Error {
 
 async function packagedTemplate(templatePath: string, stage: string): Promise<CfnTemplate> {
   if (!existsSync(templatePath)) {
-    throw new NoPackagedTemplate(`No packaged template for stage ${stage} at ${templatePath}: \`npm start\` packages the stack (LOCAL_STAGE=${stage} npm start for this stage).`);
+    throw new NoPackagedTemplate(
+      `No packaged template for stage ${stage} at ${templatePath}: \`npm start\` packages the stack (LOCAL_STAGE=${stage} npm start for this stage).`,
+    );
   }
   return readTemplate(templatePath);
 }

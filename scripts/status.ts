@@ -2,7 +2,17 @@
 import './aws-sdk-quiet.js';
 import type { QueueAttributeName } from '@aws-sdk/client-sqs';
 import type { FunctionActivity, PipelineStatus, QueueDepth } from '../local/status.js';
-import { httpUrl, isConnectionRefused, isMain, noLocalRuntime, nonEmpty, parseCommandLine, readCommandLine, TARGET_OPTIONS, type TargetFlags } from './command-line.js';
+import {
+  httpUrl,
+  isConnectionRefused,
+  isMain,
+  noLocalRuntime,
+  nonEmpty,
+  parseCommandLine,
+  readCommandLine,
+  TARGET_OPTIONS,
+  type TargetFlags,
+} from './command-line.js';
 import type { StackTarget } from './stack-target.js';
 
 // npm run status [-- --watch] [--api URL] [--aws --stage NAME --region R]
@@ -21,7 +31,12 @@ const usage = `usage: npm run status -- [--watch] [--api URL] [--aws --stage NAM
 export interface StatusReport {
   target: string;
   at: string;
-  queues: Array<Omit<QueueDepth, 'oldestMessageAgeSeconds'> & { oldestMessageAgeSeconds: number | null | undefined; dlq: QueueDepth | Omit<QueueDepth, 'oldestMessageAgeSeconds'> | null }>;
+  queues: Array<
+    Omit<QueueDepth, 'oldestMessageAgeSeconds'> & {
+      oldestMessageAgeSeconds: number | null | undefined;
+      dlq: QueueDepth | Omit<QueueDepth, 'oldestMessageAgeSeconds'> | null;
+    }
+  >;
   /** Seconds the function counts cover. */
   windowSeconds?: number;
   functions: FunctionActivity[] | undefined;
@@ -37,7 +52,10 @@ export function fromLocalStatus(target: string, status: PipelineStatus): StatusR
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) =>
-    cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
+    cells
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -73,7 +91,11 @@ export function renderStatus(report: StatusReport): string {
   return [`${report.target}, ${report.at}`, '', queues, '', functions, ...report.notes.map((note) => `note: ${note}`)].join('\n');
 }
 
-const ATTRIBUTES: QueueAttributeName[] = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'];
+const ATTRIBUTES: QueueAttributeName[] = [
+  'ApproximateNumberOfMessages',
+  'ApproximateNumberOfMessagesNotVisible',
+  'ApproximateNumberOfMessagesDelayed',
+];
 
 async function sqsDepth(target: StackTarget, name: string): Promise<Omit<QueueDepth, 'oldestMessageAgeSeconds'>> {
   const { GetQueueAttributesCommand, GetQueueUrlCommand } = await import('@aws-sdk/client-sqs');
@@ -129,7 +151,10 @@ async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport>
   const { stackTarget } = await import('./stack-target.js');
   if (commandLine.target.aws) {
     const target = await stackTarget(commandLine.target);
-    const [queues, activity] = await Promise.all([statusFromSqs(target, []), (await import('./cloudwatch-activity.js')).cloudWatchActivity(target)]);
+    const [queues, activity] = await Promise.all([
+      statusFromSqs(target, []),
+      (await import('./cloudwatch-activity.js')).cloudWatchActivity(target),
+    ]);
     return {
       ...queues,
       queues: queues.queues.map((queue) => ({ ...queue, oldestMessageAgeSeconds: activity.oldestMessageAgeSeconds[queue.name] ?? null })),
@@ -148,11 +173,14 @@ async function readStatus(commandLine: StatusCommandLine): Promise<StatusReport>
     // Not the local runtime's API (or not running): the queues alone, from the SQS endpoint.
     try {
       const target = await stackTarget(commandLine.target);
-      return await statusFromSqs(target, [`${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`]);
+      return await statusFromSqs(target, [
+        `${api}/_local/status did not answer (${(error as Error).message}): processed/failed per function and message ages n/a`,
+      ]);
     } catch (sqsError) {
       // Neither answers (or no `npm start` ever packaged the stage): no `npm start` there, rather than `connect ECONNREFUSED`.
       const { NoPackagedTemplate } = await import('./stack-target.js');
-      if (isConnectionRefused(error) && (isConnectionRefused(sqsError) || sqsError instanceof NoPackagedTemplate)) throw new Error(noLocalRuntime(api, 'PORT or --api URL'));
+      if (isConnectionRefused(error) && (isConnectionRefused(sqsError) || sqsError instanceof NoPackagedTemplate))
+        throw new Error(noLocalRuntime(api, 'PORT or --api URL'));
       throw sqsError;
     }
   }

@@ -45,7 +45,10 @@ const lines: string[] = [];
 
 beforeAll(async () => {
   scratch = mkdtempSync(path.join(tmpdir(), 'adding-a-consumer-'));
-  cpSync(REPOSITORY_ROOT, scratch, { recursive: true, filter: (source) => !SKIPPED.has(path.relative(REPOSITORY_ROOT, source).split(path.sep)[0] ?? '') });
+  cpSync(REPOSITORY_ROOT, scratch, {
+    recursive: true,
+    filter: (source) => !SKIPPED.has(path.relative(REPOSITORY_ROOT, source).split(path.sep)[0] ?? ''),
+  });
   symlinkSync(path.join(REPOSITORY_ROOT, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
   // Step 1: the declaration, as the last entry of resources/consumers.cjs.
   const consumersFile = path.join(scratch, 'resources', 'consumers.cjs');
@@ -58,7 +61,13 @@ beforeAll(async () => {
 
   const packaged = await packageStack({ stage: 'local', serviceDir: scratch });
   template = await readTemplate(packaged.templatePath);
-  pipeline = await startLocalPipeline({ templatePath: packaged.templatePath, apiPort: 0, sqsPort: 0, dynamodbPort: 0, write: (line) => lines.push(line) });
+  pipeline = await startLocalPipeline({
+    templatePath: packaged.templatePath,
+    apiPort: 0,
+    sqsPort: 0,
+    dynamodbPort: 0,
+    write: (line) => lines.push(line),
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -74,10 +83,20 @@ describe('a consumer added by its declaration alone', () => {
       deadLetterQueueName: 'order-pipeline-local-notifications-dlq',
       eventTypes: ['OrderConfirmed', 'OrderCancelled'],
     });
-    for (const id of ['NotificationsRole', 'NotificationsQueuePolicy', 'NotificationsDeadLetterQueuePolicy', 'NotificationsDeadLetterQueueAlarm', 'NotificationsQueueAgeAlarm', 'NotificationsErrorsAlarm', 'NotificationsThrottlesAlarm']) {
+    for (const id of [
+      'NotificationsRole',
+      'NotificationsQueuePolicy',
+      'NotificationsDeadLetterQueuePolicy',
+      'NotificationsDeadLetterQueueAlarm',
+      'NotificationsQueueAgeAlarm',
+      'NotificationsErrorsAlarm',
+      'NotificationsThrottlesAlarm',
+    ]) {
       expect(template.Resources[id], id).toBeDefined();
     }
-    expect(Object.keys(template.Outputs ?? {})).toEqual(expect.arrayContaining(['NotificationsQueueUrl', 'NotificationsDeadLetterQueueUrl']));
+    expect(Object.keys(template.Outputs ?? {})).toEqual(
+      expect.arrayContaining(['NotificationsQueueUrl', 'NotificationsDeadLetterQueueUrl']),
+    );
     const dashboard = JSON.stringify(template.Resources.Dashboard?.Properties?.DashboardBody);
     expect(dashboard).toContain('${NotificationsQueue.QueueName}');
     expect(dashboard).toContain('${NotificationsLambdaFunction}');
@@ -86,7 +105,9 @@ describe('a consumer added by its declaration alone', () => {
   it('is one of the local runtime’s consumers, and its status lists its queue and function', async () => {
     expect(pipeline.consumers.map((consumer) => consumer.name)).toContain('notifications');
     const status = (await (await fetch(`${pipeline.apiUrl.replace(/\/$/, '')}/_local/status`)).json()) as PipelineStatus;
-    expect(status.queues.find((queue) => queue.name === 'order-pipeline-local-notifications')?.dlq?.name).toBe('order-pipeline-local-notifications-dlq');
+    expect(status.queues.find((queue) => queue.name === 'order-pipeline-local-notifications')?.dlq?.name).toBe(
+      'order-pipeline-local-notifications-dlq',
+    );
     expect(status.functions.map((fn) => fn.name)).toContain('notifications');
   });
 
@@ -103,10 +124,14 @@ describe('a consumer added by its declaration alone', () => {
     expect(response.status).toBe(202);
     const { orderId } = (await response.json()) as { orderId: string };
     const received = () => handlerEntries(lines).filter((entry) => entry.fn === 'notifications' && entry.orderId === orderId);
-    await waitUntil('notifications to receive the order’s outcome', () => received().some((entry) => entry.eventType === 'OrderConfirmed'), {
-      timeoutMs: 30_000,
-      describe: () => received(),
-    });
+    await waitUntil(
+      'notifications to receive the order’s outcome',
+      () => received().some((entry) => entry.eventType === 'OrderConfirmed'),
+      {
+        timeoutMs: 30_000,
+        describe: () => received(),
+      },
+    );
     // Its filter keeps OrderPlaced out (the outcome may come twice: delivery is at least once).
     expect(new Set(received().map((entry) => entry.eventType))).toEqual(new Set(['OrderConfirmed']));
   });

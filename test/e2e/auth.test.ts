@@ -29,10 +29,18 @@ const order = {
 async function post(authorization: string | undefined, key?: string) {
   const response = await fetch(`${baseUrl}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}), ...(key ? { 'idempotency-key': key } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      ...(authorization ? { authorization } : {}),
+      ...(key ? { 'idempotency-key': key } : {}),
+    },
     body: JSON.stringify(order),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as { orderId?: string; customerId?: string; message?: string } };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as { orderId?: string; customerId?: string; message?: string },
+  };
 }
 
 async function get(orderId: string, authorization: string | undefined) {
@@ -40,7 +48,8 @@ async function get(orderId: string, authorization: string | undefined) {
   return { status: response.status, body: (await response.json()) as { orderId?: string; customerId?: string } };
 }
 
-const bearer = async (customer: string, options?: Parameters<LocalPipeline['tokenFor']>[1]) => `Bearer ${await handle.tokenFor(customer, options)}`;
+const bearer = async (customer: string, options?: Parameters<LocalPipeline['tokenFor']>[1]) =>
+  `Bearer ${await handle.tokenFor(customer, options)}`;
 
 /** A token with the right claims, signed by a key the issuer never had. */
 async function forged(customer: string): Promise<string> {
@@ -95,7 +104,7 @@ describe('the order API authorizer', () => {
     expect((await post(`Bearer ${token}`)).status).toBe(401);
   });
 
-  it('the customer is the token\'s subject, and only they see the order: anyone else gets 404', async () => {
+  it("the customer is the token's subject, and only they see the order: anyone else gets 404", async () => {
     const alice = await bearer('cus_alice');
     const bob = await bearer('cus_bob');
     const placed = await post(alice);
@@ -111,7 +120,7 @@ describe('the order API authorizer', () => {
     expect(JSON.stringify(asBob.body)).not.toContain('cus_alice');
   });
 
-  it('one Idempotency-Key from two customers makes two orders, each its own customer\'s', async () => {
+  it("one Idempotency-Key from two customers makes two orders, each its own customer's", async () => {
     const alice = await bearer('cus_key_alice');
     const mallory = await bearer('cus_key_mallory');
     // Mallory posts first with the key Alice will use: before, Alice would then get a 422 pointing at Mallory's order.
@@ -131,8 +140,10 @@ describe('the order API authorizer', () => {
     expect(response.status).toBe(200);
   });
 
-  it('serves the local issuer\'s public key as a JWKS', async () => {
-    const jwks = (await (await fetch(`${baseUrl}/_local/jwks.json`)).json()) as { keys: Array<{ kty: string; alg: string; kid: string; d?: string }> };
+  it("serves the local issuer's public key as a JWKS", async () => {
+    const jwks = (await (await fetch(`${baseUrl}/_local/jwks.json`)).json()) as {
+      keys: Array<{ kty: string; alg: string; kid: string; d?: string }>;
+    };
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', kid: expect.any(String) });
     // Never the private part.

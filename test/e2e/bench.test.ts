@@ -36,10 +36,19 @@ describe('npm run bench --quick', () => {
       // Lambda duration in the total is the modeled one; the measured one is kept apart.
       const modeled = run.perOrder.lambdaModeled;
       expect(modeled.msPerOrder.provider).toBe(LAMBDA_DURATION_MODEL.providerCallMs * LAMBDA_DURATION_MODEL.providerCallsPerOrder);
-      expect(modeled.msPerOrder.dynamodb).toBeCloseTo(steps.reduce((sum, step) => sum + step.requests, 0) * LAMBDA_DURATION_MODEL.dynamodbRequestMs, 0);
+      expect(modeled.msPerOrder.dynamodb).toBeCloseTo(
+        steps.reduce((sum, step) => sum + step.requests, 0) * LAMBDA_DURATION_MODEL.dynamodbRequestMs,
+        0,
+      );
       expect(modeled.gbSecondsPerOrder).toBeGreaterThan(0);
-      expect(run.costPerMillionOrders.lambdaDuration).toBeCloseTo(modeled.gbSecondsPerOrder * 1e6 * result.prices.values.lambdaArm64PerGbSecond, 2);
-      expect(run.costPerMillionOrders.lambdaDurationMeasured).toBeCloseTo(run.perOrder.lambdaGbSeconds * 1e6 * result.prices.values.lambdaArm64PerGbSecond, 2);
+      expect(run.costPerMillionOrders.lambdaDuration).toBeCloseTo(
+        modeled.gbSecondsPerOrder * 1e6 * result.prices.values.lambdaArm64PerGbSecond,
+        2,
+      );
+      expect(run.costPerMillionOrders.lambdaDurationMeasured).toBeCloseTo(
+        run.perOrder.lambdaGbSeconds * 1e6 * result.prices.values.lambdaArm64PerGbSecond,
+        2,
+      );
     }
     // Every process a separate npm start runs, read after its orders (queues drained, then at rest), and printed.
     const { npmStart } = result.memory;
@@ -50,7 +59,9 @@ describe('npm run bench --quick', () => {
         for (const reading of [npmStart.drained, npmStart.settled]) {
           expect(reading.runtime.rssBytes).toBeGreaterThan(0);
           // The total is the runtime and every process above it that waits for it: npm among them, no tsx.
-          expect(reading.totalBytes).toBe(reading.runtime.rssBytes + reading.launchers.reduce((sum, launcher) => sum + launcher.rssBytes, 0));
+          expect(reading.totalBytes).toBe(
+            reading.runtime.rssBytes + reading.launchers.reduce((sum, launcher) => sum + launcher.rssBytes, 0),
+          );
           expect(reading.launchers.map((launcher) => launcher.command)).toEqual(expect.arrayContaining([expect.stringMatching(/^npm/)]));
           expect([reading.runtime.command, ...reading.launchers.map((launcher) => launcher.command)].join('\n')).not.toMatch(/tsx/);
           // Every consumer ran in at least one environment, and each reported its heap.

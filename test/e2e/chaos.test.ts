@@ -9,7 +9,9 @@ import { formatChaosReport, runChaos } from '../../local/chaos.js';
 // itself: every invariant holds before any redrive, and the redrive afterwards changes nothing.
 
 describe('chaos: nothing is lost, and the pipeline heals itself', () => {
-  it('accounts for every order, charge, unit of stock, shipment and dead letter before and after the redrive', { timeout: 360_000 }, async () => {
+  it('accounts for every order, charge, unit of stock, shipment and dead letter before and after the redrive', {
+    timeout: 360_000,
+  }, async () => {
     const seed = Number(process.env.CHAOS_SEED ?? 7);
     const result = await runChaos({
       orders: 150,

@@ -99,7 +99,8 @@ describe('the payment circuit breaker in the pipeline', () => {
     // an open circuit taken for an answer, an order would be decided: that is checked below.)
     await waitUntil(
       'a payment record failing on the open circuit',
-      async () => paymentFailures().some((e) => errorName(e) === 'CircuitOpenError') || (await readOrders()).some((o) => o.status !== 'PENDING'),
+      async () =>
+        paymentFailures().some((e) => errorName(e) === 'CircuitOpenError') || (await readOrders()).some((o) => o.status !== 'PENDING'),
       { timeoutMs: 30_000, intervalMs: 250, describe: () => paymentFailures().map((e) => [e.receiveCount, errorName(e)]) },
     );
     const outageUntil = Date.now();
@@ -122,7 +123,9 @@ describe('the payment circuit breaker in the pipeline', () => {
       });
     }
     // The charges failed on the outage first (transient errors, counted by the breaker).
-    expect(paymentFailures().some((e) => errorName(e) === 'TransientProviderError' && JSON.stringify(e.error).includes('outage'))).toBe(true);
+    expect(paymentFailures().some((e) => errorName(e) === 'TransientProviderError' && JSON.stringify(e.error).includes('outage'))).toBe(
+      true,
+    );
 
     // The open circuit, not the outage, held some of them back: records failed fast on it after
     // the provider was back, and those records were handled again later, on a later receive.
@@ -142,9 +145,14 @@ describe('the payment circuit breaker in the pipeline', () => {
     // other attempt from reaching it); nothing in the payment DLQ: the cool-down fit in the retries.
     const charged = handlerEntries(lines).filter((e) => e.fn === 'payment' && e.message === 'Simulated provider: charged');
     for (const orderId of orderIds) {
-      const { Item } = await db.send(new GetCommand({ TableName: handle.resources.tables.OrdersTable!, Key: { orderId }, ConsistentRead: true }));
+      const { Item } = await db.send(
+        new GetCommand({ TableName: handle.resources.tables.OrdersTable!, Key: { orderId }, ConsistentRead: true }),
+      );
       expect(Item?.payment, orderId).toMatchObject({ outcome: 'SUCCEEDED' });
-      expect(charged.filter((e) => e.idempotencyKey === orderId), orderId).toHaveLength(1);
+      expect(
+        charged.filter((e) => e.idempotencyKey === orderId),
+        orderId,
+      ).toHaveLength(1);
     }
     const dlq = handle.fauxqs.spy.getAllMessages().filter((m) => m.service === 'sqs' && m.status === 'dlq');
     expect(dlq).toEqual([]);

@@ -39,7 +39,12 @@ beforeAll(async () => {
     write: (line) => lines.push(line),
     // One record in seven fails (at most 5 receives each, so none should reach a DLQ), one in five
     // is delivered twice; failed records are retried after 1 s, 2 s...
-    consumerEnvironmentOverrides: { FAULT_TRANSIENT_ERROR_RATE: '0.15', FAULT_SEED: '14', LOCAL_DUPLICATE_DELIVERY_RATE: '0.2', RETRY_BACKOFF_BASE_SECONDS: '1' },
+    consumerEnvironmentOverrides: {
+      FAULT_TRANSIENT_ERROR_RATE: '0.15',
+      FAULT_SEED: '14',
+      LOCAL_DUPLICATE_DELIVERY_RATE: '0.2',
+      RETRY_BACKOFF_BASE_SECONDS: '1',
+    },
   });
   db = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: pipeline.endpoints.dynamodb, region: 'us-east-1', credentials }));
   ordersTable = pipeline.resources.tables.OrdersTable!;
@@ -70,7 +75,11 @@ async function seedSku(available: number): Promise<string> {
 }
 
 async function placeOrder(sku: string): Promise<string> {
-  const response = await http('POST', '/orders', { items: [{ sku, quantity: 2 }], payment: { token: 'tok_visa' }, shippingAddress: { ...SAMPLE_ADDRESS } });
+  const response = await http('POST', '/orders', {
+    items: [{ sku, quantity: 2 }],
+    payment: { token: 'tok_visa' },
+    shippingAddress: { ...SAMPLE_ADDRESS },
+  });
   expect([201, 202]).toContain(response.status);
   return String(response.body.orderId);
 }
@@ -150,19 +159,23 @@ describe('the FIFO variant through the local pipeline, with faults in every cons
     }
   }, 180_000);
 
-  it('each participant takes each order\'s events in the order they were published, retries and duplicates notwithstanding', async () => {
+  it("each participant takes each order's events in the order they were published, retries and duplicates notwithstanding", async () => {
     // More orders, some cancelled after their decision (refund, restock, shipment cancelled).
     for (let n = 0; n < 8; n += 1) {
       const orderId = await placeOrder(await seedSku(5));
       placed.push(orderId);
       if (n % 2 === 0) {
-        await waitUntil(`order ${orderId} decided`, async () => decideOutcome(await storedOrder(orderId)).outcome !== 'UNDECIDED', { timeoutMs: 90_000, intervalMs: 100 });
+        await waitUntil(`order ${orderId} decided`, async () => decideOutcome(await storedOrder(orderId)).outcome !== 'UNDECIDED', {
+          timeoutMs: 90_000,
+          intervalMs: 100,
+        });
         const cancel = await http('POST', `/orders/${orderId}/cancel`);
         // Dispatched already (409) or cancelled (202): either is an answer, and both keep the order.
         expect([202, 409]).toContain(cancel.status);
       }
     }
-    for (const orderId of placed) await waitUntil(`order ${orderId} settled`, () => settled(orderId), { timeoutMs: 120_000, intervalMs: 250 });
+    for (const orderId of placed)
+      await waitUntil(`order ${orderId} settled`, () => settled(orderId), { timeoutMs: 120_000, intervalMs: 250 });
     await waitUntil('every delivery handled', everyDeliveryHandled, { timeoutMs: 60_000, intervalMs: 250 });
     // The consumers' last log lines may trail their invocations.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -177,7 +190,10 @@ describe('the FIFO variant through the local pipeline, with faults in every cons
     }
     // The faults did happen: records failed and were retried, records were delivered twice.
     const entries = handlerEntries(lines);
-    expect(entries.filter((entry) => CONSUMERS.includes(entry.fn as never) && entry.level === 'WARN' && /Record failed/.test(entry.message)).length).toBeGreaterThan(0);
+    expect(
+      entries.filter((entry) => CONSUMERS.includes(entry.fn as never) && entry.level === 'WARN' && /Record failed/.test(entry.message))
+        .length,
+    ).toBeGreaterThan(0);
     const sources = Object.values(pipeline.invocationStats().eventSources);
     expect(sources.reduce((sum, stats) => sum + stats.duplicatedRecords, 0)).toBeGreaterThan(0);
     expect(sources.reduce((sum, stats) => sum + stats.outOfOrderSuccesses, 0)).toBe(0);

@@ -65,7 +65,13 @@ const anyJson = fc.oneof(
   fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 3 }),
 );
 const fields = ['items', 'payment', 'shippingAddress'] as const;
-const FIELD_PATHS: Record<string, string> = { sku: 'items[0].sku', token: 'payment.token', country: 'shippingAddress.country', city: 'shippingAddress.city', name: 'shippingAddress.name' };
+const FIELD_PATHS: Record<string, string> = {
+  sku: 'items[0].sku',
+  token: 'payment.token',
+  country: 'shippingAddress.country',
+  city: 'shippingAddress.city',
+  name: 'shippingAddress.name',
+};
 
 /** A 400 naming `field` unless the schema itself would take the order (a generated value that happens to be valid). */
 function expectedFor(order: unknown, field: string): Request['expected'] {
@@ -79,16 +85,33 @@ const mutatedOrder: fc.Arbitrary<Request> = fc
     fc.record({ what: fc.constant('wrong type'), field: fc.constantFrom(...fields), value: anyJson }),
     fc.record({ what: fc.constant('missing'), field: fc.constantFrom(...fields) }),
     // `__proto__` would set the object's prototype, not a key JSON.stringify writes.
-    fc.record({ what: fc.constant('unknown field'), name: fc.string({ minLength: 1, maxLength: 20 }).filter((n) => !(fields as readonly string[]).includes(n) && n !== '__proto__'), value: anyJson }),
+    fc.record({
+      what: fc.constant('unknown field'),
+      name: fc.string({ minLength: 1, maxLength: 20 }).filter((n) => !(fields as readonly string[]).includes(n) && n !== '__proto__'),
+      value: anyJson,
+    }),
     // The customer comes from the token: a body that names one is refused, not believed.
     fc.record({ what: fc.constant('customerId in the body'), value: fc.constantFrom('cus_someone_else', 'cus_hostile', '') }),
     fc.record({
       what: fc.constant('quantity'),
-      quantity: fc.oneof(fc.integer({ max: 0 }), fc.double({ noNaN: false }).filter((q) => !Number.isInteger(q)), fc.integer({ min: MAX_QUANTITY + 1 }), fc.string()),
+      quantity: fc.oneof(
+        fc.integer({ max: 0 }),
+        fc.double({ noNaN: false }).filter((q) => !Number.isInteger(q)),
+        fc.integer({ min: MAX_QUANTITY + 1 }),
+        fc.string(),
+      ),
     }),
     fc.record({ what: fc.constant('too many items'), count: fc.integer({ min: MAX_ITEMS + 1, max: 400 }) }),
-    fc.record({ what: fc.constant('huge string'), field: fc.constantFrom('name', 'sku', 'token', 'country'), length: fc.integer({ min: 201, max: 60_000 }) }),
-    fc.record({ what: fc.constant('bad string'), field: fc.constantFrom('sku', 'token', 'country', 'city'), value: fc.string({ unit: 'binary', maxLength: 40 }) }),
+    fc.record({
+      what: fc.constant('huge string'),
+      field: fc.constantFrom('name', 'sku', 'token', 'country'),
+      length: fc.integer({ min: 201, max: 60_000 }),
+    }),
+    fc.record({
+      what: fc.constant('bad string'),
+      field: fc.constantFrom('sku', 'token', 'country', 'city'),
+      value: fc.string({ unit: 'binary', maxLength: 40 }),
+    }),
     fc.record({ what: fc.constant('duplicate sku') }),
   )
   .map((m): Request => {
@@ -166,7 +189,10 @@ const cardNumberInText: fc.Arbitrary<Request> = fc
   })
   .map(({ pan, separator, field }) => {
     const written = pan.replace(/(\d{4})(?=\d)/g, `$1${separator}`);
-    const order = validOrder() as Record<string, unknown> & { shippingAddress: Record<string, string>; items: Array<Record<string, unknown>> };
+    const order = validOrder() as Record<string, unknown> & {
+      shippingAddress: Record<string, string>;
+      items: Array<Record<string, unknown>>;
+    };
     let path: string;
     if (field === 'sku') {
       order.items[0]!.sku = written.replaceAll(' ', '-');
@@ -178,32 +204,60 @@ const cardNumberInText: fc.Arbitrary<Request> = fc
       order.shippingAddress[field] = field === 'postalCode' ? pan : field === 'name' ? `Ada${written}` : `Ada ${written}`;
       path = `shippingAddress.${field}`;
     }
-    return { kind: 'card number in a text field', method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(order), expected: { status: 400, field: path }, secret: pan };
+    return {
+      kind: 'card number in a text field',
+      method: 'POST',
+      path: '/orders',
+      contentType: 'application/json',
+      body: JSON.stringify(order),
+      expected: { status: 400, field: path },
+      secret: pan,
+    };
   });
 
-const deepNesting: fc.Arbitrary<Request> = fc.record({ depth: fc.integer({ min: 50, max: 30_000 }), array: fc.boolean() }).map(({ depth, array }) => ({
-  kind: 'deep nesting',
-  method: 'POST',
-  path: '/orders',
-  contentType: 'application/json',
-  body: array ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
-}));
+const deepNesting: fc.Arbitrary<Request> = fc
+  .record({ depth: fc.integer({ min: 50, max: 30_000 }), array: fc.boolean() })
+  .map(({ depth, array }) => ({
+    kind: 'deep nesting',
+    method: 'POST',
+    path: '/orders',
+    contentType: 'application/json',
+    body: array ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
+  }));
 
-const notJson: fc.Arbitrary<Request> = fc.string({ unit: 'binary', maxLength: 300 }).map((body) => ({ kind: 'not JSON', method: 'POST', path: '/orders', contentType: 'application/json', body }));
+const notJson: fc.Arbitrary<Request> = fc
+  .string({ unit: 'binary', maxLength: 300 })
+  .map((body) => ({ kind: 'not JSON', method: 'POST', path: '/orders', contentType: 'application/json', body }));
 
 const invalidUtf8: fc.Arbitrary<Request> = fc
-  .record({ bytes: fc.uint8Array({ minLength: 1, maxLength: 200 }), contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'application/octet-stream') })
+  .record({
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 200 }),
+    contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'application/octet-stream'),
+  })
   .map(({ bytes, contentType }) => {
     // Splice a lone continuation byte and a truncated sequence into an otherwise valid order.
     const text = Buffer.from(JSON.stringify(validOrder()));
     const body = Buffer.concat([text.subarray(0, 20), Buffer.from([0x80, 0xe2, 0x82]), Buffer.from(bytes), text.subarray(20)]);
     // The bad bytes must reach the function as sent (not as U+FFFD), so it can say where they are.
-    const expected = contentType.startsWith('application/json') ? { status: 400, message: 'Request body is not valid UTF-8 at byte 20' } : { status: 415 };
+    const expected = contentType.startsWith('application/json')
+      ? { status: 400, message: 'Request body is not valid UTF-8 at byte 20' }
+      : { status: 415 };
     return { kind: 'invalid UTF-8', method: 'POST', path: '/orders', contentType, body, expected };
   });
 
 const oddContentType: fc.Arbitrary<Request> = fc
-  .constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/jsonp', 'json', '', 'application/problem+json', '*/*', undefined)
+  .constantFrom(
+    'text/plain',
+    'application/xml',
+    'multipart/form-data; boundary=x',
+    'application/x-www-form-urlencoded',
+    'application/jsonp',
+    'json',
+    '',
+    'application/problem+json',
+    '*/*',
+    undefined,
+  )
   .map((contentType) => ({ kind: 'odd content type', method: 'POST', path: '/orders', contentType, body: JSON.stringify(validOrder()) }));
 
 const oversize: fc.Arbitrary<Request> = fc
@@ -213,12 +267,24 @@ const oversize: fc.Arbitrary<Request> = fc
     method: 'POST',
     path: '/orders',
     contentType: 'application/json',
-    body: json ? JSON.stringify({ ...validOrder(), padding: 'x'.repeat(MAX_ORDER_BODY_BYTES + extra) }) : '{'.repeat(MAX_ORDER_BODY_BYTES + extra),
+    body: json
+      ? JSON.stringify({ ...validOrder(), padding: 'x'.repeat(MAX_ORDER_BODY_BYTES + extra) })
+      : '{'.repeat(MAX_ORDER_BODY_BYTES + extra),
   }));
 
 const badIdempotencyKey: fc.Arbitrary<Request> = fc
-  .oneof(fc.string({ minLength: 129, maxLength: 2000 }).map((key) => key.replace(/[^\x21-\x7e]/g, 'k')), fc.constantFrom(' ', 'key with spaces', '\t'))
-  .map((idempotencyKey) => ({ kind: 'bad Idempotency-Key', method: 'POST', path: '/orders', contentType: 'application/json', body: JSON.stringify(validOrder()), idempotencyKey }));
+  .oneof(
+    fc.string({ minLength: 129, maxLength: 2000 }).map((key) => key.replace(/[^\x21-\x7e]/g, 'k')),
+    fc.constantFrom(' ', 'key with spaces', '\t'),
+  )
+  .map((idempotencyKey) => ({
+    kind: 'bad Idempotency-Key',
+    method: 'POST',
+    path: '/orders',
+    contentType: 'application/json',
+    body: JSON.stringify(validOrder()),
+    idempotencyKey,
+  }));
 
 const post = (kind: string, order: unknown, extra: Partial<Request>): Request => ({
   kind,
@@ -229,26 +295,28 @@ const post = (kind: string, order: unknown, extra: Partial<Request>): Request =>
   ...extra,
 });
 
-const otherCharset: fc.Arbitrary<Request> = fc
-  .constantFrom('latin1', 'ISO-8859-1', '"windows-1252"', 'utf-16', 'us-ascii')
-  .map((charset) =>
-    post('charset other than UTF-8', validOrder(), {
-      contentType: `application/json; charset=${charset}`,
-      expected: { status: 415, message: `Content-Type charset must be utf-8, not ${charset.replaceAll('"', '')}` },
-    }),
-  );
+const otherCharset: fc.Arbitrary<Request> = fc.constantFrom('latin1', 'ISO-8859-1', '"windows-1252"', 'utf-16', 'us-ascii').map((charset) =>
+  post('charset other than UTF-8', validOrder(), {
+    contentType: `application/json; charset=${charset}`,
+    expected: { status: 415, message: `Content-Type charset must be utf-8, not ${charset.replaceAll('"', '')}` },
+  }),
+);
 
-const compressed: fc.Arbitrary<Request> = fc
-  .constantFrom('gzip', 'br', 'deflate', 'zstd', 'identity, gzip')
-  .map((encoding) =>
-    post('Content-Encoding', validOrder(), { headers: { 'content-encoding': encoding }, expected: { status: 415, message: `Content-Encoding ${encoding.replace('identity, ', '')} is not supported` } }),
-  );
+const compressed: fc.Arbitrary<Request> = fc.constantFrom('gzip', 'br', 'deflate', 'zstd', 'identity, gzip').map((encoding) =>
+  post('Content-Encoding', validOrder(), {
+    headers: { 'content-encoding': encoding },
+    expected: { status: 415, message: `Content-Encoding ${encoding.replace('identity, ', '')} is not supported` },
+  }),
+);
 
 // Two keys as API Gateway hands them to the function: one header value, joined by a comma.
 const repeatedIdempotencyKey: fc.Arbitrary<Request> = fc
   .tuple(fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/), fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/))
   .map(([first, second]) =>
-    post('repeated Idempotency-Key', validOrder(), { idempotencyKey: `${first}, ${second}`, expected: { status: 400, message: /^Idempotency-Key: must be sent once/ } }),
+    post('repeated Idempotency-Key', validOrder(), {
+      idempotencyKey: `${first}, ${second}`,
+      expected: { status: 400, message: /^Idempotency-Key: must be sent once/ },
+    }),
   );
 
 const invisible = fc.constantFrom(' ', '\u00a0', '\u200b', '\ufeff', '\u2060', '\u3000', '\u00ad', '\u200d');
@@ -274,12 +342,25 @@ const unassignedCountry: fc.Arbitrary<Request> = fc
   .map((country) => {
     const order = validOrder();
     order.shippingAddress.country = country;
-    return post('unassigned country', order, { expected: { status: 400, message: 'shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code' } });
+    return post('unassigned country', order, {
+      expected: { status: 400, message: 'shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code' },
+    });
   });
 
 const orderIds: fc.Arbitrary<Request> = fc
   .oneof(
-    fc.constantFrom('../../etc/passwd', '..%2F..%2Fetc%2Fpasswd', '....//....//', '%00', 'ord_', `ord_${'0'.repeat(32)}/..`, `ORD_${'A'.repeat(32)}`, '%E0%A4%A', '\u0000', ' '),
+    fc.constantFrom(
+      '../../etc/passwd',
+      '..%2F..%2Fetc%2Fpasswd',
+      '....//....//',
+      '%00',
+      'ord_',
+      `ord_${'0'.repeat(32)}/..`,
+      `ORD_${'A'.repeat(32)}`,
+      '%E0%A4%A',
+      '\u0000',
+      ' ',
+    ),
     fc.string({ unit: 'binary', minLength: 1, maxLength: 300 }),
     fc.stringMatching(/^ord_[0-9a-f]{32}$/),
     fc.string({ minLength: 5000, maxLength: 6000 }),
@@ -322,7 +403,13 @@ describe('hostile input at the HTTP API', () => {
         if (request.contentType !== undefined) headers['content-type'] = request.contentType;
         if (request.idempotencyKey !== undefined) headers['idempotency-key'] = request.idempotencyKey;
         Object.assign(headers, request.headers);
-        const response = await fetch(`${baseUrl}${request.path}`, { method: request.method, headers, ...(request.body === undefined ? {} : { body: typeof request.body === 'string' ? request.body : new Uint8Array(request.body) as unknown as BodyInit }) });
+        const response = await fetch(`${baseUrl}${request.path}`, {
+          method: request.method,
+          headers,
+          ...(request.body === undefined
+            ? {}
+            : { body: typeof request.body === 'string' ? request.body : (new Uint8Array(request.body) as unknown as BodyInit) }),
+        });
         const text = await response.text();
         collectPublishes();
         const where = `${request.kind}: ${request.method} ${request.path.slice(0, 80)} → ${response.status} ${text.slice(0, 200)}`;
@@ -336,7 +423,9 @@ describe('hostile input at the HTTP API', () => {
           else if (message) expect(body.message, where).toMatch(message);
           if (field !== undefined) {
             const issues = (body as { issues?: Array<{ field: string }> }).issues ?? [];
-            const named = issues.some((issue) => issue.field === field || issue.field.startsWith(`${field}.`) || issue.field.startsWith(`${field}[`));
+            const named = issues.some(
+              (issue) => issue.field === field || issue.field.startsWith(`${field}.`) || issue.field.startsWith(`${field}[`),
+            );
             expect(named, `${where}: no issue names ${field}`).toBe(true);
           }
         }
@@ -370,7 +459,9 @@ describe('hostile input at the HTTP API', () => {
     const publishedOrders = new Set([...published.values()].map((body) => (JSON.parse(body) as { orderId: string }).orderId));
     for (const orderId of publishedOrders) expect(accepted.has(orderId), `published ${orderId} was never accepted`).toBe(true);
     expect(publishedOrders.size).toBe(accepted.size);
-    console.log(`hostile input: ${runs} generated requests (${[...byKind].map(([kind, n]) => `${kind} ${n}`).join(', ')}); ${accepted.size} valid orders accepted and published, nothing published for the rest`);
+    console.log(
+      `hostile input: ${runs} generated requests (${[...byKind].map(([kind, n]) => `${kind} ${n}`).join(', ')}); ${accepted.size} valid orders accepted and published, nothing published for the rest`,
+    );
     expect(runs).toBeGreaterThanOrEqual(1000);
   });
 });

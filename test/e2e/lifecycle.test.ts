@@ -46,7 +46,9 @@ async function startPipeline(): Promise<Pipeline> {
     dynamodbPort: 0,
     write: (line) => lines.push(line),
     // Shorter backoff for failed records (tok_flaky fails twice): 1 s, then 2 s.
-    environmentOverrides: Object.fromEntries(STAGE_FUNCTIONS.map((fn) => [fn, { RETRY_BACKOFF_BASE_SECONDS: String(BACKOFF_BASE_SECONDS) }])),
+    environmentOverrides: Object.fromEntries(
+      STAGE_FUNCTIONS.map((fn) => [fn, { RETRY_BACKOFF_BASE_SECONDS: String(BACKOFF_BASE_SECONDS) }]),
+    ),
   });
   if (!handle.resources.topicArn) throw new Error('The local pipeline has no order events topic');
   const paymentQueue = Object.values(handle.resources.queues).find((queue) => queue.logicalId === 'PaymentQueue');
@@ -196,12 +198,16 @@ describe('order lifecycle through the local pipeline', () => {
     // Every delivery of the order's events handled (OrderCancelled again included, if a late result
     // asked for it): then nothing more is coming for this order.
     const spy = pipeline.handle.fauxqs.spy;
-    await waitUntil('every delivery of the order\'s events handled', async () => {
-      const deliveries = spy.getAllMessages().filter((m) => m.service === 'sqs' && 'body' in m && m.body.includes(orderId));
-      const done = new Set(deliveries.filter((m) => m.status !== 'published').map((m) => (m as { messageId: string }).messageId));
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      return deliveries.filter((m) => m.status === 'published').every((m) => done.has((m as { messageId: string }).messageId));
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    await waitUntil(
+      "every delivery of the order's events handled",
+      async () => {
+        const deliveries = spy.getAllMessages().filter((m) => m.service === 'sqs' && 'body' in m && m.body.includes(orderId));
+        const done = new Set(deliveries.filter((m) => m.status !== 'published').map((m) => (m as { messageId: string }).messageId));
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return deliveries.filter((m) => m.status === 'published').every((m) => done.has((m as { messageId: string }).messageId));
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     expect(await inventoryOf(sku)).toMatchObject({ available: 5 });
     const ledger = await ledgerOf(orderId);
     expect(!ledger.includes('CHARGE') || ledger.includes('REFUND'), 'no charge without its refund').toBe(true);
@@ -268,7 +274,8 @@ describe('order lifecycle through the local pipeline', () => {
     expect(simulator.Item?.attempts).toBe(3);
 
     // One SQS message, handled on its receives 1, 2 and 3; the first two failed with the timeout.
-    const paymentLines = () => handlerEntries(lines).filter((e) => e.fn === 'payment' && e.orderId === orderId && e.eventType === 'OrderPlaced');
+    const paymentLines = () =>
+      handlerEntries(lines).filter((e) => e.fn === 'payment' && e.orderId === orderId && e.eventType === 'OrderPlaced');
     const handled = await waitUntil(
       "the payment stage's three 'Handling event' lines",
       () => {
@@ -368,7 +375,11 @@ describe('order lifecycle through the local pipeline', () => {
       status: 'published',
       timeout: 30_000,
     })) as SqsSpyMessage[];
-    expect(duplicates.map((m) => m.queueName).sort()).toEqual(Object.keys(stageQueues).flatMap((name) => [name, name]).sort());
+    expect(duplicates.map((m) => m.queueName).sort()).toEqual(
+      Object.keys(stageQueues)
+        .flatMap((name) => [name, name])
+        .sort(),
+    );
     // ... each received, handled successfully and deleted by its stage's poller ...
     await Promise.all(duplicates.map((m) => spy.waitForMessageWithId(m.messageId, 'consumed', 60_000)));
     // ... by being answered from the stored result (the consumers' DuplicatesSkipped path), not by
@@ -378,9 +389,11 @@ describe('order lifecycle through the local pipeline', () => {
       timeoutMs: 10_000,
       describe: () => duplicateLines().map((e) => [e.fn, e.messageId]),
     });
-    expect(duplicateLines().map((e) => `${e.fn} ${String(e.messageId)}`).sort()).toEqual(
-      duplicates.map((m) => `${stageQueues[m.queueName]} ${m.messageId}`).sort(),
-    );
+    expect(
+      duplicateLines()
+        .map((e) => `${e.fn} ${String(e.messageId)}`)
+        .sort(),
+    ).toEqual(duplicates.map((m) => `${stageQueues[m.queueName]} ${m.messageId}`).sort());
 
     // Only now can "nothing changed" mean anything: the duplicates were consumed.
     const order = await getOrder(orderId);

@@ -55,7 +55,9 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
 }
 
 /** The environment of a run: its own ports and state file, none of the caller's port variables. */
-async function runEnvironment(): Promise<NodeJS.ProcessEnv & { PORT: string; SQS_PORT: string; DYNAMODB_PORT: string; LOCAL_RUNTIME_STATE_FILE: string }> {
+async function runEnvironment(): Promise<
+  NodeJS.ProcessEnv & { PORT: string; SQS_PORT: string; DYNAMODB_PORT: string; LOCAL_RUNTIME_STATE_FILE: string }
+> {
   const { PORT: _, SQS_PORT: __, DYNAMODB_PORT: ___, SQS_ENDPOINT: ____, ...inherited } = process.env;
   return {
     ...inherited,
@@ -67,7 +69,10 @@ async function runEnvironment(): Promise<NodeJS.ProcessEnv & { PORT: string; SQS
 }
 
 /** `npx tsx local/start.ts` (or the command given), spawned; resolves once it says it is ready. */
-async function npmStart(env: Awaited<ReturnType<typeof runEnvironment>>, command: [string, ...string[]] = ['npx', 'tsx', 'local/start.ts']) {
+async function npmStart(
+  env: Awaited<ReturnType<typeof runEnvironment>>,
+  command: [string, ...string[]] = ['npx', 'tsx', 'local/start.ts'],
+) {
   const child = spawn(command[0], command.slice(1), { cwd: REPOSITORY_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   started.push({ child });
   let output = '';
@@ -89,7 +94,11 @@ async function expectFullyStopped(run: Awaited<ReturnType<typeof npmStart>>, sta
 }
 
 const tool = (script: string, args: string[], env: NodeJS.ProcessEnv) =>
-  promisify(execFile)(process.execPath, [path.join(REPOSITORY_ROOT, 'node_modules/tsx/dist/cli.mjs'), script, ...args], { cwd: REPOSITORY_ROOT, env, timeout: 30_000 });
+  promisify(execFile)(process.execPath, [path.join(REPOSITORY_ROOT, 'node_modules/tsx/dist/cli.mjs'), script, ...args], {
+    cwd: REPOSITORY_ROOT,
+    env,
+    timeout: 30_000,
+  });
 
 describe('npm start', () => {
   it('records where it listens, and npm run status and redrive find it there with no port given', async () => {
@@ -99,7 +108,11 @@ describe('npm start', () => {
     expect(run.state).toMatchObject({
       pid: expect.any(Number),
       apiUrl: `http://127.0.0.1:${env.PORT}`,
-      endpoints: { sqs: `http://127.0.0.1:${env.SQS_PORT}`, sns: `http://127.0.0.1:${env.SQS_PORT}`, dynamodb: `http://127.0.0.1:${env.DYNAMODB_PORT}` },
+      endpoints: {
+        sqs: `http://127.0.0.1:${env.SQS_PORT}`,
+        sns: `http://127.0.0.1:${env.SQS_PORT}`,
+        dynamodb: `http://127.0.0.1:${env.DYNAMODB_PORT}`,
+      },
       stage: 'local',
     });
     expect(alive(run.state.pid)).toBe(true);
@@ -149,10 +162,14 @@ describe('npm start', () => {
     // Its entry gone, the first's left: status, redrive and token find the first with no port given.
     expect(readStates(stateFile).map((entry) => entry.pid)).toEqual([first.state.pid]);
     expect((await tool('scripts/status.ts', [], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.PORT}`);
-    expect((await tool('scripts/redrive.ts', ['payment', '--dry-run'], toolEnv)).stdout).toContain(`local runtime at http://127.0.0.1:${firstEnv.SQS_PORT}, stage local`);
+    expect((await tool('scripts/redrive.ts', ['payment', '--dry-run'], toolEnv)).stdout).toContain(
+      `local runtime at http://127.0.0.1:${firstEnv.SQS_PORT}, stage local`,
+    );
     const token = (await tool('scripts/token.ts', ['--customer', 'cus_1'], toolEnv)).stdout.trim();
     // A token the first runtime's issuer signed: past its authorizer, to a 404 for an order nobody placed.
-    const unknownOrder = await fetch(`${first.state.apiUrl}/orders/ord_${'0'.repeat(32)}`, { headers: { authorization: `Bearer ${token}` } });
+    const unknownOrder = await fetch(`${first.state.apiUrl}/orders/ord_${'0'.repeat(32)}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(unknownOrder.status).toBe(404);
 
     process.kill(first.state.pid, 'SIGTERM');
@@ -163,7 +180,10 @@ describe('npm start', () => {
   it('prints curls that work as pasted (with a token for cus_1), and npm run token makes one for anyone else', async () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
-    const lines = run.output().split('\n').map((line) => line.trim());
+    const lines = run
+      .output()
+      .split('\n')
+      .map((line) => line.trim());
     const post = lines.find((line) => /^curl .*-X POST .*\/orders'? /.test(line));
     const get = lines.find((line) => line.startsWith('curl ') && line.includes('/orders/<orderId>'))?.replace(/#.*$/, '');
     expect(post, 'the banner has a POST curl').toBeDefined();
@@ -233,15 +253,23 @@ describe('npm start', () => {
     const holder = `another npm start (pid ${run.state.pid}, running since ${run.state.startedAt})`;
     expect(lines[0]).toContain(`port ${env.PORT} (PORT, HTTP API) is already in use by ${holder}.`);
     // The command it suggests moves PORT and keeps the other port variables that were set.
-    expect(lines[0]).toMatch(new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${env.SQS_PORT} DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`));
+    expect(lines[0]).toMatch(
+      new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${env.SQS_PORT} DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`),
+    );
     // The same for the next port, when the first is moved.
     const movedPort = String(await freePort());
     const third = await tool('local/start.ts', [], { ...env, PORT: movedPort }).then(
       () => ({ stderr: 'started' }),
       (error: { stderr: string }) => error,
     );
-    expect(third.stderr.trim()).toMatch(new RegExp(`^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use by another npm start \\(pid ${run.state.pid}, `));
-    const suggested = new RegExp(`: PORT=${movedPort} SQS_PORT=(\\d+) DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`).exec(third.stderr.trim());
+    expect(third.stderr.trim()).toMatch(
+      new RegExp(
+        `^npm start: port ${env.SQS_PORT} \\(SQS_PORT, SNS and SQS\\) is already in use by another npm start \\(pid ${run.state.pid}, `,
+      ),
+    );
+    const suggested = new RegExp(`: PORT=${movedPort} SQS_PORT=(\\d+) DYNAMODB_PORT=${env.DYNAMODB_PORT} npm start$`).exec(
+      third.stderr.trim(),
+    );
     expect(suggested, third.stderr).not.toBeNull();
     expect(await canListenOn(Number(suggested![1])), 'the suggested port is free').toBe(true);
 
@@ -260,7 +288,9 @@ describe('npm start', () => {
     expect(fourth.stderr.trim().split('\n')).toHaveLength(1);
     expect(fourth.stderr).toContain(`port ${squatted} (PORT, HTTP API) is already in use by another process.`);
     expect(fourth.stderr).not.toContain('pid');
-    expect(fourth.stderr.trim()).toMatch(new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${sqsPort} DYNAMODB_PORT=${dynamodbPort} npm start$`));
+    expect(fourth.stderr.trim()).toMatch(
+      new RegExp(`set PORT to another port: PORT=\\d+ SQS_PORT=${sqsPort} DYNAMODB_PORT=${dynamodbPort} npm start$`),
+    );
     // The refused ones left the first alone, and its state file.
     expect(alive(run.state.pid)).toBe(true);
     expect(readStates(env.LOCAL_RUNTIME_STATE_FILE).map((entry) => entry.pid)).toEqual([run.state.pid]);
@@ -269,14 +299,18 @@ describe('npm start', () => {
     await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
   }, 120_000);
 
-  it.each(['SIGINT', 'SIGHUP'] as const)('stops fully on %s', async (signal) => {
-    const env = await runEnvironment();
-    const run = await npmStart(env);
-    process.kill(run.state.pid, signal);
-    expect(await run.exited).toBe(0);
-    expect(run.output()).toContain(`${signal}: stopping`);
-    await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
-  }, 120_000);
+  it.each(['SIGINT', 'SIGHUP'] as const)(
+    'stops fully on %s',
+    async (signal) => {
+      const env = await runEnvironment();
+      const run = await npmStart(env);
+      process.kill(run.state.pid, signal);
+      expect(await run.exited).toBe(0);
+      expect(run.output()).toContain(`${signal}: stopping`);
+      await expectFullyStopped(run, env.LOCAL_RUNTIME_STATE_FILE);
+    },
+    120_000,
+  );
 
   it('stops fully when npm, which started it, is killed', async () => {
     const env = await runEnvironment();

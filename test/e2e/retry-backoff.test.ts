@@ -175,7 +175,9 @@ describe('a failed record on the emulator', () => {
 });
 
 async function visibilityTimeoutMs(logicalId: string): Promise<number> {
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl(logicalId), AttributeNames: ['VisibilityTimeout'] }));
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl(logicalId), AttributeNames: ['VisibilityTimeout'] }),
+  );
   return Number(Attributes?.VisibilityTimeout) * 1000;
 }
 
@@ -194,7 +196,13 @@ async function fellBack() {
   const timeoutMs = await visibilityTimeoutMs('PaymentQueue');
   const failures = await failuresOf('payment', messageId, 2, timeoutMs + 30_000);
   const refusalLogged = handlerEntries(lines).some(
-    (e) => e.fn === 'payment' && e.message.startsWith('Could not shorten the visibility') && JSON.stringify(e.error).includes('AccessDenied'),
+    (e) =>
+      e.fn === 'payment' && e.message.startsWith('Could not shorten the visibility') && JSON.stringify(e.error).includes('AccessDenied'),
   );
-  return { receiveCounts: failures.map((e) => e.receiveCount), gap: failures[1]!.at - failures[0]!.at, visibilityTimeoutMs: timeoutMs, refusalLogged };
+  return {
+    receiveCounts: failures.map((e) => e.receiveCount),
+    gap: failures[1]!.at - failures[0]!.at,
+    visibilityTimeoutMs: timeoutMs,
+    refusalLogged,
+  };
 }

@@ -116,7 +116,11 @@ describe('pipeline status', () => {
       [path.join(REPOSITORY_ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(REPOSITORY_ROOT, 'scripts/status.ts'), '--api', baseUrl],
       { cwd: REPOSITORY_ROOT, timeout: 30_000 },
     );
-    const row = (first: string) => stdout.split('\n').find((line) => line.startsWith(first))?.split(/\s+/);
+    const row = (first: string) =>
+      stdout
+        .split('\n')
+        .find((line) => line.startsWith(first))
+        ?.split(/\s+/);
     const paymentQueue = queue(await status(), 'payment').name;
     // queue, visible, in flight, delayed, oldest, DLQ
     expect(row(`${paymentQueue} `)).toEqual([paymentQueue, '0', '0', '0', '-', String(ORDERS)]);

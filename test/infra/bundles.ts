@@ -120,12 +120,14 @@ export function differencesFromReadableTwin(stack: Packaged, twin: Packaged): st
   const found: string[] = [];
   const options = esbuildOptionsOf(stack);
   const twinOptions = esbuildOptionsOf(twin);
-  if (options.minify !== true || twinOptions.minify !== false) found.push(`custom.esbuild.minify: ${options.minify} and ${twinOptions.minify}, not true and false`);
+  if (options.minify !== true || twinOptions.minify !== false)
+    found.push(`custom.esbuild.minify: ${options.minify} and ${twinOptions.minify}, not true and false`);
   const rest = (o: Record<string, Json>) => JSON.stringify({ ...o, minify: undefined });
   if (rest(options) !== rest(twinOptions)) found.push(`custom.esbuild: ${rest(options)} and ${rest(twinOptions)}`);
   if (withoutCodeIdentity(stack.template) !== withoutCodeIdentity(twin.template)) found.push('the CloudFormation templates differ');
   const keys = Object.keys(stack.artifacts).sort();
-  if (JSON.stringify(keys) !== JSON.stringify(Object.keys(twin.artifacts).sort())) found.push(`functions: ${keys} and ${Object.keys(twin.artifacts).sort()}`);
+  if (JSON.stringify(keys) !== JSON.stringify(Object.keys(twin.artifacts).sort()))
+    found.push(`functions: ${keys} and ${Object.keys(twin.artifacts).sort()}`);
   for (const key of keys) {
     const minified = bundledModules(stack, key);
     const readable = new Set(bundledModules(twin, key));

@@ -38,8 +38,15 @@ function accessTo(template: Template, stage: string, tableId: string): Record<st
 
 describe('the order routes', () => {
   it('the order routes sit behind the JWT authorizer; GET /inventory/{sku} is public', () => {
-    const routes = Object.fromEntries(resourcesOfType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => [String(r.Properties?.RouteKey), r.Properties ?? {}]));
-    expect(Object.keys(routes).sort()).toEqual(['GET /inventory/{sku}', 'GET /orders/{orderId}', 'POST /orders', 'POST /orders/{orderId}/cancel']);
+    const routes = Object.fromEntries(
+      resourcesOfType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => [String(r.Properties?.RouteKey), r.Properties ?? {}]),
+    );
+    expect(Object.keys(routes).sort()).toEqual([
+      'GET /inventory/{sku}',
+      'GET /orders/{orderId}',
+      'POST /orders',
+      'POST /orders/{orderId}/cancel',
+    ]);
     for (const key of ['POST /orders', 'GET /orders/{orderId}', 'POST /orders/{orderId}/cancel']) {
       expect(routes[key]!.AuthorizationType, key).toBe('JWT');
       const authorizer = resource(t, targetId(routes[key]!.AuthorizerId)!);
@@ -65,7 +72,10 @@ describe('the order routes', () => {
     const own = packageStack({ params: { jwtIssuerUrl: 'https://login.example.com/', jwtAudience: 'shop-api' } });
     expect(conditionHolds(own.template, 'CreateUserPool')).toBe(false);
     const [authorizer] = resourcesOfType(own.template, 'AWS::ApiGatewayV2::Authorizer');
-    expect(resolveIfs(own.template, authorizer![1].Properties?.JwtConfiguration)).toEqual({ Issuer: 'https://login.example.com/', Audience: ['shop-api'] });
+    expect(resolveIfs(own.template, authorizer![1].Properties?.JwtConfiguration)).toEqual({
+      Issuer: 'https://login.example.com/',
+      Audience: ['shop-api'],
+    });
   });
 });
 

@@ -48,7 +48,10 @@ describe('the FIFO variant (queueType=fifo)', () => {
     const consumers = queueConsumers(t, `order-pipeline-${fifo.stage}`);
     expect(consumers.map((c) => c.name)).toEqual(['inventory', 'payment', 'shipping']);
     for (const c of consumers) {
-      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([`order-pipeline-${fifo.stage}-${c.name}.fifo`, `order-pipeline-${fifo.stage}-${c.name}-dlq.fifo`]);
+      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([
+        `order-pipeline-${fifo.stage}-${c.name}.fifo`,
+        `order-pipeline-${fifo.stage}-${c.name}-dlq.fifo`,
+      ]);
       expect(resource(t, c.queueId).Properties, c.name).toMatchObject({
         FifoQueue: true,
         ContentBasedDeduplication: false,
@@ -58,16 +61,23 @@ describe('the FIFO variant (queueType=fifo)', () => {
       const dlq = resource(t, deadLetterQueueOf(t, c.queueId)!).Properties!;
       expect(dlq.FifoQueue, `${c.name} DLQ`).toBe(true);
       // Only its own FIFO queue may redrive into it.
-      expect(JSON.stringify(dlq.RedriveAllowPolicy.sourceQueueArns), `${c.name} DLQ`).toContain(`:order-pipeline-${fifo.stage}-${c.name}.fifo`);
+      expect(JSON.stringify(dlq.RedriveAllowPolicy.sourceQueueArns), `${c.name} DLQ`).toContain(
+        `:order-pipeline-${fifo.stage}-${c.name}.fifo`,
+      );
     }
   });
 
-  it('keeps each subscription\'s filter policy and raw delivery', () => {
+  it("keeps each subscription's filter policy and raw delivery", () => {
     const subscriptions = (template: Template) =>
-      Object.fromEntries(resourcesOfType(template, 'AWS::SNS::Subscription').filter(([, r]) => r.Properties?.TopicArn?.Ref === 'OrderEventsTopic').map(([id, r]) => [id, r.Properties]));
+      Object.fromEntries(
+        resourcesOfType(template, 'AWS::SNS::Subscription')
+          .filter(([, r]) => r.Properties?.TopicArn?.Ref === 'OrderEventsTopic')
+          .map(([id, r]) => [id, r.Properties]),
+      );
     expect(Object.keys(subscriptions(t))).toHaveLength(3);
     expect(subscriptions(t)).toEqual(subscriptions(standard.template));
-    for (const [, properties] of Object.entries<Json>(subscriptions(t))) expect(properties).toMatchObject({ RawMessageDelivery: true, FilterPolicyScope: 'MessageAttributes' });
+    for (const [, properties] of Object.entries<Json>(subscriptions(t)))
+      expect(properties).toMatchObject({ RawMessageDelivery: true, FilterPolicyScope: 'MessageAttributes' });
   });
 
   it('maps each queue as AWS allows on FIFO: at most 10 records, no batching window, a maximum concurrency, partial batch responses', () => {
@@ -81,7 +91,7 @@ describe('the FIFO variant (queueType=fifo)', () => {
     }
   });
 
-  it('publishes with an explicit group and deduplication id: every publisher\'s bundle sets both (the topic has no content-based deduplication)', () => {
+  it("publishes with an explicit group and deduplication id: every publisher's bundle sets both (the topic has no content-based deduplication)", () => {
     // The bundles are the same for both variants: the code tells a FIFO topic by its ARN.
     for (const key of ['createOrder', 'cancelOrder', 'sweepOrders', 'inventory', 'payment', 'shipping']) {
       const code = bundleCode(fifo, key);
@@ -91,7 +101,12 @@ describe('the FIFO variant (queueType=fifo)', () => {
   });
 
   it('is the standard template in everything else: roles, policies, alarms, dashboard, outputs, functions', () => {
-    const differing = new Set([orderEventsTopic(t), ...sourceQueues(t), ...sourceQueues(t).map((q) => deadLetterQueueOf(t, q)!), ...eventSourceMappings(t).map((m) => m.id)]);
+    const differing = new Set([
+      orderEventsTopic(t),
+      ...sourceQueues(t),
+      ...sourceQueues(t).map((q) => deadLetterQueueOf(t, q)!),
+      ...eventSourceMappings(t).map((m) => m.id),
+    ]);
     const comparable = (template: Template) => {
       const resources: Record<string, Json> = {};
       for (const [id, r] of Object.entries(template.Resources)) {
@@ -109,13 +124,21 @@ describe('the FIFO variant (queueType=fifo)', () => {
 
   it('packages with the other params too (stage prod, own topic key, tracing)', () => {
     const prod = packageStack({ stage: 'prod', params: { queueType: 'fifo', topicKmsKeyId: CUSTOMER_TOPIC_KEY_ARN, tracing: 'true' } });
-    expect(resource(prod.template, orderEventsTopic(prod.template)).Properties).toMatchObject({ TopicName: 'order-pipeline-prod-order-events.fifo', KmsMasterKeyId: CUSTOMER_TOPIC_KEY_ARN, FifoTopic: true });
+    expect(resource(prod.template, orderEventsTopic(prod.template)).Properties).toMatchObject({
+      TopicName: 'order-pipeline-prod-order-events.fifo',
+      KmsMasterKeyId: CUSTOMER_TOPIC_KEY_ARN,
+      FifoTopic: true,
+    });
   }, 180_000);
 
   it.each([
     ['a queue type that is neither standard nor fifo', { queueType: 'FIFO' }, /param queueType is standard or fifo, not "FIFO"/],
     ['a batch over 10 on FIFO queues', { queueType: 'fifo', batchSize: 20 }, /param batchSize is at most 10 on FIFO queues/],
-  ])('refuses to package %s', (_, params, message) => {
-    expect(() => packageStack({ params })).toThrow(message);
-  }, 180_000);
+  ])(
+    'refuses to package %s',
+    (_, params, message) => {
+      expect(() => packageStack({ params })).toThrow(message);
+    },
+    180_000,
+  );
 });

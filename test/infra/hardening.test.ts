@@ -139,7 +139,8 @@ function nonArnResources(t: Template): { found: string[]; checked: number } {
     const p = r.Properties ?? {};
     const docs: { where: string; kind: 'identity' | 'key' | 'resource'; doc: Json }[] = [];
     if (r.Type === 'AWS::IAM::Role') {
-      for (const policy of variants<Json>(p.Policies)) docs.push({ where: `${id}/${policy.PolicyName}`, kind: 'identity', doc: policy.PolicyDocument });
+      for (const policy of variants<Json>(p.Policies))
+        docs.push({ where: `${id}/${policy.PolicyName}`, kind: 'identity', doc: policy.PolicyDocument });
     } else if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
       docs.push({ where: id, kind: 'identity', doc: p.PolicyDocument });
     } else if (r.Type === 'AWS::KMS::Key') {
@@ -157,7 +158,8 @@ function nonArnResources(t: Template): { found: string[]; checked: number } {
             if (ARN.test(text)) continue;
             // In a key policy, '*' is the key itself; elsewhere only actions without resource-level
             // permissions may have it.
-            if (text === '*' && (kind === 'key' || (kind === 'identity' && actionsOf(s).every((a) => NO_RESOURCE_LEVEL_ACTIONS.has(a))))) continue;
+            if (text === '*' && (kind === 'key' || (kind === 'identity' && actionsOf(s).every((a) => NO_RESOURCE_LEVEL_ACTIONS.has(a)))))
+              continue;
             found.push(`${name}: ${text}`);
           }
         }
@@ -172,7 +174,10 @@ function nonArnResources(t: Template): { found: string[]; checked: number } {
 
 function httpApiStage(t: Template): Record<string, Json> {
   const stages = resourcesOfType(t, 'AWS::ApiGatewayV2::Stage');
-  expect(stages.map(([id]) => id), 'HTTP API stages').toHaveLength(1);
+  expect(
+    stages.map(([id]) => id),
+    'HTTP API stages',
+  ).toHaveLength(1);
   const properties = stages[0]![1].Properties ?? {};
   expect(mustTarget(t, properties.ApiId, 'ApiId of the stage')).toBe(resourcesOfType(t, 'AWS::ApiGatewayV2::Api')[0]![0]);
   return properties;
@@ -181,7 +186,10 @@ function httpApiStage(t: Template): Record<string, Json> {
 describe('HTTP API', () => {
   it('throttles every route of its stage at httpApiThrottlingRateLimit/BurstLimit', () => {
     expect([dev.params.httpApiThrottlingRateLimit, dev.params.httpApiThrottlingBurstLimit]).toEqual([50, 100]);
-    for (const [stack, rate, burst] of [[dev, 50, 100], [overridden(), 7, 13]] as const) {
+    for (const [stack, rate, burst] of [
+      [dev, 50, 100],
+      [overridden(), 7, 13],
+    ] as const) {
       const stage = httpApiStage(stack.template);
       expect(stage.StageName, 'the stage every request goes through').toBe('$default');
       const defaults = stage.DefaultRouteSettings ?? {};
@@ -240,7 +248,10 @@ describe('HTTP API', () => {
 describe('createOrder', () => {
   it('has createOrderReservedConcurrency concurrent executions reserved, and no more', () => {
     expect(dev.params.createOrderReservedConcurrency).toBe(20);
-    for (const [stack, reserved] of [[dev, 20], [overridden(), 3]] as const) {
+    for (const [stack, reserved] of [
+      [dev, 20],
+      [overridden(), 3],
+    ] as const) {
       const fn = functionByKey(stack.template, stack.stage, 'createOrder');
       expect(fn.resource.Properties?.ReservedConcurrentExecutions, stack.stage).toBe(reserved);
     }
@@ -251,9 +262,12 @@ describe('createOrder', () => {
 // Logs
 
 describe('log retention', () => {
-  it('every log group, the functions\' and the access logs\', keeps its events logRetentionInDays days', () => {
+  it("every log group, the functions' and the access logs', keeps its events logRetentionInDays days", () => {
     expect(dev.params.logRetentionInDays).toBe(14);
-    for (const [stack, days] of [[dev, 14], [overridden(), 30]] as const) {
+    for (const [stack, days] of [
+      [dev, 14],
+      [overridden(), 30],
+    ] as const) {
       const groups = resourcesOfType(stack.template, 'AWS::Logs::LogGroup');
       // One per function, and the HTTP API's access logs.
       expect(groups.length, stack.stage).toBe(lambdaFunctions(stack.template, stack.stage).length + 1);
@@ -303,7 +317,10 @@ describe('topics', () => {
     for (const topic of topics) {
       const policies = policiesOf(t, topic);
       // A second policy on the same topic would replace the first.
-      expect(policies.map(([id]) => id), `policies of ${topic}`).toHaveLength(1);
+      expect(
+        policies.map(([id]) => id),
+        `policies of ${topic}`,
+      ).toHaveLength(1);
       const denies = statementsOf(t, policies[0]![1].Properties?.PolicyDocument).filter(
         (s) =>
           s.Effect === 'Deny' &&
@@ -354,7 +371,10 @@ describe('KMS key policies', () => {
         checked += 1;
         const where = `${id}/${s.Sid ?? services.join(',')}`;
         const keysUsed = Object.values(s.Condition ?? {}).flatMap((c) => Object.keys(c));
-        expect(keysUsed.filter((k) => ['aws:SourceAccount', 'aws:SourceArn'].includes(k)), `${where}: no source condition`).not.toEqual([]);
+        expect(
+          keysUsed.filter((k) => ['aws:SourceAccount', 'aws:SourceArn'].includes(k)),
+          `${where}: no source condition`,
+        ).not.toEqual([]);
         // Each condition names this account.
         const account = s.Condition?.StringEquals?.['aws:SourceAccount'];
         if (account !== undefined) expect(account, `${where} aws:SourceAccount`).toEqual({ Ref: 'AWS::AccountId' });
@@ -362,7 +382,10 @@ describe('KMS key policies', () => {
           const arn = s.Condition?.[operator]?.['aws:SourceArn'];
           if (arn !== undefined) expect(JSON.stringify(arn), `${where} aws:SourceArn`).toContain(':${AWS::AccountId}:');
         }
-        expect(Object.keys(s.Condition ?? {}).filter((o) => /^String(Not)?Like$|IfExists$|^ForAnyValue/.test(o)), `${where}: a loose operator`).toEqual([]);
+        expect(
+          Object.keys(s.Condition ?? {}).filter((o) => /^String(Not)?Like$|IfExists$|^ForAnyValue/.test(o)),
+          `${where}: a loose operator`,
+        ).toEqual([]);
       }
     }
     expect(checked, 'service principal grants checked').toBeGreaterThan(0);
@@ -433,7 +456,9 @@ function uncalledGrants(stack: Packaged, readable: Packaged): { found: string[];
   let checked = 0;
   for (const fn of lambdaFunctions(t, stack.stage)) {
     const called = bundleCalls(readableBundleOf(readable, fn)).actions;
-    const mappedQueues = eventSourceMappings(t).filter((m) => m.functionId === fn.id).map((m) => m.queueId);
+    const mappedQueues = eventSourceMappings(t)
+      .filter((m) => m.functionId === fn.id)
+      .map((m) => m.queueId);
     for (const s of functionStatements(t, fn.id)) {
       if (s.Effect !== 'Allow') continue;
       const resources = asArray(s.Resource);
@@ -454,10 +479,14 @@ function uncalledGrants(stack: Packaged, readable: Packaged): { found: string[];
 const bundlesFor = (params: Record<string, string>) => packageStack({ params: params.tracing ? { tracing: params.tracing } : {} });
 
 describe('least privilege, read from the bundles', () => {
-  it.each(['false', 'true'])('reads them in a readable twin that differs in minification alone (tracing=%s)', (tracing) => {
-    const shipped = bundlesFor({ tracing });
-    expect(differencesFromReadableTwin(shipped, readableTwin(shipped))).toEqual([]);
-  }, 180_000);
+  it.each(['false', 'true'])(
+    'reads them in a readable twin that differs in minification alone (tracing=%s)',
+    (tracing) => {
+      const shipped = bundlesFor({ tracing });
+      expect(differencesFromReadableTwin(shipped, readableTwin(shipped))).toEqual([]);
+    },
+    180_000,
+  );
 
   it('reads the commands a bundle sends, not the ones it merely contains', () => {
     const readable = readableTwin(dev);

@@ -35,7 +35,10 @@ describe('dead-letter queues', () => {
     expect(consumers.length).toBeGreaterThan(0);
     expect(consumers.map((c) => c.queueId).sort()).toEqual(sourceQueues(t).sort());
     for (const c of consumers) {
-      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([`order-pipeline-${stack.stage}-${c.name}`, `order-pipeline-${stack.stage}-${c.name}-dlq`]);
+      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([
+        `order-pipeline-${stack.stage}-${c.name}`,
+        `order-pipeline-${stack.stage}-${c.name}-dlq`,
+      ]);
     }
   });
 
@@ -180,7 +183,11 @@ describe('queue policies', () => {
   }
 
   it('every queue has exactly one queue policy (a second one would replace the first)', () => {
-    for (const queue of allQueues()) expect(policiesOf(queue).map((p) => p.id), queue).toHaveLength(1);
+    for (const queue of allQueues())
+      expect(
+        policiesOf(queue).map((p) => p.id),
+        queue,
+      ).toHaveLength(1);
   });
 
   it('a source queue allows only the order events topic to send, and nothing else', () => {
@@ -206,7 +213,9 @@ describe('queue policies', () => {
   it('a dead-letter queue allows nobody through its policy', () => {
     for (const queue of sourceQueues(t)) {
       const dlq = deadLetterQueueOf(t, queue)!;
-      const allows = policiesOf(dlq).flatMap((p) => p.statements).filter((s) => s.Effect === 'Allow');
+      const allows = policiesOf(dlq)
+        .flatMap((p) => p.statements)
+        .filter((s) => s.Effect === 'Allow');
       expect(allows, `${dlq} Allow statements`).toEqual([]);
     }
   });

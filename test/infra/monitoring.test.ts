@@ -139,21 +139,34 @@ describe('alarms', () => {
     for (const queue of sourceQueues(t)) {
       const dlq = deadLetterQueueOf(t, queue)!;
       const found = alarmsOn(t, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', dlq);
-      expect(found.map((a) => a.id), `alarm on ${dlq}`).toHaveLength(1);
+      expect(
+        found.map((a) => a.id),
+        `alarm on ${dlq}`,
+      ).toHaveLength(1);
       const { p } = found[0]!;
       expect(p.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': [dlq, 'QueueName'] });
       expect([p.Statistic, p.Period, p.EvaluationPeriods, p.ComparisonOperator, p.Threshold]).toEqual([
-        'Maximum', 60, 1, 'GreaterThanThreshold', 0,
+        'Maximum',
+        60,
+        1,
+        'GreaterThanThreshold',
+        0,
       ]);
     }
   });
 
   it('every source queue alarms when its oldest message is older than oldestMessageAgeAlarmSeconds', () => {
     expect(stack.params.oldestMessageAgeAlarmSeconds).toBe(300);
-    for (const [template, threshold] of [[t, 300], [overridden(), 900]] as const) {
+    for (const [template, threshold] of [
+      [t, 300],
+      [overridden(), 900],
+    ] as const) {
       for (const queue of sourceQueues(template)) {
         const found = alarmsOn(template, 'AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', queue);
-        expect(found.map((a) => a.id), `age alarm on ${queue}`).toHaveLength(1);
+        expect(
+          found.map((a) => a.id),
+          `age alarm on ${queue}`,
+        ).toHaveLength(1);
         const { p } = found[0]!;
         expect(p.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': [queue, 'QueueName'] });
         expect([p.Statistic, p.ComparisonOperator, Number(p.Threshold)]).toEqual(['Maximum', 'GreaterThanThreshold', threshold]);
@@ -167,7 +180,10 @@ describe('alarms', () => {
     for (const fn of fns) {
       for (const metric of ['Errors', 'Throttles']) {
         const found = alarmsOn(t, 'AWS/Lambda', metric, 'FunctionName', fn.id);
-        expect(found.map((a) => a.id), `${metric} alarm on ${fn.key}`).toHaveLength(1);
+        expect(
+          found.map((a) => a.id),
+          `${metric} alarm on ${fn.key}`,
+        ).toHaveLength(1);
         const { p } = found[0]!;
         expect(p.Dimensions[0].Value, 'FunctionName dimension is the Ref (the name)').toEqual({ Ref: fn.id });
         expect([p.Statistic, p.Period, p.ComparisonOperator, p.Threshold]).toEqual(['Sum', 300, 'GreaterThanThreshold', 0]);
@@ -216,7 +232,9 @@ describe('alarms', () => {
   });
 
   it('the cancelled-rate alarm stays OK at zero orders: no OrdersPlaced data point, or OrdersPlaced = 0', () => {
-    const [rate] = alarms(t).filter(({ p }) => asArray<Json>(p.Metrics).some((m) => m.MetricStat?.Metric?.MetricName === 'OrdersCancelled'));
+    const [rate] = alarms(t).filter(({ p }) =>
+      asArray<Json>(p.Metrics).some((m) => m.MetricStat?.Metric?.MetricName === 'OrdersCancelled'),
+    );
     const { p } = rate!;
     const idOf = (name: string): string => p.Metrics.find((m: Json) => m.MetricStat?.Metric?.MetricName === name).Id;
     const [cancelled, placed] = [idOf('OrdersCancelled'), idOf('OrdersPlaced')];
@@ -297,7 +315,9 @@ describe('alarms', () => {
       const [{ m, period, check }] = matching as [(typeof matching)[number]];
       // A single-metric alarm has its Period; a metric-math alarm the period of every metric it reads.
       const periods = p.Metrics
-        ? asArray<Json>(p.Metrics).filter((q) => q.MetricStat).map((q) => Number(q.MetricStat.Period))
+        ? asArray<Json>(p.Metrics)
+            .filter((q) => q.MetricStat)
+            .map((q) => Number(q.MetricStat.Period))
         : [Number(p.Period)];
       expect.soft(p.Metrics ? p.Period : undefined, `${id}: a metric-math alarm sets no Period of its own`).toBeUndefined();
       expect.soft(new Set(periods), `${id} Period`).toEqual(new Set([period(m)]));
@@ -327,7 +347,11 @@ describe('dashboard', () => {
 
     for (const queue of sourceQueues(t)) {
       const dlq = deadLetterQueueOf(t, queue)!;
-      for (const metric of ['ApproximateNumberOfMessagesVisible', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateAgeOfOldestMessage']) {
+      for (const metric of [
+        'ApproximateNumberOfMessagesVisible',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateAgeOfOldestMessage',
+      ]) {
         expect(has('AWS/SQS', metric, `<${queue}.QueueName>`), `${metric} of ${queue}`).toBe(true);
       }
       expect(has('AWS/SQS', 'ApproximateNumberOfMessagesVisible', `<${dlq}.QueueName>`), `depth of ${dlq}`).toBe(true);
@@ -342,7 +366,9 @@ describe('dashboard', () => {
   it('graphs every custom metric the code emits, under the dimensions it is emitted with', () => {
     const emitted = emittedMetrics();
     // The scan finds what it should (the metrics the alarms read among them), or it would prove nothing.
-    expect(emitted.map((m) => m.name)).toEqual(expect.arrayContaining(['OrdersPlaced', 'OrdersCancelled', 'OrdersStuck', 'RecordsProcessed']));
+    expect(emitted.map((m) => m.name)).toEqual(
+      expect.arrayContaining(['OrdersPlaced', 'OrdersCancelled', 'OrdersStuck', 'RecordsProcessed']),
+    );
     // The names the consumers' code gives its metrics' `consumer` dimension are their names in the template.
     const consumers = consumerNamesInCode();
     expect(consumers).toEqual(queueConsumers(t, `order-pipeline-${stack.stage}`).map((c) => c.name));
@@ -359,7 +385,12 @@ describe('dashboard', () => {
           throw new Error(`${name} (${where}) is emitted with dimensions ${dimensions.join(', ')}: teach this test their values`);
         }
         const shown = lines.some((l) => l.namespace === 'OrderPipeline' && l.metric === name && sameDimensions(l.dimensions, dims));
-        if (!shown) missing.push(`${name} {${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(', ')}} (${where})`);
+        if (!shown)
+          missing.push(
+            `${name} {${Object.entries(dims)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')}} (${where})`,
+          );
       }
     }
     expect(missing, 'emitted but not on the dashboard').toEqual([]);
@@ -383,15 +414,18 @@ function evaluateMetricMath(expression: string, data: Record<string, number | un
   const peek = () => tokens[at];
   const take = (expected?: string): string => {
     const token = tokens[at++];
-    if (token === undefined || (expected !== undefined && token !== expected)) throw new Error(`${expression}: expected ${expected ?? 'more'} at token ${at}`);
+    if (token === undefined || (expected !== undefined && token !== expected))
+      throw new Error(`${expression}: expected ${expected ?? 'more'} at token ${at}`);
     return token;
   };
   type Value = number | undefined;
   type Thunk = () => Value;
-  const both = (a: Thunk, b: Thunk, op: (x: number, y: number) => number): Thunk => () => {
-    const [x, y] = [a(), b()];
-    return x === undefined || y === undefined ? undefined : op(x, y);
-  };
+  const both =
+    (a: Thunk, b: Thunk, op: (x: number, y: number) => number): Thunk =>
+    () => {
+      const [x, y] = [a(), b()];
+      return x === undefined || y === undefined ? undefined : op(x, y);
+    };
   const comparison = (): Thunk => {
     const left = sum();
     const op = peek();
@@ -399,7 +433,12 @@ function evaluateMetricMath(expression: string, data: Record<string, number | un
     take();
     const right = sum();
     const compare: Record<string, (x: number, y: number) => boolean> = {
-      '>': (x, y) => x > y, '<': (x, y) => x < y, '>=': (x, y) => x >= y, '<=': (x, y) => x <= y, '==': (x, y) => x === y, '!=': (x, y) => x !== y,
+      '>': (x, y) => x > y,
+      '<': (x, y) => x < y,
+      '>=': (x, y) => x >= y,
+      '<=': (x, y) => x <= y,
+      '==': (x, y) => x === y,
+      '!=': (x, y) => x !== y,
     };
     return both(left, right, (x, y) => (compare[op]!(x, y) ? 1 : 0));
   };

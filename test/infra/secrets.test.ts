@@ -39,7 +39,12 @@ async function waitDecided(orderId: string): Promise<string> {
     const view = JSON.parse(text) as { status: string; stages: Record<string, { timeline: Array<{ what: string }> }> };
     const settled = (stage: string, what: string) => view.stages[stage]?.timeline.some((e) => e.what === what);
     if (view.status === 'CONFIRMED' && settled('shipping', 'dispatched')) return text;
-    if (view.status === 'CANCELLED' && (view.stages.inventory?.timeline.length ?? 0) > 0 && (settled('inventory', 'released') || !settled('inventory', 'reserved'))) return text;
+    if (
+      view.status === 'CANCELLED' &&
+      (view.stages.inventory?.timeline.length ?? 0) > 0 &&
+      (settled('inventory', 'released') || !settled('inventory', 'reserved'))
+    )
+      return text;
     if (Date.now() > deadline) throw new Error(`${orderId} not decided: ${text}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -61,7 +66,12 @@ beforeAll(async () => {
   });
   baseUrl = handle.apiUrl.replace(/\/$/, '');
   db = DynamoDBDocumentClient.from(new DynamoDBClient(clientConfig(handle.endpoints.dynamodb)));
-  await db.send(new PutCommand({ TableName: handle.resources.tables.InventoryTable!, Item: { sku, name: 'Secrets test item', available: 100, applying: {} } }));
+  await db.send(
+    new PutCommand({
+      TableName: handle.resources.tables.InventoryTable!,
+      Item: { sku, name: 'Secrets test item', available: 100, applying: {} },
+    }),
+  );
   for (const token of TOKENS) {
     const key = `secrets-${token}-${Date.now()}`;
     for (let attempt = 0; attempt < 10 && !orderIds.has(token); attempt++) {
@@ -116,7 +126,9 @@ describe('card tokens', () => {
   it('leave the payment tokens table once the charge is decided, and were never in an event', async () => {
     for (const [token, orderId] of orderIds) {
       await waitDecided(orderId);
-      const { Item } = await db.send(new GetCommand({ TableName: handle.resources.tables.PaymentTokensTable!, Key: { orderId }, ConsistentRead: true }));
+      const { Item } = await db.send(
+        new GetCommand({ TableName: handle.resources.tables.PaymentTokensTable!, Key: { orderId }, ConsistentRead: true }),
+      );
       expect(Item, `${token}: still held after the charge was decided`).toBeUndefined();
     }
     const published = handle.fauxqs.spy.getAllMessages().filter((m) => m.service === 'sns' || m.service === 'sqs');
@@ -126,12 +138,19 @@ describe('card tokens', () => {
 
   it('are masked on the order item and absent from the payments table', async () => {
     for (const [token, orderId] of orderIds) {
-      const { Item } = await db.send(new GetCommand({ TableName: handle.resources.tables.OrdersTable!, Key: { orderId }, ConsistentRead: true }));
+      const { Item } = await db.send(
+        new GetCommand({ TableName: handle.resources.tables.OrdersTable!, Key: { orderId }, ConsistentRead: true }),
+      );
       for (const t of TOKENS) expect(JSON.stringify(Item)).not.toContain(t);
       // The masked token is there (so the check above had something to find).
       expect(Item?.paymentTokenMasked, token).toMatch(/^tok_\*{4}/);
       const { Items = [] } = await db.send(
-        new QueryCommand({ TableName: handle.resources.tables.PaymentsTable!, KeyConditionExpression: 'orderId = :id', ExpressionAttributeValues: { ':id': orderId }, ConsistentRead: true }),
+        new QueryCommand({
+          TableName: handle.resources.tables.PaymentsTable!,
+          KeyConditionExpression: 'orderId = :id',
+          ExpressionAttributeValues: { ':id': orderId },
+          ConsistentRead: true,
+        }),
       );
       // The simulator's own items (a flaky card's attempts) hold no token either.
       for (const t of TOKENS) expect(JSON.stringify(Items)).not.toContain(t);
@@ -148,7 +167,8 @@ describe('card tokens', () => {
     const finished = async () => {
       for (const orderId of ids) {
         const { Item } = await db.send(new GetCommand({ TableName: ordersTable, Key: { orderId }, ConsistentRead: true }));
-        if (!Item || toOrderRecord(Item as StoredOrder).status === 'PENDING' || missingFollowUps(Item as StoredOrder).length > 0) return false;
+        if (!Item || toOrderRecord(Item as StoredOrder).status === 'PENDING' || missingFollowUps(Item as StoredOrder).length > 0)
+          return false;
       }
       return true;
     };
@@ -157,31 +177,44 @@ describe('card tokens', () => {
       const settled = new Set(messages.filter((m) => m.status !== 'published').map((m) => (m as { messageId: string }).messageId));
       return messages.filter((m) => m.status === 'published').every((m) => settled.has((m as { messageId: string }).messageId));
     };
-    const closingLines = (fn: string) => lines.filter((line) => line.startsWith(`  ${fn} | {"_aws"`) && line.includes(`"consumer":"${fn}"`)).length;
+    const closingLines = (fn: string) =>
+      lines.filter((line) => line.startsWith(`  ${fn} | {"_aws"`) && line.includes(`"consumer":"${fn}"`)).length;
     const consumers = handle.consumers.map((consumer) => consumer.name);
     const consumersClosed = () => {
       const { functions } = handle.invocationStats();
       return consumers.every((fn) => functions[fn]!.running === 0 && closingLines(fn) >= functions[fn]!.invocations);
     };
-    await waitUntil('every order finished and every consumer invocation closed', async () => (await finished()) && deliveriesSettled() && consumersClosed(), {
-      timeoutMs: 60_000,
-      intervalMs: 250,
-      describe: () => consumers.map((fn) => [fn, handle.invocationStats().functions[fn], closingLines(fn)]),
-    });
+    await waitUntil(
+      'every order finished and every consumer invocation closed',
+      async () => (await finished()) && deliveriesSettled() && consumersClosed(),
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        describe: () => consumers.map((fn) => [fn, handle.invocationStats().functions[fn], closingLines(fn)]),
+      },
+    );
 
     const handlerLines = lines.filter((line) => /^\s+\w+ \| /.test(line));
     expect(handlerLines.length).toBeGreaterThan(20);
     // Every consumer that every order reaches (its subscription lets OrderPlaced through) logged
     // about every order (by order id, not token), so their lines were checked.
     const entries = handlerEntries(lines);
-    const reachedByEveryOrder = handle.consumers.filter((consumer) => consumer.eventTypes.includes('OrderPlaced')).map((consumer) => consumer.name);
+    const reachedByEveryOrder = handle.consumers
+      .filter((consumer) => consumer.eventTypes.includes('OrderPlaced'))
+      .map((consumer) => consumer.name);
     expect(reachedByEveryOrder.length).toBeGreaterThan(0);
     for (const [token, orderId] of orderIds) {
-      for (const fn of reachedByEveryOrder) expect(entries.some((e) => e.fn === fn && e.orderId === orderId), `${fn} on ${token}`).toBe(true);
+      for (const fn of reachedByEveryOrder)
+        expect(
+          entries.some((e) => e.fn === fn && e.orderId === orderId),
+          `${fn} on ${token}`,
+        ).toBe(true);
     }
     // The error paths ran and logged: the order API's failed publish, and tok_flaky's failed charges.
     expect(entries.some((e) => e.fn === 'createOrder' && e.message.startsWith('OrderPlaced publish failed'))).toBe(true);
-    const flakyFailures = entries.filter((e) => e.fn === 'payment' && e.orderId === orderIds.get('tok_flaky') && e.message.startsWith('Record failed'));
+    const flakyFailures = entries.filter(
+      (e) => e.fn === 'payment' && e.orderId === orderIds.get('tok_flaky') && e.message.startsWith('Record failed'),
+    );
     expect(flakyFailures.filter((e) => JSON.stringify(e.error).includes('Simulated provider timeout'))).toHaveLength(2);
     const leaks = lines.filter((line) => TOKENS.some((token) => line.includes(token)));
     expect(leaks).toEqual([]);

@@ -67,8 +67,7 @@ function label(where: string, s: Statement): string {
 /** The only Allow statements with Resource '*', and why AWS leaves no choice. */
 const WILDCARD_RESOURCE_EXCEPTIONS: Record<string, string> = {
   'AlarmTopicKey/AccountAdministersKey': 'In a KMS key policy, Resource "*" means the key the policy is attached to.',
-  'AlarmTopicKey/CloudWatchAlarmsPublishToEncryptedTopic':
-    'In a KMS key policy, Resource "*" means the key the policy is attached to.',
+  'AlarmTopicKey/CloudWatchAlarmsPublishToEncryptedTopic': 'In a KMS key policy, Resource "*" means the key the policy is attached to.',
 };
 /** Actions without resource-level permissions: the only ones an identity policy may grant on '*'. */
 const NO_RESOURCE_LEVEL_ACTIONS = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
@@ -141,9 +140,10 @@ describe('least privilege', () => {
       expect(roles.get(role), `${fn.key} and ${roles.get(role)} share ${role}`).toBeUndefined();
       roles.set(role, fn.key);
       const trust = statementsOf(t, resource(t, role).Properties?.AssumeRolePolicyDocument);
-      expect(trust.map((s) => [s.Effect, s.Principal, actionsOf(s)]), `${role} trust policy`).toEqual([
-        ['Allow', { Service: 'lambda.amazonaws.com' }, ['sts:AssumeRole']],
-      ]);
+      expect(
+        trust.map((s) => [s.Effect, s.Principal, actionsOf(s)]),
+        `${role} trust policy`,
+      ).toEqual([['Allow', { Service: 'lambda.amazonaws.com' }, ['sts:AssumeRole']]]);
     }
     expect(roles.size).toBe(fns().length);
   });
@@ -188,9 +188,7 @@ describe('least privilege', () => {
   });
 
   it('a function writes logs only to its own log group', () => {
-    const logGroups = new Map(
-      resourcesOfType(t, 'AWS::Logs::LogGroup').map(([id, r]) => [String(r.Properties?.LogGroupName), id]),
-    );
+    const logGroups = new Map(resourcesOfType(t, 'AWS::Logs::LogGroup').map(([id, r]) => [String(r.Properties?.LogGroupName), id]));
     for (const fn of fns()) {
       const own = logGroups.get(`/aws/lambda/${fn.resource.Properties?.FunctionName}`);
       expect(own, `${fn.key} has no log group`).toBeDefined();
@@ -222,7 +220,9 @@ describe('least privilege', () => {
   it("a function's role references no queue but the one it consumes", () => {
     const queues = new Set(resourcesOfType(t, 'AWS::SQS::Queue').map(([id]) => id));
     for (const fn of fns()) {
-      const consumed = eventSourceMappings(t).filter((m) => m.functionId === fn.id).map((m) => m.queueId);
+      const consumed = eventSourceMappings(t)
+        .filter((m) => m.functionId === fn.id)
+        .map((m) => m.queueId);
       const touched = new Set<string>();
       for (const s of functionStatements(t, fn.id)) {
         for (const id of referencedIds([s.Resource, s.Condition])) if (queues.has(id)) touched.add(id);
@@ -261,7 +261,11 @@ describe('least privilege', () => {
 
   it.each(READ_ONLY)('%s only reads (dynamodb:GetItem/Query) and writes its logs', (key) => {
     const fn = functionByKey(t, stack.stage, key);
-    const actions = new Set(functionStatements(t, fn.id).filter((s) => s.Effect === 'Allow').flatMap(actionsOf));
+    const actions = new Set(
+      functionStatements(t, fn.id)
+        .filter((s) => s.Effect === 'Allow')
+        .flatMap(actionsOf),
+    );
     const data = [...actions].filter((a) => !['logs:CreateLogStream', 'logs:PutLogEvents'].includes(a));
     expect(data.length).toBeGreaterThan(0);
     for (const action of data) expect(['dynamodb:GetItem', 'dynamodb:Query'], `${key} may ${action}`).toContain(action);

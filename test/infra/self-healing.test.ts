@@ -60,7 +60,10 @@ describe('the sweep of unfinished orders', () => {
     // The order API sets the first due time, the deciding consumer the one after the decision.
     const writers = lambdaFunctions(t, stack.stage).filter((fn) =>
       functionStatements(t, fn.id).some(
-        (s) => s.Effect === 'Allow' && referencedIds(s.Resource).has('OrdersTable') && actionsOf(s).some((a) => ['dynamodb:PutItem', 'dynamodb:UpdateItem'].includes(a)),
+        (s) =>
+          s.Effect === 'Allow' &&
+          referencedIds(s.Resource).has('OrdersTable') &&
+          actionsOf(s).some((a) => ['dynamodb:PutItem', 'dynamodb:UpdateItem'].includes(a)),
       ),
     );
     expect(writers.length).toBeGreaterThan(1);

@@ -43,8 +43,14 @@ describe('outputs', () => {
       // Ref of an SQS queue is its URL.
       const queueUrl = outputs.filter(([name, o]) => /QueueUrl$/.test(name) && !/DeadLetterQueueUrl$/.test(name) && o.Value?.Ref === queue);
       const dlqUrl = outputs.filter(([name, o]) => /DeadLetterQueueUrl$/.test(name) && o.Value?.Ref === dlq);
-      expect(queueUrl.map(([n]) => n), `QueueUrl output of ${queue}`).toEqual([`${queue}Url`]);
-      expect(dlqUrl.map(([n]) => n), `DeadLetterQueueUrl output of ${dlq}`).toEqual([`${dlq}Url`]);
+      expect(
+        queueUrl.map(([n]) => n),
+        `QueueUrl output of ${queue}`,
+      ).toEqual([`${queue}Url`]);
+      expect(
+        dlqUrl.map(([n]) => n),
+        `DeadLetterQueueUrl output of ${dlq}`,
+      ).toEqual([`${dlq}Url`]);
     }
   });
 });
@@ -105,7 +111,10 @@ describe('functions', () => {
       const file = `${handler.slice(0, handler.lastIndexOf('.'))}.mjs`;
       const entries = zipEntries(stack.artifacts[fn.key]!).filter((e) => !e.endsWith('/'));
       expect(entries, `${fn.key} zip`).toEqual([file]);
-      expect(entries.filter((e) => e.endsWith('.map')), `${fn.key} zip holds a source map`).toEqual([]);
+      expect(
+        entries.filter((e) => e.endsWith('.map')),
+        `${fn.key} zip holds a source map`,
+      ).toEqual([]);
     }
   });
 });
@@ -120,7 +129,9 @@ describe('bundles', () => {
       const fns = lambdaFunctions(packaged.template, packaged.stage);
       expect(fns.length).toBeGreaterThan(0);
       for (const fn of fns) {
-        expect(statSync(packaged.artifacts[fn.key]!).size, `${fn.key}.zip bytes, tracing ${packaged.params.tracing}`).toBeLessThanOrEqual(MAX_ZIP_BYTES);
+        expect(statSync(packaged.artifacts[fn.key]!).size, `${fn.key}.zip bytes, tracing ${packaged.params.tracing}`).toBeLessThanOrEqual(
+          MAX_ZIP_BYTES,
+        );
       }
     }
   }, 180_000);
@@ -144,7 +155,19 @@ describe('bundles', () => {
     cancelOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
     getInventory: ['client-dynamodb', 'lib-dynamodb', 'zod'],
     inventory: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
-    payment: ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'cockatiel', 'zod'],
+    payment: [
+      'batch',
+      'idempotency',
+      'logger',
+      'metrics',
+      'client-dynamodb',
+      'lib-dynamodb',
+      'client-sns',
+      'client-sqs',
+      '@middy/core',
+      'cockatiel',
+      'zod',
+    ],
     shipping: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
     sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
   };
@@ -152,17 +175,33 @@ describe('bundles', () => {
    * What a queue consumer that USES does not list may hold: the shared consumer (lib/queue-consumer.ts)
    * and a publisher's SNS client. A new consumer passes with no line here; one that pulls in more fails.
    */
-  const CONSUMER_USES = ['batch', 'idempotency', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'];
+  const CONSUMER_USES = [
+    'batch',
+    'idempotency',
+    'logger',
+    'metrics',
+    'client-dynamodb',
+    'lib-dynamodb',
+    'client-sns',
+    'client-sqs',
+    '@middy/core',
+    'zod',
+  ];
   const fullName = (short: string) =>
     ['logger', 'metrics', 'batch', 'idempotency', 'tracer'].includes(short)
       ? `@aws-lambda-powertools/${short}`
-      : /^(client|lib)-/.test(short) ? `@aws-sdk/${short}` : short;
+      : /^(client|lib)-/.test(short)
+        ? `@aws-sdk/${short}`
+        : short;
 
   it('hold no dependency their function does not use (tree-shaken: the AWS SDK clients it calls, no other)', () => {
     const dependencies = Object.keys(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).dependencies);
     const fns = lambdaFunctions(t, stack.stage);
     const consumers = new Set(eventSourceMappings(t).map((m) => m.functionId));
-    expect(Object.keys(USES).filter((key) => !fns.some((fn) => fn.key === key)), 'USES lists a function the stack lacks').toEqual([]);
+    expect(
+      Object.keys(USES).filter((key) => !fns.some((fn) => fn.key === key)),
+      'USES lists a function the stack lacks',
+    ).toEqual([]);
     for (const fn of fns) {
       // A package counts as held when it puts code there, not the trace of an import: Powertools
       // 2.35's Metrics stores import @aws/lambda-invoke-store for its side effects, which leaves
@@ -180,17 +219,27 @@ describe('bundles', () => {
     for (const fn of lambdaFunctions(t, stack.stage)) {
       const map = externalSourceMap(stack, fn.key);
       expect(map?.mappings, `${fn.key}: esbuild/functions/${fn.key}.mjs.map`).toBeTruthy();
-      expect(map!.sources.some((source) => source.endsWith(`functions/${fn.key}.ts`)), `${fn.key}: map sources`).toBe(true);
+      expect(
+        map!.sources.some((source) => source.endsWith(`functions/${fn.key}.ts`)),
+        `${fn.key}: map sources`,
+      ).toBe(true);
       expect(bundledModules(stack, fn.key), `${fn.key}: metafile`).toContain(`functions/${fn.key}.ts`);
     }
   });
 
   it('with sourcemap=linked, each zip holds its map too, named by the bundle (for --enable-source-maps)', () => {
     const linked = packageStack({ params: { sourcemap: 'linked' } });
-    expect(linked.template.Resources.CreateOrderLambdaFunction?.Properties?.Environment?.Variables?.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(linked.template.Resources.CreateOrderLambdaFunction?.Properties?.Environment?.Variables?.NODE_OPTIONS).toBe(
+      '--enable-source-maps',
+    );
     for (const fn of lambdaFunctions(linked.template, linked.stage)) {
       const file = `functions/${fn.key}.mjs`;
-      expect(zipEntries(linked.artifacts[fn.key]!).filter((e) => !e.endsWith('/')).sort(), fn.key).toEqual([file, `${file}.map`]);
+      expect(
+        zipEntries(linked.artifacts[fn.key]!)
+          .filter((e) => !e.endsWith('/'))
+          .sort(),
+        fn.key,
+      ).toEqual([file, `${file}.map`]);
       expect(bundleCode(linked, fn.key).trimEnd(), fn.key).toMatch(new RegExp(`//# sourceMappingURL=${fn.key}\\.mjs\\.map$`));
       expect(externalSourceMap(linked, fn.key), `${fn.key}: no map beside the zips`).toBeUndefined();
     }

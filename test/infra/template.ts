@@ -167,7 +167,12 @@ function runPackage(entry: string, stage: string, overrides: Record<string, stri
   symlinkSync(join(repoRoot, 'node_modules'), join(service, 'node_modules'), 'dir');
   const building = join(entry, 'building');
   // The same invocation as the local runtime's packaging (local/package-stack.ts), run synchronously.
-  const command = serverlessPackageCommand(service, stage, building, Object.entries(overrides).map(([name, value]) => `${name}=${value}`));
+  const command = serverlessPackageCommand(
+    service,
+    stage,
+    building,
+    Object.entries(overrides).map(([name, value]) => `${name}=${value}`),
+  );
   try {
     execFileSync(command.file, command.args, { cwd: service, env: command.env, stdio: 'pipe', timeout: 120_000 });
   } catch (error) {

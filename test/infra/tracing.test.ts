@@ -33,7 +33,11 @@ describe('tracing param', () => {
 
   it("on: every function has active tracing and its role exactly the two X-Ray actions, on '*'", () => {
     const functions = lambdaFunctions(on.template, on.stage);
-    expect(functions.map((fn) => fn.key).sort()).toEqual(lambdaFunctions(off.template, off.stage).map((fn) => fn.key).sort());
+    expect(functions.map((fn) => fn.key).sort()).toEqual(
+      lambdaFunctions(off.template, off.stage)
+        .map((fn) => fn.key)
+        .sort(),
+    );
     for (const fn of functions) {
       expect(fn.resource.Properties?.TracingConfig, fn.key).toEqual({ Mode: 'Active' });
       expect(fn.resource.Properties?.Environment?.Variables?.POWERTOOLS_TRACE_ENABLED, fn.key).toBe('true');

@@ -92,10 +92,14 @@ function paramsInEnvironments(): Array<{ variable: string; param: string; scope:
     path.push({ indent, key: m[3]! });
   }
   // The consumers' functions, as resources/consumer-resources.cjs generates them for serverless.yml.
-  const generated = createRequire(import.meta.url)('../../resources/consumer-resources.cjs').functions() as Record<string, { environment?: Record<string, Json> }>;
+  const generated = createRequire(import.meta.url)('../../resources/consumer-resources.cjs').functions() as Record<
+    string,
+    { environment?: Record<string, Json> }
+  >;
   for (const [key, fn] of Object.entries(generated)) {
     for (const [variable, value] of Object.entries(fn.environment ?? {})) {
-      for (const p of typeof value === 'string' ? value.matchAll(/\$\{param:(\w+)\}/g) : []) found.push({ variable, param: p[1]!, scope: key });
+      for (const p of typeof value === 'string' ? value.matchAll(/\$\{param:(\w+)\}/g) : [])
+        found.push({ variable, param: p[1]!, scope: key });
     }
   }
   return found;
@@ -115,7 +119,10 @@ describe('params reaching the functions', () => {
     }
     for (const entry of Object.values(byVariable)) entry.functions.sort();
     const expected = Object.fromEntries(
-      Object.entries(ENVIRONMENT_PARAMS).map(([variable, { param, functions }]) => [variable, { param, functions: [...functions()].sort() }]),
+      Object.entries(ENVIRONMENT_PARAMS).map(([variable, { param, functions }]) => [
+        variable,
+        { param, functions: [...functions()].sort() },
+      ]),
     );
     expect(byVariable).toEqual(expected);
   });
@@ -202,12 +209,24 @@ interface TableIntent {
 const TABLES: Record<string, TableIntent> = {
   OrdersTable: {
     keys: [['orderId', 'S', 'HASH']],
-    indexes: { UnfinishedOrders: [['sweepShard', 'S', 'HASH'], ['sweepDueAt', 'S', 'RANGE']] },
+    indexes: {
+      UnfinishedOrders: [
+        ['sweepShard', 'S', 'HASH'],
+        ['sweepDueAt', 'S', 'RANGE'],
+      ],
+    },
     pitr: true,
   },
   IdempotencyTable: { keys: [['id', 'S', 'HASH']], indexes: {}, ttl: 'expiration', pitr: false },
   InventoryTable: { keys: [['sku', 'S', 'HASH']], indexes: {}, pitr: true },
-  PaymentsTable: { keys: [['orderId', 'S', 'HASH'], ['entryId', 'S', 'RANGE']], indexes: {}, pitr: true },
+  PaymentsTable: {
+    keys: [
+      ['orderId', 'S', 'HASH'],
+      ['entryId', 'S', 'RANGE'],
+    ],
+    indexes: {},
+    pitr: true,
+  },
   // The card token until the charge is decided: a backup would keep deleted tokens for 35 days.
   PaymentTokensTable: { keys: [['orderId', 'S', 'HASH']], indexes: {}, ttl: 'expiresAt', pitr: false },
   // Which order an Idempotency-Key names, for 24 hours.
@@ -218,7 +237,11 @@ const keySchema = (keys: Key[]) => keys.map(([AttributeName, , KeyType]) => ({ A
 
 describe('tables', () => {
   it('every table of the stack is one this test knows the intent of', () => {
-    expect(resourcesOfType(dev.template, 'AWS::DynamoDB::Table').map(([id]) => id).sort()).toEqual(Object.keys(TABLES).sort());
+    expect(
+      resourcesOfType(dev.template, 'AWS::DynamoDB::Table')
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual(Object.keys(TABLES).sort());
   });
 
   describe.each(Object.entries(TABLES))('%s', (id, intent) => {
@@ -232,7 +255,11 @@ describe('tables', () => {
       expect(p.LocalSecondaryIndexes).toBeUndefined();
       const attributes = new Map<string, string>();
       for (const [name, type] of [...intent.keys, ...Object.values(intent.indexes).flat()]) attributes.set(name, type);
-      expect(asArray<Json>(p.AttributeDefinitions).map((a) => [a.AttributeName, a.AttributeType]).sort()).toEqual([...attributes].sort());
+      expect(
+        asArray<Json>(p.AttributeDefinitions)
+          .map((a) => [a.AttributeName, a.AttributeType])
+          .sort(),
+      ).toEqual([...attributes].sort());
       expect(p.BillingMode).toBe('PAY_PER_REQUEST');
     });
 

@@ -33,7 +33,14 @@ beforeAll(async () => {
   const topicArn = stack.resources.topicArn ?? '';
   const { QueueUrl } = await stack.sqs.send(new CreateQueueCommand({ QueueName: CAPTURE_QUEUE }));
   const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
-  await stack.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn, Attributes: { RawMessageDelivery: 'true' } }));
+  await stack.sns.send(
+    new SubscribeCommand({
+      TopicArn: topicArn,
+      Protocol: 'sqs',
+      Endpoint: Attributes?.QueueArn,
+      Attributes: { RawMessageDelivery: 'true' },
+    }),
+  );
   Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
   [inventory, payments, shipping, outcome, cancellation] = await Promise.all([
     import('../../lib/inventory.js'),
@@ -164,7 +171,10 @@ describe('POST /orders/{orderId}/cancel, in the domain', () => {
     const sku = await seedSku(1);
     const placed = await place(sku, 2);
     await inventory.reserveStockForOrder(placed);
-    expect(await cancellation.cancelOrder(CUSTOMER, placed.orderId)).toMatchObject({ outcome: 'refused', why: expect.stringContaining('inventory participant rejected it') });
+    expect(await cancellation.cancelOrder(CUSTOMER, placed.orderId)).toMatchObject({
+      outcome: 'refused',
+      why: expect.stringContaining('inventory participant rejected it'),
+    });
     expect(await cancellation.cancelOrder('cus_someone_else', placed.orderId)).toEqual({ outcome: 'not-found' });
   });
 

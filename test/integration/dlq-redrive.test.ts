@@ -156,16 +156,30 @@ const orderEvents = () => letters.filter((letter) => letter.body !== POISON);
 
 describe('redriveDeadLetters (receive, send, delete)', () => {
   it('moves the order events back with body and attributes, leaving the poison in the DLQ', async () => {
-    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: dlqUrl, sourceQueueUrl: sourceUrl, select: isOrderEvent, scanVisibilitySeconds: 5 });
+    const report = await redriveDeadLetters({
+      sqs,
+      deadLetterQueueUrl: dlqUrl,
+      sourceQueueUrl: sourceUrl,
+      select: isOrderEvent,
+      scanVisibilitySeconds: 5,
+    });
     expect(report).toMatchObject({ method: 'receive-send-delete', moved: 3, skipped: 1 });
     const moved = await drainLetters(sourceUrl);
     expect(sorted(moved)).toEqual(sorted(orderEvents()));
-    expect(moved.map((letter) => parseOrderEvent(letter.body).orderId).sort()).toEqual([orderIdOf('a'), orderIdOf('b'), orderIdOf('c')].sort());
+    expect(moved.map((letter) => parseOrderEvent(letter.body).orderId).sort()).toEqual(
+      [orderIdOf('a'), orderIdOf('b'), orderIdOf('c')].sort(),
+    );
     expect((await drain(dlqUrl)).map((m) => m.Body)).toEqual([POISON]);
   });
 
   it('moves nothing on a dry run and leaves every message visible', async () => {
-    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: dlqUrl, sourceQueueUrl: sourceUrl, dryRun: true, select: isOrderEvent });
+    const report = await redriveDeadLetters({
+      sqs,
+      deadLetterQueueUrl: dlqUrl,
+      sourceQueueUrl: sourceUrl,
+      dryRun: true,
+      select: isOrderEvent,
+    });
     expect(report.moved).toBe(0);
     expect(report.messages.filter((m) => m.selected)).toHaveLength(3);
     expect(await drain(sourceUrl)).toHaveLength(0);
@@ -173,7 +187,13 @@ describe('redriveDeadLetters (receive, send, delete)', () => {
   });
 
   it('stops after --max messages', async () => {
-    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: dlqUrl, sourceQueueUrl: sourceUrl, max: 2, scanVisibilitySeconds: 5 });
+    const report = await redriveDeadLetters({
+      sqs,
+      deadLetterQueueUrl: dlqUrl,
+      sourceQueueUrl: sourceUrl,
+      max: 2,
+      scanVisibilitySeconds: 5,
+    });
     expect(report.moved).toBe(2);
     const moved = await drainLetters(sourceUrl);
     expect(moved).toHaveLength(2);
@@ -204,9 +224,13 @@ describe('an interrupted redrive', () => {
     const inDlq = heldLetters(dlqUrl);
     expect(inSource).toHaveLength(2);
     // Nothing lost: every letter is in one queue or the other, exactly as it was put in.
-    expect(sorted([...inSource, ...inDlq].filter((letter, index, all) => all.findIndex((other) => JSON.stringify(other) === JSON.stringify(letter)) === index))).toEqual(
-      sorted(letters),
-    );
+    expect(
+      sorted(
+        [...inSource, ...inDlq].filter(
+          (letter, index, all) => all.findIndex((other) => JSON.stringify(other) === JSON.stringify(letter)) === index,
+        ),
+      ),
+    ).toEqual(sorted(letters));
     // One duplicated: the one sent and not deleted, in both queues.
     const duplicated = inSource.filter((letter) => inDlq.some((other) => JSON.stringify(other) === JSON.stringify(letter)));
     expect(duplicated).toHaveLength(1);
@@ -242,24 +266,58 @@ describe('an interrupted redrive', () => {
 });
 
 describe('redriving a FIFO dead-letter queue (queueType=fifo)', () => {
-  it('sends each message back with its order\'s message group, in order, and a deduplication id of its own, so that the event\'s first delivery does not swallow it', async () => {
+  it("sends each message back with its order's message group, in order, and a deduplication id of its own, so that the event's first delivery does not swallow it", async () => {
     run += 1;
     const name = `redrive-fifo-${run}`;
-    const fifoDlq = (await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq.fifo`, Attributes: { FifoQueue: 'true' } }))).QueueUrl!;
+    const fifoDlq = (await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq.fifo`, Attributes: { FifoQueue: 'true' } })))
+      .QueueUrl!;
     const fifoSource = (
-      await sqs.send(new CreateQueueCommand({ QueueName: `${name}.fifo`, Attributes: { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' } }))
+      await sqs.send(
+        new CreateQueueCommand({
+          QueueName: `${name}.fifo`,
+          Attributes: { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' },
+        }),
+      )
     ).QueueUrl!;
     const orderId = orderIdOf('redrive-fifo');
-    const events = [orderPlaced(orderId), { ...orderPlaced(orderId), eventType: 'OrderCancelled', eventId: `${orderId}:OrderCancelled`, data: { reason: 'CUSTOMER_CANCELLED' } }];
+    const events = [
+      orderPlaced(orderId),
+      {
+        ...orderPlaced(orderId),
+        eventType: 'OrderCancelled',
+        eventId: `${orderId}:OrderCancelled`,
+        data: { reason: 'CUSTOMER_CANCELLED' },
+      },
+    ];
     for (const event of events) {
       // The events reached the source queue once already, under their event ids: it remembers them for five minutes.
-      await sqs.send(new SendMessageCommand({ QueueUrl: fifoSource, MessageBody: 'first delivery', MessageGroupId: orderId, MessageDeduplicationId: event.eventId }));
-      await sqs.send(new SendMessageCommand({ QueueUrl: fifoDlq, MessageBody: JSON.stringify(event), MessageGroupId: orderId, MessageDeduplicationId: event.eventId }));
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: fifoSource,
+          MessageBody: 'first delivery',
+          MessageGroupId: orderId,
+          MessageDeduplicationId: event.eventId,
+        }),
+      );
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: fifoDlq,
+          MessageBody: JSON.stringify(event),
+          MessageGroupId: orderId,
+          MessageDeduplicationId: event.eventId,
+        }),
+      );
     }
     // Handled and gone; the queue still remembers their deduplication ids.
     await sqs.send(new PurgeQueueCommand({ QueueUrl: fifoSource }));
 
-    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: fifoDlq, sourceQueueUrl: fifoSource, max: 10, scanVisibilitySeconds: 5 });
+    const report = await redriveDeadLetters({
+      sqs,
+      deadLetterQueueUrl: fifoDlq,
+      sourceQueueUrl: fifoSource,
+      max: 10,
+      scanVisibilitySeconds: 5,
+    });
     expect(report.moved).toBe(2);
     const back = server.inspectQueue(`${name}.fifo`)!.messages.ready;
     expect(back.map((message) => (JSON.parse(message.body) as { eventType: string }).eventType)).toEqual(['OrderPlaced', 'OrderCancelled']);

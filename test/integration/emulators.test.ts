@@ -68,7 +68,9 @@ describe('emulators on loopback only', () => {
     try {
       const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'loopback-test' }));
       const { MessageId } = await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'hello' }));
-      expect(emulators.fauxqs.spy.checkForMessage({ service: 'sqs', queueName: 'loopback-test', messageId: MessageId }, 'published')).toBeDefined();
+      expect(
+        emulators.fauxqs.spy.checkForMessage({ service: 'sqs', queueName: 'loopback-test', messageId: MessageId }, 'published'),
+      ).toBeDefined();
       expect(emulators.fauxqs.inspectQueue('loopback-test')).toMatchObject({ arn: 'arn:aws:sqs:us-east-1:000000000000:loopback-test' });
       expect(emulators.fauxqs.inspectQueue('loopback-test')!.messages.ready.map((message) => message.body)).toEqual(['hello']);
       const { queueArn } = emulators.fauxqs.createQueue('made-in-process');

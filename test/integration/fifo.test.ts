@@ -34,7 +34,11 @@ beforeAll(async () => {
     import('../../functions/shipping.js'),
     import('../../lib/order-events-topic.js'),
   ]);
-  handlers = { inventory: inventory.handler as unknown as Handler, payment: payment.handler as unknown as Handler, shipping: shipping.handler as unknown as Handler };
+  handlers = {
+    inventory: inventory.handler as unknown as Handler,
+    payment: payment.handler as unknown as Handler,
+    shipping: shipping.handler as unknown as Handler,
+  };
   publish = topic.publishOrderEvent;
 }, 180_000);
 
@@ -65,7 +69,13 @@ async function drain(participant: Participant, batches = Number.POSITIVE_INFINIT
   const seen: Record<string, string[]> = {};
   for (let batch = 0; batch < batches; batch += 1) {
     const { Messages = [] } = await stack.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
+      new ReceiveMessageCommand({
+        QueueUrl: queue.url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
     );
     if (Messages.length === 0) return seen;
     const records = Messages.map((message) => toSqsRecord(message, { queueArn: queue.arn, region: 'us-east-1' }));
@@ -75,7 +85,12 @@ async function drain(participant: Participant, batches = Number.POSITIVE_INFINIT
     }
     const { batchItemFailures } = await handlers[participant]({ Records: records }, lambdaContext(`order-pipeline-local-${participant}`));
     if (batchItemFailures.length > 0) throw new Error(`${participant} failed ${JSON.stringify(batchItemFailures)}`);
-    await stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queue.url, Entries: Messages.map((message, i) => ({ Id: String(i), ReceiptHandle: message.ReceiptHandle })) }));
+    await stack.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queue.url,
+        Entries: Messages.map((message, i) => ({ Id: String(i), ReceiptHandle: message.ReceiptHandle })),
+      }),
+    );
   }
   return seen;
 }
@@ -88,28 +103,49 @@ describe('the FIFO variant on the emulators', () => {
     for (const participant of PARTICIPANTS) {
       const queue = queueOf(participant);
       const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['All'] }));
-      expect(Attributes, participant).toMatchObject({ FifoQueue: 'true', ContentBasedDeduplication: 'false', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' });
+      expect(Attributes, participant).toMatchObject({
+        FifoQueue: 'true',
+        ContentBasedDeduplication: 'false',
+        DeduplicationScope: 'messageGroup',
+        FifoThroughputLimit: 'perMessageGroupId',
+      });
       expect(queue.dlqUrl, participant).toMatch(/-dlq\.fifo$/);
       const dlq = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.dlqUrl, AttributeNames: ['FifoQueue'] }));
       expect(dlq.Attributes?.FifoQueue, `${participant} DLQ`).toBe('true');
     }
   });
 
-  it('delivers an event published twice within five minutes once, and each order\'s events in publish order, through the filters', async () => {
+  it("delivers an event published twice within five minutes once, and each order's events in publish order, through the filters", async () => {
     const [a, b] = [orderIdOf('fifo-dedup-a'), orderIdOf('fifo-dedup-b')];
     const event = (orderId: string, eventType: 'OrderConfirmed' | 'OrderCancelled'): OrderEvent =>
       eventType === 'OrderConfirmed'
         ? { eventId: `${orderId}:OrderConfirmed`, eventType, orderId, occurredAt: new Date().toISOString(), data: {} }
-        : { eventId: `${orderId}:OrderCancelled`, eventType, orderId, occurredAt: new Date().toISOString(), data: { reason: 'CUSTOMER_CANCELLED' } };
+        : {
+            eventId: `${orderId}:OrderCancelled`,
+            eventType,
+            orderId,
+            occurredAt: new Date().toISOString(),
+            data: { reason: 'CUSTOMER_CANCELLED' },
+          };
     const placedA = orderPlaced(a);
     // Interleaved, and A's OrderPlaced and OrderCancelled each published twice (a retried request,
     // the sweep, a late result asking for its compensation again).
-    for (const published of [placedA, orderPlaced(b), placedA, event(a, 'OrderCancelled'), event(b, 'OrderConfirmed'), event(a, 'OrderCancelled')]) {
+    for (const published of [
+      placedA,
+      orderPlaced(b),
+      placedA,
+      event(a, 'OrderCancelled'),
+      event(b, 'OrderConfirmed'),
+      event(a, 'OrderCancelled'),
+    ]) {
       await publish(published);
     }
     expect([queued('inventory')[a], queued('inventory')[b]]).toEqual([['OrderPlaced', 'OrderCancelled'], ['OrderPlaced']]);
     expect([queued('payment')[a], queued('payment')[b]]).toEqual([['OrderPlaced', 'OrderCancelled'], ['OrderPlaced']]);
-    expect([queued('shipping')[a], queued('shipping')[b]]).toEqual([['OrderPlaced', 'OrderCancelled'], ['OrderPlaced', 'OrderConfirmed']]);
+    expect([queued('shipping')[a], queued('shipping')[b]]).toEqual([
+      ['OrderPlaced', 'OrderCancelled'],
+      ['OrderPlaced', 'OrderConfirmed'],
+    ]);
     // Not for handling: these orders are not in the orders table.
     for (const participant of PARTICIPANTS) await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: queueOf(participant).url }));
   });
@@ -139,8 +175,8 @@ async function expectNothingStanding(placed: OrderPlaced, sku: string, initial: 
   expect(missingFollowUps(order)).toEqual([]);
 }
 
-describe('a customer\'s cancellation on FIFO queues', () => {
-  it('a cancel racing the deciding result, many times over: each participant takes the order\'s events in publish order, and every order ends cancelled with nothing standing', async () => {
+describe("a customer's cancellation on FIFO queues", () => {
+  it("a cancel racing the deciding result, many times over: each participant takes the order's events in publish order, and every order ends cancelled with nothing standing", async () => {
     const { cancelOrder } = await import('../../lib/cancel-order.js');
     const RACES = ['cancel first', 'decision first', 'at once'] as const;
     let decidedFirst = 0;
@@ -149,7 +185,8 @@ describe('a customer\'s cancellation on FIFO queues', () => {
       const placed = (await storeCreatedOrder(CUSTOMER, sampleOrder([{ sku, quantity: 2 }]))).placedEvent;
       await publish(placed);
       const seen: Record<Participant, string[]> = { inventory: [], payment: [], shipping: [] };
-      const note = (participant: Participant) => (handled: Record<string, string[]>) => seen[participant].push(...(handled[placed.orderId] ?? []));
+      const note = (participant: Participant) => (handled: Record<string, string[]>) =>
+        seen[participant].push(...(handled[placed.orderId] ?? []));
       await Promise.all([drain('inventory').then(note('inventory')), drain('payment').then(note('payment'))]);
       // The last result and the cancellation: the cancel first, the decision first, or both at
       // once (either may land first). The cancel's OrderCancelled queues behind whatever shipping
@@ -159,12 +196,24 @@ describe('a customer\'s cancellation on FIFO queues', () => {
       // One batch: its OrderPlaced (what follows, OrderConfirmed, is dispatched below, after the cancel).
       const shippingNow = () => drain('shipping', 1).then(note('shipping'));
       const cancel =
-        race === 'cancel first' ? await cancelNow().then(async (result) => { await shippingNow(); return result; })
-        : race === 'decision first' ? await shippingNow().then(cancelNow)
-        : (await Promise.all([cancelNow(), shippingNow()]))[0];
+        race === 'cancel first'
+          ? await cancelNow().then(async (result) => {
+              await shippingNow();
+              return result;
+            })
+          : race === 'decision first'
+            ? await shippingNow().then(cancelNow)
+            : (await Promise.all([cancelNow(), shippingNow()]))[0];
       expect(cancel.outcome, `round ${round}, ${race}`).toBe('cancelled');
       for (let more = 0; more < 5; more += 1) {
-        const handled = await Promise.all(PARTICIPANTS.map((participant) => drain(participant).then((h) => { note(participant)(h); return h; })));
+        const handled = await Promise.all(
+          PARTICIPANTS.map((participant) =>
+            drain(participant).then((h) => {
+              note(participant)(h);
+              return h;
+            }),
+          ),
+        );
         if (handled.every((h) => Object.keys(h).length === 0)) break;
       }
       await expectNothingStanding(placed, sku, 5);
@@ -173,7 +222,10 @@ describe('a customer\'s cancellation on FIFO queues', () => {
       // OrderPlaced it follows does the compensation.
       expect(seen.inventory, `round ${round}`).toEqual(['OrderPlaced', 'OrderCancelled']);
       expect(seen.payment, `round ${round}`).toEqual(['OrderPlaced', 'OrderCancelled']);
-      expect(seen.shipping.filter((type) => type !== 'OrderConfirmed'), `round ${round}`).toEqual(['OrderPlaced', 'OrderCancelled']);
+      expect(
+        seen.shipping.filter((type) => type !== 'OrderConfirmed'),
+        `round ${round}`,
+      ).toEqual(['OrderPlaced', 'OrderCancelled']);
       expect(seen.shipping.indexOf('OrderConfirmed'), `round ${round}: OrderConfirmed, if decided first, between the two`).not.toBe(0);
       if (seen.shipping.includes('OrderConfirmed')) decidedFirst += 1;
     }

@@ -29,7 +29,10 @@ beforeEach(() => {
   vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     for (const line of String(chunk).split('\n')) {
       if (!line.includes('"_aws"')) continue;
-      const blob = JSON.parse(line) as { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> } } & Record<string, unknown>;
+      const blob = JSON.parse(line) as { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> } } & Record<
+        string,
+        unknown
+      >;
       const names = blob._aws.CloudWatchMetrics.flatMap((d) => d.Metrics.map((m) => m.Name));
       emitted.push(Object.fromEntries(names.map((name) => [name, Number(blob[name])])));
     }
@@ -51,8 +54,12 @@ function metricTotals(): Record<string, number> {
 function publishedFor(orderId: string): number {
   return stack.emulators.fauxqs.spy
     .getAllMessages()
-    .filter((m) => m.service === 'sns' && m.messageAttributes.orderId?.StringValue === orderId && m.messageAttributes.eventType?.StringValue === 'OrderPlaced')
-    .length;
+    .filter(
+      (m) =>
+        m.service === 'sns' &&
+        m.messageAttributes.orderId?.StringValue === orderId &&
+        m.messageAttributes.eventType?.StringValue === 'OrderPlaced',
+    ).length;
 }
 
 function order(quantity = 1): OrderRequest {
@@ -77,7 +84,11 @@ async function post(customer: string, body: OrderRequest, key: string): Promise<
       headers: { 'content-type': 'application/json', 'idempotency-key': key },
       body: JSON.stringify(body),
       isBase64Encoded: false,
-      requestContext: { http: { method: 'POST', path: '/orders' }, requestId, authorizer: { jwt: { claims: { sub: customer }, scopes: null } } },
+      requestContext: {
+        http: { method: 'POST', path: '/orders' },
+        requestId,
+        authorizer: { jwt: { claims: { sub: customer }, scopes: null } },
+      },
     } as unknown as APIGatewayProxyEventV2,
     { functionName: 'createOrder', awsRequestId: requestId, getRemainingTimeInMillis: () => 10_000 } as unknown as Context,
   );

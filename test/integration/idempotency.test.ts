@@ -38,7 +38,8 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 const keyOf = (event: OrderPlaced) => `payment-charge#${createHash('md5').update(JSON.stringify(event.orderId)).digest('base64')}`;
 
 async function recordOf(event: OrderPlaced): Promise<Record<string, AttributeValue> | undefined> {
-  return (await dynamodb.send(new GetItemCommand({ TableName: idempotencyTable, Key: { id: { S: keyOf(event) } }, ConsistentRead: true }))).Item;
+  return (await dynamodb.send(new GetItemCommand({ TableName: idempotencyTable, Key: { id: { S: keyOf(event) } }, ConsistentRead: true })))
+    .Item;
 }
 
 /** The single attribute of a record matching a test, by name; fails if none or several match. */
@@ -50,7 +51,8 @@ function attributeWhere(record: Record<string, AttributeValue>, what: string, te
   return names[0]!;
 }
 
-const numberIn = (low: number, high: number) => (value: AttributeValue) => value.N !== undefined && Number(value.N) >= low && Number(value.N) <= high;
+const numberIn = (low: number, high: number) => (value: AttributeValue) =>
+  value.N !== undefined && Number(value.N) >= low && Number(value.N) <= high;
 
 /** The names Powertools uses, each read from the record it wrote in beforeAll (by its value). */
 const attributeName = {
@@ -59,7 +61,11 @@ const attributeName = {
   expiry: () => attributeWhere(written.record, 'an expiry in epoch seconds', numberIn(nowSeconds(), nowSeconds() + 366 * 86_400)),
   /** Epoch milliseconds: the invocation's start plus the time it had left, from its Lambda context. */
   inProgressExpiry: () =>
-    attributeWhere(written.record, 'an in-progress deadline from the Lambda context', numberIn(written.startedAt, written.finishedAt + written.timeoutMs)),
+    attributeWhere(
+      written.record,
+      'an in-progress deadline from the Lambda context',
+      numberIn(written.startedAt, written.finishedAt + written.timeoutMs),
+    ),
 };
 
 async function placeOrder(customer: string, token = 'tok_visa'): Promise<OrderPlaced> {
@@ -173,7 +179,7 @@ describe('an in-progress record left by a crash', () => {
     expect((await recordOf(event))?.[status]).toEqual({ S: 'COMPLETED' });
   });
 
-  it('left by an invocation that timed out mid-work, blocks the event until that invocation\'s deadline, then the work runs', async () => {
+  it("left by an invocation that timed out mid-work, blocks the event until that invocation's deadline, then the work runs", async () => {
     const status = attributeName.status();
     // A flaky card: the simulated provider stores its attempts, so its call can be frozen.
     const event = await placeOrder('cus_idem_crashed', 'tok_flaky');
@@ -210,7 +216,14 @@ describe('an in-progress record left by a crash', () => {
       // Redelivered before that deadline: refused as in progress, the provider not called.
       expect(await deliver(event, 10_000, 2)).toHaveLength(1);
       const attempts = async () =>
-        (await dynamodb.send(new GetItemCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId: { S: event.orderId }, entryId: { S: 'SIMULATOR#ATTEMPTS' } } }))).Item;
+        (
+          await dynamodb.send(
+            new GetItemCommand({
+              TableName: stack.table('PaymentsTable'),
+              Key: { orderId: { S: event.orderId }, entryId: { S: 'SIMULATOR#ATTEMPTS' } },
+            }),
+          )
+        ).Item;
       expect(await attempts()).toBeUndefined();
 
       // After it: the work runs.

@@ -162,8 +162,13 @@ async function drainPipeline(timeoutMs = 60_000): Promise<void> {
 function expectNothingDeadLettered(orderIds: string[]): void {
   for (const stage of STAGES) {
     const state = stack.emulators.fauxqs.inspectQueue(queues[stage].dlqUrl.split('/').pop()!)!;
-    const bodies = [...state.messages.ready, ...state.messages.delayed, ...state.messages.inflight.map((entry) => entry.message)].map((m) => m.body);
-    expect(bodies.filter((body) => orderIds.some((id) => body.includes(id))), `the ${stage} DLQ`).toEqual([]);
+    const bodies = [...state.messages.ready, ...state.messages.delayed, ...state.messages.inflight.map((entry) => entry.message)].map(
+      (m) => m.body,
+    );
+    expect(
+      bodies.filter((body) => orderIds.some((id) => body.includes(id))),
+      `the ${stage} DLQ`,
+    ).toEqual([]);
   }
 }
 
@@ -232,7 +237,11 @@ describe('the stage handlers, fed from SNS/SQS', () => {
     expect(await orders.findOrder(placed.orderId)).toMatchObject({ status: 'CONFIRMED' });
     // The provider was really called three times: two simulated timeouts, then the charge.
     const simulator = await stack.db.send(
-      new GetCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId: placed.orderId, entryId: 'SIMULATOR#ATTEMPTS' }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: stack.table('PaymentsTable'),
+        Key: { orderId: placed.orderId, entryId: 'SIMULATOR#ATTEMPTS' },
+        ConsistentRead: true,
+      }),
     );
     expect(simulator.Item).toMatchObject({ attempts: 3 });
     // And each call was a redelivery of the one SQS message, by the queue: receive counts 1, 2, 3,

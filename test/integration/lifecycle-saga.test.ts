@@ -40,7 +40,12 @@ beforeAll(async () => {
   const { QueueUrl } = await stack.sqs.send(new CreateQueueCommand({ QueueName: CAPTURE_QUEUE }));
   const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
   await stack.sns.send(
-    new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn, Attributes: { RawMessageDelivery: 'true' } }),
+    new SubscribeCommand({
+      TopicArn: topicArn,
+      Protocol: 'sqs',
+      Endpoint: Attributes?.QueueArn,
+      Attributes: { RawMessageDelivery: 'true' },
+    }),
   );
   Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
 
@@ -118,10 +123,16 @@ describe('payments', () => {
     await expect(attempt()).rejects.toBeInstanceOf(provider.TransientProviderError);
     const third = await attempt();
     const fourth = await attempt();
-    expect(third).toMatchObject({ outcome: 'SUCCEEDED', amount: 3 * payments.UNIT_PRICE_CENTS, chargeId: provider.SimulatedPaymentProvider.chargeIdFor(orderId) });
+    expect(third).toMatchObject({
+      outcome: 'SUCCEEDED',
+      amount: 3 * payments.UNIT_PRICE_CENTS,
+      chargeId: provider.SimulatedPaymentProvider.chargeIdFor(orderId),
+    });
     expect(fourth.chargeId).toBe(third.chargeId);
     // Three calls reached the provider; the fourth was answered by the Powertools idempotency record.
-    const simulator = await stack.db.send(new GetCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId, entryId: 'SIMULATOR#ATTEMPTS' } }));
+    const simulator = await stack.db.send(
+      new GetCommand({ TableName: stack.table('PaymentsTable'), Key: { orderId, entryId: 'SIMULATOR#ATTEMPTS' } }),
+    );
     expect(simulator.Item).toMatchObject({ attempts: 3 });
   });
 
@@ -139,10 +150,15 @@ describe('payments', () => {
     expect(await payments.refundPayment(await outcome.loadOrder(placed.orderId))).toEqual({ outcome: 'no-charge' });
   });
 
-  it('refunds a cancelled order\'s charge at most once, even when asked concurrently', async () => {
+  it("refunds a cancelled order's charge at most once, even when asked concurrently", async () => {
     const placed = await placeOrder([{ sku: 'X', quantity: 2 }]);
     await payments.chargeForOrder(placed);
-    await outcome.recordResult(placed.orderId, 'inventory', { outcome: 'REJECTED', at: new Date().toISOString(), attempt: 'test', shortSku: 'X' });
+    await outcome.recordResult(placed.orderId, 'inventory', {
+      outcome: 'REJECTED',
+      at: new Date().toISOString(),
+      attempt: 'test',
+      shortSku: 'X',
+    });
     await outcome.recordResult(placed.orderId, 'shipping', { outcome: 'SUCCEEDED', at: new Date().toISOString() });
     const cancelled = await outcome.loadOrder(placed.orderId);
     expect(cancelled.status).toBe('CANCELLED');
@@ -163,7 +179,9 @@ describe('payments', () => {
 
   it('a token gone before any charge (expired) is a decline, and the token is never needed again', async () => {
     const placed = await placeOrder([{ sku: 'X', quantity: 1 }]);
-    await stack.db.send(new PutCommand({ TableName: stack.table('PaymentTokensTable'), Item: { orderId: placed.orderId, token: 'tok_visa', expiresAt: 1 } }));
+    await stack.db.send(
+      new PutCommand({ TableName: stack.table('PaymentTokensTable'), Item: { orderId: placed.orderId, token: 'tok_visa', expiresAt: 1 } }),
+    );
     const completion = await payments.chargeForOrder(placed);
     expect(completion.recorded).toBe('REJECTED');
     expect((await outcome.loadOrder(placed.orderId)).stages.payment).toMatchObject({ status: 'REJECTED', reason: 'PAYMENT_DECLINED' });
@@ -205,7 +223,9 @@ describe('order outcome', () => {
     for (let round = 0; round < ROUNDS; round += 1) {
       // Every fourth order declined, so CANCELLED decisions race as well as CONFIRMED ones.
       const placedOrders = await Promise.all(
-        Array.from({ length: ORDERS_PER_ROUND }, async (_, i) => placeOrder([{ sku: await seedSku(1), quantity: 1 }], i % 4 === 3 ? 'tok_decline' : 'tok_visa')),
+        Array.from({ length: ORDERS_PER_ROUND }, async (_, i) =>
+          placeOrder([{ sku: await seedSku(1), quantity: 1 }], i % 4 === 3 ? 'tok_decline' : 'tok_visa'),
+        ),
       );
       const completions = await Promise.all(
         placedOrders.map((placed) =>
@@ -219,7 +239,10 @@ describe('order outcome', () => {
         expect(deciders, label).toHaveLength(1);
         const order = await outcome.loadOrder(placed.orderId);
         expect(order.status, label).toBe(declined ? 'CANCELLED' : 'CONFIRMED');
-        expect(publishedEvents(placed.orderId).map((e) => e.eventType), label).toEqual([declined ? 'OrderCancelled' : 'OrderConfirmed']);
+        expect(
+          publishedEvents(placed.orderId).map((e) => e.eventType),
+          label,
+        ).toEqual([declined ? 'OrderCancelled' : 'OrderConfirmed']);
       }
     }
   });
@@ -278,11 +301,7 @@ describe('order outcome', () => {
   it('confirmation dispatches once, noted once on the timeline, and the order leaves the sweep index', async () => {
     const sku = await seedSku(4);
     const placed = await placeOrder([{ sku, quantity: 3 }]);
-    await Promise.all([
-      inventory.reserveStockForOrder(placed),
-      payments.chargeForOrder(placed),
-      shipping.prepareShipmentForOrder(placed),
-    ]);
+    await Promise.all([inventory.reserveStockForOrder(placed), payments.chargeForOrder(placed), shipping.prepareShipmentForOrder(placed)]);
     const [confirmed] = publishedEvents(placed.orderId);
     if (confirmed?.eventType !== 'OrderConfirmed') throw new Error('expected OrderConfirmed');
     const dispatches = [];
@@ -296,17 +315,25 @@ describe('order outcome', () => {
     expect(after.stages.shipping.status).toBe('SUCCEEDED');
     expect(after.sweepShard).toBeUndefined();
     // A cancel of a dispatched shipment does nothing.
-    expect(await shipping.cancelShipmentForOrder({ ...confirmed, eventType: 'OrderCancelled', data: { reason: 'OUT_OF_STOCK' } })).toEqual({ cancelled: false });
+    expect(await shipping.cancelShipmentForOrder({ ...confirmed, eventType: 'OrderCancelled', data: { reason: 'OUT_OF_STOCK' } })).toEqual({
+      cancelled: false,
+    });
   });
 
   it('a dispatch for an order that is not confirmed fails (it goes to the DLQ) and dispatches nothing', async () => {
     const placed = await placeOrder([{ sku: 'X', quantity: 1 }]);
-    const bogus = { eventId: `${placed.orderId}:OrderConfirmed`, eventType: 'OrderConfirmed', orderId: placed.orderId, occurredAt: new Date().toISOString(), data: {} } as const;
+    const bogus = {
+      eventId: `${placed.orderId}:OrderConfirmed`,
+      eventType: 'OrderConfirmed',
+      orderId: placed.orderId,
+      occurredAt: new Date().toISOString(),
+      data: {},
+    } as const;
     await expect(shipping.dispatchShipmentForOrder(bogus)).rejects.toThrow(/PENDING, not CONFIRMED/);
     expect((await outcome.loadOrder(placed.orderId)).dispatchedAt).toBeUndefined();
   });
 
-  it('heals a crash between the deciding write and the publish: the decider\'s retry publishes', async () => {
+  it("heals a crash between the deciding write and the publish: the decider's retry publishes", async () => {
     const sku = await seedSku(2);
     const placed = await placeOrder([{ sku, quantity: 1 }]);
     await inventory.reserveStockForOrder(placed);
@@ -340,11 +367,7 @@ describe('order outcome', () => {
   it('a late OrderPlaced after the order was cancelled and released reserves nothing again', async () => {
     const sku = await seedSku(3);
     const placed = await placeOrder([{ sku, quantity: 1 }], 'tok_decline');
-    await Promise.all([
-      inventory.reserveStockForOrder(placed),
-      payments.chargeForOrder(placed),
-      shipping.prepareShipmentForOrder(placed),
-    ]);
+    await Promise.all([inventory.reserveStockForOrder(placed), payments.chargeForOrder(placed), shipping.prepareShipmentForOrder(placed)]);
     const [cancelled] = publishedEvents(placed.orderId);
     if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
     await inventory.releaseStockForOrder(cancelled);

@@ -43,7 +43,13 @@ beforeEach(async () => {
   // Each test starts from an empty index: everything earlier tests left is finished off.
   published = [];
   for (const order of await allUnfinished()) {
-    await stack.db.send(new UpdateCommand({ TableName: stack.table('OrdersTable'), Key: { orderId: order }, UpdateExpression: 'REMOVE sweepShard, sweepDueAt' }));
+    await stack.db.send(
+      new UpdateCommand({
+        TableName: stack.table('OrdersTable'),
+        Key: { orderId: order },
+        UpdateExpression: 'REMOVE sweepShard, sweepDueAt',
+      }),
+    );
   }
 });
 
@@ -95,7 +101,9 @@ async function decide(order: OrderRecord, outcome: 'CONFIRMED' | 'CANCELLED', de
   const last = await recordResult(
     order.orderId,
     'payment',
-    outcome === 'CONFIRMED' ? { outcome: 'SUCCEEDED', at, chargeId: 'ch_test', amount: 1000 } : { outcome: 'REJECTED', at, declineCode: 'card_declined' },
+    outcome === 'CONFIRMED'
+      ? { outcome: 'SUCCEEDED', at, chargeId: 'ch_test', amount: 1000 }
+      : { outcome: 'REJECTED', at, declineCode: 'card_declined' },
   );
   // The decider's publish fails (a topic outage for its whole retry budget): decided, never published.
   writeOutages(outagesFile, { topic: { from: 0, until: Date.now() + HOUR } });
@@ -159,7 +167,13 @@ describe('the sweep', () => {
     const summary = await sweepUnfinishedOrders({ publish });
     expect(summary).toMatchObject({ due: 1, republishedOutcome: 1 });
     expect(published).toEqual([
-      { eventId: `${order.orderId}:OrderCancelled`, eventType: 'OrderCancelled', orderId: order.orderId, occurredAt: order.decidedAt, data: { reason: 'OUT_OF_STOCK' } },
+      {
+        eventId: `${order.orderId}:OrderCancelled`,
+        eventType: 'OrderCancelled',
+        orderId: order.orderId,
+        occurredAt: order.decidedAt,
+        data: { reason: 'OUT_OF_STOCK' },
+      },
     ]);
   });
 
@@ -170,7 +184,10 @@ describe('the sweep', () => {
     expect(published.map((e) => e.eventType)).toEqual(['OrderConfirmed']);
     expect(await allUnfinished()).toContain(order.orderId);
     // The parcel is dispatched: nothing is missing, and the order leaves the index with that write.
-    await recordFollowUp(order.orderId, 'dispatchedAt', new Date().toISOString(), { requiresSucceeded: ['inventory', 'payment', 'shipping'], last: true });
+    await recordFollowUp(order.orderId, 'dispatchedAt', new Date().toISOString(), {
+      requiresSucceeded: ['inventory', 'payment', 'shipping'],
+      last: true,
+    });
     expect(await allUnfinished()).not.toContain(order.orderId);
     const after = await read(order.orderId);
     expect(after.sweepShard).toBeUndefined();
@@ -180,7 +197,10 @@ describe('the sweep', () => {
   it('takes a finished order that is still indexed out of the index, without publishing', async () => {
     const order = await decide(await placedAgo(HOUR), 'CONFIRMED', HOUR);
     // Its follow-up written, but the index keys left behind (as when two last writes ran at once).
-    await recordFollowUp(order.orderId, 'dispatchedAt', new Date().toISOString(), { requiresSucceeded: ['inventory', 'payment', 'shipping'], last: true });
+    await recordFollowUp(order.orderId, 'dispatchedAt', new Date().toISOString(), {
+      requiresSucceeded: ['inventory', 'payment', 'shipping'],
+      last: true,
+    });
     await stack.db.send(
       new UpdateCommand({
         TableName: stack.table('OrdersTable'),

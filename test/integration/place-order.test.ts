@@ -59,10 +59,13 @@ function countingPublisher(fail: () => boolean = () => false) {
 }
 
 describe('placing an order', () => {
-  it('keys are the caller\'s own: one key from two customers makes two orders, each its customer\'s', async () => {
+  it("keys are the caller's own: one key from two customers makes two orders, each its customer's", async () => {
     const body = request();
     const { published, publish } = countingPublisher();
-    const [first, second] = await Promise.all([placeOrder('cus_alice', body, 'shared-key', publish), placeOrder('cus_bob', body, 'shared-key', publish)]);
+    const [first, second] = await Promise.all([
+      placeOrder('cus_alice', body, 'shared-key', publish),
+      placeOrder('cus_bob', body, 'shared-key', publish),
+    ]);
     if (first?.outcome !== 'accepted' || second?.outcome !== 'accepted') throw new Error('both orders should be accepted');
     expect(first.order.orderId).not.toBe(second.order.orderId);
     expect([first.order.customerId, second.order.customerId]).toEqual(['cus_alice', 'cus_bob']);
@@ -71,7 +74,7 @@ describe('placing an order', () => {
     expect(first.order.orderId).toMatch(/^ord_[0-9a-f]{12}7[0-9a-f]{19}$/);
   });
 
-  it('a key reused for another body answers with the caller\'s earlier order, and stores nothing', async () => {
+  it("a key reused for another body answers with the caller's earlier order, and stores nothing", async () => {
     const body = request();
     const { published, publish } = countingPublisher();
     const first = await placeOrder(customer, body, 'reused-key', publish);
@@ -87,8 +90,12 @@ describe('placing an order', () => {
     const placed = await placeOrder(customer, body, undefined, publish);
     if (placed.outcome !== 'accepted') throw new Error(`expected accepted, got ${placed.outcome}`);
     const { GetCommand } = await import('@aws-sdk/lib-dynamodb');
-    const { Item: order } = await stack.db.send(new GetCommand({ TableName: stack.table('OrdersTable'), Key: { orderId: placed.order.orderId }, ConsistentRead: true }));
-    const { Item: token } = await stack.db.send(new GetCommand({ TableName: stack.table('PaymentTokensTable'), Key: { orderId: placed.order.orderId }, ConsistentRead: true }));
+    const { Item: order } = await stack.db.send(
+      new GetCommand({ TableName: stack.table('OrdersTable'), Key: { orderId: placed.order.orderId }, ConsistentRead: true }),
+    );
+    const { Item: token } = await stack.db.send(
+      new GetCommand({ TableName: stack.table('PaymentTokensTable'), Key: { orderId: placed.order.orderId }, ConsistentRead: true }),
+    );
     expect(JSON.stringify(order)).not.toContain('tok_mastercard_debit');
     expect(JSON.stringify(published)).not.toContain('tok_mastercard_debit');
     expect(order?.paymentTokenMasked).toBe('tok_****ebit');
@@ -150,7 +157,11 @@ describe('placing an order', () => {
           headers: { 'content-type': 'application/json', 'idempotency-key': key },
           body: JSON.stringify(order),
           isBase64Encoded: false,
-          requestContext: { http: { method: 'POST', path: '/orders' }, requestId: key, authorizer: { jwt: { claims: { sub: 'cus_metric' }, scopes: null } } },
+          requestContext: {
+            http: { method: 'POST', path: '/orders' },
+            requestId: key,
+            authorizer: { jwt: { claims: { sub: 'cus_metric' }, scopes: null } },
+          },
         } as unknown as APIGatewayProxyEventV2,
         { functionName: 'createOrder', awsRequestId: key, getRemainingTimeInMillis: () => 10_000 } as unknown as Context,
       );

@@ -22,7 +22,9 @@ let resources: ProvisionedResources;
 
 /** Template resources of a type, with their properties resolved. */
 function declared(type: string): Array<{ id: string; properties: Record<string, unknown> }> {
-  return resolver.resources(type).map(([id, resource]) => ({ id, properties: resolver.resolve(resource.Properties ?? {}) as Record<string, unknown> }));
+  return resolver
+    .resources(type)
+    .map(([id, resource]) => ({ id, properties: resolver.resolve(resource.Properties ?? {}) as Record<string, unknown> }));
 }
 
 /** SQS queue subscriptions of the order events topic, as the template declares them. */
@@ -34,7 +36,12 @@ function queueSubscriptions() {
 
 async function receiveAll(queueUrl: string, waitSeconds: number): Promise<Message[]> {
   const { Messages } = await sqs.send(
-    new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds, MessageAttributeNames: ['All'] }),
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: waitSeconds,
+      MessageAttributeNames: ['All'],
+    }),
   );
   return Messages ?? [];
 }
@@ -42,7 +49,12 @@ async function receiveAll(queueUrl: string, waitSeconds: number): Promise<Messag
 beforeAll(async () => {
   const packaged = await packageStack({ stage: 'local' });
   template = await readTemplate(packaged.templatePath);
-  resolver = new StackResolver(template, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, partition: 'aws', stackName: `${packaged.serviceName}-local` });
+  resolver = new StackResolver(template, {
+    region: LOCAL_REGION,
+    accountId: LOCAL_ACCOUNT_ID,
+    partition: 'aws',
+    stackName: `${packaged.serviceName}-local`,
+  });
   emulators = await startEmulators({ sqsPort: 0, dynamodbPort: 0 });
   sqs = new SQSClient(clientConfig(emulators.endpoints.sqs));
   sns = new SNSClient(clientConfig(emulators.endpoints.sns));
@@ -87,7 +99,9 @@ describe('queues', () => {
       // The dead-letter queue it names is one of the template's, and exists.
       const dlq = deadLetterQueues.find(({ id }) => resolver.arn(id) === redrive.deadLetterTargetArn);
       expect(dlq, `the DLQ of ${String(properties.QueueName)}`).toBeDefined();
-      await expect(sqs.send(new GetQueueUrlCommand({ QueueName: String(dlq!.properties.QueueName) }))).resolves.toMatchObject({ QueueUrl: expect.any(String) });
+      await expect(sqs.send(new GetQueueUrlCommand({ QueueName: String(dlq!.properties.QueueName) }))).resolves.toMatchObject({
+        QueueUrl: expect.any(String),
+      });
     }
     for (const { properties } of deadLetterQueues) {
       const attributes = await attributesOf(properties);
@@ -95,7 +109,9 @@ describe('queues', () => {
       expect(attributes.RedrivePolicy).toBeUndefined();
     }
     // Every dead-letter queue serves a stage queue: none is left over.
-    const named = stageQueues.map(({ properties }) => (properties.RedrivePolicy as { deadLetterTargetArn: string }).deadLetterTargetArn).sort();
+    const named = stageQueues
+      .map(({ properties }) => (properties.RedrivePolicy as { deadLetterTargetArn: string }).deadLetterTargetArn)
+      .sort();
     expect(named).toEqual(deadLetterQueues.map(({ id }) => resolver.arn(id)).sort());
     // Every consumer queue has a DLQ: a poison message never blocks a queue forever.
     const consumerQueues = Object.values(resources.queues).filter((queue) => !queue.logicalId.includes('DeadLetter'));
@@ -109,7 +125,9 @@ describe('subscriptions', () => {
     const expected = queueSubscriptions();
     expect(expected).toHaveLength(3);
     const { Subscriptions = [] } = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: resources.topicArn }));
-    expect(Subscriptions.map((subscription) => subscription.Endpoint).sort()).toEqual(expected.map(({ properties }) => properties.Endpoint).sort());
+    expect(Subscriptions.map((subscription) => subscription.Endpoint).sort()).toEqual(
+      expected.map(({ properties }) => properties.Endpoint).sort(),
+    );
     for (const { properties } of expected) {
       const subscription = Subscriptions.find((candidate) => candidate.Endpoint === properties.Endpoint)!;
       const { Attributes = {} } = await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: subscription.SubscriptionArn }));
@@ -193,7 +211,9 @@ describe('tables', () => {
   it('creates every table of the template, and says once that TTL is not emulated', () => {
     const tables = declared('AWS::DynamoDB::Table');
     expect(Object.values(resources.tables).sort()).toEqual(tables.map(({ properties }) => String(properties.TableName)).sort());
-    const withTtl = tables.filter(({ properties }) => isRecord(properties.TimeToLiveSpecification) && properties.TimeToLiveSpecification.Enabled === true);
+    const withTtl = tables.filter(
+      ({ properties }) => isRecord(properties.TimeToLiveSpecification) && properties.TimeToLiveSpecification.Enabled === true,
+    );
     // The idempotency records expire through TTL (test/integration/idempotency.test.ts checks the attribute).
     expect(withTtl.map(({ id }) => id)).toContain('IdempotencyTable');
     const notes = resources.notes.filter((note) => note.includes('TTL'));

@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { type Message, type MessageAttributeValue, PurgeQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  type Message,
+  type MessageAttributeValue,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REPOSITORY_ROOT } from '../../local/package-stack.js';
 import { writeRuntimeState } from '../../local/runtime-state.js';
@@ -24,7 +30,16 @@ const POISON = 'poison: never an order';
 /** What each variable a tool reads would otherwise inherit: a test's own environment, a runtime elsewhere on this machine. */
 function toolEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const name of ['PORT', 'SQS_PORT', 'SQS_ENDPOINT', 'LOCAL_STAGE', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_SNS', 'AWS_ENDPOINT_URL_DYNAMODB']) {
+  for (const name of [
+    'PORT',
+    'SQS_PORT',
+    'SQS_ENDPOINT',
+    'LOCAL_STAGE',
+    'AWS_ENDPOINT_URL',
+    'AWS_ENDPOINT_URL_SQS',
+    'AWS_ENDPOINT_URL_SNS',
+    'AWS_ENDPOINT_URL_DYNAMODB',
+  ]) {
     delete env[name];
   }
   // No state file unless a test writes one.
@@ -59,7 +74,9 @@ async function drain(url: string): Promise<Message[]> {
 /** Bodies a queue holds in any state, without receiving them. */
 const heldBodies = (url: string) => {
   const state = stack.emulators.fauxqs.inspectQueue(url.split('/').pop()!)!;
-  return [...state.messages.ready, ...state.messages.delayed, ...state.messages.inflight.map((entry) => entry.message)].map((m) => m.body).sort();
+  return [...state.messages.ready, ...state.messages.delayed, ...state.messages.inflight.map((entry) => entry.message)]
+    .map((m) => m.body)
+    .sort();
 };
 
 beforeAll(async () => {
@@ -88,7 +105,9 @@ beforeEach(async () => {
       eventType: { DataType: 'String', StringValue: 'OrderPlaced' },
       orderId: { DataType: 'String', StringValue: orderId },
     };
-    await stack.sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: JSON.stringify(orderPlaced(orderId)), MessageAttributes: attributes }));
+    await stack.sqs.send(
+      new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: JSON.stringify(orderPlaced(orderId)), MessageAttributes: attributes }),
+    );
   }
   await stack.sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: POISON }));
 });
@@ -98,7 +117,9 @@ describe('npm run redrive, against the emulators', () => {
     const port = new URL(stack.emulators.endpoints.sqs).port;
     const result = await redrive(['payment', '--dry-run'], toolEnvironment({ SQS_PORT: port }));
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain(`Dry run: redriving order-pipeline-local-payment-dlq → order-pipeline-local-payment (local runtime at http://127.0.0.1:${port}, stage local)`);
+    expect(result.stdout).toContain(
+      `Dry run: redriving order-pipeline-local-payment-dlq → order-pipeline-local-payment (local runtime at http://127.0.0.1:${port}, stage local)`,
+    );
     for (const orderId of orderIds) expect(result.stdout).toMatch(new RegExp(`would move\\s+\\S+\\s+OrderPlaced ${orderId}`));
     expect(result.stdout).toMatch(/would move\s+\S+\s+not an order event/);
     expect(result.stdout).toContain('Would move 4 message(s); 0 left in the DLQ.');

@@ -47,7 +47,10 @@ describe('a template AWS would refuse', () => {
       // Longer than the payment queue's 31 s visibility timeout.
       properties(template, 'PaymentLambdaFunction').Timeout = 60;
       properties(template, 'InventoryEventSourceMappingSQSInventoryQueue').ScalingConfig = { MaximumConcurrency: 1 };
-      Object.assign(properties(template, 'ShippingEventSourceMappingSQSShippingQueue'), { BatchSize: 50, MaximumBatchingWindowInSeconds: 0 });
+      Object.assign(properties(template, 'ShippingEventSourceMappingSQSShippingQueue'), {
+        BatchSize: 50,
+        MaximumBatchingWindowInSeconds: 0,
+      });
     });
     const [apiPort, sqsPort, dynamodbPort] = [await freePort(), await freePort(), await freePort()];
 
@@ -77,7 +80,7 @@ describe('a template AWS would refuse', () => {
 });
 
 describe('a FIFO template AWS would refuse', () => {
-  it('is refused for a batching window on a FIFO queue, in Lambda\'s words, the FIFO stack\'s own mappings accepted', async () => {
+  it("is refused for a batching window on a FIFO queue, in Lambda's words, the FIFO stack's own mappings accepted", async () => {
     const templatePath = await packagedCopy((template) => {
       properties(template, 'PaymentEventSourceMappingSQSPaymentQueue').MaximumBatchingWindowInSeconds = 1;
     }, 'fifo');
@@ -90,7 +93,9 @@ describe('a FIFO template AWS would refuse', () => {
       (refused: unknown) => refused as Error,
     );
     expect(error.name).toBe('EventSourceMappingRefused');
-    expect(error.message).toContain('PaymentEventSourceMappingSQSPaymentQueue: InvalidParameterValueException: Batching window is not supported for FIFO queues');
+    expect(error.message).toContain(
+      'PaymentEventSourceMappingSQSPaymentQueue: InvalidParameterValueException: Batching window is not supported for FIFO queues',
+    );
     // Only that one: the other FIFO mappings, as packaged, are what AWS accepts.
     expect(error.message).not.toContain('InventoryEventSourceMapping');
     expect(error.message).not.toContain('ShippingEventSourceMapping');

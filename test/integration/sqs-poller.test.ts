@@ -147,7 +147,11 @@ class CapturedLog implements InvocationLog {
 
 beforeAll(async () => {
   fauxqs = await startFauxqsOnLoopback({ port: 0, logger: false, messageSpies: { bufferSize: 1000 } });
-  sqs = new SQSClient({ endpoint: `http://127.0.0.1:${fauxqs.port}`, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  sqs = new SQSClient({
+    endpoint: `http://127.0.0.1:${fauxqs.port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   workDir = await mkdtemp(path.join(tmpdir(), 'sqs-poller-test-'));
   handlerPath = path.join(workDir, 'handler.mjs');
   await writeFile(handlerPath, HANDLER);
@@ -176,7 +180,10 @@ async function createQueues(options: { visibilityTimeout: number; maxReceiveCoun
       QueueName: name,
       Attributes: {
         VisibilityTimeout: String(options.visibilityTimeout),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq`, maxReceiveCount: options.maxReceiveCount }),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq`,
+          maxReceiveCount: options.maxReceiveCount,
+        }),
       },
     }),
   );
@@ -241,7 +248,11 @@ function startPoller(options: {
   };
 }
 
-async function send(queueUrl: string, bodies: Array<Record<string, unknown>>, attributes?: SendMessageBatchRequestEntry['MessageAttributes']) {
+async function send(
+  queueUrl: string,
+  bodies: Array<Record<string, unknown>>,
+  attributes?: SendMessageBatchRequestEntry['MessageAttributes'],
+) {
   const response = await sqs.send(
     new SendMessageBatchCommand({
       QueueUrl: queueUrl,
@@ -264,7 +275,9 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
 const consumedFrom = (queueName: string) =>
   fauxqs.spy
     .getAllMessages()
-    .filter((message): message is SqsSpyMessage => message.service === 'sqs' && message.queueName === queueName && message.status === 'consumed');
+    .filter(
+      (message): message is SqsSpyMessage => message.service === 'sqs' && message.queueName === queueName && message.status === 'consumed',
+    );
 
 describe('partial batch responses', () => {
   it('deletes the records that succeeded, keeps the reported one in flight, and moves it to the DLQ after maxReceiveCount receives', async () => {
@@ -280,7 +293,11 @@ describe('partial batch responses', () => {
     // The first batch: the two good records are deleted, the reported one is not.
     const first = await until('the first batch', () => consumer.log.lines[0]);
     expect(first).toMatchObject({ batchSize: 3, failures: 1, outcome: 'partial' });
-    expect(consumedFrom(queue.name).map((message) => message.messageId).sort()).toEqual([...goodIds].sort());
+    expect(
+      consumedFrom(queue.name)
+        .map((message) => message.messageId)
+        .sort(),
+    ).toEqual([...goodIds].sort());
     const state = fauxqs.inspectQueue(queue.name)!;
     expect(state.messages.ready).toHaveLength(0);
     expect(state.messages.inflight.map((entry) => entry.message.messageId)).toEqual([poisonId]);
@@ -297,7 +314,9 @@ describe('partial batch responses', () => {
 
     // The handler saw it twice, with Lambda's record shape and growing receive counts.
     const starts = (await consumer.journal()).filter((entry) => entry.phase === 'start');
-    const poisonReceives = starts.flatMap((entry) => entry.records!.filter((record) => record.id === poisonId).map((record) => record.receiveCount));
+    const poisonReceives = starts.flatMap((entry) =>
+      entry.records!.filter((record) => record.id === poisonId).map((record) => record.receiveCount),
+    );
     expect(poisonReceives).toEqual([1, 2]);
     expect(fauxqs.inspectQueue(queue.name)!.messages.inflight).toHaveLength(0);
   });
@@ -314,13 +333,21 @@ describe('failed batches', () => {
     expect(line.failures).toBe(2);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(consumedFrom(queue.name)).toHaveLength(0);
-    expect(fauxqs.inspectQueue(queue.name)!.messages.inflight.map((entry) => entry.message.messageId).sort()).toEqual([...ids].sort());
+    expect(
+      fauxqs
+        .inspectQueue(queue.name)!
+        .messages.inflight.map((entry) => entry.message.messageId)
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 
   it('treats a malformed batchItemFailures response as a failure of the whole batch', async () => {
     const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
     const shapes = ['emptyId', 'nullId', 'unknownId', 'wrongKey', 'notAList', 'notAnObject'];
-    await send(queue.url, shapes.map((shape) => ({ shape })));
+    await send(
+      queue.url,
+      shapes.map((shape) => ({ shape })),
+    );
     // One record per batch, so each malformed response is judged on its own.
     const consumer = startPoller({ queue, mode: 'invalid', batchSize: 1, windowSeconds: 0, maximumConcurrency: 3 });
 
@@ -361,8 +388,18 @@ describe('failed batches', () => {
 describe('scaling', () => {
   it('never runs more invocations at once than MaximumConcurrency', async () => {
     const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
-    const ids = await send(queue.url, Array.from({ length: 8 }, (_, n) => ({ n })));
-    const consumer = startPoller({ queue, mode: 'slow', batchSize: 1, windowSeconds: 0, maximumConcurrency: 2, reportBatchItemFailures: false });
+    const ids = await send(
+      queue.url,
+      Array.from({ length: 8 }, (_, n) => ({ n })),
+    );
+    const consumer = startPoller({
+      queue,
+      mode: 'slow',
+      batchSize: 1,
+      windowSeconds: 0,
+      maximumConcurrency: 2,
+      reportBatchItemFailures: false,
+    });
 
     await until('every message deleted', () => consumedFrom(queue.name).length === ids.length, 15_000);
     expect(overlap.peak).toBe(2);
@@ -373,7 +410,10 @@ describe('scaling', () => {
 
   it('counts a deliberate duplicate delivery against MaximumConcurrency, like any invocation', async () => {
     const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
-    const ids = await send(queue.url, Array.from({ length: 6 }, (_, n) => ({ n })));
+    const ids = await send(
+      queue.url,
+      Array.from({ length: 6 }, (_, n) => ({ n })),
+    );
     // Every record delivered twice: two invocations per message, never more than 2 at once.
     const consumer = startPoller({
       queue,
@@ -387,7 +427,10 @@ describe('scaling', () => {
 
     await until(
       'every message deleted and every duplicate run',
-      () => consumedFrom(queue.name).length === ids.length && consumer.poller.stats().duplicateInvocations === ids.length && consumer.poller.stats().running === 0,
+      () =>
+        consumedFrom(queue.name).length === ids.length &&
+        consumer.poller.stats().duplicateInvocations === ids.length &&
+        consumer.poller.stats().running === 0,
       20_000,
     );
     const journal = await consumer.journal();
@@ -395,7 +438,13 @@ describe('scaling', () => {
     expect(handled.sort()).toEqual([...ids, ...ids].sort());
     expect(overlap.peak).toBe(2);
     expect(overlap.running).toBe(0);
-    expect(consumer.poller.stats()).toMatchObject({ batches: 6, duplicatedRecords: 6, duplicateInvocations: 6, maxConcurrent: 2, running: 0 });
+    expect(consumer.poller.stats()).toMatchObject({
+      batches: 6,
+      duplicatedRecords: 6,
+      duplicateInvocations: 6,
+      maxConcurrent: 2,
+      running: 0,
+    });
     expect(consumer.fn.stats().maxConcurrent).toBe(2);
   });
 });
@@ -423,7 +472,7 @@ describe('event size', () => {
   });
 });
 
-describe('FIFO queues, as Lambda\'s FIFO event source', () => {
+describe("FIFO queues, as Lambda's FIFO event source", () => {
   async function createFifoQueues(options: { visibilityTimeout: number; maxReceiveCount: number }) {
     queueCounter += 1;
     const name = `poller-test-${queueCounter}`;
@@ -436,15 +485,29 @@ describe('FIFO queues, as Lambda\'s FIFO event source', () => {
           DeduplicationScope: 'messageGroup',
           FifoThroughputLimit: 'perMessageGroupId',
           VisibilityTimeout: String(options.visibilityTimeout),
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq.fifo`, maxReceiveCount: options.maxReceiveCount }),
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${name}-dlq.fifo`,
+            maxReceiveCount: options.maxReceiveCount,
+          }),
         },
       }),
     );
-    return { name: `${name}.fifo`, url: queue.QueueUrl!, arn: `arn:aws:sqs:us-east-1:000000000000:${name}.fifo`, dlqName: `${name}-dlq.fifo`, dlqUrl: dlq.QueueUrl! };
+    return {
+      name: `${name}.fifo`,
+      url: queue.QueueUrl!,
+      arn: `arn:aws:sqs:us-east-1:000000000000:${name}.fifo`,
+      dlqName: `${name}-dlq.fifo`,
+      dlqUrl: dlq.QueueUrl!,
+    };
   }
 
   /** `count` messages in each group, sent one group after another: seq 1..count within a group. */
-  async function sendGroups(queueUrl: string, groups: string[], count: number, body: (group: string, seq: number) => Record<string, unknown> = () => ({})) {
+  async function sendGroups(
+    queueUrl: string,
+    groups: string[],
+    count: number,
+    body: (group: string, seq: number) => Record<string, unknown> = () => ({}),
+  ) {
     for (const group of groups) {
       await sqs.send(
         new SendMessageBatchCommand({
@@ -463,7 +526,8 @@ describe('FIFO queues, as Lambda\'s FIFO event source', () => {
   /** Each group's sequence numbers in the order the handler handled them. */
   const handledOrder = (journal: JournalEntry[]) => {
     const order = new Map<string, number[]>();
-    for (const entry of journal.filter((e) => e.phase === 'handled')) order.set(entry.group!, [...(order.get(entry.group!) ?? []), entry.seq!]);
+    for (const entry of journal.filter((e) => e.phase === 'handled'))
+      order.set(entry.group!, [...(order.get(entry.group!) ?? []), entry.seq!]);
     return Object.fromEntries(order);
   };
 
@@ -479,7 +543,11 @@ describe('FIFO queues, as Lambda\'s FIFO event source', () => {
         }
       }
       if (entry.phase === 'end') {
-        const groups = new Set(journal.filter((e) => e.phase === 'start' && e.records!.some((r) => entry.ids!.includes(r.id))).flatMap((e) => e.records!.map((r) => r.group!)));
+        const groups = new Set(
+          journal
+            .filter((e) => e.phase === 'start' && e.records!.some((r) => entry.ids!.includes(r.id)))
+            .flatMap((e) => e.records!.map((r) => r.group!)),
+        );
         for (const group of groups) open.set(group, (open.get(group) ?? 1) - 1);
       }
     }
@@ -505,7 +573,9 @@ describe('FIFO queues, as Lambda\'s FIFO event source', () => {
   it('a failure stops its group and only its group: the group comes back in order after it, the others go on meanwhile', async () => {
     const queue = await createFifoQueues({ visibilityTimeout: 2, maxReceiveCount: 5 });
     // order-a's first message fails on its first receive; nothing of order-a may be handled before it.
-    await sendGroups(queue.url, ['order-a', 'order-b', 'order-c'], 4, (group, seq) => (group === 'order-a' && seq === 1 ? { failUntilReceive: 1 } : {}));
+    await sendGroups(queue.url, ['order-a', 'order-b', 'order-c'], 4, (group, seq) =>
+      group === 'order-a' && seq === 1 ? { failUntilReceive: 1 } : {},
+    );
     const consumer = startPoller({ queue, mode: 'fifo', windowSeconds: 0, maximumConcurrency: 2, fifo: true });
 
     await until('every message deleted', () => consumedFrom(queue.name).length === 12, 20_000);
@@ -528,7 +598,8 @@ describe('FIFO queues, as Lambda\'s FIFO event source', () => {
 
     await until(
       'every message deleted and every duplicate run',
-      () => consumedFrom(queue.name).length === 6 && consumer.poller.stats().duplicatedRecords === 6 && consumer.poller.stats().running === 0,
+      () =>
+        consumedFrom(queue.name).length === 6 && consumer.poller.stats().duplicatedRecords === 6 && consumer.poller.stats().running === 0,
       20_000,
     );
     const journal = await consumer.journal();

@@ -134,7 +134,8 @@ async function deliverUntilDone<T>(run: () => Promise<T>, tries = 200): Promise<
 
 async function inBatches<T, R>(values: T[], size: number, run: (value: T) => Promise<R>): Promise<R[]> {
   const results: R[] = [];
-  for (let start = 0; start < values.length; start += size) results.push(...(await Promise.all(values.slice(start, start + size).map(run))));
+  for (let start = 0; start < values.length; start += size)
+    results.push(...(await Promise.all(values.slice(start, start + size).map(run))));
   return results;
 }
 
@@ -189,7 +190,8 @@ describe('many orders race for the last units', () => {
     // Each completion says what its order holds.
     for (const [i] of placed.entries()) expect(results[i]?.outcome).toBe(completions[i]?.recorded);
     expect(await stock(sku)).toEqual({ available: 0, applying: {} });
-    for (const order of placed) expect((await orders.findOrder(order.orderId))?.stages.inventory.status).toBe(results[placed.indexOf(order)]?.outcome);
+    for (const order of placed)
+      expect((await orders.findOrder(order.orderId))?.stages.inventory.status).toBe(results[placed.indexOf(order)]?.outcome);
   });
 });
 
@@ -269,7 +271,7 @@ describe('a crash between two steps of a reservation heals on redelivery, nothin
     expect((await storedOrder(order.orderId))?.inventory).toEqual(recorded);
   });
 
-  it('(a) a dead attempt\'s units on the first line, the second line short: the adopted units are given back', async () => {
+  it("(a) a dead attempt's units on the first line, the second line short: the adopted units are given back", async () => {
     const [a, b] = [await seedSku(0), await seedSku(1)];
     const order = await placeOrder([
       { sku: a, quantity: QUANTITY },
@@ -392,7 +394,7 @@ describe('a crash between two steps of a reservation heals on redelivery, nothin
 });
 
 describe('an order of several lines', () => {
-  it('the second line short: the first line\'s units go back, the third is never touched, REJECTED naming the second SKU', async () => {
+  it("the second line short: the first line's units go back, the third is never touched, REJECTED naming the second SKU", async () => {
     const [a, b, c] = [await seedSku(5), await seedSku(1), await seedSku(5)];
     const order = await placeOrder([
       { sku: a, quantity: 2 },
@@ -417,7 +419,7 @@ describe('an order of several lines', () => {
     expect(await stock(c)).toEqual({ available: 5, applying: {} });
   });
 
-  it('an unknown SKU on the second line: REJECTED naming it, the first line\'s units back', async () => {
+  it("an unknown SKU on the second line: REJECTED naming it, the first line's units back", async () => {
     const a = await seedSku(5);
     const order = await placeOrder([
       { sku: a, quantity: 2 },
@@ -603,7 +605,9 @@ describe('release on OrderCancelled', () => {
     // Reserved and still undecided: an OrderCancelled for it (forged, or misrouted) gives nothing back.
     const pending = await placeOrder([{ sku, quantity: 1 }]);
     expect((await inventory.reserveStockForOrder(placedEvent(pending))).recorded).toBe('SUCCEEDED');
-    expect(await inventory.releaseStockForOrder({ ...cancelled, orderId: pending.orderId, eventId: `${pending.orderId}:OrderCancelled` })).toEqual({
+    expect(
+      await inventory.releaseStockForOrder({ ...cancelled, orderId: pending.orderId, eventId: `${pending.orderId}:OrderCancelled` }),
+    ).toEqual({
       releasedLines: 0,
     });
 
@@ -616,12 +620,18 @@ describe('release on OrderCancelled', () => {
 describe('a hot SKU', () => {
   it('300 orders reserved on one SKU: its item stays under 1 KB, holds nothing of any order, and the counter adds up', async () => {
     const sku = await seedSku(1000);
-    const placed = await inBatches(Array.from({ length: 300 }, (_, i) => i), 10, (i) => placeOrder([{ sku, quantity: 1 + (i % 3) }]));
+    const placed = await inBatches(
+      Array.from({ length: 300 }, (_, i) => i),
+      10,
+      (i) => placeOrder([{ sku, quantity: 1 + (i % 3) }]),
+    );
 
     const reported = await inBatches(placed, 10, async (order) => (await inventory.reserveStockForOrder(placedEvent(order))).recorded);
 
     expect(reported.every((r) => r === 'SUCCEEDED')).toBe(true);
-    const { Item } = await stack.db.send(new GetItemCommand({ TableName: inventoryTable(), Key: { sku: { S: sku } }, ConsistentRead: true }));
+    const { Item } = await stack.db.send(
+      new GetItemCommand({ TableName: inventoryTable(), Key: { sku: { S: sku } }, ConsistentRead: true }),
+    );
     const stored = JSON.stringify(Item);
     // A marker per order is ~60 bytes: left behind by 300 orders, 18 KB; by ~7,000, past the 400 KB item limit.
     expect(Buffer.byteLength(stored)).toBeLessThan(1024);
@@ -646,7 +656,9 @@ describe('an event for an order that does not exist', () => {
     const [a, b] = [await seedSku(10), await seedSku(1)];
     const [fits, short] = [missingOrderId(), missingOrderId()];
 
-    await expect(inventory.reserveStockForOrder(placedFor(fits, [{ sku: a, quantity: QUANTITY }]))).rejects.toBeInstanceOf(outcome.OrderNotFoundError);
+    await expect(inventory.reserveStockForOrder(placedFor(fits, [{ sku: a, quantity: QUANTITY }]))).rejects.toBeInstanceOf(
+      outcome.OrderNotFoundError,
+    );
     await expect(
       inventory.reserveStockForOrder(
         placedFor(short, [

@@ -35,7 +35,11 @@ describe('the body size limit comes before parsing', () => {
       headers: { 'content-type': 'application/json' },
       body: oversizeInvalidJson().toString('utf8'),
       isBase64Encoded: false,
-      requestContext: { http: { method: 'POST', path: '/orders' }, requestId: 'r1', authorizer: { jwt: { claims: { sub: 'cus_1' }, scopes: null } } },
+      requestContext: {
+        http: { method: 'POST', path: '/orders' },
+        requestId: 'r1',
+        authorizer: { jwt: { claims: { sub: 'cus_1' }, scopes: null } },
+      },
     } as unknown as APIGatewayProxyEventV2;
     const context = { functionName: 'createOrder', awsRequestId: 'r1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
     const result = (await handler(event, context)) as { statusCode: number; body: string };

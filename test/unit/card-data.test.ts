@@ -50,7 +50,11 @@ describe('maskCardData', () => {
   });
 
   it('leaves ids alone: a digit run glued to letters or an underscore is part of a word', () => {
-    for (const id of ['ord_01a21b0d7223749d9ba85857f21a0578', 'ord_00000000000000000000000000000000', 'ord_41111111111111110000000000000000']) {
+    for (const id of [
+      'ord_01a21b0d7223749d9ba85857f21a0578',
+      'ord_00000000000000000000000000000000',
+      'ord_41111111111111110000000000000000',
+    ]) {
       expect(maskCardData(`No order ${id}`)).toBe(`No order ${id}`);
     }
   });

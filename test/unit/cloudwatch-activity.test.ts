@@ -31,29 +31,48 @@ const target: StackTarget = {
 describe('cloudWatchActivity', () => {
   it('reads queue ages, Lambda counts and the consumers’ record metrics for the stage', async () => {
     const cloudWatch = mockClient(CloudWatchClient);
-    cloudWatch.on(GetMetricDataCommand).callsFake((input: { MetricDataQueries: Array<{ Id: string; MetricStat: { Metric: { MetricName: string; Dimensions: Array<{ Name: string; Value: string }> } } }> }) => ({
-      MetricDataResults: input.MetricDataQueries.map((q) => {
-        const dims = Object.fromEntries(q.MetricStat.Metric.Dimensions.map((d) => [d.Name, d.Value]));
-        const values: Record<string, number> = {
-          'ApproximateAgeOfOldestMessage:order-pipeline-dev-payment': 42,
-          'Invocations:order-pipeline-dev-payment': 7,
-          'Errors:order-pipeline-dev-createOrder': 1,
-          'Invocations:order-pipeline-dev-createOrder': 10,
-          'RecordsProcessed:payment': 60,
-          'RecordsFailed:payment': 3,
-        };
-        const key = `${q.MetricStat.Metric.MetricName}:${dims.QueueName ?? dims.FunctionName ?? dims.consumer}`;
-        return { Id: q.Id, Values: key in values ? [values[key]!] : [] };
+    cloudWatch.on(GetMetricDataCommand).callsFake(
+      (input: {
+        MetricDataQueries: Array<{
+          Id: string;
+          MetricStat: { Metric: { MetricName: string; Dimensions: Array<{ Name: string; Value: string }> } };
+        }>;
+      }) => ({
+        MetricDataResults: input.MetricDataQueries.map((q) => {
+          const dims = Object.fromEntries(q.MetricStat.Metric.Dimensions.map((d) => [d.Name, d.Value]));
+          const values: Record<string, number> = {
+            'ApproximateAgeOfOldestMessage:order-pipeline-dev-payment': 42,
+            'Invocations:order-pipeline-dev-payment': 7,
+            'Errors:order-pipeline-dev-createOrder': 1,
+            'Invocations:order-pipeline-dev-createOrder': 10,
+            'RecordsProcessed:payment': 60,
+            'RecordsFailed:payment': 3,
+          };
+          const key = `${q.MetricStat.Metric.MetricName}:${dims.QueueName ?? dims.FunctionName ?? dims.consumer}`;
+          return { Id: q.Id, Values: key in values ? [values[key]!] : [] };
+        }),
       }),
-    }));
+    );
     const activity = await cloudWatchActivity(target, new CloudWatchClient({ region: 'us-east-1' }), new Date('2026-11-25T12:00:30Z'));
     expect(activity.oldestMessageAgeSeconds).toEqual({
       'order-pipeline-dev-inventory': null,
       'order-pipeline-dev-payment': 42,
       'order-pipeline-dev-shipping': null,
     });
-    expect(activity.functions.find((f) => f.name === 'payment')).toEqual({ name: 'payment', invocations: 7, processed: 60, failed: 3, running: 0 });
-    expect(activity.functions.find((f) => f.name === 'createOrder')).toEqual({ name: 'createOrder', invocations: 10, processed: 9, failed: 1, running: 0 });
+    expect(activity.functions.find((f) => f.name === 'payment')).toEqual({
+      name: 'payment',
+      invocations: 7,
+      processed: 60,
+      failed: 3,
+      running: 0,
+    });
+    expect(activity.functions.find((f) => f.name === 'createOrder')).toEqual({
+      name: 'createOrder',
+      invocations: 10,
+      processed: 9,
+      failed: 1,
+      running: 0,
+    });
     const call = cloudWatch.commandCalls(GetMetricDataCommand)[0]?.args[0].input;
     expect(call?.EndTime).toEqual(new Date('2026-11-25T12:00:00Z'));
   });

@@ -49,12 +49,17 @@ describe('every tool', () => {
 });
 
 describe('negative numbers', () => {
-  const config = { options: { offset: { type: 'string' }, name: { type: 'string' }, verbose: { type: 'boolean', default: false } } } as const;
+  const config = {
+    options: { offset: { type: 'string' }, name: { type: 'string' }, verbose: { type: 'boolean', default: false } },
+  } as const;
 
   it('are read after a flag the tool marks as taking one, in both forms', () => {
     expect(parseCommandLine(['--offset', '-60'], config, { negativeNumbers: ['offset'] }).values.offset).toBe('-60');
     expect(parseCommandLine(['--offset=-60'], config, { negativeNumbers: ['offset'] }).values.offset).toBe('-60');
-    expect(parseCommandLine(['--offset', '-0.5', '--verbose'], config, { negativeNumbers: ['offset'] }).values).toEqual({ offset: '-0.5', verbose: true });
+    expect(parseCommandLine(['--offset', '-0.5', '--verbose'], config, { negativeNumbers: ['offset'] }).values).toEqual({
+      offset: '-0.5',
+      verbose: true,
+    });
   });
 
   it('are still refused after any other flag, and a flag is never taken for a value', () => {
@@ -63,13 +68,17 @@ describe('negative numbers', () => {
     expect(() => parseCommandLine(['--offset', '--verbose'], config, { negativeNumbers: ['offset'] })).toThrow(/--offset.*ambiguous/);
     expect(() => parseCommandLine(['--offset', '-x'], config, { negativeNumbers: ['offset'] })).toThrow(UsageError);
     // After `--`, nothing is a flag's value.
-    expect(() => parseCommandLine(['--', '--offset', '-60'], config, { negativeNumbers: ['offset'] })).toThrow(/unexpected argument "--offset"/);
+    expect(() => parseCommandLine(['--', '--offset', '-60'], config, { negativeNumbers: ['offset'] })).toThrow(
+      /unexpected argument "--offset"/,
+    );
   });
 
   it('are whole numbers when the lower bound is below zero, and only then', () => {
     expect(wholeNumber('--offset', '-60', { min: -100, max: 100 })).toBe(-60);
     expect(wholeNumber('--offset', '60', { min: -100, max: 100 })).toBe(60);
-    expect(() => wholeNumber('--offset', '-101', { min: -100, max: 100 })).toThrow('--offset must be a whole number from -100 to 100, not "-101"');
+    expect(() => wholeNumber('--offset', '-101', { min: -100, max: 100 })).toThrow(
+      '--offset must be a whole number from -100 to 100, not "-101"',
+    );
     expect(() => wholeNumber('--offset', '-1', { min: 0 })).toThrow('--offset must be a whole number at least 0, not "-1"');
     for (const bad of ['-', '--1', '-1.5', '+1', '- 1']) expect(() => wholeNumber('--offset', bad, { min: -100 }), bad).toThrow(UsageError);
   });
@@ -77,7 +86,11 @@ describe('negative numbers', () => {
 
 describe('npm run token', () => {
   it('reads --expires-in, negative for a token already expired, in both forms', () => {
-    expect(parseTokenArgs(['--customer', 'cus_1', '--expires-in', '-60'])).toEqual({ help: false, customer: 'cus_1', expiresInSeconds: -60 });
+    expect(parseTokenArgs(['--customer', 'cus_1', '--expires-in', '-60'])).toEqual({
+      help: false,
+      customer: 'cus_1',
+      expiresInSeconds: -60,
+    });
     expect(parseTokenArgs(['--customer', 'cus_1', '--expires-in=-60'])).toEqual({ help: false, customer: 'cus_1', expiresInSeconds: -60 });
     expect(parseTokenArgs(['--expires-in', '600', '--customer', 'cus_1', '--api', 'http://127.0.0.1:3100'])).toEqual({
       help: false,
@@ -88,7 +101,9 @@ describe('npm run token', () => {
   });
 
   it('refuses an --expires-in out of bounds, and a missing customer', () => {
-    expect(refusal(parseTokenArgs, ['--customer', 'cus_1', '--expires-in', '-86401'])).toBe('--expires-in must be a whole number from -86400 to 86400, not "-86401"');
+    expect(refusal(parseTokenArgs, ['--customer', 'cus_1', '--expires-in', '-86401'])).toBe(
+      '--expires-in must be a whole number from -86400 to 86400, not "-86401"',
+    );
     expect(refusal(parseTokenArgs, ['--customer', 'cus_1', '--expires-in', '1e3'])).toMatch(/^--expires-in .* not "1e3"$/);
     expect(refusal(parseTokenArgs, ['--expires-in', '-60'])).toBe('--customer is required');
   });
@@ -99,8 +114,29 @@ describe('npm run chaos', () => {
     expect(parseChaosArgs([])).toEqual({ help: false, options: {} });
     expect(
       parseChaosArgs([
-        '--orders', '500', '--seed', '42', '--concurrency', '8', '--transient', '0.2', '--crash', '.05', '--timeout', '0',
-        '--duplicate', '1', '--publish-failure', '0.05', '--poison', '0', '--max-wait', '120', '--provider-outage', '20', '--topic-outage=0',
+        '--orders',
+        '500',
+        '--seed',
+        '42',
+        '--concurrency',
+        '8',
+        '--transient',
+        '0.2',
+        '--crash',
+        '.05',
+        '--timeout',
+        '0',
+        '--duplicate',
+        '1',
+        '--publish-failure',
+        '0.05',
+        '--poison',
+        '0',
+        '--max-wait',
+        '120',
+        '--provider-outage',
+        '20',
+        '--topic-outage=0',
       ]).options,
     ).toEqual({
       orders: 500,
@@ -131,14 +167,30 @@ describe('npm run chaos', () => {
     expect(refusal(parseChaosArgs, ['--provider-outage', '2.5'])).toBe('--provider-outage must be a whole number at least 0, not "2.5"');
     expect(refusal(parseChaosArgs, ['--topic-outage=-1'])).toBe('--topic-outage must be a whole number at least 0, not "-1"');
     expect(refusal(parseChaosArgs, ['--sweeps-per-minute', '0'])).toMatch(/^--sweeps-per-minute must be a whole number/);
-    expect(refusal(parseChaosArgs, ['--seed', String(2 ** 32)])).toBe(`--seed must be a whole number from 0 to ${2 ** 32 - 1}, not "${2 ** 32}"`);
+    expect(refusal(parseChaosArgs, ['--seed', String(2 ** 32)])).toBe(
+      `--seed must be a whole number from 0 to ${2 ** 32 - 1}, not "${2 ** 32}"`,
+    );
   });
 });
 
 describe('npm run bench', () => {
   it('reads its flags', () => {
     expect(parseBenchArgs([])).toEqual({ help: false, coldStartOnly: false, memoryOnly: false, options: { quick: false } });
-    expect(parseBenchArgs(['--quick', '--orders', '2000', '--concurrency', '16, 64', '--ceiling-orders', '300', '--idle-seconds', '2.5', '--cold-start-runs', '3'])).toEqual({
+    expect(
+      parseBenchArgs([
+        '--quick',
+        '--orders',
+        '2000',
+        '--concurrency',
+        '16, 64',
+        '--ceiling-orders',
+        '300',
+        '--idle-seconds',
+        '2.5',
+        '--cold-start-runs',
+        '3',
+      ]),
+    ).toEqual({
       help: false,
       coldStartOnly: false,
       memoryOnly: false,
@@ -147,7 +199,12 @@ describe('npm run bench', () => {
   });
 
   it('reads --cold-start-only, with the number of runs', () => {
-    expect(parseBenchArgs(['--cold-start-only', '--cold-start-runs', '9'])).toEqual({ help: false, coldStartOnly: true, memoryOnly: false, options: { quick: false, coldStartRuns: 9 } });
+    expect(parseBenchArgs(['--cold-start-only', '--cold-start-runs', '9'])).toEqual({
+      help: false,
+      coldStartOnly: true,
+      memoryOnly: false,
+      options: { quick: false, coldStartRuns: 9 },
+    });
   });
 
   it('reads --memory-only, and refuses it with --cold-start-only', () => {
@@ -156,7 +213,9 @@ describe('npm run bench', () => {
   });
 
   it('refuses a bad value, naming the flag and the value', () => {
-    expect(refusal(parseBenchArgs, ['--concurrency', '16,x'])).toBe('--concurrency must be whole numbers of at least 1 separated by commas, not "16,x"');
+    expect(refusal(parseBenchArgs, ['--concurrency', '16,x'])).toBe(
+      '--concurrency must be whole numbers of at least 1 separated by commas, not "16,x"',
+    );
     expect(refusal(parseBenchArgs, ['--concurrency', '16,,64'])).toMatch(/^--concurrency .* not "16,,64"$/);
     expect(refusal(parseBenchArgs, ['--idle-seconds', '0'])).toBe('--idle-seconds must be a number above 0, not "0"');
     expect(refusal(parseBenchArgs, ['--quick=false'])).toMatch(/--quick.*does not take an argument/);
@@ -165,7 +224,9 @@ describe('npm run bench', () => {
 
 describe('npm run redrive', () => {
   it('reads the consumer and its flags', () => {
-    expect(parseRedriveArgs(['payment', '--max', '5', '--dry-run', '--skip-invalid', '--aws', '--stage', 'dev', '--region', 'eu-west-1'])).toEqual({
+    expect(
+      parseRedriveArgs(['payment', '--max', '5', '--dry-run', '--skip-invalid', '--aws', '--stage', 'dev', '--region', 'eu-west-1']),
+    ).toEqual({
       help: false,
       consumer: 'payment',
       max: 5,
@@ -224,7 +285,12 @@ describe('with no local runtime running', () => {
     // Without the variable vitest sets: the tool must quiet the AWS SDK itself.
     const { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: _, SQS_ENDPOINT: __, LOCAL_STAGE: ___, ...inherited } = process.env;
     const [port, sqsPort] = [await freePort(), await freePort()];
-    const env = { ...inherited, PORT: String(port), SQS_PORT: String(sqsPort), LOCAL_RUNTIME_STATE_FILE: path.join(tmpdir(), `no-runtime-${process.pid}.json`) };
+    const env = {
+      ...inherited,
+      PORT: String(port),
+      SQS_PORT: String(sqsPort),
+      LOCAL_RUNTIME_STATE_FILE: path.join(tmpdir(), `no-runtime-${process.pid}.json`),
+    };
     const failure = await promisify(execFile)('npx', ['tsx', script, ...args], { cwd: REPOSITORY_ROOT, env, timeout: 30_000 }).then(
       () => undefined,
       (error: { code: number; stdout: string; stderr: string }) => error,

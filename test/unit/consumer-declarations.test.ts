@@ -9,8 +9,14 @@ import { describe, expect, it } from 'vitest';
 type Json = any;
 
 interface Generator {
-  functions(context: unknown, declared: Record<string, unknown>): Record<string, { memorySize: number; environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }>;
-  resources(context: unknown, declared: Record<string, unknown>): { Resources: Record<string, { Type: string; Properties: Record<string, Json> }>; Outputs: Record<string, unknown> };
+  functions(
+    context: unknown,
+    declared: Record<string, unknown>,
+  ): Record<string, { memorySize: number; environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }>;
+  resources(
+    context: unknown,
+    declared: Record<string, unknown>,
+  ): { Resources: Record<string, { Type: string; Properties: Record<string, Json> }>; Outputs: Record<string, unknown> };
 }
 const generator = createRequire(import.meta.url)('../../resources/consumer-resources.cjs') as Generator;
 
@@ -55,19 +61,39 @@ describe('a consumer declaration', () => {
     expect(Resources.NotifySubscription!.Properties.FilterPolicy).toEqual({ eventType: ['OrderConfirmed', 'OrderCancelled'] });
     expect(Object.keys(Outputs)).toEqual(['NotifyQueueUrl', 'NotifyDeadLetterQueueUrl']);
 
-    const publishing = generator.resources(undefined, { notify: { ...notify, publishes: true } }).Resources.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement;
-    expect(publishing).toEqual(expect.arrayContaining([{ Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: 'OrderEventsTopic' } }, '${self:custom.topicKeyGrant}']));
-    expect(generator.functions(undefined, { notify: { ...notify, publishes: true } }).notify!.environment.ORDER_EVENTS_TOPIC_ARN).toEqual({ Ref: 'OrderEventsTopic' });
+    const publishing = generator.resources(undefined, { notify: { ...notify, publishes: true } }).Resources.NotifyRole!.Properties
+      .Policies[0].PolicyDocument.Statement;
+    expect(publishing).toEqual(
+      expect.arrayContaining([
+        { Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: 'OrderEventsTopic' } },
+        '${self:custom.topicKeyGrant}',
+      ]),
+    );
+    expect(generator.functions(undefined, { notify: { ...notify, publishes: true } }).notify!.environment.ORDER_EVENTS_TOPIC_ARN).toEqual({
+      Ref: 'OrderEventsTopic',
+    });
   });
 
   it.each([
     ['an unknown key', { notify: { ...notify, batchsize: 5 } }, /consumer "notify": unknown batchsize/],
-    ['a misspelt action', { notify: { ...notify, tables: { PaymentTokensTable: ['Getitem'] } } }, /consumer "notify": tables.PaymentTokensTable: unknown action Getitem/],
-    ['an action with its prefix', { notify: { ...notify, tables: { PaymentTokensTable: ['dynamodb:GetItem'] } } }, /write them without dynamodb:/],
+    [
+      'a misspelt action',
+      { notify: { ...notify, tables: { PaymentTokensTable: ['Getitem'] } } },
+      /consumer "notify": tables.PaymentTokensTable: unknown action Getitem/,
+    ],
+    [
+      'an action with its prefix',
+      { notify: { ...notify, tables: { PaymentTokensTable: ['dynamodb:GetItem'] } } },
+      /write them without dynamodb:/,
+    ],
     ['no event type', { notify: { ...notify, eventTypes: [] } }, /consumer "notify": eventTypes/],
     ['a name that is no identifier', { 'notify-me': notify }, /consumer "notify-me": a name is lowerCamelCase/],
     ['a concurrency AWS refuses', { notify: { ...notify, maximumConcurrency: 1 } }, /maximumConcurrency is a whole number from 2 to 1000/],
-    ['a handler without its export', { notify: { ...notify, handler: 'functions/notify' } }, /handler is `<file without extension>.<export>`/],
+    [
+      'a handler without its export',
+      { notify: { ...notify, handler: 'functions/notify' } },
+      /handler is `<file without extension>.<export>`/,
+    ],
   ])('is refused for %s, naming the consumer', (_, declared, message) => {
     expect(() => generator.functions(undefined, declared)).toThrow(message);
   });
@@ -85,22 +111,38 @@ describe('a consumer declaration on FIFO queues (queueType=fifo)', () => {
       DeduplicationScope: 'messageGroup',
       FifoThroughputLimit: 'perMessageGroupId',
     });
-    expect(Resources.NotifyDeadLetterQueue!.Properties).toMatchObject({ QueueName: '${self:service}-${sls:stage}-notify-dlq.fifo', FifoQueue: true });
+    expect(Resources.NotifyDeadLetterQueue!.Properties).toMatchObject({
+      QueueName: '${self:service}-${sls:stage}-notify-dlq.fifo',
+      FifoQueue: true,
+    });
     // The dead-letter queue admits redrives from the FIFO queue's own ARN.
-    expect(JSON.stringify(Resources.NotifyDeadLetterQueue!.Properties.RedriveAllowPolicy)).toContain(':${self:service}-${sls:stage}-notify.fifo');
+    expect(JSON.stringify(Resources.NotifyDeadLetterQueue!.Properties.RedriveAllowPolicy)).toContain(
+      ':${self:service}-${sls:stage}-notify.fifo',
+    );
     // The subscription keeps its filter and raw delivery.
-    expect(Resources.NotifySubscription!.Properties).toMatchObject({ RawMessageDelivery: true, FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'] } });
+    expect(Resources.NotifySubscription!.Properties).toMatchObject({
+      RawMessageDelivery: true,
+      FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'] },
+    });
   });
 
   it('gives its event source mapping no batching window, which AWS refuses on FIFO queues', () => {
     const sqs = generator.functions(fifo, { notify }).notify!.events[0]!.sqs;
     expect(sqs).not.toHaveProperty('maximumBatchingWindow');
-    expect(sqs).toMatchObject({ batchSize: 5, maximumConcurrency: '${param:maximumConcurrency}', functionResponseType: 'ReportBatchItemFailures' });
+    expect(sqs).toMatchObject({
+      batchSize: 5,
+      maximumConcurrency: '${param:maximumConcurrency}',
+      functionResponseType: 'ReportBatchItemFailures',
+    });
   });
 
   it.each([
     ['a batch over 10', { notify: { ...notify, batchSize: 11 } }, /consumer "notify": batchSize is at most 10 on a FIFO queue/],
-    ['a batching window', { notify: { ...notify, batchWindowSeconds: 1 } }, /consumer "notify": batchWindowSeconds: Lambda supports no batching window on a FIFO queue/],
+    [
+      'a batching window',
+      { notify: { ...notify, batchWindowSeconds: 1 } },
+      /consumer "notify": batchWindowSeconds: Lambda supports no batching window on a FIFO queue/,
+    ],
   ])('is refused for %s, naming the consumer', (_, declared, message) => {
     expect(() => generator.functions(fifo, declared)).toThrow(message);
     // The same declaration is fine on standard queues.

@@ -40,7 +40,11 @@ async function settle<T>(promise: Promise<T>): Promise<{ value?: T; error?: unkn
 }
 
 /** The calls that move messages by hand. */
-const handMoves = () => [...mock.commandCalls(ReceiveMessageCommand), ...mock.commandCalls(SendMessageCommand), ...mock.commandCalls(DeleteMessageCommand)];
+const handMoves = () => [
+  ...mock.commandCalls(ReceiveMessageCommand),
+  ...mock.commandCalls(SendMessageCommand),
+  ...mock.commandCalls(DeleteMessageCommand),
+];
 
 beforeEach(() => {
   mock.reset();
@@ -66,7 +70,9 @@ describe('redriveDeadLetters on AWS (StartMessageMoveTask)', () => {
     expect(error).toBeUndefined();
     expect(value).toEqual({ method: 'StartMessageMoveTask', moved: 7, skipped: 0, messages: [] });
     // From the DLQ back to the queue, not the other way round.
-    expect(mock.commandCalls(StartMessageMoveTaskCommand).map((call) => call.args[0].input)).toEqual([{ SourceArn: DLQ_ARN, DestinationArn: SOURCE_ARN }]);
+    expect(mock.commandCalls(StartMessageMoveTaskCommand).map((call) => call.args[0].input)).toEqual([
+      { SourceArn: DLQ_ARN, DestinationArn: SOURCE_ARN },
+    ]);
     const polls = mock.commandCalls(ListMessageMoveTasksCommand);
     expect(polls).toHaveLength(3);
     for (const poll of polls) expect(poll.args[0].input).toMatchObject({ SourceArn: DLQ_ARN });
@@ -78,7 +84,12 @@ describe('redriveDeadLetters on AWS (StartMessageMoveTask)', () => {
     mock
       .on(ListMessageMoveTasksCommand)
       .resolvesOnce(task('RUNNING'))
-      .resolves(task('FAILED', { ApproximateNumberOfMessagesMoved: 3, FailureReason: 'AccessDenied: kms:GenerateDataKey on the destination queue' }));
+      .resolves(
+        task('FAILED', {
+          ApproximateNumberOfMessagesMoved: 3,
+          FailureReason: 'AccessDenied: kms:GenerateDataKey on the destination queue',
+        }),
+      );
 
     const { value, error } = await settle(redriveDeadLetters(options));
     expect(value).toBeUndefined();
@@ -97,7 +108,9 @@ describe('redriveDeadLetters on AWS (StartMessageMoveTask)', () => {
   });
 
   it('a refused StartMessageMoveTask (no permission) fails the redrive instead of moving by hand', async () => {
-    mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('User is not authorized to perform sqs:StartMessageMoveTask'), { name: 'AccessDenied' }));
+    mock
+      .on(StartMessageMoveTaskCommand)
+      .rejects(Object.assign(new Error('User is not authorized to perform sqs:StartMessageMoveTask'), { name: 'AccessDenied' }));
     mock.on(ReceiveMessageCommand).resolves({ Messages: [] });
 
     const { error } = await settle(redriveDeadLetters(options));
@@ -110,16 +123,32 @@ describe('redriveDeadLetters on AWS (StartMessageMoveTask)', () => {
     mock.on(StartMessageMoveTaskCommand).rejects(Object.assign(new Error('not implemented'), { name: 'UnsupportedOperation' }));
     mock
       .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [{ MessageId: 'm1', ReceiptHandle: 'r1', Body: '{"n":1}', MessageAttributes: { eventType: { DataType: 'String', StringValue: 'OrderPlaced' } } }] })
+      .resolvesOnce({
+        Messages: [
+          {
+            MessageId: 'm1',
+            ReceiptHandle: 'r1',
+            Body: '{"n":1}',
+            MessageAttributes: { eventType: { DataType: 'String', StringValue: 'OrderPlaced' } },
+          },
+        ],
+      })
       .resolves({ Messages: [] });
     mock.on(SendMessageCommand).resolves({ MessageId: 'm1-copy' });
     mock.on(DeleteMessageCommand).resolves({});
 
     const { value } = await settle(redriveDeadLetters(options));
     expect(value).toMatchObject({ method: 'receive-send-delete', moved: 1 });
-    const moves = mock.calls().map((call) => call.args[0]).filter((command) => command instanceof SendMessageCommand || command instanceof DeleteMessageCommand);
+    const moves = mock
+      .calls()
+      .map((call) => call.args[0])
+      .filter((command) => command instanceof SendMessageCommand || command instanceof DeleteMessageCommand);
     expect(moves.map((command) => command.constructor.name)).toEqual(['SendMessageCommand', 'DeleteMessageCommand']);
-    expect(moves[0]!.input).toEqual({ QueueUrl: SOURCE_URL, MessageBody: '{"n":1}', MessageAttributes: { eventType: { DataType: 'String', StringValue: 'OrderPlaced' } } });
+    expect(moves[0]!.input).toEqual({
+      QueueUrl: SOURCE_URL,
+      MessageBody: '{"n":1}',
+      MessageAttributes: { eventType: { DataType: 'String', StringValue: 'OrderPlaced' } },
+    });
     expect(moves[1]!.input).toEqual({ QueueUrl: DLQ_URL, ReceiptHandle: 'r1' });
   });
 

@@ -12,7 +12,13 @@ describe('event size', () => {
 
 describe('sqsMappingRefusals: what CreateEventSourceMapping refuses, in Lambdaâ€™s words', () => {
   // The packaged stack's own mapping: batch 10, 1 s window, concurrency 5, 5 s function, 31 s queue.
-  const accepted = { batchSize: 10, maximumBatchingWindowInSeconds: 1, maximumConcurrency: 5, functionTimeoutSeconds: 5, queueVisibilityTimeoutSeconds: 31 };
+  const accepted = {
+    batchSize: 10,
+    maximumBatchingWindowInSeconds: 1,
+    maximumConcurrency: 5,
+    functionTimeoutSeconds: 5,
+    queueVisibilityTimeoutSeconds: 31,
+  };
 
   it('accepts the stackâ€™s own mappings, and the limits themselves', () => {
     expect(sqsMappingRefusals(accepted)).toEqual([]);
@@ -37,7 +43,8 @@ describe('sqsMappingRefusals: what CreateEventSourceMapping refuses, in Lambdaâ€
     expect(sqsMappingRefusals({ ...accepted, maximumConcurrency: 1 })).toEqual([
       {
         code: 'ValidationException',
-        message: "1 validation error detected: Value '1' at 'scalingConfig.maximumConcurrency' failed to satisfy constraint: Member must have value greater than or equal to 2",
+        message:
+          "1 validation error detected: Value '1' at 'scalingConfig.maximumConcurrency' failed to satisfy constraint: Member must have value greater than or equal to 2",
       },
     ]);
     expect(sqsMappingRefusals({ ...accepted, maximumConcurrency: 1001 })[0]?.message).toBe(
@@ -47,12 +54,16 @@ describe('sqsMappingRefusals: what CreateEventSourceMapping refuses, in Lambdaâ€
 
   it('refuses a batch over 10 without a batching window, and any batch over 10,000', () => {
     expect(sqsMappingRefusals({ ...accepted, batchSize: 11, maximumBatchingWindowInSeconds: 0 })).toEqual([
-      { code: 'InvalidParameterValueException', message: 'Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10' },
+      {
+        code: 'InvalidParameterValueException',
+        message: 'Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10',
+      },
     ]);
     expect(sqsMappingRefusals({ ...accepted, batchSize: 10_001 })).toEqual([
       {
         code: 'ValidationException',
-        message: "1 validation error detected: Value '10001' at 'batchSize' failed to satisfy constraint: Member must have value less than or equal to 10000",
+        message:
+          "1 validation error detected: Value '10001' at 'batchSize' failed to satisfy constraint: Member must have value less than or equal to 10000",
       },
     ]);
   });
@@ -67,7 +78,9 @@ describe('sqsMappingRefusals: what CreateEventSourceMapping refuses, in Lambdaâ€
     ]);
     // FIFO's 10 records at most: with no window a larger batch is refused as on any queue, with one
     // the window is.
-    expect(sqsMappingRefusals({ ...fifo, batchSize: 11 })[0]?.message).toBe('Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10');
+    expect(sqsMappingRefusals({ ...fifo, batchSize: 11 })[0]?.message).toBe(
+      'Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10',
+    );
     expect(sqsMappingRefusals({ ...fifo, batchSize: 100, maximumBatchingWindowInSeconds: 5 })).toEqual([
       { code: 'InvalidParameterValueException', message: 'Batching window is not supported for FIFO queues' },
     ]);

@@ -11,8 +11,7 @@ vi.hoisted(() => {
 
 const documents = mockClient(DynamoDBDocumentClient);
 
-const request = (sku: string | undefined) =>
-  ({ pathParameters: sku === undefined ? {} : { sku } }) as unknown as APIGatewayProxyEventV2;
+const request = (sku: string | undefined) => ({ pathParameters: sku === undefined ? {} : { sku } }) as unknown as APIGatewayProxyEventV2;
 
 beforeEach(() => {
   documents.reset();

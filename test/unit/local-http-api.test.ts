@@ -47,7 +47,15 @@ function rawRequest(headerLines: string[], body: Buffer): Promise<string> {
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
     socket.on('error', reject);
-    const head = ['POST /orders HTTP/1.1', 'Host: 127.0.0.1', `Content-Length: ${body.length}`, 'Connection: close', ...headerLines, '', ''].join('\r\n');
+    const head = [
+      'POST /orders HTTP/1.1',
+      'Host: 127.0.0.1',
+      `Content-Length: ${body.length}`,
+      'Connection: close',
+      ...headerLines,
+      '',
+      '',
+    ].join('\r\n');
     socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
   });
 }
@@ -55,7 +63,11 @@ function rawRequest(headerLines: string[], body: Buffer): Promise<string> {
 describe('local HTTP API events', () => {
   it('passes a JSON body that is not valid UTF-8 as the bytes sent, base64-encoded', async () => {
     const sent = Buffer.concat([Buffer.from('{"customerId":"cus_'), Buffer.from([0x80, 0xe2, 0x82]), Buffer.from('"}')]);
-    const response = await fetch(`${api.url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(sent) });
+    const response = await fetch(`${api.url}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Uint8Array(sent),
+    });
     expect(response.status).toBe(200);
     const [event] = received;
     expect(event?.isBase64Encoded).toBe(true);
@@ -72,14 +84,21 @@ describe('local HTTP API events', () => {
 
   it('passes a body of a non-text type base64-encoded', async () => {
     const sent = Buffer.from('{"a":1}');
-    await fetch(`${api.url}/orders`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(sent) });
+    await fetch(`${api.url}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(sent),
+    });
     const [event] = received;
     expect(event?.isBase64Encoded).toBe(true);
     expect(bodyBytes(event!).equals(sent)).toBe(true);
   });
 
   it('joins a repeated header into one value with commas, as payload format 2.0 does', async () => {
-    const response = await rawRequest(['Content-Type: application/json', 'Idempotency-Key: first', 'idempotency-key: second'], Buffer.from('{}'));
+    const response = await rawRequest(
+      ['Content-Type: application/json', 'Idempotency-Key: first', 'idempotency-key: second'],
+      Buffer.from('{}'),
+    );
     expect(response).toMatch(/^HTTP\/1\.1 200/);
     const [event] = received;
     expect(event?.headers['idempotency-key']).toBe('first,second');

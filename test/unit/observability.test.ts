@@ -34,7 +34,10 @@ beforeEach(() => {
 afterEach(() => vi.restoreAllMocks());
 
 const logLines = (message: string) => lines.filter((line) => line.message === message);
-const emf = () => lines.filter((line) => line._aws !== undefined) as Array<Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> } }>;
+const emf = () =>
+  lines.filter((line) => line._aws !== undefined) as Array<
+    Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> } }
+  >;
 
 describe('log lines of a batch handled in parallel', () => {
   it("carry each record's own keys, in the consumer and in the domain code it calls", async () => {
@@ -56,10 +59,23 @@ describe('log lines of a batch handled in parallel', () => {
 
     const charging = logLines('Charging');
     expect(charging).toHaveLength(2);
-    for (const [record, orderId, receiveCount] of [[a, orderIdOf('a'), 1], [b, orderIdOf('b'), 3]] as const) {
+    for (const [record, orderId, receiveCount] of [
+      [a, orderIdOf('a'), 1],
+      [b, orderIdOf('b'), 3],
+    ] as const) {
       const line = charging.find((l) => l.messageId === record.messageId);
-      expect(line).toMatchObject({ correlation_id: orderId, orderId, eventType: 'OrderPlaced', receiveCount, consumer: 'payment', amount: 1 });
-      expect(logLines('Handling event').find((l) => l.messageId === record.messageId)).toMatchObject({ correlation_id: orderId, receiveCount });
+      expect(line).toMatchObject({
+        correlation_id: orderId,
+        orderId,
+        eventType: 'OrderPlaced',
+        receiveCount,
+        consumer: 'payment',
+        amount: 1,
+      });
+      expect(logLines('Handling event').find((l) => l.messageId === record.messageId)).toMatchObject({
+        correlation_id: orderId,
+        receiveCount,
+      });
     }
     // Outside a record, nothing of it is left on the logger.
     logger.info('After the batch');
@@ -103,7 +119,13 @@ describe('metrics', () => {
     await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('ok')), {}, 2), sqsRecord(orderPlaced(orderIdOf('bad')))), lambdaContext());
     const [blob] = emf();
     expect(blob?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'consumer']]);
-    expect(blob).toMatchObject({ service: 'order-pipeline', consumer: 'shipping', RecordsProcessed: 1, RecordsFailed: 1, RecordsRetried: 1 });
+    expect(blob).toMatchObject({
+      service: 'order-pipeline',
+      consumer: 'shipping',
+      RecordsProcessed: 1,
+      RecordsFailed: 1,
+      RecordsRetried: 1,
+    });
     expect(blob?.OrderPlacedToStageDone).toBeGreaterThanOrEqual(0);
   });
 

@@ -53,7 +53,11 @@ const getEvent = (orderId: string) =>
     rawPath: `/orders/${encodeURIComponent(orderId)}`,
     rawQueryString: '',
     headers: {},
-    requestContext: { http: { method: 'GET', path: `/orders/${encodeURIComponent(orderId)}` }, requestId: 'r1', authorizer: { jwt: { claims: { sub: 'cus_1' }, scopes: null } } },
+    requestContext: {
+      http: { method: 'GET', path: `/orders/${encodeURIComponent(orderId)}` },
+      requestId: 'r1',
+      authorizer: { jwt: { claims: { sub: 'cus_1' }, scopes: null } },
+    },
     pathParameters: { orderId },
     isBase64Encoded: false,
   }) as unknown as APIGatewayProxyEventV2;
@@ -77,7 +81,11 @@ describe('one order id schema', () => {
   it.each(malformed)('GET /orders/{orderId} and parseOrderEvent both refuse %j, with the same message', async (orderId) => {
     const response = (await getOrder(getEvent(orderId), lambdaContext('getOrder'))) as { statusCode: number; body: string };
     expect(response.statusCode).toBe(400);
-    expect(JSON.parse(response.body)).toEqual({ error: 'ValidationError', message: `orderId: ${MESSAGE}`, issues: [{ field: 'orderId', message: MESSAGE }] });
+    expect(JSON.parse(response.body)).toEqual({
+      error: 'ValidationError',
+      message: `orderId: ${MESSAGE}`,
+      issues: [{ field: 'orderId', message: MESSAGE }],
+    });
     expect(documents.commandCalls(GetCommand)).toHaveLength(0);
 
     for (const event of eventsFor(orderId)) {

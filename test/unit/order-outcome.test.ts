@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { outcomeEventOf } from '../../lib/order-outcome.js';
-import { decideOutcome, missingFollowUps, type OrderRecord, type ParticipantResults, type StoredOrder, toOrderRecord } from '../../lib/order-store.js';
+import {
+  decideOutcome,
+  missingFollowUps,
+  type OrderRecord,
+  type ParticipantResults,
+  type StoredOrder,
+  toOrderRecord,
+} from '../../lib/order-store.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The pure part of the decision: three write-once results in, CONFIRMED / CANCELLED + reason /
@@ -42,7 +49,12 @@ describe('decideOutcome', () => {
 
   it('breaks a tie in time by participant order, so every reader computes the same decision', () => {
     const at = '2030-01-01T00:00:02.000Z';
-    expect(decideOutcome(results(no(at), no(at), ok(at)))).toEqual({ outcome: 'CANCELLED', reason: 'OUT_OF_STOCK', decidedBy: 'shipping', decidedAt: at });
+    expect(decideOutcome(results(no(at), no(at), ok(at)))).toEqual({
+      outcome: 'CANCELLED',
+      reason: 'OUT_OF_STOCK',
+      decidedBy: 'shipping',
+      decidedAt: at,
+    });
   });
 });
 
@@ -78,9 +90,17 @@ describe('an order as read', () => {
     const cancelled = { ...stored, ...results(ok(), no(), ok()) };
     expect(toOrderRecord(cancelled)).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED' });
     expect(missingFollowUps(cancelled)).toEqual(['inventory:released', 'shipping:cancelled']);
-    const compensated = toOrderRecord({ ...cancelled, release: { at: '2030-01-01T00:00:05.000Z', attempt: 'r1' }, shipmentCancelledAt: '2030-01-01T00:00:06.000Z' });
+    const compensated = toOrderRecord({
+      ...cancelled,
+      release: { at: '2030-01-01T00:00:05.000Z', attempt: 'r1' },
+      shipmentCancelledAt: '2030-01-01T00:00:06.000Z',
+    });
     expect(missingFollowUps(compensated)).toEqual([]);
-    expect([compensated.stages.inventory.status, compensated.stages.payment.status, compensated.stages.shipping.status]).toEqual(['COMPENSATED', 'REJECTED', 'COMPENSATED']);
+    expect([compensated.stages.inventory.status, compensated.stages.payment.status, compensated.stages.shipping.status]).toEqual([
+      'COMPENSATED',
+      'REJECTED',
+      'COMPENSATED',
+    ]);
   });
 
   it('rebuilds OrderPlaced exactly as published, so the sweep can send the same event again', () => {

@@ -44,7 +44,14 @@ describe('parseOrderRequest', () => {
   // lib/order-schema.ts is zod/mini, which loads no locale: without the English one it configures, every
   // message zod writes itself would read "Invalid input". (No other zod is loaded in this file.)
   it("words zod's own messages in English", () => {
-    const result = parse({ ...validOrder, items: [{ sku: 'SKU-1', quantity: 0 }, { sku: 'SKU-2', quantity: 1001 }], payment: { token: 7 } });
+    const result = parse({
+      ...validOrder,
+      items: [
+        { sku: 'SKU-1', quantity: 0 },
+        { sku: 'SKU-2', quantity: 1001 },
+      ],
+      payment: { token: 7 },
+    });
     expect(result).toMatchObject({
       ok: false,
       issues: [
@@ -62,7 +69,10 @@ describe('parseOrderRequest', () => {
     ['shippingAddress.line1', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, line1: pan } })],
     ['shippingAddress.line2', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, line2: `card ${pan}.` } })],
     ['shippingAddress.city', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, city: `${pan}` } })],
-    ['shippingAddress.postalCode', (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, postalCode: pan.replace(/[ -]/g, '') } })],
+    [
+      'shippingAddress.postalCode',
+      (pan) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, postalCode: pan.replace(/[ -]/g, '') } }),
+    ],
     ['items[0].sku', (pan) => ({ ...validOrder, items: [{ sku: pan.replace(/ /g, '-'), quantity: 1 }] })],
     ['payment.token', (pan) => ({ ...validOrder, payment: { token: `tok_${pan.replace(/[ -]/g, '')}` } })],
   ];
@@ -175,7 +185,12 @@ describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
     ['a code point past U+10FFFF', [0xf4, 0x90, 0x80, 0x80], 17],
   ])('answers 400 naming the offset of %s', (_, bad, at) => {
     const result = parseOrderRequestEvent(apiGatewayEvent(spliced(at, bad), json, true));
-    expect(result).toMatchObject({ ok: false, status: 400, error: 'InvalidJson', message: `Request body is not valid UTF-8 at byte ${at}` });
+    expect(result).toMatchObject({
+      ok: false,
+      status: 400,
+      error: 'InvalidJson',
+      message: `Request body is not valid UTF-8 at byte ${at}`,
+    });
   });
 
   it('names the first bad byte after valid multi-byte characters, counting bytes, not characters', () => {
@@ -191,22 +206,27 @@ describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
     expect(result).toMatchObject({ ok: false, status: 400, message: `Request body is not valid UTF-8 at byte ${validBody().length}` });
   });
 
-  it.each(['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16', 'application/json; charset=utf-8; charset=latin1'])(
-    'answers 415 naming a charset other than UTF-8: %s',
-    (contentType) => {
-      const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false));
-      const named = /charset="?([^";]+)"?$/i.exec(contentType)![1]!;
-      expect(result).toMatchObject({ ok: false, status: 415, error: 'UnsupportedMediaType' });
-      if (!result.ok) expect(result.message).toBe(`Content-Type charset must be utf-8, not ${named}`);
-    },
-  );
+  it.each([
+    'application/json; charset=latin1',
+    'application/json;charset="ISO-8859-1"',
+    'application/json; charset=utf-16',
+    'application/json; charset=utf-8; charset=latin1',
+  ])('answers 415 naming a charset other than UTF-8: %s', (contentType) => {
+    const result = parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false));
+    const named = /charset="?([^";]+)"?$/i.exec(contentType)![1]!;
+    expect(result).toMatchObject({ ok: false, status: 415, error: 'UnsupportedMediaType' });
+    if (!result.ok) expect(result.message).toBe(`Content-Type charset must be utf-8, not ${named}`);
+  });
 
-  it.each(['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'Application/JSON ; Charset = "Utf-8"', 'application/json; charset=utf8'])(
-    'accepts charset utf-8 in any case, quoted or not: %s',
-    (contentType) => {
-      expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false))).toMatchObject({ ok: true });
-    },
-  );
+  it.each([
+    'application/json; charset=utf-8',
+    'application/json; charset=UTF-8',
+    'application/json;charset="utf-8"',
+    'Application/JSON ; Charset = "Utf-8"',
+    'application/json; charset=utf8',
+  ])('accepts charset utf-8 in any case, quoted or not: %s', (contentType) => {
+    expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { 'content-type': contentType }, false))).toMatchObject({ ok: true });
+  });
 
   it.each([
     ['gzip', 'gzip'],
@@ -226,7 +246,9 @@ describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
   });
 
   it('accepts Content-Encoding identity', () => {
-    expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'content-encoding': 'Identity' }, false))).toMatchObject({ ok: true });
+    expect(parseOrderRequestEvent(apiGatewayEvent(validBody(), { ...json, 'content-encoding': 'Identity' }, false))).toMatchObject({
+      ok: true,
+    });
   });
 
   it('the createOrder handler answers a compressed body 415 with Accept-Encoding: identity', async () => {
@@ -251,20 +273,15 @@ describe('parseOrderRequestEvent (API Gateway payload format 2.0)', () => {
 });
 
 describe('text fields of the shipping address', () => {
-  const withAddress = (field: string, value: string) => ({ ...validOrder, shippingAddress: { ...validOrder.shippingAddress, [field]: value } });
+  const withAddress = (field: string, value: string) => ({
+    ...validOrder,
+    shippingAddress: { ...validOrder.shippingAddress, [field]: value },
+  });
   const textFields = ['name', 'line1', 'line2', 'city', 'postalCode'];
 
   it.each(
     textFields.flatMap((field) =>
-      [
-        '',
-        '   ',
-        '\u200b',
-        '\ufeff',
-        ' \u2060 ',
-        '\u00a0\u3000',
-        '\u00ad\u180e\u200d',
-      ].map((value) => [field, value] as const),
+      ['', '   ', '\u200b', '\ufeff', ' \u2060 ', '\u00a0\u3000', '\u00ad\u180e\u200d'].map((value) => [field, value] as const),
     ),
   )('answers 400 naming %s when it is blank once white space and format characters are set aside (%j)', (field, value) => {
     const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, false));
@@ -276,7 +293,9 @@ describe('text fields of the shipping address', () => {
 
   it.each(
     textFields.flatMap((field) =>
-      ['Ada\tLovelace', 'Ada\n', '\rAda', 'A\u0000da', 'Ada\u007f', 'Ada\u0085', '1 Main St\u2028Flat 2', 'Ada\u2029'].map((value) => [field, value] as const),
+      ['Ada\tLovelace', 'Ada\n', '\rAda', 'A\u0000da', 'Ada\u007f', 'Ada\u0085', '1 Main St\u2028Flat 2', 'Ada\u2029'].map(
+        (value) => [field, value] as const,
+      ),
     ),
   )('answers 400 naming %s when it holds a control character or separator (%j)', (field, value) => {
     const result = parseOrderRequestEvent(apiGatewayEvent(JSON.stringify(withAddress(field, value)), json, true));
@@ -317,13 +336,18 @@ describe('shippingAddress.country', () => {
     expect(parseCountry(country)).toMatchObject({ ok: true, request: { shippingAddress: { country } } });
   });
 
-  it.each(['XX', 'ZZ', 'AA', 'UK', 'EU', 'XK', 'QM', 'AN', 'YU', 'gb', 'GBR', 'G', ''])('answers 400 naming shippingAddress.country for %j', (country) => {
-    const result = parseCountry(country);
-    expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
-    if (result.ok) return;
-    expect(result.issues).toEqual([{ field: 'shippingAddress.country', message: expect.stringContaining('assigned ISO 3166-1 alpha-2 code') }]);
-    expect(result.message).toContain('shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code');
-  });
+  it.each(['XX', 'ZZ', 'AA', 'UK', 'EU', 'XK', 'QM', 'AN', 'YU', 'gb', 'GBR', 'G', ''])(
+    'answers 400 naming shippingAddress.country for %j',
+    (country) => {
+      const result = parseCountry(country);
+      expect(result).toMatchObject({ ok: false, status: 400, error: 'ValidationError' });
+      if (result.ok) return;
+      expect(result.issues).toEqual([
+        { field: 'shippingAddress.country', message: expect.stringContaining('assigned ISO 3166-1 alpha-2 code') },
+      ]);
+      expect(result.message).toContain('shippingAddress.country: must be an assigned ISO 3166-1 alpha-2 code');
+    },
+  );
 
   it('tells a client sending UK that the United Kingdom is GB', () => {
     const result = parseCountry('UK');

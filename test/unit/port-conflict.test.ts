@@ -16,7 +16,9 @@ const holder: LocalRuntimeState = {
 describe('suggestedCommand', () => {
   it('moves the port and keeps every other port variable the user set, in their usual order', () => {
     expect(suggestedCommand('PORT', 3310, { PORT: '3300', SQS_PORT: '4800' })).toBe('PORT=3310 SQS_PORT=4800 npm start');
-    expect(suggestedCommand('SQS_PORT', 4810, { DYNAMODB_PORT: '4801', SQS_PORT: '4800', PORT: '3100' })).toBe('PORT=3100 SQS_PORT=4810 DYNAMODB_PORT=4801 npm start');
+    expect(suggestedCommand('SQS_PORT', 4810, { DYNAMODB_PORT: '4801', SQS_PORT: '4800', PORT: '3100' })).toBe(
+      'PORT=3100 SQS_PORT=4810 DYNAMODB_PORT=4801 npm start',
+    );
     expect(suggestedCommand('DYNAMODB_PORT', 0, { PORT: '0' })).toBe('PORT=0 DYNAMODB_PORT=0 npm start');
   });
 
@@ -46,8 +48,16 @@ describe('portInUseMessage', () => {
   });
 
   it('says only that another process holds it when no npm start is listed there', () => {
-    const message = portInUseMessage({ variable: 'PORT', port: 3300, holder: undefined, alternative: 3310, env: { PORT: '3300', SQS_PORT: '4800' } });
-    expect(message).toBe('port 3300 (PORT, HTTP API) is already in use by another process. Stop it, or set PORT to another port: PORT=3310 SQS_PORT=4800 npm start');
+    const message = portInUseMessage({
+      variable: 'PORT',
+      port: 3300,
+      holder: undefined,
+      alternative: 3310,
+      env: { PORT: '3300', SQS_PORT: '4800' },
+    });
+    expect(message).toBe(
+      'port 3300 (PORT, HTTP API) is already in use by another process. Stop it, or set PORT to another port: PORT=3310 SQS_PORT=4800 npm start',
+    );
     expect(message).not.toContain('pid');
   });
 });

@@ -46,15 +46,18 @@ describe('createQueueConsumer', () => {
     const wrongShape = sqsRecord(JSON.stringify({ eventType: 'OrderPlaced' }));
     const good = sqsRecord(orderPlaced(orderIdOf('good')));
     const response = await handler(sqsEvent(poison, good, wrongShape), lambdaContext());
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
-      [poison.messageId, wrongShape.messageId].sort(),
-    );
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([poison.messageId, wrongShape.messageId].sort());
     expect(handled).toEqual([orderIdOf('good')]);
   });
 
   it('fails an event type the consumer does not subscribe to, instead of dropping it', async () => {
     const handler = createQueueConsumer('payment', { OrderPlaced: async () => null });
-    const confirmed = sqsRecord({ ...orderPlaced(orderIdOf('1')), eventType: 'OrderConfirmed', eventId: `${orderIdOf('1')}:OrderConfirmed`, data: {} });
+    const confirmed = sqsRecord({
+      ...orderPlaced(orderIdOf('1')),
+      eventType: 'OrderConfirmed',
+      eventId: `${orderIdOf('1')}:OrderConfirmed`,
+      data: {},
+    });
     const response = await handler(sqsEvent(confirmed), lambdaContext());
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: confirmed.messageId }]);
   });
@@ -108,24 +111,33 @@ describe('createQueueConsumer on a FIFO queue', () => {
     data: { reason: 'CUSTOMER_CANCELLED' },
   });
 
-  it('handles each group\'s records in the batch order, one at a time, and the groups side by side', async () => {
+  it("handles each group's records in the batch order, one at a time, and the groups side by side", async () => {
     const seen: string[] = [];
     const running = new Map<string, number>();
     let peak = 0;
     const record = async (event: OrderEvent) => {
       running.set(event.orderId, (running.get(event.orderId) ?? 0) + 1);
       expect(running.get(event.orderId), 'one record of a group at a time').toBe(1);
-      peak = Math.max(peak, [...running.values()].reduce((sum, n) => sum + n, 0));
+      peak = Math.max(
+        peak,
+        [...running.values()].reduce((sum, n) => sum + n, 0),
+      );
       await new Promise((resolve) => setTimeout(resolve, event.orderId === a ? 20 : 5));
       seen.push(`${event.eventType} ${event.orderId}`);
       running.set(event.orderId, running.get(event.orderId)! - 1);
     };
     const handler = createQueueConsumer('inventory', { OrderPlaced: record, OrderCancelled: record });
     const [a, b] = [orderIdOf('a'), orderIdOf('b')];
-    const response = await handler(sqsEvent(fifoRecord(orderPlaced(a)), fifoRecord(orderPlaced(b)), fifoRecord(cancelled(a)), fifoRecord(cancelled(b))), lambdaContext());
+    const response = await handler(
+      sqsEvent(fifoRecord(orderPlaced(a)), fifoRecord(orderPlaced(b)), fifoRecord(cancelled(a)), fifoRecord(cancelled(b))),
+      lambdaContext(),
+    );
     expect(response.batchItemFailures).toEqual([]);
     const of = (orderId: string) => seen.filter((line) => line.endsWith(orderId));
-    expect([of(a), of(b)]).toEqual([[`OrderPlaced ${a}`, `OrderCancelled ${a}`], [`OrderPlaced ${b}`, `OrderCancelled ${b}`]]);
+    expect([of(a), of(b)]).toEqual([
+      [`OrderPlaced ${a}`, `OrderCancelled ${a}`],
+      [`OrderPlaced ${b}`, `OrderCancelled ${b}`],
+    ]);
     expect(peak, 'two groups at once').toBe(2);
   });
 

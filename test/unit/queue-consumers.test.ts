@@ -16,7 +16,10 @@ const templateOf = (stack: string): CfnTemplate => ({
     SweepLambdaFunction: { Type: 'AWS::Lambda::Function', Properties: { FunctionName: `${stack}-sweep` } },
     NotifyQueue: {
       Type: 'AWS::SQS::Queue',
-      Properties: { QueueName: `${stack}-notify`, RedrivePolicy: { deadLetterTargetArn: getAtt('NotifyDeadLetterQueue'), maxReceiveCount: 5 } },
+      Properties: {
+        QueueName: `${stack}-notify`,
+        RedrivePolicy: { deadLetterTargetArn: getAtt('NotifyDeadLetterQueue'), maxReceiveCount: 5 },
+      },
     },
     NotifyDeadLetterQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `${stack}-notify-dlq` } },
     AuditQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `${stack}-audit` } },
@@ -34,7 +37,10 @@ const templateOf = (stack: string): CfnTemplate => ({
     },
     SweepEventSourceMappingStream: {
       Type: 'AWS::Lambda::EventSourceMapping',
-      Properties: { EventSourceArn: 'arn:aws:kinesis:us-east-1:111122223333:stream/elsewhere', FunctionName: getAtt('SweepLambdaFunction') },
+      Properties: {
+        EventSourceArn: 'arn:aws:kinesis:us-east-1:111122223333:stream/elsewhere',
+        FunctionName: getAtt('SweepLambdaFunction'),
+      },
     },
   },
 });

@@ -60,7 +60,8 @@ function deadPid(): number {
   return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 }
 
-const pidsIn = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { runtimes: LocalRuntimeState[] }).runtimes.map((entry) => entry.pid);
+const pidsIn = (file: string) =>
+  (JSON.parse(readFileSync(file, 'utf8')) as { runtimes: LocalRuntimeState[] }).runtimes.map((entry) => entry.pid);
 
 describe('the state file', () => {
   it('is read back while its process runs', () => {
@@ -149,10 +150,16 @@ process.stdin.resume();
 process.stdin.on('end', () => { removeRuntimeState(process.pid, ${JSON.stringify(file)}); process.exit(0); });
 `,
     );
-    const children = Array.from({ length: 6 }, (_, index) => spawn(process.execPath, ['--import', 'tsx', script, String(index)], { cwd: REPOSITORY_ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
+    const children = Array.from({ length: 6 }, (_, index) =>
+      spawn(process.execPath, ['--import', 'tsx', script, String(index)], { cwd: REPOSITORY_ROOT, stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
     sleepers.push(...children);
     await Promise.all(children.map((child) => new Promise((resolve) => child.stdout!.once('data', resolve))));
-    expect(readRuntimeStates(file).map((entry) => entry.pid).sort()).toEqual(children.map((child) => child.pid).sort());
+    expect(
+      readRuntimeStates(file)
+        .map((entry) => entry.pid)
+        .sort(),
+    ).toEqual(children.map((child) => child.pid).sort());
 
     await Promise.all(
       children.map((child) => {
@@ -197,12 +204,24 @@ describe('pickRuntime', () => {
 
 describe('localTarget', () => {
   it('is where the running npm start listens, when no variable says otherwise', () => {
-    expect(localTarget({}, [running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3100', sqsEndpoint: 'http://127.0.0.1:4800', stage: 'workshop' });
+    expect(localTarget({}, [running])).toMatchObject({
+      apiUrl: 'http://127.0.0.1:3100',
+      sqsEndpoint: 'http://127.0.0.1:4800',
+      stage: 'workshop',
+    });
   });
 
   it('is the runtime started last of several, or the one on the PORT given', () => {
-    expect(localTarget({}, [later(otherPid), running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3200', sqsEndpoint: 'http://127.0.0.1:4900', stage: 'local' });
-    expect(localTarget({ PORT: '3100' }, [later(otherPid), running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3100', sqsEndpoint: 'http://127.0.0.1:4800', stage: 'workshop' });
+    expect(localTarget({}, [later(otherPid), running])).toMatchObject({
+      apiUrl: 'http://127.0.0.1:3200',
+      sqsEndpoint: 'http://127.0.0.1:4900',
+      stage: 'local',
+    });
+    expect(localTarget({ PORT: '3100' }, [later(otherPid), running])).toMatchObject({
+      apiUrl: 'http://127.0.0.1:3100',
+      sqsEndpoint: 'http://127.0.0.1:4800',
+      stage: 'workshop',
+    });
   });
 
   it('lets PORT, SQS_PORT, SQS_ENDPOINT and LOCAL_STAGE win over the state file', () => {
@@ -213,7 +232,11 @@ describe('localTarget', () => {
     });
     expect(localTarget({ SQS_ENDPOINT: 'http://127.0.0.1:5000', SQS_PORT: '4900' }, [running]).sqsEndpoint).toBe('http://127.0.0.1:5000');
     // A PORT the file does not list: nothing of another runtime is mixed in.
-    expect(localTarget({ PORT: '3300' }, [running])).toMatchObject({ apiUrl: 'http://127.0.0.1:3300', sqsEndpoint: 'http://127.0.0.1:4566', stage: 'local' });
+    expect(localTarget({ PORT: '3300' }, [running])).toMatchObject({
+      apiUrl: 'http://127.0.0.1:3300',
+      sqsEndpoint: 'http://127.0.0.1:4566',
+      stage: 'local',
+    });
   });
 
   it('is npm start’s defaults with neither', () => {
@@ -226,7 +249,9 @@ describe('localTarget', () => {
     // Another stage than the runtime's, or a file from before the field: the stage's default package.
     expect(localTarget({ LOCAL_STAGE: 'other' }, [packaged]).templatePath).toBe(defaultTemplatePath('other'));
     expect(localTarget({}, [running]).templatePath).toBe(defaultTemplatePath('workshop'));
-    expect(defaultTemplatePath('workshop')).toBe(path.join(REPOSITORY_ROOT, '.cache/package/workshop/cloudformation-template-update-stack.json'));
+    expect(defaultTemplatePath('workshop')).toBe(
+      path.join(REPOSITORY_ROOT, '.cache/package/workshop/cloudformation-template-update-stack.json'),
+    );
   });
 
   it('reads the file LOCAL_RUNTIME_STATE_FILE names', () => {

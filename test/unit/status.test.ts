@@ -84,18 +84,32 @@ describe('queueDepth', () => {
       }),
     } as unknown as FauxqsServer;
     expect(queueDepth(fauxqs, 'q', 64_500)).toEqual({ name: 'q', visible: 2, inFlight: 1, delayed: 1, oldestMessageAgeSeconds: 60 });
-    expect(queueDepth({ inspectQueue: () => undefined } as unknown as FauxqsServer, 'gone', 0)).toMatchObject({ visible: 0, oldestMessageAgeSeconds: null });
+    expect(queueDepth({ inspectQueue: () => undefined } as unknown as FauxqsServer, 'gone', 0)).toMatchObject({
+      visible: 0,
+      oldestMessageAgeSeconds: null,
+    });
   });
 });
 
 describe('startLocalStatus', () => {
   it("counts each function's invocations and records of the last minute only", () => {
     let clock = 1_000_000;
-    const fn = (invocations: number, errors: number): FunctionStats =>
-      ({ invocations, errors, timeouts: 0, coldStarts: 0, running: 0, maxConcurrent: 0, environments: 0, totalDurationMs: 0 });
+    const fn = (invocations: number, errors: number): FunctionStats => ({
+      invocations,
+      errors,
+      timeouts: 0,
+      coldStarts: 0,
+      running: 0,
+      maxConcurrent: 0,
+      environments: 0,
+      totalDurationMs: 0,
+    });
     const source = (deleted: number, failedRecords: number): EventSourceStats =>
       ({ batches: 0, records: 0, deleted, failedRecords, failedBatches: 0, running: 0, maxConcurrent: 0 }) as EventSourceStats;
-    let counters: RuntimeCounters = { functions: { api: fn(0, 0), worker: fn(0, 0) }, eventSources: [{ queueName: 'q', functionName: 'worker', stats: source(0, 0) }] };
+    let counters: RuntimeCounters = {
+      functions: { api: fn(0, 0), worker: fn(0, 0) },
+      eventSources: [{ queueName: 'q', functionName: 'worker', stats: source(0, 0) }],
+    };
     const fauxqs = { inspectQueue: () => undefined } as unknown as FauxqsServer;
     const status = startLocalStatus({
       fauxqs,
@@ -105,7 +119,10 @@ describe('startLocalStatus', () => {
     });
     try {
       status.sample();
-      counters = { functions: { api: fn(4, 1), worker: fn(3, 0) }, eventSources: [{ queueName: 'q', functionName: 'worker', stats: source(20, 5) }] };
+      counters = {
+        functions: { api: fn(4, 1), worker: fn(3, 0) },
+        eventSources: [{ queueName: 'q', functionName: 'worker', stats: source(20, 5) }],
+      };
       clock += 30_000;
       status.sample();
       let s = status.snapshot();
@@ -117,7 +134,10 @@ describe('startLocalStatus', () => {
       ]);
       expect(s.queues.map((q) => q.name)).toEqual(['q']);
 
-      counters = { functions: { api: fn(10, 1), worker: fn(5, 0) }, eventSources: [{ queueName: 'q', functionName: 'worker', stats: source(30, 6) }] };
+      counters = {
+        functions: { api: fn(10, 1), worker: fn(5, 0) },
+        eventSources: [{ queueName: 'q', functionName: 'worker', stats: source(30, 6) }],
+      };
       clock += 35_000;
       status.sample();
       // 65 s after the start: counted from the sample taken at the start.
