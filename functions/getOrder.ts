@@ -6,7 +6,7 @@ import { logger } from '../lib/observability.js';
 import { orderIdSchema } from '../lib/order-schema.js';
 import { findOrder, toOrderView } from '../lib/order-store.js';
 
-// GET /orders/{orderId}: the order, its overall status and each stage's status and timeline.
+// GET /orders/{orderId}: the order, its overall status and each participant's status and timeline (`stages` in the response).
 // Only its customer sees an order: anyone else gets the same 404 as for an id that does not exist,
 // so an order id reveals nothing, not even that the order exists.
 async function getOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {

@@ -17,7 +17,7 @@ const envelope = {
 export const orderPlacedSchema = z.object({
   ...envelope,
   eventType: z.literal('OrderPlaced'),
-  // No payment data: every stage queue receives this event, and only the payment stage needs the
+  // No payment data: every participant's queue receives this event, and only the payment participant needs the
   // card token, which it reads from the payment tokens table (lib/payment-tokens.ts).
   data: z.object({
     customerId: z.string(),

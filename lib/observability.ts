@@ -75,7 +75,7 @@ export function appendLogKeys(keys: LogAttributes): void {
 
 /**
  * Metrics flushed by the handlers' logMetrics middleware, with the `service` dimension. The queue
- * consumers flush their own instance instead, which adds a `stage` dimension
+ * consumers flush their own instance instead, which adds a `consumer` dimension
  * (lib/queue-consumer.ts). Pure: a function that never emits metrics (getOrder) leaves Powertools
  * Metrics out of its bundle.
  */

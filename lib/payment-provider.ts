@@ -6,7 +6,7 @@ import { config } from './config.js';
 import { inOutage } from './fault-injection.js';
 import { logger } from './observability.js';
 
-// The card processor behind the payment stage. A real one (Stripe, Adyen...) would implement
+// The card processor behind the payment participant. A real one (Stripe, Adyen...) would implement
 // PaymentProvider; this reference app ships a simulator that behaves like one, including
 // idempotency keys and transient faults, so the saga's failure paths can be exercised anywhere.
 

@@ -4,7 +4,7 @@ import { config } from './config.js';
 
 // The card token travels in no event and is kept on no order. The order API puts it here, in a
 // table only it may write and only the payment function may read and delete (resources/roles.yml);
-// the payment stage reads it to charge and deletes it as soon as the charge is decided. What is
+// the payment participant reads it to charge and deletes it as soon as the charge is decided. What is
 // never used (an order whose payment never ran) expires with the table's TTL, after the longest
 // an OrderPlaced event can wait in its queue (the queues' 14-day retention).
 

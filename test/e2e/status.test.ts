@@ -65,7 +65,7 @@ describe('pipeline status', () => {
     await pipeline?.stop();
   });
 
-  it('starts empty: every stage queue and DLQ at 0, no function invoked', async () => {
+  it('starts empty: every consumer queue and DLQ at 0, no function invoked', async () => {
     const s = await status();
     expect(s.queues.map((q) => q.name.split('-').at(-1)).sort()).toEqual(['inventory', 'payment', 'shipping']);
     for (const q of s.queues) {
