@@ -207,7 +207,7 @@ async function standingCharges(orderIds: string[]): Promise<number> {
   return found.filter((order) => order?.payment?.outcome === 'SUCCEEDED' && !order.refund).length;
 }
 
-describe('the participants\' consumers, fed from SNS/SQS', () => {
+describe("the participants' consumers, fed from SNS/SQS", () => {
   it('50 concurrent orders for a 10-unit SKU: 10 CONFIRMED, 40 CANCELLED OUT_OF_STOCK, stock 0, 10 charges standing', async () => {
     const sku = await seedSku(10);
     const placed = await Promise.all(Array.from({ length: 50 }, () => placeAndPublish([{ sku, quantity: 1 }])));
