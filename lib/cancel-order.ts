@@ -46,6 +46,10 @@ export async function cancelOrder(
   if (order.cancel) return { outcome: 'already-cancelled', order };
   const why = refusal(order);
   if (why) return { outcome: 'refused', order, why };
+  // A charge not made yet will not be: the token goes first, so that a payment participant starting
+  // now finds none and skips. (Should the write below be refused, the order is dispatched, hence
+  // paid, or rejected, hence cancelled anyway: the token is not needed either way.)
+  if (!order.payment) await forgetPaymentToken(orderId);
 
   // The conditions restate the refusals, so a dispatch or a rejection written since the read wins.
   const names: Record<string, string> = { '#outcome': 'outcome' };
@@ -87,8 +91,6 @@ export async function cancelOrder(
   }
   const cancelled = toOrderRecord(written.Attributes as StoredOrder);
   recordDecisionMetrics(cancelled, now);
-  // A charge not made yet will not be: the payment participant finds no token and skips.
-  if (!cancelled.payment) await forgetPaymentToken(orderId);
   try {
     await publishOutcome(cancelled, publish);
   } catch (error) {

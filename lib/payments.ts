@@ -5,7 +5,7 @@ import { config } from './config.js';
 import type { OrderCancelled, OrderPlaced } from './events.js';
 import type { OrderItem } from './order-schema.js';
 import { completeParticipant, isLastFollowUp, loadOrder, type ParticipantCompletion, recordFollowUp } from './order-outcome.js';
-import type { OrderRecord, PaymentResult } from './order-store.js';
+import { findOrder, type OrderRecord, type PaymentResult } from './order-store.js';
 import { forgetPaymentToken, findPaymentToken } from './payment-tokens.js';
 import {
   type ChargeOutcome,
@@ -111,9 +111,12 @@ export async function chargePayment(
  * outage longer than its TTL) is a decline: the order cannot be paid.
  */
 export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvider = paymentProvider()): Promise<ParticipantCompletion> {
-  const token = await findPaymentToken(event.orderId);
+  // The token and the order side by side (no added latency). The order, read eventually consistently
+  // for half a unit, keeps a redelivery from reaching the provider and a cancelled order from being
+  // charged; a stale read only means a charge that the cancellation then refunds.
+  const [token, seen] = await Promise.all([findPaymentToken(event.orderId), findOrder(event.orderId, { consistent: false })]);
   // No token: used already, expired, or forgotten by the customer's cancellation; the order says which.
-  const known: OrderRecord | undefined = token === undefined ? await loadOrder(event.orderId) : undefined;
+  const known: OrderRecord | undefined = token === undefined ? await loadOrder(event.orderId) : seen;
   const completion = await completeParticipant(
     'payment',
     event.orderId,

@@ -58,7 +58,7 @@ function logicalName(key) {
   return key.charAt(0).toUpperCase() + key.slice(1).replace(/-/g, 'Dash').replace(/_/g, 'Underscore');
 }
 
-/** ReservationsTable -> RESERVATIONS_TABLE, the variable lib/config.ts reads. */
+/** PaymentTokensTable -> PAYMENT_TOKENS_TABLE, the variable lib/config.ts reads. */
 function tableVariable(tableId) {
   const words = tableId.replace(/Table$/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2');
   return `${words.toUpperCase()}_TABLE`;
