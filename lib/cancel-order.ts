@@ -46,10 +46,6 @@ export async function cancelOrder(
   if (order.cancel) return { outcome: 'already-cancelled', order };
   const why = refusal(order);
   if (why) return { outcome: 'refused', order, why };
-  // A charge not made yet will not be: the token goes first, so that a payment participant starting
-  // now finds none and skips. (Should the write below be refused, the order is dispatched, hence
-  // paid, or rejected, hence cancelled anyway: the token is not needed either way.)
-  if (!order.payment) await forgetPaymentToken(orderId);
 
   // The conditions restate the refusals, so a dispatch or a rejection written since the read wins.
   const names: Record<string, string> = { '#outcome': 'outcome' };
@@ -90,6 +86,10 @@ export async function cancelOrder(
     return { outcome: 'refused', order: latest, why: refusal(latest) ?? 'it changed while being cancelled; try again' };
   }
   const cancelled = toOrderRecord(written.Attributes as StoredOrder);
+  // A charge not made yet will not be: a payment participant starting from now on finds the
+  // cancellation on the order, or no token. (Not before the write: a payment that found no token
+  // while the order was not yet cancelled would decline it, and the decline would win.)
+  if (!cancelled.payment) await forgetPaymentToken(orderId);
   recordDecisionMetrics(cancelled, now);
   try {
     await publishOutcome(cancelled, publish);
