@@ -3,9 +3,8 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { cancelOrder } from '../lib/cancel-order.js';
-import { authenticatedCustomer, errorResponse, type HttpResult, jsonResponse, unauthorized } from '../lib/http-api.js';
+import { authenticatedCustomer, errorResponse, type HttpResult, jsonResponse, orderIdFromPath, unauthorized } from '../lib/http-api.js';
 import { logger, metrics } from '../lib/observability.js';
-import { orderIdSchema } from '../lib/order-schema.js';
 
 // POST /orders/{orderId}/cancel: the order's owner cancels it, until its parcel is dispatched.
 // 202 (cancelled, now or by an earlier request), 409 naming why it is too late, 404 for an order
@@ -13,12 +12,9 @@ import { orderIdSchema } from '../lib/order-schema.js';
 async function cancel(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   const customerId = authenticatedCustomer(event);
   if (!customerId) return unauthorized();
-  const parsed = orderIdSchema.safeParse(event.pathParameters?.orderId ?? '');
-  if (!parsed.success) {
-    const message = parsed.error.issues[0]?.message ?? 'is not an order id';
-    return errorResponse(400, 'ValidationError', `orderId: ${message}`, { issues: [{ field: 'orderId', message }] });
-  }
-  const orderId = parsed.data;
+  const path = orderIdFromPath(event);
+  if ('refusal' in path) return path.refusal;
+  const { orderId } = path;
   logger.setCorrelationId(orderId);
   const result = await cancelOrder(customerId, orderId);
   switch (result.outcome) {

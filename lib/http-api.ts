@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { core } from 'zod/mini';
 import { maskCardData } from './card-data.js';
-import { customerIdSchema } from './order-schema.js';
+import { customerIdSchema, orderIdSchema } from './order-schema.js';
 
 // What the HTTP handlers share: JSON answers, and reading a request body the way API Gateway
 // hands it over (a string, base64-encoded when the content is not text).
@@ -44,6 +44,17 @@ export function authenticatedCustomer(event: APIGatewayProxyEventV2): string | u
 }
 
 /** What API Gateway answers a request its authorizer refused; the functions answer the same way. */
+/**
+ * The `{orderId}` of an order route, checked with the schema every order event's id passes too; a
+ * malformed one is a 400 naming the field.
+ */
+export function orderIdFromPath(event: APIGatewayProxyEventV2): { orderId: string } | { refusal: HttpResult } {
+  const parsed = orderIdSchema.safeParse(event.pathParameters?.orderId ?? '');
+  if (parsed.success) return { orderId: parsed.data };
+  const message = parsed.error.issues[0]?.message ?? 'is not an order id';
+  return { refusal: errorResponse(400, 'ValidationError', `orderId: ${message}`, { issues: [{ field: 'orderId', message }] }) };
+}
+
 export function unauthorized(): HttpResult {
   return jsonResponse(401, { message: 'Unauthorized' }, { 'www-authenticate': 'Bearer' });
 }
