@@ -1,10 +1,9 @@
-import { SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced } from '../../lib/events.js';
 import { sampleOrder } from '../../local/sample-order.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { capturePublishedEvents } from '../support/published-events.js';
 import { storeCreatedOrder } from '../support/stored-order.js';
 
 // A customer's cancellation (lib/cancel-order.ts) against the real emulators, with the events
@@ -27,20 +26,12 @@ let cancellation: Cancel;
 let stack: ProvisionedStack;
 const CAPTURE_QUEUE = 'cancel-test-published';
 const CUSTOMER = 'cus_cancel';
+/** Every event published for an order so far (inspection does not consume). */
+let published: (orderId: string) => OrderEvent[];
 
 beforeAll(async () => {
   stack = await startProvisionedStack();
-  const topicArn = stack.resources.topicArn ?? '';
-  const { QueueUrl } = await stack.sqs.send(new CreateQueueCommand({ QueueName: CAPTURE_QUEUE }));
-  const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
-  await stack.sns.send(
-    new SubscribeCommand({
-      TopicArn: topicArn,
-      Protocol: 'sqs',
-      Endpoint: Attributes?.QueueArn,
-      Attributes: { RawMessageDelivery: 'true' },
-    }),
-  );
+  published = await capturePublishedEvents(stack, CAPTURE_QUEUE);
   Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
   [inventory, payments, shipping, outcome, cancellation] = await Promise.all([
     import('../../lib/inventory.js'),
@@ -65,14 +56,6 @@ async function seedSku(available: number): Promise<string> {
 
 async function place(sku: string, quantity = 2): Promise<OrderPlaced> {
   return (await storeCreatedOrder(CUSTOMER, sampleOrder([{ sku, quantity }]))).placedEvent;
-}
-
-/** Every event published for the order so far (inspection does not consume). */
-function published(orderId: string): OrderEvent[] {
-  const queue = stack.emulators.fauxqs.inspectQueue(CAPTURE_QUEUE);
-  return [...(queue?.messages.ready ?? []), ...(queue?.messages.delayed ?? [])]
-    .map((message) => JSON.parse(message.body) as OrderEvent)
-    .filter((event) => event.orderId === orderId);
 }
 
 const placedTo = {

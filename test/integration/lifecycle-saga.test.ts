@@ -1,11 +1,10 @@
-import { SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeCreatedOrder } from '../support/stored-order.js';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
 import type { OrderItem, OrderRequest } from '../../lib/order-schema.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
+import { capturePublishedEvents } from '../support/published-events.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 // The saga's domain functions against the real emulators, on the tables and topic provisioned from
@@ -31,22 +30,15 @@ let stack: ProvisionedStack;
 const CAPTURE_QUEUE = 'published-order-events';
 
 let topicArn: string;
+/** Every event published on the topic so far (of one order, or all), left in place. */
+let publishedEvents: (orderId?: string) => OrderEvent[];
 
 beforeAll(async () => {
   stack = await startProvisionedStack();
   topicArn = stack.resources.topicArn ?? '';
   if (!topicArn) throw new Error('The template subscribes no queue to a topic');
   // Every event published on the topic, whatever its type: no filter policy.
-  const { QueueUrl } = await stack.sqs.send(new CreateQueueCommand({ QueueName: CAPTURE_QUEUE }));
-  const { Attributes } = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
-  await stack.sns.send(
-    new SubscribeCommand({
-      TopicArn: topicArn,
-      Protocol: 'sqs',
-      Endpoint: Attributes?.QueueArn,
-      Attributes: { RawMessageDelivery: 'true' },
-    }),
-  );
+  publishedEvents = await capturePublishedEvents(stack, CAPTURE_QUEUE);
   Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
 
   [inventory, payments, shipping, outcome, orders, provider] = await Promise.all([
@@ -89,15 +81,6 @@ async function placeOrder(items: OrderItem[], token = 'tok_visa'): Promise<Order
     shippingAddress: { ...SAMPLE_ADDRESS },
   };
   return (await storeCreatedOrder('cus_test', request)).placedEvent;
-}
-
-/** Every event published on the topic so far, left in place (inspection does not consume). */
-function publishedEvents(orderId?: string): OrderEvent[] {
-  const queue = stack.emulators.fauxqs.inspectQueue(CAPTURE_QUEUE);
-  const messages = [...(queue?.messages.ready ?? []), ...(queue?.messages.delayed ?? [])];
-  return messages
-    .map((message) => JSON.parse(message.body) as OrderEvent)
-    .filter((event) => orderId === undefined || event.orderId === orderId);
 }
 
 describe('inventory', () => {
