@@ -236,6 +236,9 @@ describe('order lifecycle through the local pipeline', () => {
     const orderId = await placeOrder(sku, 2, 'tok_decline');
     const order = await waitForOutcome(orderId);
     expect(order).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED' });
+    // The release is recorded first and the units go back on sale with the marker's removal, the
+    // write after (lib/inventory.ts): wait for that write, not only for the record.
+    await waitUntil('the units back on sale', async () => (await inventoryOf(sku)).available === 5, { timeoutMs: 10_000, intervalMs: 100 });
     expect(await inventoryOf(sku)).toMatchObject({ available: 5 });
     expect(chargeStanding(await ledgerOf(orderId))).toBe(false);
     expect(await shipmentOf(orderId)).toMatchObject({ status: 'CANCELLED' });
