@@ -10,9 +10,11 @@ import { isCountryCode } from './country-codes.js';
 // loads no locale, so zod's English messages are configured here, before any schema parses.
 z.config(en());
 
-// What a client may send to POST /orders. Limits are part of the contract: they keep one order
-// (and so one OrderPlaced message) far below the SNS/SQS 256 KB message size limit.
-export const MAX_ITEMS = 50;
+// What a client may send to POST /orders. Limits are part of the contract. A business order of
+// 5,000 lines makes an OrderPlaced event of up to about 450 KB, past the SNS/SQS 256 KB message
+// limit: such an event travels through S3 (claim-check, lib/order-events-topic.ts), and the order
+// item stores such a list compressed (lib/order-store.ts) to stay far under DynamoDB's 400 KB.
+export const MAX_ITEMS = 5000;
 export const MAX_QUANTITY = 1000;
 
 /** A card number typed where it does not belong is refused, never stored (see card-numbers.ts). */

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { ISO_3166_1_ALPHA_2_CODES } from '../../lib/country-codes.js';
 import { MAX_ORDER_BODY_BYTES, parseOrderRequest, parseOrderRequestEvent } from '../../lib/order-request.js';
+import { MAX_ITEMS, MAX_QUANTITY } from '../../lib/order-schema.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
 
 const validOrder = {
@@ -9,6 +10,11 @@ const validOrder = {
   payment: { token: 'tok_visa' },
   shippingAddress: { ...SAMPLE_ADDRESS },
 };
+
+/** `count` lines of the longest SKU allowed (64 characters) at the largest quantity. */
+function largestItems(count: number) {
+  return Array.from({ length: count }, (_, i) => ({ sku: `SKU-${i}-`.padEnd(64, 'X'), quantity: MAX_QUANTITY }));
+}
 
 function parse(body: unknown, contentType = 'application/json', idempotencyKey?: string) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -126,6 +132,29 @@ describe('parseOrderRequest', () => {
       ok: false,
       status: 413,
     });
+  });
+
+  it('takes the largest order there is: 5,000 lines of 64-character SKUs at quantity 1000, even pretty-printed', () => {
+    const items = largestItems(MAX_ITEMS);
+    const body = Buffer.from(JSON.stringify({ ...validOrder, items }, null, 4));
+    expect(body.length).toBeLessThanOrEqual(MAX_ORDER_BODY_BYTES);
+    const result = parseOrderRequest({ body, contentType: 'application/json', idempotencyKey: undefined });
+    expect(result.ok).toBe(true);
+    if (result.ok) expect(result.request.items).toHaveLength(5000);
+  });
+
+  it('refuses line 5,001 naming items and the limit', () => {
+    const result = parse({ ...validOrder, items: largestItems(MAX_ITEMS + 1) });
+    expect(result).toMatchObject({ ok: false, status: 400, message: 'items: must hold at most 5000 items' });
+  });
+
+  it('the 413 names the size and the limit', () => {
+    const result = parseOrderRequest({
+      body: Buffer.alloc(MAX_ORDER_BODY_BYTES + 1, ' '),
+      contentType: 'application/json',
+      idempotencyKey: undefined,
+    });
+    expect(result).toMatchObject({ status: 413, message: `Request body is ${MAX_ORDER_BODY_BYTES + 1} bytes; the limit is 1048576` });
   });
 
   it('refuses an idempotency key with control characters', () => {
