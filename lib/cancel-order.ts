@@ -6,7 +6,7 @@ import { logger } from './observability.js';
 import { PARTICIPANTS } from './order-schema.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import { publishOutcome, recordDecisionMetrics } from './order-outcome.js';
-import { findOrder, type OrderRecord, secondsAfter, type StoredOrder, sweepShardOf, toOrderRecord } from './order-store.js';
+import { findOrder, type OrderRecord, secondsAfter, type StoredOrderItem, sweepShardOf, toOrderRecord } from './order-store.js';
 import { forgetPaymentToken } from './payment-tokens.js';
 
 // A customer cancels their order: one conditional write of `cancel` on the order item, accepted
@@ -85,7 +85,7 @@ export async function cancelOrder(
     if (latest.cancel) return { outcome: 'already-cancelled', order: latest };
     return { outcome: 'refused', order: latest, why: refusal(latest) ?? 'it changed while being cancelled; try again' };
   }
-  const cancelled = toOrderRecord(written.Attributes as StoredOrder);
+  const cancelled = toOrderRecord(written.Attributes as StoredOrderItem);
   // A charge not made yet will not be: a payment participant starting from now on finds the
   // cancellation on the order, or no token. (Not before the write: a payment that found no token
   // while the order was not yet cancelled would decline it, and the decline would win.)

@@ -17,7 +17,7 @@ import {
   type PaymentResult,
   secondsAfter,
   type ShippingResult,
-  type StoredOrder,
+  type StoredOrderItem,
   sweepShardOf,
   toOrderRecord,
 } from './order-store.js';
@@ -87,7 +87,7 @@ export async function recordResult<P extends Participant>(
       }),
     ),
   );
-  return response ? toOrderRecord(response.Attributes as StoredOrder) : undefined;
+  return response ? toOrderRecord(response.Attributes as StoredOrderItem) : undefined;
 }
 
 export type SettleResult =
@@ -261,7 +261,7 @@ export async function recordFollowUp(
     ),
   );
   if (!written) return false;
-  const after = written.Attributes as StoredOrder | undefined;
+  const after = written.Attributes as StoredOrderItem | undefined;
   if (after?.sweepShard !== undefined && missingFollowUps(after).length === 0) await leaveSweepIndex(orderId);
   return true;
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { v7 as uuidv7 } from 'uuid';
 import { dynamoDbDocumentClient } from './aws-clients.js';
@@ -54,7 +55,7 @@ export interface ParticipantResults {
   shipping?: ShippingResult;
 }
 
-/** The order item as stored. */
+/** The order item as read: its lines decoded (see StoredOrderItem for how DynamoDB holds them). */
 export interface StoredOrder extends ParticipantResults {
   orderId: string;
   customerId: string;
@@ -84,6 +85,35 @@ export interface StoredOrder extends ParticipantResults {
   sweepShard?: string;
   sweepDueAt?: string;
   sweepAttempts?: number;
+}
+
+/**
+ * Lines whose JSON is longer than this are stored gzip-compressed, in `itemsGzip` instead of
+ * `items`. DynamoDB bills every write by the whole item's size (1 WRU per KB, each result and
+ * follow-up included) and refuses items over 400 KB: 5,000 lines of 64-character SKUs as a list
+ * of maps are about 420 KB, and 222 KB compressed even when the SKUs are random (12 KB when they
+ * share a pattern, as SKUs do). Below it, an order of a few dozen lines, the list stays as it is:
+ * readable in the console, byte for byte what it always was, and a single-line order's item
+ * stays under 1 KB (docs/dynamodb-costs.md).
+ */
+export const ITEMS_COMPRESSED_OVER_BYTES = 4 * 1024;
+
+/** The order item as DynamoDB holds it: the lines as a list, or a large order's gzip-compressed JSON. */
+export type StoredOrderItem = Omit<StoredOrder, 'items'> & ({ items: OrderItem[] } | { itemsGzip: Uint8Array });
+
+/** What storeNewOrder writes: a small order as it is, a large one with its lines compressed. */
+export function toStoredItem(order: StoredOrder): StoredOrderItem {
+  const json = JSON.stringify(order.items);
+  if (Buffer.byteLength(json) <= ITEMS_COMPRESSED_OVER_BYTES) return order;
+  const { items: _lines, ...rest } = order;
+  return { ...rest, itemsGzip: gzipSync(json, { level: 9 }) };
+}
+
+/** An order item as read from the table, its lines decoded whichever way they were stored. */
+export function fromStoredItem(item: StoredOrder | StoredOrderItem): StoredOrder {
+  if (!('itemsGzip' in item)) return item as StoredOrder;
+  const { itemsGzip, ...rest } = item;
+  return { ...rest, items: JSON.parse(gunzipSync(itemsGzip).toString('utf8')) as OrderItem[] };
 }
 
 export type StageStatus = 'PENDING' | 'SUCCEEDED' | 'REJECTED' | 'COMPENSATED';
@@ -149,7 +179,7 @@ export function decideOutcome(results: ParticipantResults & Pick<StoredOrder, 'c
  * dispatched; a cancelled order's compensations, for each participant that had done its part
  * (reserved, charged, prepared). Empty when the order is finished or undecided.
  */
-export function missingFollowUps(order: StoredOrder): string[] {
+export function missingFollowUps(order: Omit<StoredOrder, 'items'>): string[] {
   const decision = decideOutcome(order);
   const missing: string[] = [];
   if (decision.outcome === 'CONFIRMED' && !order.dispatchedAt) missing.push('shipping:dispatched');
@@ -226,8 +256,12 @@ function stagesOf(order: StoredOrder): Record<Participant, StageState> {
   };
 }
 
-/** The order as read: the stored item plus its status, decision and timelines. */
-export function toOrderRecord(stored: StoredOrder): OrderRecord {
+/**
+ * The order as read: the stored item plus its status, decision and timelines. Takes the item as
+ * the table returns it (a large order's lines compressed) or already decoded.
+ */
+export function toOrderRecord(item: StoredOrder | StoredOrderItem): OrderRecord {
+  const stored = fromStoredItem(item);
   const decision = decideOutcome(stored);
   const times = [
     stored.createdAt,
@@ -378,7 +412,7 @@ export async function storeNewOrder(
   await storePaymentToken(orderId, request.payment.token, now);
   const stored = await unlessConditionFails(() =>
     dynamoDbDocumentClient().send(
-      new PutCommand({ TableName: config.ordersTable(), Item: order, ConditionExpression: 'attribute_not_exists(orderId)' }),
+      new PutCommand({ TableName: config.ordersTable(), Item: toStoredItem(order), ConditionExpression: 'attribute_not_exists(orderId)' }),
     ),
   );
   if (stored) return { outcome: 'created', order: toOrderRecord(order) };
@@ -396,7 +430,7 @@ export async function findOrder(orderId: string, options: { consistent?: boolean
   const result = await dynamoDbDocumentClient().send(
     new GetCommand({ TableName: config.ordersTable(), Key: { orderId }, ConsistentRead: options.consistent ?? true }),
   );
-  return result.Item ? toOrderRecord(result.Item as StoredOrder) : undefined;
+  return result.Item ? toOrderRecord(result.Item as StoredOrderItem) : undefined;
 }
 
 export function toOrderView(order: OrderRecord): OrderView {
