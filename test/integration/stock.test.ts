@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCancelled, OrderPlaced } from '../../lib/events.js';
-import type { OrderItem } from '../../lib/order-schema.js';
+import { MAX_ITEMS, MAX_QUANTITY, type OrderItem } from '../../lib/order-schema.js';
 import type { OrderRecord, StoredOrder } from '../../lib/order-store.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { storeCreatedOrder } from '../support/stored-order.js';
@@ -394,7 +394,7 @@ describe('a crash between two steps of a reservation heals on redelivery, nothin
 });
 
 describe('an order of several lines', () => {
-  it("the second line short: the first line's units go back, the third is never touched, REJECTED naming the second SKU", async () => {
+  it('the second line short: the units taken on the others go back, REJECTED naming the second SKU', async () => {
     const [a, b, c] = [await seedSku(5), await seedSku(1), await seedSku(5)];
     const order = await placeOrder([
       { sku: a, quantity: 2 },
@@ -640,6 +640,85 @@ describe('a hot SKU', () => {
     expect(await stock(sku)).toEqual({ available: 1000 - units, applying: {} });
     expect(await inventory.markersLeft(stack.db, inventoryTable(), [sku])).toEqual(new Map([[sku, 0]]));
   }, 180_000);
+});
+
+describe('a business order of 5,000 lines', () => {
+  /** Stock items for `skus`, `available` units each, written 25 to a request. */
+  async function putStocks(skus: string[], available: (sku: string) => number): Promise<void> {
+    const chunks = Array.from({ length: Math.ceil(skus.length / 25) }, (_, i) => skus.slice(i * 25, i * 25 + 25));
+    await inBatches(chunks, 8, (chunk) =>
+      stack.db.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [inventoryTable()]: chunk.map((sku) => ({
+              PutRequest: { Item: { sku, name: `Item ${sku}`, available: available(sku), applying: {} } },
+            })),
+          },
+        }),
+      ),
+    );
+  }
+
+  /** Every SKU's stock as stored, read 100 to a request with the test's own client. */
+  async function stocks(skus: string[]): Promise<Map<string, { available: number; applying: Record<string, string> }>> {
+    const chunks = Array.from({ length: Math.ceil(skus.length / 100) }, (_, i) => skus.slice(i * 100, i * 100 + 100));
+    const found = new Map<string, { available: number; applying: Record<string, string> }>();
+    await inBatches(chunks, 8, async (chunk) => {
+      const { Responses } = await stack.db.send(
+        new BatchGetCommand({ RequestItems: { [inventoryTable()]: { Keys: chunk.map((sku) => ({ sku })), ConsistentRead: true } } }),
+      );
+      for (const item of Responses?.[inventoryTable()] ?? []) found.set(item.sku, { available: item.available, applying: item.applying });
+    });
+    return found;
+  }
+
+  /** The largest order there is: 5,000 distinct random 64-character SKUs (random: what compresses worst). */
+  function largestSkus(): string[] {
+    const skus = new Set<string>();
+    while (skus.size < MAX_ITEMS)
+      skus.add(`L${randomUUID().replaceAll('-', '').toUpperCase()}${randomUUID().replaceAll('-', '').toUpperCase()}`.slice(0, 64));
+    return [...skus];
+  }
+
+  it('every unit of every line taken, no marker left; cancelled, every unit given back and the release recorded once', async () => {
+    const skus = largestSkus();
+    await putStocks(skus, () => 1500);
+    const items = skus.map((sku) => ({ sku, quantity: MAX_QUANTITY }));
+    const placed = await placeOrder(items);
+    expect(placed.items).toHaveLength(5000);
+
+    expect((await inventory.reserveStockForOrder(placedEvent(placed))).recorded).toBe('SUCCEEDED');
+    const reserved = await stocks(skus);
+    expect(reserved.size).toBe(5000);
+    for (const sku of skus) expect(reserved.get(sku)).toEqual({ available: 500, applying: {} });
+    expect((await storedOrder(placed.orderId))?.inventory?.outcome).toBe('SUCCEEDED');
+
+    const at = new Date().toISOString();
+    await outcome.recordResult(placed.orderId, 'payment', { outcome: 'REJECTED', at, declineCode: 'card_declined' });
+    const decided = await outcome.recordResult(placed.orderId, 'shipping', { outcome: 'SUCCEEDED', at });
+    const cancelled = decided && outcome.outcomeEventOf(decided);
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error(`expected OrderCancelled, got ${cancelled?.eventType}`);
+    expect(await inventory.releaseStockForOrder(cancelled)).toEqual({ releasedLines: 5000 });
+    expect(await inventory.releaseStockForOrder(cancelled)).toEqual({ releasedLines: 0 });
+    const released = await stocks(skus);
+    for (const sku of skus) expect(released.get(sku)).toEqual({ available: 1500, applying: {} });
+    expect((await storedOrder(placed.orderId))?.release).toBeDefined();
+  }, 300_000);
+
+  it('a short SKU at line 4,000 rejects the order naming it, and every unit taken on any line is given back', async () => {
+    const skus = Array.from(
+      { length: MAX_ITEMS },
+      (_, i) => `SKU-BULK-${randomUUID().slice(0, 8).toUpperCase()}-${String(i).padStart(4, '0')}`,
+    );
+    const short = skus[3999]!;
+    await putStocks(skus, (sku) => (sku === short ? 1 : 10));
+    const placed = await placeOrder(skus.map((sku) => ({ sku, quantity: 2 })));
+
+    expect((await inventory.reserveStockForOrder(placedEvent(placed))).recorded).toBe('REJECTED');
+    expect((await storedOrder(placed.orderId))?.inventory).toMatchObject({ outcome: 'REJECTED', shortSku: short });
+    const after = await stocks(skus);
+    for (const sku of skus) expect(after.get(sku)).toEqual({ available: sku === short ? 1 : 10, applying: {} });
+  }, 300_000);
 });
 
 describe('an event for an order that does not exist', () => {
