@@ -10,7 +10,7 @@ import {
   toStoredItem,
 } from '../../lib/order-store.js';
 import { SAMPLE_ADDRESS } from '../../local/sample-order.js';
-import { dynamoDbItemSize } from '../support/dynamodb-item-size.js';
+import { dynamoDbItemSize } from '../../local/dynamodb-item-size.js';
 
 // How the order item holds its lines: a small order's as a list, unchanged; a large order's
 // gzip-compressed, so that 5,000 lines fit DynamoDB's 400 KB item limit with room to spare and
