@@ -23,6 +23,8 @@ const DECLARATION_KEYS = [
   'batchWindowSeconds',
   'maximumConcurrency',
   'memorySize',
+  'timeoutSeconds',
+  'queueVisibilityTimeoutSeconds',
 ];
 /**
  * A consumer's memory when its declaration names none: measured peaks are under 70 MB, and a
@@ -50,6 +52,8 @@ function refuse(name, message) {
 }
 
 const isWholeNumber = (value, min, max) => Number.isInteger(value) && value >= min && value <= max;
+/** A value serverless resolves when it packages: `${param:name}` or `${self:custom.name}`. */
+const VARIABLE_REFERENCE = /^\$\{(param:|self:custom\.)\w+\}$/;
 
 /** Records per batch that Lambda accepts from a FIFO queue (a standard queue's mapping takes 10,000). */
 const FIFO_MAX_BATCH_SIZE = 10;
@@ -111,6 +115,14 @@ function consumers(declared = declarations, queueType = 'standard') {
       refuse(name, 'maximumConcurrency is a whole number from 2 to 1000');
     if (declaration.memorySize !== undefined && !isWholeNumber(declaration.memorySize, 128, 10240))
       refuse(name, 'memorySize is a whole number of MB from 128 to 10240');
+    // Both or neither: the visibility timeout goes with the function's (>= 6 x timeout + window).
+    if ((declaration.timeoutSeconds === undefined) !== (declaration.queueVisibilityTimeoutSeconds === undefined))
+      refuse(name, 'timeoutSeconds and queueVisibilityTimeoutSeconds go together: declare both or neither');
+    for (const key of ['timeoutSeconds', 'queueVisibilityTimeoutSeconds']) {
+      const value = declaration[key];
+      if (value !== undefined && !isWholeNumber(value, 1, 43200) && !VARIABLE_REFERENCE.test(value))
+        refuse(name, `${key} is a whole number of seconds or a \${param:...} or \${self:custom...} reference`);
+    }
     if (queueType === 'fifo') {
       if (declaration.batchSize > FIFO_MAX_BATCH_SIZE)
         refuse(name, `batchSize is at most ${FIFO_MAX_BATCH_SIZE} on a FIFO queue (queueType=fifo)`);
@@ -192,7 +204,7 @@ function functionsFor(all) {
       {
         handler: consumer.handler,
         role: consumer.roleId,
-        timeout: '${self:custom.consumerTimeoutSeconds}',
+        timeout: consumer.timeoutSeconds ?? '${self:custom.consumerTimeoutSeconds}',
         memorySize: consumer.memorySize ?? CONSUMER_MEMORY_MB,
         environment: {
           ...Object.fromEntries(
@@ -207,7 +219,7 @@ function functionsFor(all) {
           CLAIM_CHECK_THRESHOLD_BYTES: '${param:claimCheckThresholdBytes}',
           RETRY_BACKOFF_BASE_SECONDS: '${param:retryBackoffBaseSeconds}',
           // An attempt still running after twice this is dead: its stock marker may be taken over (lib/inventory.ts).
-          CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
+          CONSUMER_TIMEOUT_SECONDS: consumer.timeoutSeconds ?? '${self:custom.consumerTimeoutSeconds}',
         },
         events: [{ sqs: sqsEvent(consumer) }],
       },
@@ -241,7 +253,7 @@ function messaging(consumer) {
         QueueName: consumer.queueName,
         ...sourceQueueProperties(consumer.queueType),
         SqsManagedSseEnabled: true,
-        VisibilityTimeout: '${self:custom.queueVisibilityTimeoutSeconds}',
+        VisibilityTimeout: consumer.queueVisibilityTimeoutSeconds ?? '${self:custom.queueVisibilityTimeoutSeconds}',
         // Long polling by default for any consumer that does not ask for it.
         ReceiveMessageWaitTimeSeconds: 20,
         RedrivePolicy: {

@@ -26,6 +26,10 @@
 //                 of the same names (serverless.yml). With queueType=fifo: batchSize at most 10 and
 //                 no batchWindowSeconds, as AWS allows on FIFO queues (packaging refuses others)
 //   memorySize    optional: MB, instead of the consumers' 256 (resources/consumer-resources.cjs)
+//   timeoutSeconds, queueVisibilityTimeoutSeconds
+//                 optional, both or neither: this consumer's function timeout and its queue's
+//                 visibility timeout (>= 6 x timeout + window) instead of the params
+//                 consumerTimeoutSeconds and queueVisibilityTimeoutSeconds; seconds, or a ${self:custom...}
 
 // What every saga participant needs besides its own tables: its result on the order item, written
 // once by a conditional UpdateItem, and read back (lib/order-outcome.ts).
@@ -44,6 +48,9 @@ module.exports = {
     },
     publishes: true,
     participant: true,
+    // A 5,000-line order is about 10,000 stock writes: longer than the other consumers need (serverless.yml).
+    timeoutSeconds: '${self:custom.inventoryTimeoutSeconds}',
+    queueVisibilityTimeoutSeconds: '${self:custom.inventoryQueueVisibilityTimeoutSeconds}',
   },
 
   // Charges when an order is placed, refunds when it is cancelled.

@@ -45,6 +45,8 @@ const OVERRIDES = {
   orderSweepStuckAttempts: 9,
   consumerTimeoutSeconds: 8,
   queueVisibilityTimeoutSeconds: 61,
+  inventoryTimeoutSeconds: 9,
+  inventoryQueueVisibilityTimeoutSeconds: 55,
   batchSize: 4,
   batchWindowSeconds: 3,
   maximumConcurrency: 6,
@@ -169,11 +171,13 @@ describe('params reaching the functions', () => {
       const keys = new Map(lambdaFunctions(template, packaged.stage).map((fn) => [fn.id, fn.key]));
       expect(mappings.map((m) => keys.get(m.functionId)).sort()).toEqual(CONSUMERS);
       for (const m of mappings) {
+        // The inventory consumer has its own pair (a 5,000-line order is ~10,000 stock writes).
+        const inventory = keys.get(m.functionId) === 'inventory';
         expect(Number(resource(template, m.functionId).Properties?.Timeout), `${m.functionId} Timeout`).toBe(
-          Number(params.consumerTimeoutSeconds),
+          Number(inventory ? params.inventoryTimeoutSeconds : params.consumerTimeoutSeconds),
         );
         expect(Number(resource(template, m.queueId).Properties?.VisibilityTimeout), `${m.queueId} VisibilityTimeout`).toBe(
-          Number(params.queueVisibilityTimeoutSeconds),
+          Number(inventory ? params.inventoryQueueVisibilityTimeoutSeconds : params.queueVisibilityTimeoutSeconds),
         );
         expect(
           [m.properties.BatchSize, m.properties.MaximumBatchingWindowInSeconds, m.properties.ScalingConfig?.MaximumConcurrency].map(Number),

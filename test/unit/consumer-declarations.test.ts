@@ -12,7 +12,10 @@ interface Generator {
   functions(
     context: unknown,
     declared: Record<string, unknown>,
-  ): Record<string, { memorySize: number; environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }>;
+  ): Record<
+    string,
+    { memorySize: number; timeout?: unknown; environment: Record<string, unknown>; events: Array<{ sqs: Record<string, unknown> }> }
+  >;
   resources(
     context: unknown,
     declared: Record<string, unknown>,
@@ -49,6 +52,18 @@ describe('a consumer declaration', () => {
       maximumConcurrency: '${param:maximumConcurrency}',
       functionResponseType: 'ReportBatchItemFailures',
     });
+  });
+
+  it('may have its own function timeout and queue visibility timeout, both or neither', () => {
+    const own = { ...notify, timeoutSeconds: '${param:notifyTimeoutSeconds}', queueVisibilityTimeoutSeconds: 200 };
+    const fn = generator.functions(undefined, { notify: own }).notify!;
+    expect(fn.timeout).toBe('${param:notifyTimeoutSeconds}');
+    // The stock marker's lifetime (lib/inventory.ts) follows the function's own timeout.
+    expect(fn.environment.CONSUMER_TIMEOUT_SECONDS).toBe('${param:notifyTimeoutSeconds}');
+    const { Resources } = generator.resources(undefined, { notify: own });
+    expect(Resources.NotifyQueue!.Properties.VisibilityTimeout).toBe(200);
+    expect(() => generator.functions(undefined, { notify: { ...notify, timeoutSeconds: 30 } })).toThrow(/go together/);
+    expect(() => generator.functions(undefined, { notify: { ...own, timeoutSeconds: 'thirty' } })).toThrow(/timeoutSeconds/);
   });
 
   it('grants its role the actions on each table it names, and no publishing unless it publishes', () => {
