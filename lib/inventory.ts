@@ -17,7 +17,7 @@ import {
   settleRecordedEarlier,
   skippedForCancellation,
 } from './order-outcome.js';
-import { findOrder, type OrderRecord } from './order-store.js';
+import { findOrder, type OrderRecord, type StoredOrder } from './order-store.js';
 
 // Stock is one counter per SKU (`available`). Taking units for an order, or giving them back, is
 // a change to two items, the SKU's counter and the order's record of it, and DynamoDB has no
@@ -219,8 +219,30 @@ async function adoptMarker(orderId: string, sku: string, dead: Marker, mine: Mar
   return adopted !== undefined;
 }
 
+/** What the order records of its stock: the reservation and the release, the attempts that hold them. */
+type StockRecords = Pick<StoredOrder, 'inventory' | 'release'>;
+
+/**
+ * The order's stock records alone, read strongly: what a line in conflict needs to know, without
+ * decoding the order's lines (a 5,000-line order's would be decoded once per line in conflict, and
+ * a retry after a timeout finds every line in conflict). Billed as a read of the whole item.
+ */
+async function findStockRecords(orderId: string): Promise<StockRecords> {
+  const { Item } = await dynamoDbDocumentClient().send(
+    new GetCommand({
+      TableName: config.ordersTable(),
+      Key: { orderId },
+      ConsistentRead: true,
+      ProjectionExpression: 'orderId, inventory, #release',
+      ExpressionAttributeNames: { '#release': 'release' },
+    }),
+  );
+  if (!Item) throw new OrderNotFoundError(`Order ${orderId} is not in the orders table`);
+  return Item as StockRecords;
+}
+
 /** What the order says about a marker's attempt: its change stands, it must be undone, or not known yet. */
-function verdictOn(order: OrderRecord, marker: Marker): 'keep' | 'undo' | 'open' {
+function verdictOn(order: StockRecords, marker: Marker): 'keep' | 'undo' | 'open' {
   const record = marker.op === 'reserve' ? order.inventory : order.release;
   if (!record) return 'open';
   const stands = record.attempt === marker.attempt && (marker.op === 'release' || order.inventory?.outcome === 'SUCCEEDED');
@@ -265,7 +287,7 @@ async function applyLine(orderId: string, item: OrderItem, mine: Marker): Promis
     }
     const theirs = parseMarker(value);
     if (theirs.attempt === mine.attempt) return 'applied';
-    const order = await loadOrder(orderId);
+    const order = await findStockRecords(orderId);
     // The operation this attempt is doing was recorded meanwhile (by another attempt): it must not
     // apply it again, whatever the marker in its way is. The caller undoes its lines and tidies.
     if ((mine.op === 'reserve' ? order.inventory : order.release) !== undefined) return 'recorded';

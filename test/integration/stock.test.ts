@@ -644,14 +644,14 @@ describe('a hot SKU', () => {
 
 describe('a business order of 5,000 lines', () => {
   /** Stock items for `skus`, `available` units each, written 25 to a request. */
-  async function putStocks(skus: string[], available: (sku: string) => number): Promise<void> {
+  async function putStocks(skus: string[], available: (sku: string) => number, applying: Record<string, string> = {}): Promise<void> {
     const chunks = Array.from({ length: Math.ceil(skus.length / 25) }, (_, i) => skus.slice(i * 25, i * 25 + 25));
     await inBatches(chunks, 8, (chunk) =>
       stack.db.send(
         new BatchWriteCommand({
           RequestItems: {
             [inventoryTable()]: chunk.map((sku) => ({
-              PutRequest: { Item: { sku, name: `Item ${sku}`, available: available(sku), applying: {} } },
+              PutRequest: { Item: { sku, name: `Item ${sku}`, available: available(sku), applying } },
             })),
           },
         }),
@@ -703,6 +703,21 @@ describe('a business order of 5,000 lines', () => {
     const released = await stocks(skus);
     for (const sku of skus) expect(released.get(sku)).toEqual({ available: 1500, applying: {} });
     expect((await storedOrder(placed.orderId))?.release).toBeDefined();
+  }, 300_000);
+
+  it('an attempt that died after marking every line (a timeout): the retry takes its 5,000 markers over, units taken once', async () => {
+    const skus = Array.from(
+      { length: MAX_ITEMS },
+      (_, i) => `SKU-DIED-${randomUUID().slice(0, 8).toUpperCase()}-${String(i).padStart(4, '0')}`,
+    );
+    const placed = await placeOrder(skus.map((sku) => ({ sku, quantity: 2 })));
+    // What the dead attempt left: 2 units taken on every line, under its marker, nothing recorded.
+    const dead = marker('reserve', 'deadbeef', DEAD);
+    await putStocks(skus, () => 8, { [placed.orderId]: dead });
+
+    expect((await inventory.reserveStockForOrder(placedEvent(placed))).recorded).toBe('SUCCEEDED');
+    const after = await stocks(skus);
+    for (const sku of skus) expect(after.get(sku)).toEqual({ available: 8, applying: {} });
   }, 300_000);
 
   it('a short SKU at line 4,000 rejects the order naming it, and every unit taken on any line is given back', async () => {
