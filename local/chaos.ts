@@ -17,6 +17,7 @@ import { seededRandom, sleep, writeOutages } from '../lib/fault-injection.js';
 import { missingFollowUps, type OrderRecord, type StoredOrder, toOrderRecord } from '../lib/order-store.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
 import { clientConfig } from './emulators.js';
+import { packageStack, REPOSITORY_ROOT } from './package-stack.js';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './runtime.js';
 import { SAMPLE_ADDRESS } from './sample-order.js';
 
@@ -337,11 +338,24 @@ async function startPipeline(input: ChaosOptions, write: (line: string) => void)
     LOCAL_DUPLICATE_DELIVERY_RATE: String(options.duplicateRate),
   };
   progress(`chaos: seed ${seed} (replay with --seed ${seed}), ${options.orders} orders`);
+  // The run's orders have a few lines, and its injected timeouts each last a function timeout and
+  // come back after the queue's visibility timeout: the inventory consumer gets the other
+  // consumers' local clocks (serverless.yml), not its own, which are sized for 5,000-line orders.
+  const templatePath =
+    input.pipeline?.templatePath ??
+    (
+      await packageStack({
+        stage: 'local',
+        params: { inventoryTimeoutSeconds: '5', inventoryQueueVisibilityTimeoutSeconds: '31' },
+        outputDir: path.join(REPOSITORY_ROOT, '.cache', 'package', 'local-chaos'),
+      })
+    ).templatePath;
   const pipeline = await startLocalPipeline({
     apiPort: 0,
     sqsPort: 0,
     dynamodbPort: 0,
     seed: false,
+    templatePath,
     // The sweep runs every minute on AWS; here `sweepsPerMinute` times a minute, so that a run
     // heals in minutes. Its thresholds are the `local` stage's (serverless.yml params).
     scheduleScale: options.sweepsPerMinute,
