@@ -8,6 +8,7 @@ import { REPOSITORY_ROOT } from '../../local/package-stack.js';
 import { freePort } from '../support/ports.js';
 import { parseChaosArgs } from '../../scripts/chaos.js';
 import { parseCommandLine, UsageError, wholeNumber } from '../../scripts/command-line.js';
+import { parseOrderArgs } from '../../scripts/order.js';
 import { parseRedriveArgs } from '../../scripts/redrive.js';
 import { parseStatusArgs } from '../../scripts/status.js';
 import { parseTokenArgs } from '../../scripts/token.js';
@@ -27,7 +28,7 @@ function refusal(parse: (args: string[]) => unknown, args: string[]): string {
 }
 
 describe('every tool', () => {
-  const tools = { chaos: parseChaosArgs, bench: parseBenchArgs, redrive: parseRedriveArgs, status: parseStatusArgs };
+  const tools = { chaos: parseChaosArgs, bench: parseBenchArgs, redrive: parseRedriveArgs, status: parseStatusArgs, order: parseOrderArgs };
 
   it.each(Object.entries(tools))('%s refuses an unknown flag, naming it', (_, parse) => {
     const queue = parse === parseRedriveArgs ? ['payment'] : [];
@@ -106,6 +107,19 @@ describe('npm run token', () => {
     );
     expect(refusal(parseTokenArgs, ['--customer', 'cus_1', '--expires-in', '1e3'])).toMatch(/^--expires-in .* not "1e3"$/);
     expect(refusal(parseTokenArgs, ['--expires-in', '-60'])).toBe('--customer is required');
+  });
+});
+
+describe('npm run order', () => {
+  it('places 5,000 lines unless told otherwise, express only when asked', () => {
+    expect(parseOrderArgs([])).toEqual({ help: false, lines: 5000, express: false });
+    expect(parseOrderArgs(['--lines', '12', '--express'])).toEqual({ help: false, lines: 12, express: true });
+  });
+
+  it('refuses a number of lines the API would refuse', () => {
+    expect(refusal(parseOrderArgs, ['--lines', '0'])).toBe('--lines must be a whole number from 1 to 5000, not "0"');
+    expect(refusal(parseOrderArgs, ['--lines', '5001'])).toBe('--lines must be a whole number from 1 to 5000, not "5001"');
+    expect(refusal(parseOrderArgs, ['--lines', 'many'])).toBe('--lines must be a whole number from 1 to 5000, not "many"');
   });
 });
 
