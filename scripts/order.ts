@@ -96,7 +96,9 @@ async function main(commandLine: OrderCommandLine): Promise<void> {
       process.stderr.write(`${noLocalRuntime(apiUrl, 'PORT')}\n`);
       process.exit(1);
     }
-    throw error;
+    // A refusal or an order that never got decided: what happened is the message, not the stack.
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
   } finally {
     db.destroy();
   }
