@@ -3,6 +3,20 @@ import { snsClient } from './aws-clients.js';
 import { config } from './config.js';
 import type { OrderEvent } from './events.js';
 import { chance, faultPlan, InjectedFault, inOutage } from './fault-injection.js';
+import type { ShippingSpeed } from './order-schema.js';
+
+/**
+ * The lane an order's events travel in: every consumer has a queue per lane, and the `lane` message
+ * attribute picks it (the subscriptions' filter policies, resources/consumer-resources.cjs). An
+ * order keeps its lane for all its events, so on FIFO queues its events stay in order.
+ */
+export type Lane = ShippingSpeed;
+export const LANE_ATTRIBUTE = 'lane';
+
+/** The lane of an event that names its order's shipping speed (OrderPlaced); standard otherwise. */
+export function laneOfEvent(event: OrderEvent): Lane {
+  return event.eventType === 'OrderPlaced' && event.data.shippingSpeed === 'express' ? 'express' : 'standard';
+}
 
 /** SNS requires a FIFO topic's name, and so its ARN, to end in `.fifo` (queueType=fifo). */
 export function isFifoTopic(topicArn: string): boolean {
@@ -11,12 +25,14 @@ export function isFifoTopic(topicArn: string): boolean {
 
 /**
  * Publishes one order event. `eventType` goes in a message attribute so that subscriptions filter
- * without reading the body; `orderId` too, so that every consumer can log it as correlation id.
+ * without reading the body; `orderId` too, so that every consumer can log it as correlation id;
+ * and `lane`, which queue of each consumer gets it. OrderPlaced carries its lane; an outcome
+ * event's publisher has the order at hand and passes the order's (lib/order-outcome.ts).
  * On a FIFO topic an order is a message group (its events reach each queue in publish order) and
  * the event id is the deduplication id: a republish of the same event within five minutes (a
  * retried request, the sweep) is accepted and not delivered again.
  */
-export async function publishOrderEvent(event: OrderEvent): Promise<string | undefined> {
+export async function publishOrderEvent(event: OrderEvent, lane: Lane = laneOfEvent(event)): Promise<string | undefined> {
   const faults = faultPlan();
   if (faults && chance(faults.publishFailureRate)) throw new InjectedFault('Injected publish failure');
   if (inOutage('topic')) throw new InjectedFault('Injected topic outage: publish failed');
@@ -29,6 +45,7 @@ export async function publishOrderEvent(event: OrderEvent): Promise<string | und
       MessageAttributes: {
         eventType: { DataType: 'String', StringValue: event.eventType },
         orderId: { DataType: 'String', StringValue: event.orderId },
+        [LANE_ATTRIBUTE]: { DataType: 'String', StringValue: lane },
       },
     }),
   );
