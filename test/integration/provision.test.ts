@@ -123,7 +123,8 @@ describe('queues', () => {
 describe('subscriptions', () => {
   it('subscribes each consumer queue with raw delivery and the filter policy of the template', async () => {
     const expected = queueSubscriptions();
-    expect(expected).toHaveLength(3);
+    // A standard and an express queue per consumer.
+    expect(expected).toHaveLength(6);
     const { Subscriptions = [] } = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: resources.topicArn }));
     expect(Subscriptions.map((subscription) => subscription.Endpoint).sort()).toEqual(
       expected.map(({ properties }) => properties.Endpoint).sort(),
