@@ -6,7 +6,8 @@ import { config } from './config.js';
 import { traced } from './tracing.js';
 
 // One client of each kind per execution environment, created on first use and reused across
-// invocations (connection reuse is most of an SDK call's latency).
+// invocations (connection reuse is most of an SDK call's latency). The S3 client of the claim-check
+// bucket is in lib/claim-check-bucket.ts, loaded only when a large event comes.
 let dynamoDb: DynamoDBClient | undefined;
 let documentClient: DynamoDBDocumentClient | undefined;
 let sns: SNSClient | undefined;

@@ -17,16 +17,20 @@
 //                 `<Table>/index/<Index>` grants actions on that index alone, with no variable.
 //   publishes     true: may publish to the order events topic (ORDER_EVENTS_TOPIC_ARN, sns:Publish,
 //                 and the topic key's grant, custom.topicKeyGrant)
+//   participant   true for a saga participant (lib/order-schema.ts PARTICIPANTS, and the
+//                 `participant` option of its createQueueConsumer): may delete claim-check objects,
+//                 as the one whose result completes an order deletes its OrderPlaced object. Every
+//                 consumer may read them (resources/consumer-resources.cjs claimCheckStatements)
 //   batchSize, batchWindowSeconds, maximumConcurrency, expressMaximumConcurrency
 //                 optional: this consumer's event source mapping settings instead of the params
 //                 of the same names (serverless.yml); expressMaximumConcurrency is its express
 //                 queue's mapping's. With queueType=fifo: batchSize at most 10 and no
 //                 batchWindowSeconds, as AWS allows on FIFO queues (packaging refuses others)
+//   memorySize    optional: MB, instead of the consumers' 256 (resources/consumer-resources.cjs)
 //
 // Every consumer gets two queues, each with its dead-letter queue, subscription and mapping: the
 // standard lane (<service>-<stage>-<name>) and the express lane (<name>-express), which takes the
 // events of express orders (docs/architecture.md, "The express lane").
-//   memorySize    optional: MB, instead of the consumers' 256 (resources/consumer-resources.cjs)
 
 // What every saga participant needs besides its own tables: its result on the order item, written
 // once by a conditional UpdateItem, and read back (lib/order-outcome.ts).
@@ -44,6 +48,7 @@ module.exports = {
       OrdersTable: RESULT_ON_ORDER,
     },
     publishes: true,
+    participant: true,
   },
 
   // Charges when an order is placed, refunds when it is cancelled.
@@ -60,6 +65,7 @@ module.exports = {
       OrdersTable: RESULT_ON_ORDER,
     },
     publishes: true,
+    participant: true,
   },
 
   // Prepares a shipment when an order is placed, dispatches or cancels it once decided.
@@ -70,5 +76,6 @@ module.exports = {
       OrdersTable: RESULT_ON_ORDER,
     },
     publishes: true,
+    participant: true,
   },
 };
