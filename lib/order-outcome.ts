@@ -19,6 +19,7 @@ import {
   secondsAfter,
   type ShippingResult,
   type StoredOrderItem,
+  shippingSpeedOf,
   sweepShardOf,
   toOrderRecord,
 } from './order-store.js';
@@ -232,7 +233,8 @@ export function skippedForCancellation(order: OrderRecord, participant: Particip
 export async function publishOutcome(order: OrderRecord, publish: typeof publishOrderEvent = publishOrderEvent): Promise<void> {
   const event = outcomeEventOf(order);
   if (!event) throw new Error(`Order ${order.orderId} is ${order.status} without an outcome to publish`);
-  await publish(event);
+  // In the order's lane, as its OrderPlaced was: an express order's follow-ups do not queue behind standard ones.
+  await publish(event, shippingSpeedOf(order));
 }
 
 /**

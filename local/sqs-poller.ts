@@ -112,6 +112,9 @@ export class SqsPoller {
   readonly #pollerWaiting: Array<() => void> = [];
   readonly #duplicatesWaiting: Array<() => void> = [];
   #loop: Promise<void> | undefined;
+  /** False while disabled (as UpdateEventSourceMapping Enabled: false): nothing is received. */
+  #enabled = true;
+  readonly #enableWaiting: Array<() => void> = [];
   readonly #stats: EventSourceStats = {
     batches: 0,
     records: 0,
@@ -153,6 +156,21 @@ export class SqsPoller {
     this.#loop ??= this.#run();
   }
 
+  /**
+   * Stops receiving, as a mapping disabled with UpdateEventSourceMapping: batches already in hand
+   * finish, and nothing more is worked on until `enable`; records stay in the queue meanwhile. A
+   * long poll already waiting is not aborted (the emulator, like SQS, would still hand its messages
+   * to the closed request, hidden for a visibility timeout): what it returns is handed back at once.
+   */
+  disable(): void {
+    this.#enabled = false;
+  }
+
+  enable(): void {
+    this.#enabled = true;
+    for (const wake of this.#enableWaiting.splice(0)) wake();
+  }
+
   stats(): EventSourceStats {
     return { ...this.#stats };
   }
@@ -160,7 +178,7 @@ export class SqsPoller {
   /** Stops receiving (aborting a long poll in progress) and waits for running invocations to settle. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    for (const wake of [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0)]) wake();
+    for (const wake of [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0), ...this.#enableWaiting.splice(0)]) wake();
     await this.#loop;
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
@@ -171,6 +189,10 @@ export class SqsPoller {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
+      if (!this.#enabled) {
+        await new Promise<void>((resolve) => this.#enableWaiting.push(resolve));
+        continue;
+      }
       // Receive only with a slot in hand: a message held while waiting for one would burn its
       // visibility timeout without being worked on.
       if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
@@ -251,7 +273,7 @@ export class SqsPoller {
         recordBytes += bytes;
       }
     };
-    add(await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS));
+    add(await this.#receiveFirst(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS));
     if (batch.size > 0) {
       const deadline = Date.now() + maximumBatchingWindowSeconds * 1000;
       while (batch.size < batchSize && !eventFull && !this.#stopped) {
@@ -266,6 +288,15 @@ export class SqsPoller {
     }
     await this.#release(overflow);
     return [...batch.values()].map(({ record }) => record);
+  }
+
+  /** The long poll for a batch's first message: what it brings after a disable goes back at once. */
+  async #receiveFirst(maxMessages: number, waitSeconds: number): Promise<Message[]> {
+    if (!this.#enabled) return [];
+    const messages = await this.#receive(maxMessages, waitSeconds);
+    if (this.#enabled) return messages;
+    await this.#release(messages.map((message) => toSqsRecord(message, this.mapping)));
+    return [];
   }
 
   async #receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {

@@ -57,7 +57,10 @@ describe('the pointer', () => {
       'OrderPlaced'.length +
       'orderId'.length +
       'String'.length +
-      event.orderId.length;
+      event.orderId.length +
+      'lane'.length +
+      'String'.length +
+      'standard'.length;
     expect(messageBytes(body, attributes)).toBe(expected);
     expect(messageBytes('é', {})).toBe(2);
   });
@@ -87,6 +90,8 @@ describe('publishOrderEvent and the threshold', () => {
     expect(input.MessageAttributes).toEqual({
       eventType: { DataType: 'String', StringValue: 'OrderPlaced' },
       orderId: { DataType: 'String', StringValue: event.orderId },
+      // The pointer keeps the lane: a large express order's events still take the express queues.
+      lane: { DataType: 'String', StringValue: 'standard' },
       ExtendedPayloadSize: { DataType: 'Number', StringValue: String(Buffer.byteLength(JSON.stringify(event))) },
     });
   });
