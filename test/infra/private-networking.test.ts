@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleCalls } from './bundle-actions.js';
 import { bundleCode, readableTwin } from './bundles.js';
-import { canonicalTemplate, packageRegulated, regulatedDeployment, withOptions } from './regulated-variants.js';
+import { packageRegulated, regulatedDeployment, withOptions } from './regulated-variants.js';
 import {
   actionsOf,
   asArray,
@@ -240,9 +240,5 @@ describe('private networking options', () => {
     }
     // The deployment bucket is never one of them: the functions are not given it.
     expect(bucketsUsed.has('ServerlessDeploymentBucket')).toBe(false);
-  });
-
-  it('is what the packaging applies: the vpc template is the default one with the hook applied', () => {
-    expect(canonicalTemplate(vpc.template)).toEqual(canonicalTemplate(withOptions(standard.template, { vpc: 'true' })));
   });
 });
