@@ -17,6 +17,7 @@
 import path from 'node:path';
 import { DescribeTableCommand, DynamoDBClient, type KeySchemaElement, type AttributeDefinition } from '@aws-sdk/client-dynamodb';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -100,8 +101,9 @@ export async function runCeiling(options: {
   const sqs = new SQSClient(clientConfig(counter.endpoints.sqs));
   const sns = new SNSClient(clientConfig(counter.endpoints.sns));
   const dynamodb = new DynamoDBClient(clientConfig(counter.endpoints.dynamodb));
+  const s3 = new S3Client({ ...clientConfig(emulators.endpoints.s3), forcePathStyle: true });
   try {
-    const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
+    const resources = await provisionStack(resolver, { sqs, sns, dynamodb, s3 });
     const topicArn = resources.topicArn!;
     const queueUrls = Object.fromEntries(Object.entries(resources.queues).map(([name, queue]) => [name, queue.url]));
     const mix = requestMix(
@@ -232,7 +234,7 @@ export async function runCeiling(options: {
       requestsPerSecond: round(requests / elapsedSeconds, 0),
     };
   } finally {
-    for (const client of [sqs, sns, dynamodb]) client.destroy();
+    for (const client of [sqs, sns, dynamodb, s3]) client.destroy();
     await counter.stop();
     await emulators.stop();
   }

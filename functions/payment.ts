@@ -6,5 +6,5 @@ import { createQueueConsumer } from '../lib/queue-consumer.js';
 export const handler = createQueueConsumer(
   'payment',
   { OrderPlaced: (event) => chargeForOrder(event), OrderCancelled: (event) => refundForOrder(event) },
-  { idempotency: [providerCallIdempotency] },
+  { idempotency: [providerCallIdempotency], participant: 'payment' },
 );

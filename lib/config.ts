@@ -9,6 +9,7 @@ export interface AwsEndpoints {
   sqs?: string;
   sns?: string;
   dynamodb?: string;
+  s3?: string;
 }
 
 function required(name: string): string {
@@ -37,6 +38,7 @@ export const config = {
     sqs: optional('AWS_ENDPOINT_URL_SQS') ?? optional('AWS_ENDPOINT_URL'),
     sns: optional('AWS_ENDPOINT_URL_SNS') ?? optional('AWS_ENDPOINT_URL'),
     dynamodb: optional('AWS_ENDPOINT_URL_DYNAMODB') ?? optional('AWS_ENDPOINT_URL'),
+    s3: optional('AWS_ENDPOINT_URL_S3') ?? optional('AWS_ENDPOINT_URL'),
   }),
   ordersTable: () => required('ORDERS_TABLE'),
   inventoryTable: () => required('INVENTORY_TABLE'),
@@ -50,6 +52,16 @@ export const config = {
    */
   consumerTimeoutSeconds: () => numberOr('CONSUMER_TIMEOUT_SECONDS', 900),
   orderEventsTopicArn: () => required('ORDER_EVENTS_TOPIC_ARN'),
+  /**
+   * The claim-check bucket (lib/claim-check.ts): where an event too large for SNS is stored. Read
+   * only when one is, so a function that never handles a large event needs no bucket.
+   */
+  claimCheckBucket: () => required('CLAIM_CHECK_BUCKET'),
+  /**
+   * An event whose message (body plus attributes) is over this many bytes goes through the bucket.
+   * SNS takes 262,144 bytes, attributes included; 200 KiB leaves room for what SNS adds.
+   */
+  claimCheckThresholdBytes: () => numberOr('CLAIM_CHECK_THRESHOLD_BYTES', 200 * 1024),
   /** First retry delay of a failed record; doubles with each receive, capped at 15 minutes. */
   retryBackoffBaseSeconds: () => numberOr('RETRY_BACKOFF_BASE_SECONDS', 2),
   /** An order not finished this long after it was placed or decided is the sweep's to finish. */

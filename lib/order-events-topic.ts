@@ -1,5 +1,6 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { snsClient } from './aws-clients.js';
+import { checkIn, claimCheckKeyOf, exceedsClaimCheckThreshold, type MessageAttribute } from './claim-check.js';
 import { config } from './config.js';
 import type { OrderEvent } from './events.js';
 import { chance, faultPlan, InjectedFault, inOutage } from './fault-injection.js';
@@ -10,26 +11,52 @@ export function isFifoTopic(topicArn: string): boolean {
 }
 
 /**
- * Publishes one order event. `eventType` goes in a message attribute so that subscriptions filter
- * without reading the body; `orderId` too, so that every consumer can log it as correlation id.
- * On a FIFO topic an order is a message group (its events reach each queue in publish order) and
- * the event id is the deduplication id: a republish of the same event within five minutes (a
- * retried request, the sweep) is accepted and not delivered again.
+ * An event's SNS message: JSON in the body; `eventType` in a message attribute so that
+ * subscriptions filter without reading the body, `orderId` too, so that every consumer can log it
+ * as correlation id.
+ */
+export function messageOf(event: OrderEvent): { body: string; attributes: Record<string, MessageAttribute> } {
+  return {
+    body: JSON.stringify(event),
+    attributes: {
+      eventType: { DataType: 'String', StringValue: event.eventType },
+      orderId: { DataType: 'String', StringValue: event.orderId },
+    },
+  };
+}
+
+/**
+ * Whether publishing the event stores it in the claim-check bucket: its message is over the
+ * threshold. The same answer for the same event, so whoever holds the event (the decider, rebuilding
+ * OrderPlaced from the order) knows whether there is an object to delete without asking S3.
+ */
+export function isClaimChecked(event: OrderEvent): boolean {
+  const { body, attributes } = messageOf(event);
+  return exceedsClaimCheckThreshold(body, attributes);
+}
+
+/**
+ * Publishes one order event. An event over the claim-check threshold is stored in the bucket under
+ * its own key and the message carries a pointer to it (lib/claim-check.ts), with the same
+ * attributes. On a FIFO topic an order is a message group (its events reach each queue in publish
+ * order) and the event id is the deduplication id: a republish of the same event within five
+ * minutes (a retried request, the sweep) is accepted and not delivered again.
  */
 export async function publishOrderEvent(event: OrderEvent): Promise<string | undefined> {
   const faults = faultPlan();
   if (faults && chance(faults.publishFailureRate)) throw new InjectedFault('Injected publish failure');
   if (inOutage('topic')) throw new InjectedFault('Injected topic outage: publish failed');
   const topicArn = config.orderEventsTopicArn();
+  const message = messageOf(event);
+  const { body, attributes } = exceedsClaimCheckThreshold(message.body, message.attributes)
+    ? await checkIn(claimCheckKeyOf(event), message.body, message.attributes)
+    : message;
   const result = await snsClient().send(
     new PublishCommand({
       TopicArn: topicArn,
       ...(isFifoTopic(topicArn) ? { MessageGroupId: event.orderId, MessageDeduplicationId: event.eventId } : {}),
-      Message: JSON.stringify(event),
-      MessageAttributes: {
-        eventType: { DataType: 'String', StringValue: event.eventType },
-        orderId: { DataType: 'String', StringValue: event.orderId },
-      },
+      Message: body,
+      MessageAttributes: attributes,
     }),
   );
   return result.MessageId;

@@ -1,12 +1,13 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { claimCheckKeyOf, discard } from './claim-check.js';
 import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 import { eventIdOf, type OrderEvent } from './events.js';
 import { logger, singleMetric } from './observability.js';
-import type { Participant } from './order-schema.js';
-import { publishOrderEvent } from './order-events-topic.js';
+import { PARTICIPANTS, type Participant } from './order-schema.js';
+import { isClaimChecked, publishOrderEvent } from './order-events-topic.js';
 import {
   decideOutcome,
   findOrder,
@@ -116,6 +117,14 @@ function owesCompensation(order: OrderRecord, participant: Participant): boolean
  */
 export async function settleAfterRecording(order: OrderRecord, participant: Participant): Promise<SettleResult> {
   if (order.status === 'PENDING') return { decision: 'undecided' };
+  const settled = await settleDecided(order, participant);
+  // After the outcome is published: a crash before this leaves the object to the lifecycle rule, and
+  // a redelivery still finds its payload and publishes again (settleRecordedEarlier).
+  await discardPlacedEventOnceDone(order);
+  return settled;
+}
+
+async function settleDecided(order: OrderRecord, participant: Participant): Promise<SettleResult> {
   const before = decideOutcome({ ...order, [participant]: undefined });
   if (before.outcome !== 'UNDECIDED') {
     if (owesCompensation(order, participant)) {
@@ -129,6 +138,30 @@ export async function settleAfterRecording(order: OrderRecord, participant: Part
   await publishOutcome(order);
   logger.info('Order decided', { orderId: order.orderId, status: order.status, reason: order.reason });
   return { decision: 'decided-here', status: order.status, published: true };
+}
+
+/**
+ * Once all three results are on the order, no participant needs OrderPlaced again: the write that
+ * completed them (one write does: each result is written once) deletes the event's claim-check
+ * object, if it had one. Whether it had one follows from the event rebuilt from the order
+ * (isClaimChecked), so a small order costs no S3 call and no stored flag. Best effort: the bucket's
+ * lifecycle rule removes what is left (an order cancelled by the customer before every participant
+ * recorded a result, a failed delete).
+ */
+async function discardPlacedEventOnceDone(order: OrderRecord): Promise<void> {
+  if (!PARTICIPANTS.every((participant) => order[participant] !== undefined)) return;
+  if (!isClaimChecked(order.placedEvent)) return;
+  const key = claimCheckKeyOf(order.placedEvent);
+  try {
+    await discard(key);
+    logger.info('Every participant is done with OrderPlaced: its claim-check object is deleted', { orderId: order.orderId, s3Key: key });
+  } catch (error) {
+    logger.warn("Could not delete OrderPlaced's claim-check object; the bucket's lifecycle rule will", {
+      error,
+      orderId: order.orderId,
+      s3Key: key,
+    });
+  }
 }
 
 /** Puts a decided order back in the sweep's index (it may have left it before this participant's late result). */

@@ -7,6 +7,7 @@ import middy from '@middy/core';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { queueUrlOf, sqsClient } from './aws-clients.js';
+import { ClaimCheckObjectMissingError, payloadOf } from './claim-check.js';
 import { config } from './config.js';
 import {
   type EventType as OrderEventType,
@@ -18,6 +19,8 @@ import {
 } from './events.js';
 import { chance, faultPlan, InjectedFault, sleep } from './fault-injection.js';
 import { appendLogKeys, logger, withLogKeys } from './observability.js';
+import type { Participant } from './order-schema.js';
+import { findOrder } from './order-store.js';
 
 /** What a consumer does for each event type it subscribes to. */
 export interface OrderEventHandlers {
@@ -64,6 +67,12 @@ export interface QueueConsumerOptions {
    * so that an in-progress record of an invocation that dies expires with the invocation.
    */
   idempotency?: IdempotencyConfig[];
+  /**
+   * The saga participant this consumer is, if it is one. An OrderPlaced whose claim-check object is
+   * gone is then a late duplicate, acknowledged, when this participant's result is on the order
+   * already: the object is deleted once all three results are (lib/order-outcome.ts).
+   */
+  participant?: Participant;
 }
 
 /** SQS requires a FIFO queue's name, and so its ARN, to end in `.fifo` (queueType=fifo). */
@@ -106,7 +115,8 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
   const handleRecord = (record: SQSRecord): Promise<unknown> =>
     withLogKeys(recordLogKeys(consumer, record), async () => {
       try {
-        const event = parseOrderEvent(record.body);
+        // The payload of a claim-check pointer (lib/claim-check.ts): handlers never see the pointer.
+        const event = parseOrderEvent(await payloadOf(record));
         appendLogKeys({ correlation_id: event.orderId, orderId: event.orderId, eventType: event.eventType });
         logger.info('Handling event');
         if (Number(record.attributes.ApproximateReceiveCount) > 1) consumerMetrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
@@ -114,6 +124,16 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
         if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
         return await handleEvent(event);
       } catch (error) {
+        if (error instanceof ClaimCheckObjectMissingError && (await isLateDuplicate(record, options.participant))) {
+          consumerMetrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
+          logger.info(
+            "Duplicate delivery: this OrderPlaced's claim-check object was deleted once the order had all three results, this participant's among them",
+            {
+              s3Key: error.pointer.s3Key,
+            },
+          );
+          return { recorded: 'earlier' };
+        }
         logger.warn('Record failed; it is retried, and moved to the dead-letter queue after maxReceiveCount receives', { error });
         throw error;
       }
@@ -186,6 +206,19 @@ async function processFifoBatch(
       itemIdentifier: record.messageId,
     })),
   };
+}
+
+/**
+ * Whether a record whose claim-check object is gone is an OrderPlaced this participant has handled
+ * already: its result is on the order (named by the record's `orderId` attribute, since the body is
+ * only the pointer). Such a delivery has nothing left to do. Anything else without its object (an
+ * order this participant never handled, another consumer, another event) fails to the DLQ.
+ */
+async function isLateDuplicate(record: SQSRecord, participant: Participant | undefined): Promise<boolean> {
+  const orderId = record.messageAttributes?.orderId?.stringValue;
+  if (!participant || !orderId || record.messageAttributes?.eventType?.stringValue !== 'OrderPlaced') return false;
+  const order = await findOrder(orderId);
+  return order?.[participant] !== undefined;
 }
 
 /** A handler's answer for an event whose work was recorded earlier (lib/order-outcome.ts). */

@@ -1,4 +1,4 @@
-// The AWS services the stack uses, emulated in this process: fauxqs for SNS and SQS, dynalite for
+// The AWS services the stack uses, emulated in this process: fauxqs for SNS, SQS and S3, dynalite for
 // DynamoDB. Both listen on fixed ports by default so that the AWS CLI and other tools can reach
 // them; tests pass port 0. Both listen on 127.0.0.1 only: nothing here checks credentials.
 
@@ -9,7 +9,8 @@ import { startFauxqsOnLoopback } from './fauxqs-loopback.js';
 
 export interface Emulators {
   fauxqs: FauxqsServer;
-  endpoints: { sqs: string; sns: string; dynamodb: string };
+  /** fauxqs serves SNS, SQS and S3 on one port: the same URL for the three (S3 path-style). */
+  endpoints: { sqs: string; sns: string; s3: string; dynamodb: string };
   /** The listening sockets' addresses, as the operating system reports them. */
   addresses: { sqs: AddressInfo; dynamodb: AddressInfo };
   stop(): Promise<void>;
@@ -45,7 +46,7 @@ export async function startEmulators(options: { sqsPort: number; dynamodbPort: n
   const sqs = `http://${addresses.sqs.address}:${addresses.sqs.port}`;
   return {
     fauxqs,
-    endpoints: { sqs, sns: sqs, dynamodb: `http://${addresses.dynamodb.address}:${addresses.dynamodb.port}` },
+    endpoints: { sqs, sns: sqs, s3: sqs, dynamodb: `http://${addresses.dynamodb.address}:${addresses.dynamodb.port}` },
     addresses,
     async stop() {
       dynamo.closeAllConnections();

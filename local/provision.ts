@@ -1,8 +1,9 @@
-// Creates the stack's queues, topics, subscriptions and tables in the emulators, from the
+// Creates the stack's queues, topics, subscriptions, tables and buckets in the emulators, from the
 // CloudFormation template, through the AWS SDK (the calls a user or CloudFormation would make), in
 // dependency order: a dead-letter queue before the queue whose redrive policy names it.
 
 import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { creationOrder, isRecord, type StackResolver } from './template.js';
@@ -26,6 +27,8 @@ export interface ProvisionedResources {
   tables: Record<string, string>;
   /** Subscription ARN by logical id. */
   subscriptions: Record<string, string>;
+  /** Bucket name by logical id. */
+  buckets: Record<string, string>;
   /** What could not be reproduced locally, one line each. */
   notes: string[];
 }
@@ -34,9 +37,20 @@ export interface AwsClients {
   sqs: SQSClient;
   sns: SNSClient;
   dynamodb: DynamoDBClient;
+  s3: S3Client;
 }
 
-const PROVISIONED_TYPES = ['AWS::SQS::Queue', 'AWS::SNS::Topic', 'AWS::SNS::Subscription', 'AWS::SQS::QueuePolicy', 'AWS::DynamoDB::Table'];
+const PROVISIONED_TYPES = [
+  'AWS::SQS::Queue',
+  'AWS::SNS::Topic',
+  'AWS::SNS::Subscription',
+  'AWS::SQS::QueuePolicy',
+  'AWS::DynamoDB::Table',
+  'AWS::S3::Bucket',
+];
+
+/** The framework's bucket for the function zips on AWS: locally they run from the package directory. */
+const DEPLOYMENT_BUCKET = 'ServerlessDeploymentBucket';
 
 /** CloudFormation queue properties that are SQS queue attributes of the same name. */
 const QUEUE_ATTRIBUTES = [
@@ -59,10 +73,19 @@ const SUBSCRIPTION_ATTRIBUTES = ['RawMessageDelivery', 'FilterPolicyScope'];
 const SUBSCRIPTION_JSON_ATTRIBUTES = ['FilterPolicy', 'RedrivePolicy', 'DeliveryPolicy'];
 
 export async function provisionStack(resolver: StackResolver, clients: AwsClients): Promise<ProvisionedResources> {
-  const result: ProvisionedResources = { queues: {}, topics: {}, topicArn: undefined, tables: {}, subscriptions: {}, notes: [] };
+  const result: ProvisionedResources = {
+    queues: {},
+    topics: {},
+    topicArn: undefined,
+    tables: {},
+    subscriptions: {},
+    buckets: {},
+    notes: [],
+  };
+  const bucketSettings: string[] = [];
   const ids = Object.keys(resolver.template.Resources).filter((id) => {
     const resource = resolver.template.Resources[id]!;
-    return PROVISIONED_TYPES.includes(resource.Type) && resolver.isCreated(resource);
+    return PROVISIONED_TYPES.includes(resource.Type) && resolver.isCreated(resource) && id !== DEPLOYMENT_BUCKET;
   });
   const ttl: string[] = [];
   for (const id of creationOrder(resolver, ids)) {
@@ -117,7 +140,22 @@ export async function provisionStack(resolver: StackResolver, clients: AwsClient
         if (isRecord(spec) && spec.Enabled) ttl.push(`${id}.${String(spec.AttributeName)}`);
         break;
       }
+      case 'AWS::S3::Bucket': {
+        const name = resolver.physicalName(id);
+        await clients.s3.send(new CreateBucketCommand({ Bucket: name }));
+        resolver.setPhysical(id, { ref: name, attributes: { Arn: resolver.arn(id) } });
+        result.buckets[id] = name;
+        const configured = ['BucketEncryption', 'LifecycleConfiguration', 'PublicAccessBlockConfiguration', 'OwnershipControls'];
+        if (configured.some((property) => properties[property] !== undefined)) bucketSettings.push(id);
+        break;
+      }
     }
+  }
+  if (bucketSettings.length > 0) {
+    // fauxqs stores objects and nothing else of a bucket's configuration.
+    result.notes.push(
+      `S3 bucket settings are not emulated (encryption, lifecycle expiry, public access block, ownership): ${bucketSettings.join(', ')}`,
+    );
   }
   if (ttl.length > 0) {
     result.notes.unshift(`DynamoDB TTL is not emulated (dynalite has no UpdateTimeToLive): items never expire on ${ttl.join(', ')}`);

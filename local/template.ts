@@ -236,6 +236,8 @@ export class StackResolver {
         return `arn:${partition}:sns:${region}:${accountId}:${name()}`;
       case 'AWS::DynamoDB::Table':
         return `arn:${partition}:dynamodb:${region}:${accountId}:table/${name()}`;
+      case 'AWS::S3::Bucket':
+        return `arn:${partition}:s3:::${name()}`;
       case 'AWS::Lambda::Function':
         return `arn:${partition}:lambda:${region}:${accountId}:function:${name()}`;
       case 'AWS::Events::Rule':
@@ -349,6 +351,7 @@ const NAME_PROPERTIES: Record<string, string> = {
   'AWS::SQS::Queue': 'QueueName',
   'AWS::SNS::Topic': 'TopicName',
   'AWS::DynamoDB::Table': 'TableName',
+  'AWS::S3::Bucket': 'BucketName',
   'AWS::Lambda::Function': 'FunctionName',
   'AWS::Events::Rule': 'Name',
   'AWS::IAM::Role': 'RoleName',

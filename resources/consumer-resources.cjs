@@ -18,6 +18,7 @@ const DECLARATION_KEYS = [
   'eventTypes',
   'tables',
   'publishes',
+  'participant',
   'batchSize',
   'batchWindowSeconds',
   'maximumConcurrency',
@@ -76,7 +77,7 @@ function consumers(declared = declarations, queueType = 'standard') {
       refuse(name, 'a name is lowerCamelCase letters and digits (it names the function and the queue)');
     const unknown = Object.keys(declaration).filter((key) => !DECLARATION_KEYS.includes(key));
     if (unknown.length > 0) refuse(name, `unknown ${unknown.join(', ')} (known: ${DECLARATION_KEYS.join(', ')})`);
-    const { handler, eventTypes, tables, publishes = false } = declaration;
+    const { handler, eventTypes, tables, publishes = false, participant = false } = declaration;
     if (typeof handler !== 'string' || !/^[\w/.-]+\.\w+$/.test(handler))
       refuse(name, 'handler is `<file without extension>.<export>`, e.g. functions/inventory.handler');
     if (
@@ -101,6 +102,7 @@ function consumers(declared = declarations, queueType = 'standard') {
         );
     }
     if (typeof publishes !== 'boolean') refuse(name, 'publishes is true or false');
+    if (typeof participant !== 'boolean') refuse(name, 'participant is true or false');
     if (declaration.batchSize !== undefined && !isWholeNumber(declaration.batchSize, 1, 10000))
       refuse(name, 'batchSize is a whole number from 1 to 10000');
     if (declaration.batchWindowSeconds !== undefined && !isWholeNumber(declaration.batchWindowSeconds, 0, 300))
@@ -120,6 +122,7 @@ function consumers(declared = declarations, queueType = 'standard') {
       ...declaration,
       name,
       publishes,
+      participant,
       queueType,
       queueName: `${NAME_PREFIX}${name}${nameSuffix(queueType)}`,
       deadLetterQueueName: `${NAME_PREFIX}${name}-dlq${nameSuffix(queueType)}`,
@@ -198,6 +201,10 @@ function functionsFor(all) {
               .map((table) => [tableVariable(table), ref(table)]),
           ),
           ...(consumer.publishes ? { ORDER_EVENTS_TOPIC_ARN: ref('OrderEventsTopic') } : {}),
+          // Every consumer reads claim-check pointers (lib/claim-check.ts); the threshold also tells a
+          // participant whether the order it completes had an object to delete.
+          CLAIM_CHECK_BUCKET: ref('ClaimCheckBucket'),
+          CLAIM_CHECK_THRESHOLD_BYTES: '${param:claimCheckThresholdBytes}',
           RETRY_BACKOFF_BASE_SECONDS: '${param:retryBackoffBaseSeconds}',
           // An attempt still running after twice this is dead: its stock marker may be taken over (lib/inventory.ts).
           CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
@@ -286,6 +293,28 @@ function messaging(consumer) {
   };
 }
 
+/** Where the claim-check objects are (resources/claim-check.yml; lib/claim-check.ts claimCheckKeyOf). */
+const CLAIM_CHECK_PREFIX = 'order-events/';
+
+/**
+ * What a consumer may do in the claim-check bucket: read the objects pointers name (every consumer);
+ * list their prefix, so that S3 answers a missing object with 404 rather than 403 (the consumer
+ * tells a deleted object from a permission fault: lib/queue-consumer.ts); and, for a saga
+ * participant, delete them (the one completing an order deletes its OrderPlaced object).
+ */
+function claimCheckStatements(consumer) {
+  const objects = { 'Fn::Sub': `\${ClaimCheckBucket.Arn}/${CLAIM_CHECK_PREFIX}*` };
+  return [
+    { Effect: 'Allow', Action: consumer.participant ? ['s3:GetObject', 's3:DeleteObject'] : 's3:GetObject', Resource: objects },
+    {
+      Effect: 'Allow',
+      Action: 's3:ListBucket',
+      Resource: getAtt('ClaimCheckBucket', 'Arn'),
+      Condition: { StringLike: { 's3:prefix': `${CLAIM_CHECK_PREFIX}*` } },
+    },
+  ];
+}
+
 /** The table's ARN, or one of its indexes' (`OrdersTable/index/UnfinishedOrders`). */
 function tableResource(table) {
   const [tableId, index] = table.split('/index/');
@@ -337,6 +366,7 @@ function role(consumer) {
                 ...(consumer.publishes
                   ? [{ Effect: 'Allow', Action: 'sns:Publish', Resource: ref('OrderEventsTopic') }, '${self:custom.topicKeyGrant}']
                   : []),
+                ...claimCheckStatements(consumer),
               ],
             },
           },

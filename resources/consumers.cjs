@@ -17,6 +17,10 @@
 //                 `<Table>/index/<Index>` grants actions on that index alone, with no variable.
 //   publishes     true: may publish to the order events topic (ORDER_EVENTS_TOPIC_ARN, sns:Publish,
 //                 and the topic key's grant, custom.topicKeyGrant)
+//   participant   true for a saga participant (lib/order-schema.ts PARTICIPANTS, and the
+//                 `participant` option of its createQueueConsumer): may delete claim-check objects,
+//                 as the one whose result completes an order deletes its OrderPlaced object. Every
+//                 consumer may read them (resources/consumer-resources.cjs claimCheckStatements)
 //   batchSize, batchWindowSeconds, maximumConcurrency
 //                 optional: this consumer's event source mapping settings instead of the params
 //                 of the same names (serverless.yml). With queueType=fifo: batchSize at most 10 and
@@ -39,6 +43,7 @@ module.exports = {
       OrdersTable: RESULT_ON_ORDER,
     },
     publishes: true,
+    participant: true,
   },
 
   // Charges when an order is placed, refunds when it is cancelled.
@@ -55,6 +60,7 @@ module.exports = {
       OrdersTable: RESULT_ON_ORDER,
     },
     publishes: true,
+    participant: true,
   },
 
   // Prepares a shipment when an order is placed, dispatches or cancels it once decided.
@@ -65,5 +71,6 @@ module.exports = {
       OrdersTable: RESULT_ON_ORDER,
     },
     publishes: true,
+    participant: true,
   },
 };

@@ -150,11 +150,22 @@ describe('bundles', () => {
 
   /** The app's dependencies (package.json) each function's code uses, and so its bundle holds. */
   const USES: Record<string, string[]> = {
-    createOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'uuid', 'zod'],
+    createOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-s3', 'client-sns', '@middy/core', 'uuid', 'zod'],
     getOrder: ['logger', 'client-dynamodb', 'lib-dynamodb', '@middy/core', 'zod'],
-    cancelOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
+    cancelOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-s3', 'client-sns', '@middy/core', 'zod'],
     getInventory: ['client-dynamodb', 'lib-dynamodb', 'zod'],
-    inventory: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
+    inventory: [
+      'batch',
+      'logger',
+      'metrics',
+      'client-dynamodb',
+      'lib-dynamodb',
+      'client-s3',
+      'client-sns',
+      'client-sqs',
+      '@middy/core',
+      'zod',
+    ],
     payment: [
       'batch',
       'idempotency',
@@ -162,18 +173,31 @@ describe('bundles', () => {
       'metrics',
       'client-dynamodb',
       'lib-dynamodb',
+      'client-s3',
       'client-sns',
       'client-sqs',
       '@middy/core',
       'cockatiel',
       'zod',
     ],
-    shipping: ['batch', 'logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', 'client-sqs', '@middy/core', 'zod'],
-    sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-sns', '@middy/core', 'zod'],
+    shipping: [
+      'batch',
+      'logger',
+      'metrics',
+      'client-dynamodb',
+      'lib-dynamodb',
+      'client-s3',
+      'client-sns',
+      'client-sqs',
+      '@middy/core',
+      'zod',
+    ],
+    sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-s3', 'client-sns', '@middy/core', 'zod'],
   };
   /**
-   * What a queue consumer that USES does not list may hold: the shared consumer (lib/queue-consumer.ts)
-   * and a publisher's SNS client. A new consumer passes with no line here; one that pulls in more fails.
+   * What a queue consumer that USES does not list may hold: the shared consumer (lib/queue-consumer.ts,
+   * with the S3 client that reads claim-check pointers) and a publisher's SNS client. A new consumer
+   * passes with no line here; one that pulls in more fails.
    */
   const CONSUMER_USES = [
     'batch',
@@ -182,6 +206,7 @@ describe('bundles', () => {
     'metrics',
     'client-dynamodb',
     'lib-dynamodb',
+    'client-s3',
     'client-sns',
     'client-sqs',
     '@middy/core',

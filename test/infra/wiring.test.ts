@@ -34,6 +34,9 @@ const ENVIRONMENT_PARAMS: Record<string, { param: string; functions: () => strin
   RETRY_BACKOFF_BASE_SECONDS: { param: 'retryBackoffBaseSeconds', functions: () => CONSUMERS },
   ORDER_SWEEP_BACKOFF_BASE_SECONDS: { param: 'orderSweepBackoffBaseSeconds', functions: () => ['sweepOrders'] },
   ORDER_SWEEP_STUCK_ATTEMPTS: { param: 'orderSweepStuckAttempts', functions: () => ['sweepOrders'] },
+  // The OrderPlaced publishers (they offload a large one) and the consumers (a participant completing
+  // an order deletes its object only if it was offloaded): lib/claim-check.ts.
+  CLAIM_CHECK_THRESHOLD_BYTES: { param: 'claimCheckThresholdBytes', functions: () => [...CONSUMERS, 'createOrder', 'sweepOrders'] },
 };
 
 /** Every param above set away from its default and its `local` value, in one packaging. */
@@ -43,6 +46,7 @@ const OVERRIDES = {
   retryBackoffBaseSeconds: 7,
   orderSweepBackoffBaseSeconds: 44,
   orderSweepStuckAttempts: 9,
+  claimCheckThresholdBytes: 100000,
   consumerTimeoutSeconds: 8,
   queueVisibilityTimeoutSeconds: 61,
   batchSize: 4,

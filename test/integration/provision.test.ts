@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSubscriptionAttributesCommand, ListSubscriptionsByTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { SpyMessage } from 'fauxqs';
@@ -16,6 +17,7 @@ let emulators: Emulators;
 let sqs: SQSClient;
 let sns: SNSClient;
 let dynamodb: DynamoDBClient;
+let s3: S3Client;
 let template: CfnTemplate;
 let resolver: StackResolver;
 let resources: ProvisionedResources;
@@ -59,11 +61,12 @@ beforeAll(async () => {
   sqs = new SQSClient(clientConfig(emulators.endpoints.sqs));
   sns = new SNSClient(clientConfig(emulators.endpoints.sns));
   dynamodb = new DynamoDBClient(clientConfig(emulators.endpoints.dynamodb));
-  resources = await provisionStack(resolver, { sqs, sns, dynamodb });
+  s3 = new S3Client({ ...clientConfig(emulators.endpoints.s3), forcePathStyle: true });
+  resources = await provisionStack(resolver, { sqs, sns, dynamodb, s3 });
 });
 
 afterAll(async () => {
-  for (const client of [sqs, sns, dynamodb]) client?.destroy();
+  for (const client of [sqs, sns, dynamodb, s3]) client?.destroy();
   await emulators?.stop();
 });
 
@@ -221,5 +224,19 @@ describe('tables', () => {
     for (const { id, properties } of withTtl) {
       expect(notes[0]).toContain(`${id}.${String((properties.TimeToLiveSpecification as { AttributeName: unknown }).AttributeName)}`);
     }
+  });
+});
+
+describe('buckets', () => {
+  it('creates the claim-check bucket the template names, path-style on fauxqs, and says its settings are not emulated', async () => {
+    // The framework's deployment bucket holds the zips on AWS; locally the functions run from the package.
+    const buckets = declared('AWS::S3::Bucket').filter(({ id }) => id !== 'ServerlessDeploymentBucket');
+    expect(buckets.map(({ id }) => id)).toEqual(['ClaimCheckBucket']);
+    expect(resources.buckets).toEqual({ ClaimCheckBucket: String(buckets[0]!.properties.BucketName) });
+    const Bucket = resources.buckets.ClaimCheckBucket!;
+    await s3.send(new PutObjectCommand({ Bucket, Key: 'order-events/provision-test.json', Body: '{}' }));
+    const { Body } = await s3.send(new GetObjectCommand({ Bucket, Key: 'order-events/provision-test.json' }));
+    expect(await Body!.transformToString()).toBe('{}');
+    expect(resources.notes.filter((note) => note.includes('ClaimCheckBucket'))).toHaveLength(1);
   });
 });

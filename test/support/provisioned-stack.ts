@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -20,6 +21,9 @@ export interface ProvisionedStack {
   db: DynamoDBDocumentClient;
   sqs: SQSClient;
   sns: SNSClient;
+  s3: S3Client;
+  /** The claim-check bucket's name (resources/claim-check.yml). */
+  claimCheckBucket: string;
   table(logicalId: string): string;
   /** A queue of the template by logical id (InventoryQueue, PaymentDeadLetterQueue...). */
   queue(logicalId: string): ProvisionedQueue;
@@ -42,7 +46,10 @@ export async function startProvisionedStack(options: { queueType?: 'standard' | 
   const sqs = new SQSClient(clientConfig(emulators.endpoints.sqs));
   const sns = new SNSClient(clientConfig(emulators.endpoints.sns));
   const dynamodb = new DynamoDBClient(clientConfig(emulators.endpoints.dynamodb));
-  const resources = await provisionStack(resolver, { sqs, sns, dynamodb });
+  const s3 = new S3Client({ ...clientConfig(emulators.endpoints.s3), forcePathStyle: true });
+  const resources = await provisionStack(resolver, { sqs, sns, dynamodb, s3 });
+  const claimCheckBucket = resources.buckets.ClaimCheckBucket;
+  if (!claimCheckBucket) throw new Error('The template declares no ClaimCheckBucket');
   const table = (logicalId: string) => {
     const name = resources.tables[logicalId];
     if (!name) throw new Error(`The template declares no table ${logicalId}`);
@@ -56,6 +63,8 @@ export async function startProvisionedStack(options: { queueType?: 'standard' | 
     AWS_ENDPOINT_URL_DYNAMODB: emulators.endpoints.dynamodb,
     AWS_ENDPOINT_URL_SNS: emulators.endpoints.sns,
     AWS_ENDPOINT_URL_SQS: emulators.endpoints.sqs,
+    AWS_ENDPOINT_URL_S3: emulators.endpoints.s3,
+    CLAIM_CHECK_BUCKET: claimCheckBucket,
     ORDER_EVENTS_TOPIC_ARN: resources.topicArn ?? '',
     POWERTOOLS_LOG_LEVEL: 'WARN',
     POWERTOOLS_METRICS_NAMESPACE: 'OrderPipeline',
@@ -89,9 +98,11 @@ export async function startProvisionedStack(options: { queueType?: 'standard' | 
     db: DynamoDBDocumentClient.from(dynamodb),
     sqs,
     sns,
+    s3,
+    claimCheckBucket,
     table,
     async stop() {
-      for (const client of [sqs, sns, dynamodb]) client.destroy();
+      for (const client of [sqs, sns, dynamodb, s3]) client.destroy();
       await emulators.stop();
     },
   };

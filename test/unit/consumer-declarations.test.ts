@@ -32,6 +32,9 @@ describe('a consumer declaration', () => {
     const fn = generator.functions(undefined, { notify }).notify!;
     expect(fn.environment).toEqual({
       PAYMENT_TOKENS_TABLE: { Ref: 'PaymentTokensTable' },
+      // Every consumer resolves claim-check pointers (lib/claim-check.ts).
+      CLAIM_CHECK_BUCKET: { Ref: 'ClaimCheckBucket' },
+      CLAIM_CHECK_THRESHOLD_BYTES: '${param:claimCheckThresholdBytes}',
       RETRY_BACKOFF_BASE_SECONDS: '${param:retryBackoffBaseSeconds}',
       CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
     });
@@ -72,6 +75,27 @@ describe('a consumer declaration', () => {
     expect(generator.functions(undefined, { notify: { ...notify, publishes: true } }).notify!.environment.ORDER_EVENTS_TOPIC_ARN).toEqual({
       Ref: 'OrderEventsTopic',
     });
+  });
+
+  it('lets every consumer read claim-check objects, and only a saga participant delete them', () => {
+    const statementsOf = (declaration: Record<string, unknown>) =>
+      generator.resources(undefined, { notify: declaration }).Resources.NotifyRole!.Properties.Policies[0].PolicyDocument
+        .Statement as Array<Record<string, unknown>>;
+    const objects = { 'Fn::Sub': '${ClaimCheckBucket.Arn}/order-events/*' };
+    // Listing the prefix makes S3 answer 404, not 403, for a deleted object (lib/claim-check.ts).
+    const list = {
+      Effect: 'Allow',
+      Action: 's3:ListBucket',
+      Resource: { 'Fn::GetAtt': ['ClaimCheckBucket', 'Arn'] },
+      Condition: { StringLike: { 's3:prefix': 'order-events/*' } },
+    };
+    const s3 = (statements: Array<Record<string, unknown>>) => statements.filter((s) => (JSON.stringify(s.Action) ?? '').includes('s3:'));
+    expect(s3(statementsOf(notify))).toEqual([{ Effect: 'Allow', Action: 's3:GetObject', Resource: objects }, list]);
+    expect(s3(statementsOf({ ...notify, participant: true }))).toEqual([
+      { Effect: 'Allow', Action: ['s3:GetObject', 's3:DeleteObject'], Resource: objects },
+      list,
+    ]);
+    expect(() => statementsOf({ ...notify, participant: 'yes' })).toThrow(/participant is true or false/);
   });
 
   it.each([

@@ -1,0 +1,171 @@
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { SQSRecord } from 'aws-lambda';
+import { s3Client } from './aws-clients.js';
+import { config } from './config.js';
+
+// The claim-check pattern: a message too large for SNS (262,144 bytes, attributes included) is
+// stored in the stack's S3 bucket, and the message carries a pointer to it instead. The pointer is
+// in the wire format of the AWS extended client libraries (Java amazon-sns-java-extended-client-lib
+// and amazon-sqs-java-extended-client-lib 2.x over payloadoffloading-common; Python
+// amazon-sqs-extended-client), so that a Java or Python consumer with the extended client reads our
+// messages, and we read theirs (docs/decisions.md, "Claim-check in the extended clients' format"):
+//
+//   body       ["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"…","s3Key":"…"}]
+//   attribute  ExtendedPayloadSize (Number): the original body's size in bytes
+//
+// Readers also take what older versions of those libraries wrote: the attribute SQSLargePayloadSize
+// and the class name com.amazon.sqs.javamessaging.MessageS3Pointer. A message is a pointer when it
+// carries either attribute, as those libraries decide it.
+
+/** The class name Jackson writes before the pointer (payloadoffloading-common's PayloadS3Pointer). */
+export const POINTER_CLASS = 'software.amazon.payloadoffloading.PayloadS3Pointer';
+/** The class name of amazon-sqs-java-extended-client-lib 1.x, which readers still accept. */
+export const LEGACY_POINTER_CLASS = 'com.amazon.sqs.javamessaging.MessageS3Pointer';
+/** The message attribute holding the original body's size (DataType Number). */
+export const PAYLOAD_SIZE_ATTRIBUTE = 'ExtendedPayloadSize';
+/** Its name in amazon-sqs-java-extended-client-lib 1.x. */
+export const LEGACY_PAYLOAD_SIZE_ATTRIBUTE = 'SQSLargePayloadSize';
+
+/** Where an offloaded payload is: the object of the pointer. */
+export interface PayloadPointer {
+  s3BucketName: string;
+  s3Key: string;
+}
+
+/** A message attribute as SNS and SQS take it. */
+export interface MessageAttribute {
+  DataType: string;
+  StringValue?: string;
+  BinaryValue?: Uint8Array;
+}
+
+/** A message that says it is a pointer (it carries the size attribute) but whose body is not one. */
+export class MalformedPointerError extends Error {
+  override name = 'MalformedPointerError';
+}
+
+/**
+ * The object a pointer names is not in the bucket: deleted once every participant was done with
+ * it, or expired by the bucket's lifecycle rule. The record cannot be handled; it fails until it
+ * reaches the dead-letter queue, pointer intact, unless it is a late duplicate (lib/queue-consumer.ts).
+ */
+export class ClaimCheckObjectMissingError extends Error {
+  override name = 'ClaimCheckObjectMissingError';
+  constructor(readonly pointer: PayloadPointer) {
+    super(
+      `The claim-check object s3://${pointer.s3BucketName}/${pointer.s3Key} this message points to is gone (deleted once the order was decided, or expired by the bucket's lifecycle rule): its payload cannot be read`,
+    );
+  }
+}
+
+/**
+ * A message's size as the extended clients measure it against their threshold: the body's UTF-8
+ * bytes, plus each attribute's name, data type and value.
+ */
+export function messageBytes(body: string, attributes: Record<string, MessageAttribute>): number {
+  let bytes = utf8Bytes(body);
+  for (const [name, attribute] of Object.entries(attributes)) {
+    bytes += utf8Bytes(name) + utf8Bytes(attribute.DataType);
+    if (attribute.StringValue !== undefined) bytes += utf8Bytes(attribute.StringValue);
+    if (attribute.BinaryValue !== undefined) bytes += attribute.BinaryValue.byteLength;
+  }
+  return bytes;
+}
+
+/** Whether a message goes through the bucket: over the threshold, as the extended clients compare. */
+export function exceedsClaimCheckThreshold(body: string, attributes: Record<string, MessageAttribute>): boolean {
+  return messageBytes(body, attributes) > config.claimCheckThresholdBytes();
+}
+
+/** The pointer body, byte for byte as Jackson writes it (compact, the class name first). */
+export function pointerBody(pointer: PayloadPointer): string {
+  return JSON.stringify([POINTER_CLASS, { s3BucketName: pointer.s3BucketName, s3Key: pointer.s3Key }]);
+}
+
+/**
+ * The object key of an order event: one per event (an order has one event of each type), so a
+ * republish (the sweep, a replayed request) overwrites the same object instead of leaving a copy,
+ * and whoever deletes it finds its key from the order alone.
+ */
+export function claimCheckKeyOf(event: { orderId: string; eventType: string }): string {
+  return `order-events/${event.orderId}/${event.eventType}.json`;
+}
+
+/**
+ * Stores the body in the bucket and returns the message that replaces it: the pointer, with the
+ * size attribute added to the message's own (the `eventType` and `orderId` attributes stay, for
+ * filter policies and log correlation).
+ */
+export async function checkIn(
+  key: string,
+  body: string,
+  attributes: Record<string, MessageAttribute>,
+): Promise<{ body: string; attributes: Record<string, MessageAttribute> }> {
+  const bucket = config.claimCheckBucket();
+  await s3Client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
+  return {
+    body: pointerBody({ s3BucketName: bucket, s3Key: key }),
+    attributes: { ...attributes, [PAYLOAD_SIZE_ATTRIBUTE]: { DataType: 'Number', StringValue: String(utf8Bytes(body)) } },
+  };
+}
+
+/**
+ * The pointer a record carries, or undefined for an ordinary message. A message is a pointer when
+ * it carries ExtendedPayloadSize or SQSLargePayloadSize, as the extended clients decide.
+ */
+export function pointerOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>): PayloadPointer | undefined {
+  const attributes = record.messageAttributes ?? {};
+  if (!attributes[PAYLOAD_SIZE_ATTRIBUTE] && !attributes[LEGACY_PAYLOAD_SIZE_ATTRIBUTE]) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(record.body);
+  } catch {
+    throw new MalformedPointerError('The message carries an extended payload size but its body is not JSON');
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) {
+    throw new MalformedPointerError('The message carries an extended payload size but its body is not a [class, pointer] pair');
+  }
+  const [className, pointer] = parsed as [unknown, unknown];
+  if (className !== POINTER_CLASS && className !== LEGACY_POINTER_CLASS) {
+    throw new MalformedPointerError(`Unknown payload pointer class ${JSON.stringify(className)}`);
+  }
+  const { s3BucketName, s3Key } = (pointer ?? {}) as Record<string, unknown>;
+  if (typeof s3BucketName !== 'string' || s3BucketName === '' || typeof s3Key !== 'string' || s3Key === '') {
+    throw new MalformedPointerError('The payload pointer names no s3BucketName and s3Key');
+  }
+  return { s3BucketName, s3Key };
+}
+
+/** The payload a pointer names. */
+export async function checkOut(pointer: PayloadPointer): Promise<string> {
+  try {
+    const { Body } = await s3Client().send(new GetObjectCommand({ Bucket: pointer.s3BucketName, Key: pointer.s3Key }));
+    if (!Body) throw new ClaimCheckObjectMissingError(pointer);
+    return await Body.transformToString('utf-8');
+  } catch (error) {
+    // 404 NoSuchKey (the consumers may list the prefix: without s3:ListBucket, S3 answers 403 for a
+    // missing key, which would look like a permission fault).
+    if (isMissingObject(error)) throw new ClaimCheckObjectMissingError(pointer);
+    throw error;
+  }
+}
+
+/** A record's body: the payload its pointer names, or the body itself when it carries no pointer. */
+export async function payloadOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>): Promise<string> {
+  const pointer = pointerOf(record);
+  return pointer ? checkOut(pointer) : record.body;
+}
+
+/** Deletes an event's object from the bucket (no error when it is already gone). */
+export async function discard(key: string): Promise<void> {
+  await s3Client().send(new DeleteObjectCommand({ Bucket: config.claimCheckBucket(), Key: key }));
+}
+
+const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
+
+function isMissingObject(error: unknown): boolean {
+  if (error instanceof ClaimCheckObjectMissingError) return true;
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === 'NoSuchKey' || name === 'NotFound' || $metadata?.httpStatusCode === 404;
+}
