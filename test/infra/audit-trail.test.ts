@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { packageRegulated, withOptions } from './regulated-variants.js';
 import {
   asArray,
+  eventSourceMappings,
   type Json,
   packageStack,
   type Packaged,
@@ -63,7 +64,8 @@ describe.each([
         .map(([id]) => id)
         .sort();
     expect(byType).toEqual({ 'AWS::SQS::Queue': ids('AWS::SQS::Queue'), 'AWS::SNS::Topic': ids('AWS::SNS::Topic') });
-    expect(byType['AWS::SQS::Queue']).toHaveLength(6);
+    // A queue and a dead-letter queue for each event source mapping.
+    expect(byType['AWS::SQS::Queue']).toHaveLength(2 * eventSourceMappings(t).length);
     // The ARNs: a queue's GetAtt Arn (its Ref is a URL), a topic's Ref.
     const arns = (selectors[0].FieldSelectors as Json[]).find((f) => f.Field === 'resources.ARN').Equals as Json[];
     for (const arn of arns) expect(arn['Fn::GetAtt']?.[1]).toBe('Arn');
