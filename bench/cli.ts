@@ -1,6 +1,7 @@
 // `npm run bench [-- --quick] [--orders N] [--concurrency 32,64] [--ceiling-orders N]
-//   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only] [--memory-only]`: prints the tables
-// and writes the whole result as JSON to bench/results/<timestamp>.json.
+//   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only] [--memory-only]
+//   [--backlog [--standard-orders N] [--express-orders N]]`: prints the tables and writes the whole
+// result as JSON to bench/results/<timestamp>.json.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,14 +14,19 @@ import {
   wholeNumber,
   wholeNumberList,
 } from '../scripts/command-line.js';
+import type { BacklogOptions } from './backlog.js';
 import type { BenchOptions } from './run.js';
 
 const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
   [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only] [--memory-only]
+  [--backlog [--standard-orders 2000] [--express-orders 50]]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
   against naive ones and against FIFO queues and topic (queueType=fifo); --quick is a run of a few minutes. --cold-start-only packages the stack and
   measures its bundles' cold start alone (seconds). --memory-only measures the resident memory of
-  a separate npm start after 20 orders alone (about a minute). Writes bench/results/<timestamp>.json.`;
+  a separate npm start after 20 orders alone (about a minute). --backlog runs the express lane
+  scenario alone: express orders alone, standard orders alone, then standard orders posted as fast
+  as the API takes them followed by express ones; express p95 and standard throughput against the
+  goals (2x, 0.5x). Writes bench/results/<timestamp>.json.`;
 
 export interface BenchCommandLine {
   help: boolean;
@@ -28,6 +34,9 @@ export interface BenchCommandLine {
   coldStartOnly: boolean;
   /** The memory of a separate npm start only (the bench's memory phase). */
   memoryOnly: boolean;
+  /** The express lane scenario only. */
+  backlog: boolean;
+  backlogOptions: Partial<BacklogOptions>;
   options: Partial<BenchOptions>;
 }
 
@@ -44,6 +53,9 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
       'cold-start-runs': { type: 'string' },
       'cold-start-only': { type: 'boolean', default: false },
       'memory-only': { type: 'boolean', default: false },
+      backlog: { type: 'boolean', default: false },
+      'standard-orders': { type: 'string' },
+      'express-orders': { type: 'string' },
     },
   });
   const candidates: Partial<BenchOptions> = {
@@ -56,11 +68,29 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
   };
   // Only what was given: the run's defaults (or the quick ones) fill in the rest.
   const options = Object.fromEntries(Object.entries(candidates).filter(([, value]) => value !== undefined)) as Partial<BenchOptions>;
-  if (values['cold-start-only'] && values['memory-only']) throw new UsageError('--cold-start-only and --memory-only: choose one');
-  return { help: values.help, coldStartOnly: values['cold-start-only'], memoryOnly: values['memory-only'], options };
+  const only = [values['cold-start-only'] && '--cold-start-only', values['memory-only'] && '--memory-only', values.backlog && '--backlog'];
+  const chosen = only.filter((flag): flag is string => typeof flag === 'string');
+  if (chosen.length > 1) throw new UsageError(`${chosen.join(' and ')}: choose one`);
+  const backlogCandidates: Partial<BacklogOptions> = {
+    standardOrders: wholeNumber('--standard-orders', values['standard-orders'], { min: 1 }),
+    expressOrders: wholeNumber('--express-orders', values['express-orders'], { min: 1 }),
+  };
+  if (!values.backlog && Object.values(backlogCandidates).some((value) => value !== undefined))
+    throw new UsageError('--standard-orders and --express-orders go with --backlog');
+  const backlogOptions = Object.fromEntries(
+    Object.entries(backlogCandidates).filter(([, value]) => value !== undefined),
+  ) as Partial<BacklogOptions>;
+  return {
+    help: values.help,
+    coldStartOnly: values['cold-start-only'],
+    memoryOnly: values['memory-only'],
+    backlog: values.backlog,
+    backlogOptions,
+    options,
+  };
 }
 
-async function main({ help, coldStartOnly, memoryOnly, options }: BenchCommandLine): Promise<void> {
+async function main({ help, coldStartOnly, memoryOnly, backlog, backlogOptions, options }: BenchCommandLine): Promise<void> {
   if (help) {
     console.log(usage);
     return;
@@ -90,6 +120,17 @@ async function main({ help, coldStartOnly, memoryOnly, options }: BenchCommandLi
   };
 
   const started = Date.now();
+  if (backlog) {
+    const [{ runBacklogBenchmark }, { formatBacklog }] = await Promise.all([import('./backlog.js'), import('./report.js')]);
+    const result = await runBacklogBenchmark({ ...backlogOptions, progress: options.progress });
+    if (tty) process.stderr.write('\n');
+    process.stdout.write(`${formatBacklog(result)}\n`);
+    const file = path.join(REPOSITORY_ROOT, 'bench', 'results', `${result.startedAt.replace(/[:.]/g, '-')}-backlog.json`);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`Wrote ${path.relative(process.cwd(), file)} (${Math.round((Date.now() - started) / 1000)} s)\n`);
+    return;
+  }
   const result = coldStartOnly ? await runColdStartOnly(options) : memoryOnly ? await runMemoryOnly(options) : await runBenchmark(options);
   if (tty) process.stderr.write('\n');
   process.stdout.write(

@@ -2,6 +2,7 @@
 
 import { SDK_FLOOR_GOAL, type ColdStartResult } from './cold-start.js';
 import { LAMBDA_DURATION_MODEL } from './cost.js';
+import type { BacklogResult, LaneFigures } from './backlog.js';
 import type { BenchResult, MemoryResult } from './run.js';
 import type { MemoryReading } from './memory.js';
 import type { RuntimeMemory } from '../local/memory.js';
@@ -333,4 +334,47 @@ export function formatColdStart(coldStart: ColdStartResult): string {
     `  SDK floor: a bundle holding only the AWS SDK clients the function's bundle holds, built with the same esbuild options. Goal: x floor at most ${SDK_FLOOR_GOAL} (! above it).`,
   ];
   return lines.join('\n');
+}
+
+/** The backlog scenario (`--backlog`): express and standard orders alone and with a standard backlog, with the ratios against the goals. */
+export function formatBacklog(result: BacklogResult): string {
+  const s = result.setup as {
+    cpuModel: string;
+    cores: number;
+    memoryGb: number;
+    node: string;
+    options: { standardOrders: number; expressOrders: number; postConcurrency: number };
+    standardMaximumConcurrency?: number;
+    expressMaximumConcurrency?: number;
+  };
+  const lane = (figures: LaneFigures | undefined) =>
+    figures
+      ? [
+          `${figures.decided}/${figures.orders}`,
+          figures.ordersPerSecond.toFixed(2),
+          `${figures.latencyMs.p50} / ${figures.latencyMs.p95} / ${figures.latencyMs.max}`,
+        ]
+      : ['', '', ''];
+  const rows = result.phases.flatMap((phase) => [
+    ...(phase.express ? [[phase.name, 'express', ...lane(phase.express)]] : []),
+    ...(phase.standard ? [[phase.name, 'standard', ...lane(phase.standard)]] : []),
+  ]);
+  const backlog = result.phases.find((phase) => phase.name === 'backlog');
+  const { expressP95, standardThroughput } = result.ratios;
+  const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
+  return [
+    `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ${s.options.standardOrders} standard and ${s.options.expressOrders} express orders, ${s.options.postConcurrency} POSTs at a time; per consumer: standard queue max concurrency ${s.standardMaximumConcurrency ?? '?'}, express queue ${s.expressMaximumConcurrency ?? '?'}`,
+    table(
+      'Express lane under a standard backlog (POST to decision; open loop)',
+      ['phase', 'lane', 'decided', 'orders/s', 'p50 / p95 / max ms'],
+      rows,
+    ),
+    ...(backlog
+      ? [
+          `  backlog: ${backlog.standardUndecidedAtFirstExpressPost} standard orders undecided when the first express order was posted, ${backlog.standardUndecidedAtLastExpressDecision} still undecided when the last express order was decided`,
+        ]
+      : []),
+    `  express p95 with the backlog / alone: ${expressP95.ratio}x (goal at most ${expressP95.goal}x: ${verdict(expressP95.met)})`,
+    `  standard orders/s with the backlog / alone: ${standardThroughput.ratio}x (goal at least ${standardThroughput.goal}x: ${verdict(standardThroughput.met)})`,
+  ].join('\n');
 }

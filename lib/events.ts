@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { orderIdSchema, orderItemSchema, shippingAddressSchema } from './order-schema.js';
+import { orderIdSchema, orderItemSchema, shippingAddressSchema, shippingSpeedSchema } from './order-schema.js';
 
 // Every message on the order events topic is one of these, JSON in the message body, with its
 // type also in the `eventType` message attribute so that subscriptions can filter on it.
@@ -23,6 +23,8 @@ export const orderPlacedSchema = z.object({
     customerId: z.string(),
     items: z.array(orderItemSchema).check(z.minLength(1)),
     shippingAddress: shippingAddressSchema,
+    /** Left out by events published before the express lane: standard. */
+    shippingSpeed: z.optional(shippingSpeedSchema),
   }),
 });
 

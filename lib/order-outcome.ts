@@ -18,6 +18,7 @@ import {
   type PaymentResult,
   secondsAfter,
   type ShippingResult,
+  shippingSpeedOf,
   type StoredOrder,
   sweepShardOf,
   toOrderRecord,
@@ -232,7 +233,8 @@ export function skippedForCancellation(order: OrderRecord, participant: Particip
 export async function publishOutcome(order: OrderRecord, publish: typeof publishOrderEvent = publishOrderEvent): Promise<void> {
   const event = outcomeEventOf(order);
   if (!event) throw new Error(`Order ${order.orderId} is ${order.status} without an outcome to publish`);
-  await publish(event);
+  // In the order's lane, as its OrderPlaced was: an express order's follow-ups do not queue behind standard ones.
+  await publish(event, shippingSpeedOf(order));
 }
 
 /**

@@ -91,6 +91,15 @@ export const paymentSchema = z.strictObject({
 // digits (across its dashes) would sometimes look like one and lock its customer out.
 export const customerIdSchema = z.string().check(z.regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 visible ASCII characters'));
 
+/**
+ * How fast the customer wants the parcel. An express order's events take the express lane: a queue
+ * of their own per consumer, with its own concurrency, so a backlog of standard orders does not
+ * hold them up (docs/architecture.md, "The express lane"). Standard when left out.
+ */
+export const SHIPPING_SPEEDS = ['standard', 'express'] as const;
+export type ShippingSpeed = (typeof SHIPPING_SPEEDS)[number];
+export const shippingSpeedSchema = z.enum(SHIPPING_SPEEDS);
+
 export const orderRequestSchema = z.strictObject({
   items: z.array(orderItemSchema).check(
     z.minLength(1, 'must hold at least one item'),
@@ -99,6 +108,7 @@ export const orderRequestSchema = z.strictObject({
   ),
   payment: paymentSchema,
   shippingAddress: shippingAddressSchema,
+  shippingSpeed: z.optional(shippingSpeedSchema),
 });
 
 export type OrderRequest = z.infer<typeof orderRequestSchema>;

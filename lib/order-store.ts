@@ -12,6 +12,7 @@ import {
   PARTICIPANTS,
   type Participant,
   type ShippingAddress,
+  type ShippingSpeed,
   maskToken,
 } from './order-schema.js';
 import { storePaymentToken } from './payment-tokens.js';
@@ -62,6 +63,11 @@ export interface StoredOrder extends ParticipantResults {
   shippingAddress: ShippingAddress;
   paymentTokenMasked: string;
   createdAt: string;
+  /**
+   * Only on an express order: a standard order's item stays as it was before the express lane, and
+   * its size (one write unit a write: docs/dynamodb-costs.md) with it.
+   */
+  shippingSpeed?: 'express';
   /**
    * The customer's cancellation (POST /orders/{orderId}/cancel), written once, and only while the
    * parcel is not dispatched and no participant has rejected the order. It decides the order
@@ -165,14 +171,26 @@ export function missingFollowUps(order: StoredOrder): string[] {
  * OrderPlaced as the order API published it: rebuilt from the order item (same eventId, same
  * occurredAt), so that the sweep can publish the very same event again without storing it.
  */
-export function placedEventOf(order: Pick<StoredOrder, 'orderId' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt'>): OrderPlaced {
+export function placedEventOf(
+  order: Pick<StoredOrder, 'orderId' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt' | 'shippingSpeed'>,
+): OrderPlaced {
   return {
     eventId: eventIdOf(order.orderId, 'OrderPlaced'),
     eventType: 'OrderPlaced',
     orderId: order.orderId,
     occurredAt: order.createdAt,
-    data: { customerId: order.customerId, items: order.items, shippingAddress: order.shippingAddress },
+    data: {
+      customerId: order.customerId,
+      items: order.items,
+      shippingAddress: order.shippingAddress,
+      shippingSpeed: shippingSpeedOf(order),
+    },
   };
+}
+
+/** An order's shipping speed: standard unless its item says express. */
+export function shippingSpeedOf(order: Pick<StoredOrder, 'shippingSpeed'>): ShippingSpeed {
+  return order.shippingSpeed === 'express' ? 'express' : 'standard';
 }
 
 function formatAmount(cents: number): string {
@@ -273,7 +291,7 @@ export function secondsAfter(at: Date, seconds: number): string {
 export type OrderView = Pick<
   OrderRecord,
   'orderId' | 'status' | 'reason' | 'customerId' | 'items' | 'shippingAddress' | 'createdAt' | 'updatedAt' | 'decidedAt' | 'stages'
-> & { payment: { token: string } };
+> & { payment: { token: string }; shippingSpeed: ShippingSpeed };
 
 export type CreateOrderResult =
   | { outcome: 'created'; order: OrderRecord }
@@ -281,9 +299,14 @@ export type CreateOrderResult =
   /** The caller used this Idempotency-Key for a different order body: the earlier order's id. */
   | { outcome: 'key-reused'; orderId: string };
 
-/** What a client sent, as one hash: tells a retry from a different order under the same key. */
+/**
+ * What a client sent, as one hash: tells a retry from a different order under the same key. An
+ * explicit `"shippingSpeed": "standard"` is the default spelled out: the same order as without it.
+ */
 function fingerprint(request: OrderRequest): string {
-  return createHash('sha256').update(JSON.stringify(request)).digest('hex');
+  const { shippingSpeed, ...rest } = request;
+  const canonical = shippingSpeed === 'express' ? request : rest;
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
 /** A fresh order id: random and time-ordered (UUIDv7), so nobody can derive one from what they know. */
@@ -370,6 +393,7 @@ export async function storeNewOrder(
     shippingAddress: request.shippingAddress,
     paymentTokenMasked: maskToken(request.payment.token),
     createdAt: now.toISOString(),
+    ...(request.shippingSpeed === 'express' ? { shippingSpeed: 'express' as const } : {}),
     sweepShard: sweepShardOf(orderId),
     sweepDueAt: secondsAfter(now, config.orderSweepAfterSeconds()),
     sweepAttempts: 0,
@@ -407,6 +431,7 @@ export function toOrderView(order: OrderRecord): OrderView {
     customerId: order.customerId,
     items: order.items,
     shippingAddress: order.shippingAddress,
+    shippingSpeed: shippingSpeedOf(order),
     payment: { token: order.paymentTokenMasked },
     createdAt: order.createdAt,
     updatedAt: order.updatedAt,

@@ -17,6 +17,7 @@ import { seededRandom, sleep, writeOutages } from '../lib/fault-injection.js';
 import { missingFollowUps, type OrderRecord, type StoredOrder, toOrderRecord } from '../lib/order-store.js';
 import { parseOrderEvent } from '../lib/queue-consumer.js';
 import { clientConfig } from './emulators.js';
+import { queueLabel } from './queue-consumers.js';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './runtime.js';
 import { SAMPLE_ADDRESS } from './sample-order.js';
 
@@ -132,11 +133,12 @@ const TOKENS = ['tok_visa', 'tok_decline', 'tok_flaky'] as const;
 
 type OrderItems = Array<{ sku: string; quantity: number }>;
 
-/** An order the run will place: its Idempotency-Key, its lines and its card token. */
+/** An order the run will place: its Idempotency-Key, its lines, its card token and whether it ships express. */
 interface OrderPlan {
   key: string;
   items: OrderItems;
   token: string;
+  express: boolean;
 }
 
 interface PlacedOrder {
@@ -145,9 +147,15 @@ interface PlacedOrder {
   token: string;
 }
 
-/** A queue consumer as the pipeline's template has it, with the dead-letter queue the run accounts for. */
+/**
+ * A queue consumer's queue as the pipeline's template has it (each consumer has a standard and an
+ * express one), with the dead-letter queue the run accounts for.
+ */
 interface ChaosConsumer {
+  /** The function's name: what its log lines are counted under. */
   name: string;
+  /** The queue's: `inventory`, `inventory express`. */
+  label: string;
   url: string;
   dlqUrl: string;
   queueName: string;
@@ -391,7 +399,13 @@ async function setUp(lab: ChaosLab): Promise<ChaosRun> {
   // The queue consumers, as the pipeline's template has them; each with a dead-letter queue.
   const consumers = lab.pipeline.consumers.map((consumer): ChaosConsumer => {
     if (!consumer.deadLetterQueueUrl) throw new Error(`${consumer.name}: its queue has no dead-letter queue`);
-    return { name: consumer.name, url: consumer.queueUrl, dlqUrl: consumer.deadLetterQueueUrl, queueName: consumer.queueName };
+    return {
+      name: consumer.name,
+      label: queueLabel(consumer),
+      url: consumer.queueUrl,
+      dlqUrl: consumer.deadLetterQueueUrl,
+      queueName: consumer.queueName,
+    };
   });
   const tables = { orders: table('OrdersTable'), inventory: table('InventoryTable') };
 
@@ -423,7 +437,9 @@ function planOrders(lab: ChaosLab, plentiful: string[], scarce: string): OrderPl
     if (random() < 0.4) skus.push(plentiful[(first + 1) % plentiful.length]!);
     if (random() < 0.08) skus.push(scarce);
     const items = skus.map((sku) => ({ sku, quantity: sku === scarce ? 1 : 1 + Math.floor(random() * 3) }));
-    return { key: `chaos-${lab.runId}-${index}`, items, token };
+    // Every fifth order ships express, so the express lanes' queues take faults too (not drawn:
+    // the seed's other decisions stay what they were).
+    return { key: `chaos-${lab.runId}-${index}`, items, token, express: index % 5 === 4 };
   });
 }
 
@@ -432,7 +448,7 @@ async function sendPoison(lab: ChaosLab, consumers: ChaosConsumer[]): Promise<Se
   const poisonBodies = new Set<string>();
   for (const consumer of consumers) {
     for (let index = 0; index < lab.options.poisonPerQueue; index++) {
-      const marker = `chaos-poison-${lab.runId}-${consumer.name}-${index}`;
+      const marker = `chaos-poison-${lab.runId}-${consumer.label.replace(' ', '-')}-${index}`;
       const variants = [
         `${marker}: not JSON at all`,
         JSON.stringify({ chaosPoison: marker, eventType: 'OrderPlaced' }),
@@ -516,6 +532,7 @@ async function postOrder(
     items: plan.items,
     payment: { token: plan.token },
     shippingAddress: { ...SAMPLE_ADDRESS },
+    ...(plan.express ? { shippingSpeed: 'express' } : {}),
   });
   let orderId: string | undefined;
   let storedId: string | undefined;
@@ -590,7 +607,7 @@ async function drain(run: ChaosRun, placed: PlacedOrders, label: string): Promis
       const counts = countOrders(placed.ids, orders);
       progress(
         `chaos: ${label} ${waited} s: CONFIRMED ${counts.CONFIRMED}, CANCELLED ${counts.CANCELLED}, PENDING ${counts.PENDING}, unfinished ${unfinished}; ` +
-          consumers.map((consumer, i) => `${consumer.name} ${depths[i]!.visible} visible/${depths[i]!.inFlight} in flight`).join(', '),
+          consumers.map((consumer, i) => `${consumer.label} ${depths[i]!.visible} visible/${depths[i]!.inFlight} in flight`).join(', '),
       );
     }
     if (quietFor >= 3) return { quiet: true, waitedSeconds: waited };
@@ -714,7 +731,7 @@ async function accountDlqs(run: ChaosRun): Promise<DlqAccount[]> {
       scanVisibilitySeconds: 10,
     });
     const account: DlqAccount = {
-      consumer: consumer.name,
+      consumer: consumer.label,
       messages: report.messages.length,
       poisonSent: run.options.poisonPerQueue,
       poison: 0,
@@ -783,21 +800,25 @@ function accountFaultsAndDuplicates(
 ): Pick<ChaosResult, 'faultsFired' | 'duplicates'> {
   const { consumers } = run;
   const { eventSources } = run.pipeline.invocationStats();
+  // Counted per function (its log lines), whichever of its queues the invocation came from.
+  const functionNames = [...new Set(consumers.map((consumer) => consumer.name))];
   const faultsFired = {
     crashedInvocations: logs.crashes,
-    timedOutInvocations: consumers.reduce((sum, consumer) => sum + (logs.timeouts.get(consumer.name) ?? 0), 0),
+    timedOutInvocations: functionNames.reduce((sum, name) => sum + (logs.timeouts.get(name) ?? 0), 0),
     failedRecords: consumers.reduce((sum, consumer) => sum + (eventSources[consumer.queueName]?.failedRecords ?? 0), 0),
     publish503s: placement.retriedAfter503,
   };
   const byConsumer = Object.fromEntries(
-    consumers.map((consumer) => {
-      const source = eventSources[consumer.queueName];
+    functionNames.map((name) => {
+      const sources = consumers.filter((consumer) => consumer.name === name).map((consumer) => eventSources[consumer.queueName]);
+      const sum = (pick: (source: (typeof sources)[number]) => number | undefined) =>
+        sources.reduce((total, source) => total + (pick(source) ?? 0), 0);
       return [
-        consumer.name,
+        name,
         {
-          deliberate: source?.duplicatedRecords ?? 0,
-          redelivered: source?.redeliveredRecords ?? 0,
-          idempotencyHits: logs.idempotencyHits.get(consumer.name) ?? 0,
+          deliberate: sum((source) => source?.duplicatedRecords),
+          redelivered: sum((source) => source?.redeliveredRecords),
+          idempotencyHits: logs.idempotencyHits.get(name) ?? 0,
         },
       ];
     }),

@@ -21,6 +21,24 @@ export interface QueueConsumer {
   deadLetterQueueName: string | undefined;
   /** The `eventType` values its subscription's filter policy lets through; empty if none filters. */
   eventTypes: string[];
+  /**
+   * Which of the function's queues this is: `express` for the one its subscription fills with the
+   * express orders' events (filter `lane: ["express"]`), `standard` for the other.
+   */
+  lane: Lane;
+}
+
+export type Lane = 'standard' | 'express';
+
+/** The lane a subscription's filter policy selects: a `lane` key listing only names is that lane. */
+function laneOfFilter(filter: Record<string, unknown> | undefined): Lane {
+  const lane = filter?.lane;
+  return Array.isArray(lane) && lane.length > 0 && lane.every((value) => value === 'express') ? 'express' : 'standard';
+}
+
+/** How the tools name a consumer's queue: `inventory`, or `inventory express` for its express lane. */
+export function queueLabel(consumer: Pick<QueueConsumer, 'name' | 'lane'>): string {
+  return consumer.lane === 'standard' ? consumer.name : `${consumer.name} ${consumer.lane}`;
 }
 
 type Expression = unknown;
@@ -42,8 +60,9 @@ function literalName(template: CfnTemplate, id: string, property: string): strin
 }
 
 /**
- * Every queue consumer of the template, by name. `stackName` (<service>-<stage>) is how the
- * function names begin: the rest is the function's key.
+ * Every queue consumer of the template, by name, one per event source mapping: a function with a
+ * standard and an express queue is there twice, standard first. `stackName` (<service>-<stage>) is
+ * how the function names begin: the rest is the function's key.
  */
 export function queueConsumers(template: CfnTemplate, stackName: string): QueueConsumer[] {
   const subscriptions = Object.values(template.Resources).filter((resource) => resource.Type === 'AWS::SNS::Subscription');
@@ -60,7 +79,8 @@ export function queueConsumers(template: CfnTemplate, stackName: string): QueueC
     const redrive = template.Resources[queueId]!.Properties?.RedrivePolicy as { deadLetterTargetArn?: Expression } | undefined;
     const deadLetterQueueId = redrive ? targetOf(redrive.deadLetterTargetArn) : undefined;
     const subscription = subscriptions.find((resource) => targetOf(resource.Properties?.Endpoint) === queueId);
-    const filter = (subscription?.Properties?.FilterPolicy as { eventType?: unknown } | undefined)?.eventType;
+    const filterPolicy = subscription?.Properties?.FilterPolicy as Record<string, unknown> | undefined;
+    const filter = filterPolicy?.eventType;
     consumers.push({
       name: functionName.slice(stackName.length + 1),
       functionId,
@@ -70,9 +90,11 @@ export function queueConsumers(template: CfnTemplate, stackName: string): QueueC
       queueName: literalName(template, queueId, 'QueueName'),
       deadLetterQueueName: deadLetterQueueId ? literalName(template, deadLetterQueueId, 'QueueName') : undefined,
       eventTypes: Array.isArray(filter) ? filter.map(String) : [],
+      lane: laneOfFilter(filterPolicy),
     });
   }
-  return consumers.sort((a, b) => a.name.localeCompare(b.name));
+  const laneOrder = (consumer: QueueConsumer) => (consumer.lane === 'standard' ? 0 : 1);
+  return consumers.sort((a, b) => a.name.localeCompare(b.name) || laneOrder(a) - laneOrder(b));
 }
 
 /** The keys in serverless.yml of every function of the template, sorted. */

@@ -59,7 +59,8 @@ export interface LocalPipelineOptions {
   scheduleScale?: number;
   /**
    * Execution environments (worker threads) per function; 5 by default, and never fewer than an
-   * SQS mapping's MaximumConcurrency. Beyond it, invocations wait for a free environment.
+   * function's SQS mappings' MaximumConcurrency together (a consumer's standard and express queues
+   * each have their own). Beyond it, invocations wait for a free environment.
    */
   maxEnvironmentsPerFunction?: number;
   /** Put local/seed-data.json into its tables; true by default. */
@@ -78,6 +79,12 @@ export interface LocalPipelineOptions {
    * LOCAL_DUPLICATE_DELIVERY_RATE in environmentOverrides sets it for that function alone.
    */
   duplicateDeliveryRate?: number;
+  /**
+   * Queues (by name) whose event source mapping starts disabled, as a mapping deployed with
+   * Enabled: false: nothing is received from them until `enableEventSources` turns them on, as
+   * UpdateEventSourceMapping would. What a test uses to let a backlog build.
+   */
+  disabledEventSources?: string[];
   /** No output at all (tests). */
   quiet?: boolean;
   /** Where output lines go; stdout/stderr by default. */
@@ -117,6 +124,8 @@ export interface LocalPipeline {
   stop(): Promise<void>;
   /** With countRequests: the counts, and the emulators' own endpoints (traffic there is not counted). */
   requestCounter?: RequestCounter;
+  /** Starts the mappings of these queues (by name) that started disabled (disabledEventSources). */
+  enableEventSources(queueNames: string[]): void;
 }
 
 /**
@@ -249,10 +258,14 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => http.close());
 
+    const disabled = new Set(options.disabledEventSources ?? []);
     for (const poller of pollers) {
       if (options.duplicateDeliveryRate !== undefined) poller.setDuplicateDeliveryRate(options.duplicateDeliveryRate);
-      poller.start();
+      if (!disabled.has(queueName(poller.mapping.queueArn))) poller.start();
     }
+    const enableEventSources = (queueNames: string[]) => {
+      for (const poller of pollers) if (queueNames.includes(queueName(poller.mapping.queueArn))) poller.start();
+    };
     const status = startLocalStatus({
       fauxqs: emulators.fauxqs,
       queues: resources.queues,
@@ -300,6 +313,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
         eventSources: Object.fromEntries(pollers.map((poller) => [queueName(poller.mapping.queueArn), poller.stats()])),
       }),
       stop: () => (stopping ??= stopAll()),
+      enableEventSources,
       ...(requestCounter ? { requestCounter } : {}),
     };
   } catch (error) {
@@ -505,6 +519,12 @@ async function sqsPollers(
   const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
   const pollers: SqsPoller[] = [];
   const refused: Array<{ mappingId: string; refusal: MappingRefusal }> = [];
+  /**
+   * The environments each function needs: the sum of its mappings' concurrency. A consumer's
+   * express queue has its own mapping, and its invocations must not wait for an environment the
+   * standard queue's backlog holds (on AWS both draw on the account's concurrency alike).
+   */
+  const environmentsNeeded = new Map<LambdaFunction, number>();
   for (const [id, resource] of resolver.resources('AWS::Lambda::EventSourceMapping')) {
     const properties = resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>;
     if (properties.Enabled === false) continue;
@@ -540,7 +560,7 @@ async function sqsPollers(
       scaling.MaximumConcurrency !== undefined
         ? Number(scaling.MaximumConcurrency)
         : Math.min(DEFAULT_SQS_CONCURRENCY, reserved === undefined ? Infinity : Number(reserved));
-    fn.allowEnvironments(maximumConcurrency);
+    environmentsNeeded.set(fn, (environmentsNeeded.get(fn) ?? 0) + Math.max(1, maximumConcurrency));
     pollers.push(
       new SqsPoller(
         {
@@ -562,6 +582,7 @@ async function sqsPollers(
     );
   }
   if (refused.length > 0) throw new EventSourceMappingRefused(refused);
+  for (const [fn, environments] of environmentsNeeded) fn.allowEnvironments(environments);
   return pollers;
 }
 

@@ -163,7 +163,7 @@ async function main(): Promise<void> {
       pipeline.queueType === 'fifo'
         ? '  Queues:    FIFO: one message group per order, deduplicated by event id for 5 minutes (npm start without --fifo: standard)'
         : '  Queues:    standard: at-least-once, any order (npm start -- --fifo, or LOCAL_QUEUE_TYPE=fifo: the FIFO variant)',
-      `  Consumers: ${pipeline.consumers.map((consumer) => consumer.name).join(', ') || '(none)'}   (resources/consumers.cjs)`,
+      `  Consumers: ${[...new Set(pipeline.consumers.map((consumer) => consumer.name))].join(', ') || '(none)'}   (resources/consumers.cjs; each reads a standard and an express queue)`,
       `  State:     ${runtimeStatePath()}   (npm run status, redrive and token read it)`,
       '',
       'Place an order as customer cus_1 (the routes under /orders want a token: npm run token -- --customer <id>):',

@@ -22,8 +22,24 @@ const DECLARATION_KEYS = [
   'batchSize',
   'batchWindowSeconds',
   'maximumConcurrency',
+  'expressMaximumConcurrency',
   'memorySize',
 ];
+/**
+ * The lanes every consumer has, a queue each (docs/architecture.md, "The express lane"). The
+ * publisher names an order's lane in the `lane` message attribute (lib/order-events-topic.ts).
+ */
+const LANES = ['standard', 'express'];
+/**
+ * Which lane's subscription takes a message, on its `lane` attribute. Standard takes everything
+ * that is not express, a message without the attribute too (published by hand, or before the
+ * lanes): SNS matches `anything-but` only on an attribute that is there, so `exists: false` is
+ * the second condition of the same key (OR). No message matches neither subscription, nor both.
+ */
+const LANE_FILTERS = {
+  standard: [{ 'anything-but': ['express'] }, { exists: false }],
+  express: ['express'],
+};
 /**
  * A consumer's memory when its declaration names none: measured peaks are under 70 MB, and a
  * consumer mostly waits on I/O, so its cost follows its memory (docs/decisions.md, "Lambda memory
@@ -109,6 +125,11 @@ function consumers(declared = declarations, queueType = 'standard') {
       refuse(name, 'batchWindowSeconds is a whole number from 0 to 300');
     if (declaration.maximumConcurrency !== undefined && !isWholeNumber(declaration.maximumConcurrency, 2, 1000))
       refuse(name, 'maximumConcurrency is a whole number from 2 to 1000');
+    if (declaration.expressMaximumConcurrency !== undefined && !isWholeNumber(declaration.expressMaximumConcurrency, 2, 1000))
+      refuse(name, 'expressMaximumConcurrency is a whole number from 2 to 1000');
+    // Its express lane's logical ids (InventoryExpressQueue) would be another consumer's own.
+    if (name.endsWith('Express') && Object.hasOwn(declared, name.slice(0, -'Express'.length)))
+      refuse(name, `its resources would take the names of ${name.slice(0, -'Express'.length)}'s express lane: choose another name`);
     if (declaration.memorySize !== undefined && !isWholeNumber(declaration.memorySize, 128, 10240))
       refuse(name, 'memorySize is a whole number of MB from 128 to 10240');
     if (queueType === 'fifo') {
@@ -118,25 +139,42 @@ function consumers(declared = declarations, queueType = 'standard') {
         refuse(name, 'batchWindowSeconds: Lambda supports no batching window on a FIFO queue (queueType=fifo)');
     }
     const id = logicalName(name);
+    const lanes = LANES.map((lane) => laneOf(name, id, lane, queueType));
     return {
       ...declaration,
       name,
       publishes,
       participant,
       queueType,
-      queueName: `${NAME_PREFIX}${name}${nameSuffix(queueType)}`,
-      deadLetterQueueName: `${NAME_PREFIX}${name}-dlq${nameSuffix(queueType)}`,
+      // The standard lane's names at the top, as before the lanes; every lane's in `lanes`.
+      ...lanes[0],
+      lanes,
       functionId: `${id}LambdaFunction`,
       logGroupId: `${id}LogGroup`,
       roleId: `${id}Role`,
-      queueId: `${id}Queue`,
-      deadLetterQueueId: `${id}DeadLetterQueue`,
-      queuePolicyId: `${id}QueuePolicy`,
-      deadLetterQueuePolicyId: `${id}DeadLetterQueuePolicy`,
-      subscriptionId: `${id}Subscription`,
       id,
     };
   });
+}
+
+/**
+ * A consumer's queue, dead-letter queue, their policies and subscription in one lane: the standard
+ * lane's keep the names they had before the lanes (inventory, InventoryQueue), the express lane's
+ * add `-express` and `Express` (inventory-express, InventoryExpressQueue).
+ */
+function laneOf(name, id, lane, queueType) {
+  const queue = lane === 'standard' ? name : `${name}-${lane}`;
+  const laneId = lane === 'standard' ? id : `${id}${logicalName(lane)}`;
+  return {
+    lane,
+    queueName: `${NAME_PREFIX}${queue}${nameSuffix(queueType)}`,
+    deadLetterQueueName: `${NAME_PREFIX}${queue}-dlq${nameSuffix(queueType)}`,
+    queueId: `${laneId}Queue`,
+    deadLetterQueueId: `${laneId}DeadLetterQueue`,
+    queuePolicyId: `${laneId}QueuePolicy`,
+    deadLetterQueuePolicyId: `${laneId}DeadLetterQueuePolicy`,
+    subscriptionId: `${laneId}Subscription`,
+  };
 }
 
 const getAtt = (id, attribute) => ({ 'Fn::GetAtt': [id, attribute] });
@@ -155,15 +193,21 @@ function denyInsecureTransport(queueId) {
 }
 
 /**
- * A consumer's event source mapping. On FIFO queues no batching window (AWS refuses one), and the
- * batchSize param must fit FIFO's 10, which only the resolved param shows: checked in `functions`.
+ * A consumer's event source mapping for one lane's queue. On FIFO queues no batching window (AWS
+ * refuses one), and the batchSize param must fit FIFO's 10, which only the resolved param shows:
+ * checked in `functions`. Each lane has its own concurrency, so a standard backlog never takes the
+ * express lane's invocations (and the express lane never more than its own from the standard one).
  */
-function sqsEvent(consumer) {
+function sqsEvent(consumer, lane) {
+  const maximumConcurrency =
+    lane.lane === 'express'
+      ? (consumer.expressMaximumConcurrency ?? '${param:expressMaximumConcurrency}')
+      : (consumer.maximumConcurrency ?? '${param:maximumConcurrency}');
   return {
-    arn: getAtt(consumer.queueId, 'Arn'),
+    arn: getAtt(lane.queueId, 'Arn'),
     batchSize: consumer.batchSize ?? '${param:batchSize}',
     ...(consumer.queueType === 'fifo' ? {} : { maximumBatchingWindow: consumer.batchWindowSeconds ?? '${param:batchWindowSeconds}' }),
-    maximumConcurrency: consumer.maximumConcurrency ?? '${param:maximumConcurrency}',
+    maximumConcurrency,
     functionResponseType: 'ReportBatchItemFailures',
   };
 }
@@ -209,20 +253,20 @@ function functionsFor(all) {
           // An attempt still running after twice this is dead: its stock marker may be taken over (lib/inventory.ts).
           CONSUMER_TIMEOUT_SECONDS: '${self:custom.consumerTimeoutSeconds}',
         },
-        events: [{ sqs: sqsEvent(consumer) }],
+        events: consumer.lanes.map((lane) => ({ sqs: sqsEvent(consumer, lane) })),
       },
     ]),
   );
 }
 
-/** A consumer's queue, dead-letter queue, their policies and its subscription. */
-function messaging(consumer) {
-  const { queueId, deadLetterQueueId } = consumer;
+/** A consumer's queue, dead-letter queue, their policies and its subscription, in one lane. */
+function messaging(consumer, lane) {
+  const { queueId, deadLetterQueueId } = lane;
   return {
     [deadLetterQueueId]: {
       Type: 'AWS::SQS::Queue',
       Properties: {
-        QueueName: consumer.deadLetterQueueName,
+        QueueName: lane.deadLetterQueueName,
         ...deadLetterQueueProperties(consumer.queueType),
         SqsManagedSseEnabled: true,
         // 14 days, the SQS maximum: time to look at a poison message and redrive it.
@@ -231,14 +275,14 @@ function messaging(consumer) {
         // its name: a GetAtt would close a cycle with that queue's RedrivePolicy, which names this one.
         RedriveAllowPolicy: {
           redrivePermission: 'byQueue',
-          sourceQueueArns: [{ 'Fn::Sub': `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${consumer.queueName}` }],
+          sourceQueueArns: [{ 'Fn::Sub': `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${lane.queueName}` }],
         },
       },
     },
     [queueId]: {
       Type: 'AWS::SQS::Queue',
       Properties: {
-        QueueName: consumer.queueName,
+        QueueName: lane.queueName,
         ...sourceQueueProperties(consumer.queueType),
         SqsManagedSseEnabled: true,
         VisibilityTimeout: '${self:custom.queueVisibilityTimeoutSeconds}',
@@ -251,7 +295,7 @@ function messaging(consumer) {
       },
     },
     // Only the order events topic may send to the queue, and only over TLS.
-    [consumer.queuePolicyId]: {
+    [lane.queuePolicyId]: {
       Type: 'AWS::SQS::QueuePolicy',
       Properties: {
         Queues: [ref(queueId)],
@@ -271,14 +315,14 @@ function messaging(consumer) {
         },
       },
     },
-    [consumer.deadLetterQueuePolicyId]: {
+    [lane.deadLetterQueuePolicyId]: {
       Type: 'AWS::SQS::QueuePolicy',
       Properties: {
         Queues: [ref(deadLetterQueueId)],
         PolicyDocument: { Version: '2012-10-17', Statement: [denyInsecureTransport(deadLetterQueueId)] },
       },
     },
-    [consumer.subscriptionId]: {
+    [lane.subscriptionId]: {
       Type: 'AWS::SNS::Subscription',
       Properties: {
         TopicArn: ref('OrderEventsTopic'),
@@ -287,7 +331,7 @@ function messaging(consumer) {
         // The queue gets the published message itself, not the SNS envelope around it.
         RawMessageDelivery: true,
         FilterPolicyScope: 'MessageAttributes',
-        FilterPolicy: { eventType: [...consumer.eventTypes] },
+        FilterPolicy: { eventType: [...consumer.eventTypes], lane: LANE_FILTERS[lane.lane] },
       },
     },
   };
@@ -346,7 +390,7 @@ function role(consumer) {
                     ref('AWS::NoValue'),
                   ],
                 },
-                // Receive, delete and back off (ChangeMessageVisibility) its own queue's records.
+                // Receive, delete and back off (ChangeMessageVisibility) its own queues' records.
                 {
                   Effect: 'Allow',
                   Action: [
@@ -356,7 +400,7 @@ function role(consumer) {
                     'sqs:GetQueueUrl',
                     'sqs:ChangeMessageVisibility',
                   ],
-                  Resource: getAtt(consumer.queueId, 'Arn'),
+                  Resource: consumer.lanes.map((lane) => getAtt(lane.queueId, 'Arn')),
                 },
                 ...Object.entries(consumer.tables).map(([table, actions]) => ({
                   Effect: 'Allow',
@@ -383,14 +427,19 @@ function resources(context, declared = declarations) {
 
 function resourcesFor(all) {
   return {
-    Resources: Object.assign({}, ...all.flatMap((consumer) => [messaging(consumer), role(consumer)])),
+    Resources: Object.assign(
+      {},
+      ...all.flatMap((consumer) => [...consumer.lanes.map((lane) => messaging(consumer, lane)), role(consumer)]),
+    ),
     Outputs: Object.fromEntries(
-      all.flatMap((consumer) => [
-        [`${consumer.queueId}Url`, { Value: ref(consumer.queueId) }],
-        [`${consumer.deadLetterQueueId}Url`, { Value: ref(consumer.deadLetterQueueId) }],
-      ]),
+      all.flatMap((consumer) =>
+        consumer.lanes.flatMap((lane) => [
+          [`${lane.queueId}Url`, { Value: ref(lane.queueId) }],
+          [`${lane.deadLetterQueueId}Url`, { Value: ref(lane.deadLetterQueueId) }],
+        ]),
+      ),
     ),
   };
 }
 
-module.exports = { functions, resources, consumers, logicalName, tableVariable };
+module.exports = { functions, resources, consumers, logicalName, tableVariable, LANES, LANE_FILTERS };

@@ -1,6 +1,6 @@
 // The queue consumers, each declared once. serverless.yml turns every entry into its function,
 // queue, dead-letter queue, queue policies, filtered subscription to the order events topic, event
-// source mapping, IAM role, alarms, dashboard widgets and outputs (resources/consumer-resources.cjs
+// source mapping (one of each per lane: standard and express), IAM role, alarms, dashboard widgets and outputs (resources/consumer-resources.cjs
 // and resources/monitoring.cjs), and the local runtime and the tools find the consumers in the
 // packaged template. Adding one: docs/adding-a-consumer.md.
 //
@@ -21,10 +21,15 @@
 //                 `participant` option of its createQueueConsumer): may delete claim-check objects,
 //                 as the one whose result completes an order deletes its OrderPlaced object. Every
 //                 consumer may read them (resources/consumer-resources.cjs claimCheckStatements)
-//   batchSize, batchWindowSeconds, maximumConcurrency
+//   batchSize, batchWindowSeconds, maximumConcurrency, expressMaximumConcurrency
 //                 optional: this consumer's event source mapping settings instead of the params
-//                 of the same names (serverless.yml). With queueType=fifo: batchSize at most 10 and
-//                 no batchWindowSeconds, as AWS allows on FIFO queues (packaging refuses others)
+//                 of the same names (serverless.yml); expressMaximumConcurrency is its express
+//                 queue's mapping's. With queueType=fifo: batchSize at most 10 and no
+//                 batchWindowSeconds, as AWS allows on FIFO queues (packaging refuses others)
+//
+// Every consumer gets two queues, each with its dead-letter queue, subscription and mapping: the
+// standard lane (<service>-<stage>-<name>) and the express lane (<name>-express), which takes the
+// events of express orders (docs/architecture.md, "The express lane").
 //   memorySize    optional: MB, instead of the consumers' 256 (resources/consumer-resources.cjs)
 
 // What every saga participant needs besides its own tables: its result on the order item, written

@@ -8,7 +8,7 @@
 // CommonJS: osls loads a `${file()}` source with require(), and the project is ESM.
 'use strict';
 
-const { consumers, logicalName } = require('./consumer-resources.cjs');
+const { consumers, logicalName, LANES } = require('./consumer-resources.cjs');
 
 const NAME_PREFIX = '${self:service}-${sls:stage}-';
 const notify = { AlarmActions: [{ Ref: 'AlarmTopic' }], OKActions: [{ Ref: 'AlarmTopic' }] };
@@ -39,25 +39,26 @@ function alarm(name, description, namespace, metric, dimension, statistic, perio
  * failed tries), and a backlog whose oldest message waits too long (a consumer fallen behind, or
  * stopped).
  */
-function queueAlarms(consumer) {
+function queueAlarms(consumer, lane) {
   const queueName = (id) => ({ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } });
+  const named = laneLabel(consumer, lane);
   return {
-    [`${consumer.deadLetterQueueId}Alarm`]: alarm(
-      `${consumer.name}-dlq-not-empty`,
-      `Messages in the ${consumer.name} dead-letter queue; inspect and redrive them.`,
+    [`${lane.deadLetterQueueId}Alarm`]: alarm(
+      `${named.replace(' ', '-')}-dlq-not-empty`,
+      `Messages in the ${named} dead-letter queue; inspect and redrive them.`,
       'AWS/SQS',
       'ApproximateNumberOfMessagesVisible',
-      queueName(consumer.deadLetterQueueId),
+      queueName(lane.deadLetterQueueId),
       'Maximum',
       60,
       0,
     ),
-    [`${consumer.queueId}AgeAlarm`]: alarm(
-      `${consumer.name}-queue-backlog`,
-      `The oldest message in the ${consumer.name} queue waits longer than \${param:oldestMessageAgeAlarmSeconds} s.`,
+    [`${lane.queueId}AgeAlarm`]: alarm(
+      `${named.replace(' ', '-')}-queue-backlog`,
+      `The oldest message in the ${named} queue waits longer than \${param:oldestMessageAgeAlarmSeconds} s.`,
       'AWS/SQS',
       'ApproximateAgeOfOldestMessage',
-      queueName(consumer.queueId),
+      queueName(lane.queueId),
       'Maximum',
       60,
       '${param:oldestMessageAgeAlarmSeconds}',
@@ -117,17 +118,22 @@ function widget(x, y, width, title, settings, metrics) {
   };
 }
 
-/** Per consumer: its queue's depth, in-flight records, dead-letter queue depth and oldest message. */
-function queueWidget(consumer, x, y) {
-  const queue = `\${${consumer.queueId}.QueueName}`;
-  return widget(x, y, 8, `${consumer.name} queue`, { period: 60 }, [
+/** `inventory`, or `inventory express` for its express lane: how alarms and widgets name a queue. */
+function laneLabel(consumer, lane) {
+  return lane.lane === 'standard' ? consumer.name : `${consumer.name} ${lane.lane}`;
+}
+
+/** Per consumer and lane: its queue's depth, in-flight records, dead-letter queue depth and oldest message. */
+function queueWidget({ consumer, lane }, x, y) {
+  const queue = `\${${lane.queueId}.QueueName}`;
+  return widget(x, y, 8, `${laneLabel(consumer, lane)} queue`, { period: 60 }, [
     [SQS, 'ApproximateNumberOfMessagesVisible', 'QueueName', queue, { label: 'visible', stat: 'Maximum' }],
     [SQS, 'ApproximateNumberOfMessagesNotVisible', 'QueueName', queue, { label: 'in flight', stat: 'Maximum' }],
     [
       SQS,
       'ApproximateNumberOfMessagesVisible',
       'QueueName',
-      `\${${consumer.deadLetterQueueId}.QueueName}`,
+      `\${${lane.deadLetterQueueId}.QueueName}`,
       { label: 'DLQ depth', stat: 'Maximum' },
     ],
     [SQS, 'ApproximateAgeOfOldestMessage', 'QueueName', queue, { label: 'oldest message age (s)', stat: 'Maximum', yAxis: 'right' }],
@@ -135,15 +141,19 @@ function queueWidget(consumer, x, y) {
 }
 
 function dashboardBody(functionKeys, all) {
-  // Queue widgets three to a row, then every other widget below them.
-  const queueRows = Math.max(1, Math.ceil(all.length / 3));
+  // Queue widgets three to a row (each consumer's standard queues, then their express queues),
+  // then every other widget below them.
+  const queues = LANES.flatMap((name) =>
+    all.flatMap((consumer) => consumer.lanes.filter((lane) => lane.lane === name).map((lane) => ({ consumer, lane }))),
+  );
+  const queueRows = Math.max(1, Math.ceil(queues.length / 3));
   const top = queueRows * 6;
   const functionLines = (metric) =>
     functionKeys.map((key) => [LAMBDA, metric, 'FunctionName', `\${${logicalName(key)}LambdaFunction}`, { label: key }]);
   /** One line per consumer of a metric the consumers emit with their `consumer` dimension (lib/queue-consumer.ts). */
   const consumerLines = (metric, label) => all.map((c) => [APP, metric, 'service', SERVICE, 'consumer', c.name, { label: label(c.name) }]);
   const widgets = [
-    ...all.map((consumer, i) => queueWidget(consumer, (i % 3) * 8, Math.floor(i / 3) * 6)),
+    ...queues.map((queue, i) => queueWidget(queue, (i % 3) * 8, Math.floor(i / 3) * 6)),
     widget(0, top, 12, 'Invocations', { period: 60, stat: 'Sum' }, functionLines('Invocations')),
     widget(12, top, 12, 'Errors', { period: 60, stat: 'Sum' }, functionLines('Errors')),
     widget(0, top + 6, 12, 'Duration (p99, ms)', { period: 60, stat: 'p99' }, functionLines('Duration')),
@@ -198,7 +208,7 @@ async function resources({ resolveConfigurationProperty }) {
     );
   return {
     Resources: {
-      ...Object.assign({}, ...all.map(queueAlarms)),
+      ...Object.assign({}, ...all.flatMap((consumer) => consumer.lanes.map((lane) => queueAlarms(consumer, lane)))),
       ...Object.assign({}, ...functionKeys.map((key) => functionAlarms(key, consumerNames.has(key)))),
       Dashboard: {
         Type: 'AWS::CloudWatch::Dashboard',

@@ -16,13 +16,15 @@ import {
   UsageError,
   wholeNumber,
 } from './command-line.js';
+import type { Lane } from '../local/queue-consumers.js';
 import { consumerNamed, stackTarget } from './stack-target.js';
 
-// npm run redrive -- <consumer> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME]
+// npm run redrive -- <consumer> [--express] [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME]
 
-const usage = `usage: npm run redrive -- <consumer> [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME --region R]
+const usage = `usage: npm run redrive -- <consumer> [--express] [--max N] [--dry-run] [--skip-invalid] [--aws --stage NAME --region R]
   Moves messages from a queue consumer's dead-letter queue back to its queue (<consumer>: its
-  name, e.g. payment; the stack's template says which there are). Default target: the local
+  name, e.g. payment; the stack's template says which there are). --express: its express
+  queue's dead-letter queue, back to its express queue (the express lane). Default target: the local
   runtime started by \`npm start\`, on SQS_PORT if set, else where it says it listens
   (.cache/local-runtime.json); --aws targets a deployed stage with your AWS credentials (its
   consumers read from CloudFormation).
@@ -32,6 +34,8 @@ export interface RedriveCommandLine {
   help: boolean;
   /** The consumer whose dead-letter queue to redrive; checked against the stack's consumers once its template is read. */
   consumer: string | undefined;
+  /** Which of the consumer's queues: its express lane's with --express. */
+  lane: Lane;
   max: number | undefined;
   dryRun: boolean;
   skipInvalid: boolean;
@@ -44,6 +48,7 @@ export function parseRedriveArgs(args: string[]): RedriveCommandLine {
     allowPositionals: true,
     options: {
       help: { type: 'boolean', short: 'h', default: false },
+      express: { type: 'boolean', default: false },
       max: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       'skip-invalid': { type: 'boolean', default: false },
@@ -55,6 +60,7 @@ export function parseRedriveArgs(args: string[]): RedriveCommandLine {
   return {
     help: values.help,
     consumer,
+    lane: values.express ? 'express' : 'standard',
     max: wholeNumber('--max', values.max, { min: 1 }),
     dryRun: values['dry-run'],
     skipInvalid: values['skip-invalid'],
@@ -70,7 +76,7 @@ async function main(commandLine: RedriveCommandLine): Promise<void> {
   const { max, dryRun } = commandLine;
   const target = await stackTarget(commandLine.target);
   // The consumers are the stack's own: a name it lacks is refused like a bad flag (usage, exit 2).
-  const consumer = readCommandLine(usage, () => consumerNamed(target.consumers, commandLine.consumer));
+  const consumer = readCommandLine(usage, () => consumerNamed(target.consumers, commandLine.consumer, commandLine.lane));
   const deadLetterQueueName = consumer.deadLetterQueueName;
   if (deadLetterQueueName === undefined) throw new Error(`${consumer.queueName} has no dead-letter queue`);
   const urlOf = async (name: string) => {

@@ -2,7 +2,7 @@ import './aws-sdk-quiet.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { defaultTemplatePath } from '../local/package-stack.js';
-import { functionKeys, queueConsumers, type QueueConsumer } from '../local/queue-consumers.js';
+import { functionKeys, type Lane, queueConsumers, type QueueConsumer } from '../local/queue-consumers.js';
 import { localTarget } from '../local/runtime-state.js';
 import { readTemplate, type CfnTemplate } from '../local/template.js';
 import { type TargetFlags, UsageError } from './command-line.js';
@@ -92,11 +92,16 @@ export async function stackTarget(flags: TargetFlags, readDeployedTemplate = dep
   };
 }
 
-/** The consumer a command line names, of those the stack has; a UsageError names them all otherwise. */
-export function consumerNamed(consumers: QueueConsumer[], name: string | undefined): QueueConsumer {
-  const names = consumers.map((consumer) => consumer.name).join(', ');
+/**
+ * The consumer a command line names, in the lane it names (its standard queue unless --express),
+ * of those the stack has; a UsageError names them all otherwise.
+ */
+export function consumerNamed(consumers: QueueConsumer[], name: string | undefined, lane: Lane = 'standard'): QueueConsumer {
+  const names = [...new Set(consumers.map((consumer) => consumer.name))].join(', ');
   if (name === undefined) throw new UsageError(`which consumer? one of ${names}`);
-  const consumer = consumers.find((candidate) => candidate.name === name);
-  if (!consumer) throw new UsageError(`unknown consumer ${JSON.stringify(name)}: one of ${names}`);
+  const named = consumers.filter((candidate) => candidate.name === name);
+  if (named.length === 0) throw new UsageError(`unknown consumer ${JSON.stringify(name)}: one of ${names}`);
+  const consumer = named.find((candidate) => candidate.lane === lane);
+  if (!consumer) throw new UsageError(`consumer ${JSON.stringify(name)} has no ${lane} queue`);
   return consumer;
 }

@@ -15,9 +15,12 @@ function retryBudget(stage: string) {
   const { template } = packageStack({ stage });
   const payment = functionByKey(template, stage, 'payment');
   const base = Number(payment.resource.Properties?.Environment?.Variables?.RETRY_BACKOFF_BASE_SECONDS);
+  // Its standard queue and its express queue: the budget is the smaller of theirs (the same today).
   const mappings = eventSourceMappings(template).filter((m) => m.functionId === payment.id);
-  expect(mappings, 'the payment function reads one queue').toHaveLength(1);
-  const maxReceiveCount = Number(resource(template, mappings[0]!.queueId).Properties?.RedrivePolicy?.maxReceiveCount);
+  expect(mappings, 'the payment function reads its standard and its express queue').toHaveLength(2);
+  const maxReceiveCount = Math.min(
+    ...mappings.map((m) => Number(resource(template, m.queueId).Properties?.RedrivePolicy?.maxReceiveCount)),
+  );
   const delays = Array.from({ length: maxReceiveCount - 1 }, (_, index) => retryDelaySeconds(index + 1, base));
   return { base, maxReceiveCount, delays, budgetSeconds: delays.reduce((sum, delay) => sum + delay, 0) };
 }

@@ -46,12 +46,18 @@ describe('the FIFO variant (queueType=fifo)', () => {
 
   it('gives every consumer a FIFO queue in high throughput mode and a FIFO dead-letter queue, .fifo names both', () => {
     const consumers = queueConsumers(t, `order-pipeline-${fifo.stage}`);
-    expect(consumers.map((c) => c.name)).toEqual(['inventory', 'payment', 'shipping']);
+    // Each consumer's express lane is FIFO too.
+    expect(consumers.map((c) => `${c.name} ${c.lane}`)).toEqual([
+      'inventory standard',
+      'inventory express',
+      'payment standard',
+      'payment express',
+      'shipping standard',
+      'shipping express',
+    ]);
     for (const c of consumers) {
-      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([
-        `order-pipeline-${fifo.stage}-${c.name}.fifo`,
-        `order-pipeline-${fifo.stage}-${c.name}-dlq.fifo`,
-      ]);
+      const queue = `order-pipeline-${fifo.stage}-${c.name}${c.lane === 'express' ? '-express' : ''}`;
+      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([`${queue}.fifo`, `${queue}-dlq.fifo`]);
       expect(resource(t, c.queueId).Properties, c.name).toMatchObject({
         FifoQueue: true,
         ContentBasedDeduplication: false,
@@ -61,9 +67,7 @@ describe('the FIFO variant (queueType=fifo)', () => {
       const dlq = resource(t, deadLetterQueueOf(t, c.queueId)!).Properties!;
       expect(dlq.FifoQueue, `${c.name} DLQ`).toBe(true);
       // Only its own FIFO queue may redrive into it.
-      expect(JSON.stringify(dlq.RedriveAllowPolicy.sourceQueueArns), `${c.name} DLQ`).toContain(
-        `:order-pipeline-${fifo.stage}-${c.name}.fifo`,
-      );
+      expect(JSON.stringify(dlq.RedriveAllowPolicy.sourceQueueArns), `${c.name} DLQ`).toContain(`:${c.queueName}"`);
     }
   });
 
@@ -74,7 +78,7 @@ describe('the FIFO variant (queueType=fifo)', () => {
           .filter(([, r]) => r.Properties?.TopicArn?.Ref === 'OrderEventsTopic')
           .map(([id, r]) => [id, r.Properties]),
       );
-    expect(Object.keys(subscriptions(t))).toHaveLength(3);
+    expect(Object.keys(subscriptions(t))).toHaveLength(6);
     expect(subscriptions(t)).toEqual(subscriptions(standard.template));
     for (const [, properties] of Object.entries<Json>(subscriptions(t)))
       expect(properties).toMatchObject({ RawMessageDelivery: true, FilterPolicyScope: 'MessageAttributes' });
@@ -86,7 +90,7 @@ describe('the FIFO variant (queueType=fifo)', () => {
     for (const { id, properties } of mappings) {
       expect(properties.BatchSize, id).toBeLessThanOrEqual(10);
       expect(properties, id).not.toHaveProperty('MaximumBatchingWindowInSeconds');
-      expect(properties.ScalingConfig, id).toEqual({ MaximumConcurrency: 5 });
+      expect(properties.ScalingConfig, id).toEqual({ MaximumConcurrency: id.includes('Express') ? 2 : 5 });
       expect(properties.FunctionResponseTypes, id).toEqual(['ReportBatchItemFailures']);
     }
   });

@@ -35,11 +35,13 @@ describe('dead-letter queues', () => {
     expect(consumers.length).toBeGreaterThan(0);
     expect(consumers.map((c) => c.queueId).sort()).toEqual(sourceQueues(t).sort());
     for (const c of consumers) {
-      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([
-        `order-pipeline-${stack.stage}-${c.name}`,
-        `order-pipeline-${stack.stage}-${c.name}-dlq`,
-      ]);
+      // Each consumer twice: its standard queue, and its express lane's (`-express`).
+      const queue = `order-pipeline-${stack.stage}-${c.name}${c.lane === 'express' ? '-express' : ''}`;
+      expect([c.queueName, c.deadLetterQueueName], c.name).toEqual([queue, `${queue}-dlq`]);
     }
+    expect(consumers.map((c) => `${c.name} ${c.lane}`)).toEqual(
+      [...new Set(consumers.map((c) => c.name))].flatMap((name) => [`${name} standard`, `${name} express`]),
+    );
   });
 
   it('every source queue redrives to a dead-letter queue of its own after maxReceiveCount receives', () => {
@@ -135,6 +137,9 @@ describe('subscriptions', () => {
     InventoryQueue: ['OrderCancelled', 'OrderPlaced'],
     PaymentQueue: ['OrderCancelled', 'OrderPlaced'],
     ShippingQueue: ['OrderCancelled', 'OrderConfirmed', 'OrderPlaced'],
+    InventoryExpressQueue: ['OrderCancelled', 'OrderPlaced'],
+    PaymentExpressQueue: ['OrderCancelled', 'OrderPlaced'],
+    ShippingExpressQueue: ['OrderCancelled', 'OrderConfirmed', 'OrderPlaced'],
   };
 
   function queueSubscriptions() {
@@ -154,11 +159,34 @@ describe('subscriptions', () => {
     for (const s of subscriptions) expect(s.topic, s.id).toBe(orderEventsTopic(t));
   });
 
-  it('delivers raw messages, filtered on the eventType message attribute', () => {
+  it('delivers raw messages, filtered on the eventType and lane message attributes', () => {
     for (const s of queueSubscriptions()) {
       expect(s.properties.RawMessageDelivery, `${s.id} RawMessageDelivery`).toBe(true);
       expect(s.properties.FilterPolicyScope ?? 'MessageAttributes', `${s.id} FilterPolicyScope`).toBe('MessageAttributes');
-      expect(Object.keys(s.properties.FilterPolicy ?? {}), `${s.id} FilterPolicy keys`).toEqual(['eventType']);
+      expect(Object.keys(s.properties.FilterPolicy ?? {}), `${s.id} FilterPolicy keys`).toEqual(['eventType', 'lane']);
+    }
+  });
+
+  it("splits each consumer's events between its two queues on `lane`: express to one, everything else to the other", () => {
+    const laneFilter = (queue: string) => queueSubscriptions().find((s) => s.queue === queue)!.properties.FilterPolicy.lane;
+    for (const consumer of ['Inventory', 'Payment', 'Shipping']) {
+      expect(laneFilter(`${consumer}ExpressQueue`), consumer).toEqual(['express']);
+      // `anything-but` alone would drop a message with no lane attribute (SNS matches it only on
+      // an attribute that is there): `exists: false` takes those, so none matches neither queue.
+      expect(laneFilter(`${consumer}Queue`), consumer).toEqual([{ 'anything-but': ['express'] }, { exists: false }]);
+    }
+  });
+
+  it("gives each consumer's express queue its own mapping to the same function, with its own concurrency", () => {
+    const mappings = eventSourceMappings(t);
+    for (const consumer of ['Inventory', 'Payment', 'Shipping']) {
+      const [standard, express] = [`${consumer}Queue`, `${consumer}ExpressQueue`].map(
+        (queue) => mappings.find((m) => m.queueId === queue)!,
+      );
+      expect(express!.functionId).toBe(standard!.functionId);
+      expect(express!.properties.ScalingConfig).toEqual({ MaximumConcurrency: Number(stack.params.expressMaximumConcurrency) });
+      expect(standard!.properties.ScalingConfig).toEqual({ MaximumConcurrency: Number(stack.params.maximumConcurrency) });
+      expect(express!.properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     }
   });
 

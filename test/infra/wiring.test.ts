@@ -52,6 +52,7 @@ const OVERRIDES = {
   batchSize: 4,
   batchWindowSeconds: 3,
   maximumConcurrency: 6,
+  expressMaximumConcurrency: 3,
 };
 
 let dev: Packaged;
@@ -169,9 +170,10 @@ describe('params reaching the functions', () => {
       const packaged = { dev, local, overridden }[variant]!;
       const { template, params } = packaged;
       const mappings = eventSourceMappings(template);
-      expect(mappings).toHaveLength(CONSUMERS.length);
+      // Two per consumer: its standard queue's and its express queue's.
+      expect(mappings).toHaveLength(CONSUMERS.length * 2);
       const keys = new Map(lambdaFunctions(template, packaged.stage).map((fn) => [fn.id, fn.key]));
-      expect(mappings.map((m) => keys.get(m.functionId)).sort()).toEqual(CONSUMERS);
+      expect(mappings.map((m) => keys.get(m.functionId)).sort()).toEqual(CONSUMERS.flatMap((key) => [key, key]));
       for (const m of mappings) {
         expect(Number(resource(template, m.functionId).Properties?.Timeout), `${m.functionId} Timeout`).toBe(
           Number(params.consumerTimeoutSeconds),
@@ -182,7 +184,13 @@ describe('params reaching the functions', () => {
         expect(
           [m.properties.BatchSize, m.properties.MaximumBatchingWindowInSeconds, m.properties.ScalingConfig?.MaximumConcurrency].map(Number),
           m.id,
-        ).toEqual([params.batchSize, params.batchWindowSeconds, params.maximumConcurrency].map(Number));
+        ).toEqual(
+          [
+            params.batchSize,
+            params.batchWindowSeconds,
+            m.queueId.endsWith('ExpressQueue') ? params.expressMaximumConcurrency : params.maximumConcurrency,
+          ].map(Number),
+        );
       }
       if (variant === 'overridden') {
         expect([params.consumerTimeoutSeconds, params.queueVisibilityTimeoutSeconds, params.batchSize]).toEqual([8, 61, 4]);

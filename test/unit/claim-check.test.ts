@@ -57,7 +57,11 @@ describe('the pointer', () => {
       'OrderPlaced'.length +
       'orderId'.length +
       'String'.length +
-      event.orderId.length;
+      event.orderId.length +
+      // The lane attribute every event carries (lib/order-events-topic.ts), standard here.
+      'lane'.length +
+      'String'.length +
+      'standard'.length;
     expect(messageBytes(body, attributes)).toBe(expected);
     expect(messageBytes('é', {})).toBe(2);
   });
@@ -87,6 +91,7 @@ describe('publishOrderEvent and the threshold', () => {
     expect(input.MessageAttributes).toEqual({
       eventType: { DataType: 'String', StringValue: 'OrderPlaced' },
       orderId: { DataType: 'String', StringValue: event.orderId },
+      lane: { DataType: 'String', StringValue: 'standard' },
       ExtendedPayloadSize: { DataType: 'Number', StringValue: String(Buffer.byteLength(JSON.stringify(event))) },
     });
   });

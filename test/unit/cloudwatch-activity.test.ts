@@ -16,6 +16,7 @@ const consumer = (name: string): QueueConsumer => ({
   queueName: `order-pipeline-dev-${name}`,
   deadLetterQueueName: `order-pipeline-dev-${name}-dlq`,
   eventTypes: ['OrderPlaced'],
+  lane: 'standard',
 });
 const target: StackTarget = {
   description: 'AWS us-east-1, stage dev',

@@ -175,7 +175,14 @@ describe('npm run chaos', () => {
 
 describe('npm run bench', () => {
   it('reads its flags', () => {
-    expect(parseBenchArgs([])).toEqual({ help: false, coldStartOnly: false, memoryOnly: false, options: { quick: false } });
+    expect(parseBenchArgs([])).toEqual({
+      help: false,
+      coldStartOnly: false,
+      memoryOnly: false,
+      backlog: false,
+      backlogOptions: {},
+      options: { quick: false },
+    });
     expect(
       parseBenchArgs([
         '--quick',
@@ -194,6 +201,8 @@ describe('npm run bench', () => {
       help: false,
       coldStartOnly: false,
       memoryOnly: false,
+      backlog: false,
+      backlogOptions: {},
       options: { quick: true, orders: 2000, concurrency: [16, 64], ceilingOrders: 300, idleSeconds: 2.5, coldStartRuns: 3 },
     });
   });
@@ -203,13 +212,25 @@ describe('npm run bench', () => {
       help: false,
       coldStartOnly: true,
       memoryOnly: false,
+      backlog: false,
+      backlogOptions: {},
       options: { quick: false, coldStartRuns: 9 },
     });
   });
 
   it('reads --memory-only, and refuses it with --cold-start-only', () => {
-    expect(parseBenchArgs(['--memory-only'])).toEqual({ help: false, coldStartOnly: false, memoryOnly: true, options: { quick: false } });
+    expect(parseBenchArgs(['--memory-only'])).toMatchObject({ coldStartOnly: false, memoryOnly: true, backlog: false });
     expect(refusal(parseBenchArgs, ['--memory-only', '--cold-start-only'])).toBe('--cold-start-only and --memory-only: choose one');
+  });
+
+  it('reads --backlog with its counts, and refuses the counts without it', () => {
+    expect(parseBenchArgs(['--backlog'])).toMatchObject({ backlog: true, backlogOptions: {} });
+    expect(parseBenchArgs(['--backlog', '--standard-orders', '300', '--express-orders', '10'])).toMatchObject({
+      backlog: true,
+      backlogOptions: { standardOrders: 300, expressOrders: 10 },
+    });
+    expect(refusal(parseBenchArgs, ['--express-orders', '10'])).toBe('--standard-orders and --express-orders go with --backlog');
+    expect(refusal(parseBenchArgs, ['--backlog', '--memory-only'])).toBe('--memory-only and --backlog: choose one');
   });
 
   it('refuses a bad value, naming the flag and the value', () => {
@@ -229,12 +250,15 @@ describe('npm run redrive', () => {
     ).toEqual({
       help: false,
       consumer: 'payment',
+      lane: 'standard',
       max: 5,
       dryRun: true,
       skipInvalid: true,
       target: { aws: true, stage: 'dev', region: 'eu-west-1' },
     });
     expect(parseRedriveArgs(['inventory'])).toMatchObject({ consumer: 'inventory', max: undefined, dryRun: false, target: { aws: false } });
+    // The express lane's dead-letter queue, back to the express queue.
+    expect(parseRedriveArgs(['inventory', '--express'])).toMatchObject({ consumer: 'inventory', lane: 'express' });
     expect(parseRedriveArgs(['--help']).help).toBe(true);
   });
 

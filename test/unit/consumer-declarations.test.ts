@@ -61,8 +61,13 @@ describe('a consumer declaration', () => {
       ]),
     );
     expect(JSON.stringify(statements)).not.toContain('sns:Publish');
-    expect(Resources.NotifySubscription!.Properties.FilterPolicy).toEqual({ eventType: ['OrderConfirmed', 'OrderCancelled'] });
-    expect(Object.keys(Outputs)).toEqual(['NotifyQueueUrl', 'NotifyDeadLetterQueueUrl']);
+    expect(Resources.NotifySubscription!.Properties.FilterPolicy.eventType).toEqual(['OrderConfirmed', 'OrderCancelled']);
+    expect(Object.keys(Outputs)).toEqual([
+      'NotifyQueueUrl',
+      'NotifyDeadLetterQueueUrl',
+      'NotifyExpressQueueUrl',
+      'NotifyExpressDeadLetterQueueUrl',
+    ]);
 
     const publishing = generator.resources(undefined, { notify: { ...notify, publishes: true } }).Resources.NotifyRole!.Properties
       .Policies[0].PolicyDocument.Statement;
@@ -98,6 +103,42 @@ describe('a consumer declaration', () => {
     expect(() => statementsOf({ ...notify, participant: 'yes' })).toThrow(/participant is true or false/);
   });
 
+  it('gives it an express lane: its own queue, dead-letter queue, filtered subscription and mapping to the same function', () => {
+    const { Resources } = generator.resources(undefined, { notify });
+    // The same event types; the lane attribute splits them: express to one, everything else
+    // (standard, or no lane attribute at all) to the other, so no event is lost between them.
+    expect(Resources.NotifyExpressSubscription!.Properties).toMatchObject({
+      Endpoint: { 'Fn::GetAtt': ['NotifyExpressQueue', 'Arn'] },
+      RawMessageDelivery: true,
+      FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'], lane: ['express'] },
+    });
+    expect(Resources.NotifySubscription!.Properties.FilterPolicy.lane).toEqual([{ 'anything-but': ['express'] }, { exists: false }]);
+    // Its own dead-letter queue, with the same redrive policy, encryption and TLS-only policy.
+    expect(Resources.NotifyExpressQueue!.Properties).toMatchObject({
+      QueueName: '${self:service}-${sls:stage}-notify-express',
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': ['NotifyExpressDeadLetterQueue', 'Arn'] },
+        maxReceiveCount: '${param:maxReceiveCount}',
+      },
+    });
+    expect(Resources.NotifyExpressDeadLetterQueue!.Properties.QueueName).toBe('${self:service}-${sls:stage}-notify-express-dlq');
+    expect(JSON.stringify(Resources.NotifyExpressQueuePolicy!.Properties.PolicyDocument)).toContain('DenyInsecureTransport');
+    expect(JSON.stringify(Resources.NotifyExpressDeadLetterQueuePolicy!.Properties.PolicyDocument)).toContain('DenyInsecureTransport');
+    // The function reads both queues: a mapping each, the express one with its own concurrency.
+    const receive = (
+      Resources.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>
+    ).find((statement) => Array.isArray(statement.Action) && statement.Action.includes('sqs:ReceiveMessage'));
+    expect(receive!.Resource).toEqual([{ 'Fn::GetAtt': ['NotifyQueue', 'Arn'] }, { 'Fn::GetAtt': ['NotifyExpressQueue', 'Arn'] }]);
+    const events = generator.functions(undefined, { notify }).notify!.events.map((event) => event.sqs);
+    expect(events.map((sqs) => [sqs.arn, sqs.maximumConcurrency])).toEqual([
+      [{ 'Fn::GetAtt': ['NotifyQueue', 'Arn'] }, '${param:maximumConcurrency}'],
+      [{ 'Fn::GetAtt': ['NotifyExpressQueue', 'Arn'] }, '${param:expressMaximumConcurrency}'],
+    ]);
+    const own = generator.functions(undefined, { notify: { ...notify, expressMaximumConcurrency: 3 } }).notify!.events[1]!.sqs;
+    expect(own.maximumConcurrency).toBe(3);
+  });
+
   it.each([
     ['an unknown key', { notify: { ...notify, batchsize: 5 } }, /consumer "notify": unknown batchsize/],
     [
@@ -113,6 +154,16 @@ describe('a consumer declaration', () => {
     ['no event type', { notify: { ...notify, eventTypes: [] } }, /consumer "notify": eventTypes/],
     ['a name that is no identifier', { 'notify-me': notify }, /consumer "notify-me": a name is lowerCamelCase/],
     ['a concurrency AWS refuses', { notify: { ...notify, maximumConcurrency: 1 } }, /maximumConcurrency is a whole number from 2 to 1000/],
+    [
+      'an express concurrency AWS refuses',
+      { notify: { ...notify, expressMaximumConcurrency: 1 } },
+      /expressMaximumConcurrency is a whole number from 2 to 1000/,
+    ],
+    [
+      "a name that would take another's express lane",
+      { notify, notifyExpress: notify },
+      /consumer "notifyExpress": its resources would take the names of notify's express lane/,
+    ],
     [
       'a handler without its export',
       { notify: { ...notify, handler: 'functions/notify' } },
@@ -147,6 +198,16 @@ describe('a consumer declaration on FIFO queues (queueType=fifo)', () => {
     expect(Resources.NotifySubscription!.Properties).toMatchObject({
       RawMessageDelivery: true,
       FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'] },
+    });
+    // The express lane is FIFO too: an order's events all take its lane, so they stay in order.
+    expect(Resources.NotifyExpressQueue!.Properties).toMatchObject({
+      QueueName: '${self:service}-${sls:stage}-notify-express.fifo',
+      FifoQueue: true,
+      DeduplicationScope: 'messageGroup',
+    });
+    expect(Resources.NotifyExpressDeadLetterQueue!.Properties).toMatchObject({
+      QueueName: '${self:service}-${sls:stage}-notify-express-dlq.fifo',
+      FifoQueue: true,
     });
   });
 

@@ -109,8 +109,10 @@ describe('an order as read', () => {
       eventType: 'OrderPlaced',
       orderId: stored.orderId,
       occurredAt: stored.createdAt,
-      data: { customerId: 'cus_1', items: stored.items, shippingAddress: stored.shippingAddress },
+      data: { customerId: 'cus_1', items: stored.items, shippingAddress: stored.shippingAddress, shippingSpeed: 'standard' },
     });
+    // An express order's item says so, and so does its event (the lane its events travel in).
+    expect(toOrderRecord({ ...stored, shippingSpeed: 'express' }).placedEvent.data.shippingSpeed).toBe('express');
   });
 });
 

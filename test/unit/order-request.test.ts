@@ -102,6 +102,19 @@ describe('parseOrderRequest', () => {
     expect(result.message).not.toContain('4111111111111111');
   });
 
+  it('takes an optional shipping speed, express or standard, and refuses any other naming the field', () => {
+    expect(parse({ ...validOrder, shippingSpeed: 'express' })).toMatchObject({ ok: true, request: { shippingSpeed: 'express' } });
+    expect(parse({ ...validOrder, shippingSpeed: 'standard' })).toMatchObject({ ok: true, request: { shippingSpeed: 'standard' } });
+    // Left out: standard (lib/order-store.ts stores nothing for it).
+    const without = parse(validOrder);
+    expect(without.ok && without.request.shippingSpeed).toBeUndefined();
+    for (const wrong of ['Express', 'overnight', true, null]) {
+      const result = parse({ ...validOrder, shippingSpeed: wrong });
+      expect(result).toMatchObject({ ok: false, status: 400 });
+      expect(!result.ok && result.issues?.map((i) => i.field)).toEqual(['shippingSpeed']);
+    }
+  });
+
   it('refuses repeated skus, which would reserve one line twice', () => {
     const result = parse({ ...validOrder, items: [validOrder.items[0], validOrder.items[0]] });
     expect(result).toMatchObject({ ok: false, status: 400 });

@@ -6,7 +6,8 @@ import { consumerNamed, stackTarget } from '../../scripts/stack-target.js';
 
 // The queue consumers as the local runtime and the tools find them: in a stack's template, not in
 // a list of their own. A template shaped as `serverless package` writes one, two consumers (one
-// with no filter and no DLQ), a scheduled function and a mapping that reads no queue.
+// with no filter and no DLQ, one with a standard and an express queue), a scheduled function and a
+// mapping that reads no queue.
 
 const getAtt = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 const templateOf = (stack: string): CfnTemplate => ({
@@ -22,10 +23,35 @@ const templateOf = (stack: string): CfnTemplate => ({
       },
     },
     NotifyDeadLetterQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `${stack}-notify-dlq` } },
+    NotifyExpressQueue: {
+      Type: 'AWS::SQS::Queue',
+      Properties: {
+        QueueName: `${stack}-notify-express`,
+        RedrivePolicy: { deadLetterTargetArn: getAtt('NotifyExpressDeadLetterQueue'), maxReceiveCount: 5 },
+      },
+    },
+    NotifyExpressDeadLetterQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `${stack}-notify-express-dlq` } },
     AuditQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: `${stack}-audit` } },
     NotifySubscription: {
       Type: 'AWS::SNS::Subscription',
-      Properties: { Protocol: 'sqs', Endpoint: getAtt('NotifyQueue'), FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'] } },
+      Properties: {
+        Protocol: 'sqs',
+        Endpoint: getAtt('NotifyQueue'),
+        FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'], lane: [{ 'anything-but': ['express'] }, { exists: false }] },
+      },
+    },
+    NotifyExpressSubscription: {
+      Type: 'AWS::SNS::Subscription',
+      Properties: {
+        Protocol: 'sqs',
+        Endpoint: getAtt('NotifyExpressQueue'),
+        FilterPolicy: { eventType: ['OrderConfirmed', 'OrderCancelled'], lane: ['express'] },
+      },
+    },
+    // Listed before the standard queue's: the order found is standard first all the same.
+    NotifyEventSourceMappingSQSNotifyExpressQueue: {
+      Type: 'AWS::Lambda::EventSourceMapping',
+      Properties: { EventSourceArn: getAtt('NotifyExpressQueue'), FunctionName: getAtt('NotifyLambdaFunction') },
     },
     NotifyEventSourceMappingSQSNotifyQueue: {
       Type: 'AWS::Lambda::EventSourceMapping',
@@ -58,6 +84,7 @@ describe('queueConsumers', () => {
         queueName: 'shop-prod-audit',
         deadLetterQueueName: undefined,
         eventTypes: [],
+        lane: 'standard',
       },
       {
         name: 'notify',
@@ -68,6 +95,18 @@ describe('queueConsumers', () => {
         queueName: 'shop-prod-notify',
         deadLetterQueueName: 'shop-prod-notify-dlq',
         eventTypes: ['OrderConfirmed', 'OrderCancelled'],
+        lane: 'standard',
+      },
+      {
+        name: 'notify',
+        functionId: 'NotifyLambdaFunction',
+        queueId: 'NotifyExpressQueue',
+        deadLetterQueueId: 'NotifyExpressDeadLetterQueue',
+        functionName: 'shop-prod-notify',
+        queueName: 'shop-prod-notify-express',
+        deadLetterQueueName: 'shop-prod-notify-express-dlq',
+        eventTypes: ['OrderConfirmed', 'OrderCancelled'],
+        lane: 'express',
       },
     ]);
     expect(functionKeys(template, 'shop-prod')).toEqual(['audit', 'notify', 'sweep']);
@@ -93,6 +132,7 @@ describe('the tools', () => {
     expect(target.consumers.map((c) => [c.name, c.queueName, c.deadLetterQueueName])).toEqual([
       ['audit', 'order-pipeline-prod-audit', undefined],
       ['notify', 'order-pipeline-prod-notify', 'order-pipeline-prod-notify-dlq'],
+      ['notify', 'order-pipeline-prod-notify-express', 'order-pipeline-prod-notify-express-dlq'],
     ]);
     expect(target.functions).toEqual(['audit', 'notify', 'sweep']);
     target.sqs.destroy();
@@ -101,6 +141,9 @@ describe('the tools', () => {
   it('name the consumers they know when a command line names another, or none', () => {
     const consumers = queueConsumers(template, 'shop-prod');
     expect(consumerNamed(consumers, 'notify').queueName).toBe('shop-prod-notify');
+    // --express: the consumer's express queue, if it has one.
+    expect(consumerNamed(consumers, 'notify', 'express').queueName).toBe('shop-prod-notify-express');
+    expect(() => consumerNamed(consumers, 'audit', 'express')).toThrow(new UsageError('consumer "audit" has no express queue'));
     expect(() => consumerNamed(consumers, 'billing')).toThrow(new UsageError('unknown consumer "billing": one of audit, notify'));
     expect(() => consumerNamed(consumers, undefined)).toThrow(new UsageError('which consumer? one of audit, notify'));
   });
