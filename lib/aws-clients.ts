@@ -1,18 +1,17 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { config } from './config.js';
 import { traced } from './tracing.js';
 
 // One client of each kind per execution environment, created on first use and reused across
-// invocations (connection reuse is most of an SDK call's latency).
+// invocations (connection reuse is most of an SDK call's latency). The S3 client of the claim-check
+// bucket is in lib/claim-check-bucket.ts, loaded only when a large event comes.
 let dynamoDb: DynamoDBClient | undefined;
 let documentClient: DynamoDBDocumentClient | undefined;
 let sns: SNSClient | undefined;
 let sqs: SQSClient | undefined;
-let s3: S3Client | undefined;
 
 export function dynamoDbClient(): DynamoDBClient {
   dynamoDb ??= traced(new DynamoDBClient({ region: config.region(), endpoint: config.endpoints().dynamodb }));
@@ -34,14 +33,6 @@ export function snsClient(): SNSClient {
 export function sqsClient(): SQSClient {
   sqs ??= traced(new SQSClient({ region: config.region(), endpoint: config.endpoints().sqs }));
   return sqs;
-}
-
-export function s3Client(): S3Client {
-  const endpoint = config.endpoints().s3;
-  // An emulator serves every bucket on one host and port (fauxqs, beside SNS and SQS): path-style
-  // URLs, since <bucket>.127.0.0.1 resolves nowhere. On AWS, the SDK's default virtual-hosted style.
-  s3 ??= traced(new S3Client({ region: config.region(), endpoint, ...(endpoint ? { forcePathStyle: true } : {}) }));
-  return s3;
 }
 
 const queueUrls = new Map<string, string>();

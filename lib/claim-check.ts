@@ -1,6 +1,4 @@
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { SQSRecord } from 'aws-lambda';
-import { s3Client } from './aws-clients.js';
 import { config } from './config.js';
 
 // The claim-check pattern: a message too large for SNS (262,144 bytes, attributes included) is
@@ -92,24 +90,6 @@ export function claimCheckKeyOf(event: { orderId: string; eventType: string }): 
 }
 
 /**
- * Stores the body in the bucket and returns the message that replaces it: the pointer, with the
- * size attribute added to the message's own (the `eventType` and `orderId` attributes stay, for
- * filter policies and log correlation).
- */
-export async function checkIn(
-  key: string,
-  body: string,
-  attributes: Record<string, MessageAttribute>,
-): Promise<{ body: string; attributes: Record<string, MessageAttribute> }> {
-  const bucket = config.claimCheckBucket();
-  await s3Client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
-  return {
-    body: pointerBody({ s3BucketName: bucket, s3Key: key }),
-    attributes: { ...attributes, [PAYLOAD_SIZE_ATTRIBUTE]: { DataType: 'Number', StringValue: String(utf8Bytes(body)) } },
-  };
-}
-
-/**
  * The pointer a record carries, or undefined for an ordinary message. A message is a pointer when
  * it carries ExtendedPayloadSize or SQSLargePayloadSize, as the extended clients decide.
  */
@@ -136,36 +116,43 @@ export function pointerOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>)
   return { s3BucketName, s3Key };
 }
 
-/** The payload a pointer names. */
-export async function checkOut(pointer: PayloadPointer): Promise<string> {
-  try {
-    const { Body } = await s3Client().send(new GetObjectCommand({ Bucket: pointer.s3BucketName, Key: pointer.s3Key }));
-    if (!Body) throw new ClaimCheckObjectMissingError(pointer);
-    return await Body.transformToString('utf-8');
-  } catch (error) {
-    // 404 NoSuchKey (the consumers may list the prefix: without s3:ListBucket, S3 answers 403 for a
-    // missing key, which would look like a permission fault).
-    if (isMissingObject(error)) throw new ClaimCheckObjectMissingError(pointer);
-    throw error;
-  }
+/**
+ * The bucket's side (lib/claim-check-bucket.ts: the S3 client and its calls), loaded on first use:
+ * a function that never meets a large event never evaluates the S3 client (docs/decisions.md,
+ * "Claim-check in the extended clients' format", for what that saves).
+ */
+const bucket = () => import('./claim-check-bucket.js');
+
+/**
+ * Stores the body in the bucket and returns the message that replaces it: the pointer, with the
+ * size attribute added to the message's own (the `eventType` and `orderId` attributes stay, for
+ * filter policies and log correlation).
+ */
+export async function checkIn(
+  key: string,
+  body: string,
+  attributes: Record<string, MessageAttribute>,
+): Promise<{ body: string; attributes: Record<string, MessageAttribute> }> {
+  const bucketName = config.claimCheckBucket();
+  await (await bucket()).putPayload(bucketName, key, body);
+  return {
+    body: pointerBody({ s3BucketName: bucketName, s3Key: key }),
+    attributes: { ...attributes, [PAYLOAD_SIZE_ATTRIBUTE]: { DataType: 'Number', StringValue: String(utf8Bytes(body)) } },
+  };
 }
 
 /** A record's body: the payload its pointer names, or the body itself when it carries no pointer. */
 export async function payloadOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>): Promise<string> {
   const pointer = pointerOf(record);
-  return pointer ? checkOut(pointer) : record.body;
+  if (!pointer) return record.body;
+  const payload = await (await bucket()).getPayload(pointer);
+  if (payload === undefined) throw new ClaimCheckObjectMissingError(pointer);
+  return payload;
 }
 
 /** Deletes an event's object from the bucket (no error when it is already gone). */
 export async function discard(key: string): Promise<void> {
-  await s3Client().send(new DeleteObjectCommand({ Bucket: config.claimCheckBucket(), Key: key }));
+  await (await bucket()).deletePayload(config.claimCheckBucket(), key);
 }
 
 const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
-
-function isMissingObject(error: unknown): boolean {
-  if (error instanceof ClaimCheckObjectMissingError) return true;
-  if (typeof error !== 'object' || error === null) return false;
-  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return name === 'NoSuchKey' || name === 'NotFound' || $metadata?.httpStatusCode === 404;
-}

@@ -68,7 +68,9 @@ export function bundleCalls(bundle: string): BundleCalls {
   for (const { path, text } of all) {
     const client = /@aws-sdk\/client-([\w-]+)\/dist-[\w-]+\/commands\/(\w+)Command\.js$/.exec(path);
     if (client) {
-      const name = /^var (\w+) = class extends /m.exec(text)?.[1];
+      // `var X = class extends …`, or inside esbuild's lazy-init wrapper of a module loaded by
+      // import() (lib/claim-check-bucket.ts): `var X; var init_X = __esm({ … X = class extends … })`.
+      const name = /^\s*(?:var )?(\w+) = class extends /m.exec(text)?.[1];
       if (!name) throw new Error(`${path}: no command class found`);
       const prefix = IAM_PREFIX_OF_CLIENT[client[1]!] ?? client[1]!;
       const operation = `${prefix}:${client[2]}`;

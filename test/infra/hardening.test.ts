@@ -508,6 +508,9 @@ describe('least privilege, read from the bundles', () => {
     // The sweep does query (its index), the consumers back off with ChangeMessageVisibilityBatch.
     expect([...sent('sweepOrders').actions]).toContain('dynamodb:Query');
     expect([...sent('payment').actions]).toEqual(expect.arrayContaining(['sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl']));
+    // The claim-check bucket's calls, in a module loaded by import() (esbuild's lazy-init wrapper).
+    expect([...createOrder.actions]).toContain('s3:PutObject');
+    expect([...sent('inventory').actions]).toEqual(expect.arrayContaining(['s3:GetObject', 's3:DeleteObject']));
   });
 
   it('finds no uncalled action with tracing off (the default)', () => {
