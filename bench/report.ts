@@ -343,9 +343,10 @@ export function formatBacklog(result: BacklogResult): string {
     cores: number;
     memoryGb: number;
     node: string;
-    options: { standardOrders: number; expressOrders: number; postConcurrency: number };
+    options: { standardOrders: number; expressOrders: number; postConcurrency: number; expressPostConcurrency: number };
     standardMaximumConcurrency?: number;
     expressMaximumConcurrency?: number;
+    consumerTimeoutSeconds?: number;
   };
   const lane = (figures: LaneFigures | undefined) =>
     figures
@@ -363,17 +364,23 @@ export function formatBacklog(result: BacklogResult): string {
   const { expressP95, standardThroughput } = result.ratios;
   const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
   return [
-    `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ${s.options.standardOrders} standard and ${s.options.expressOrders} express orders, ${s.options.postConcurrency} POSTs at a time; per consumer: standard queue max concurrency ${s.standardMaximumConcurrency ?? '?'}, express queue ${s.expressMaximumConcurrency ?? '?'}`,
+    `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ${s.options.standardOrders} standard and ${s.options.expressOrders} express orders, ${s.options.postConcurrency} standard and ${s.options.expressPostConcurrency} express POSTs at a time; per consumer: standard queue max concurrency ${s.standardMaximumConcurrency ?? '?'}, express queue ${s.expressMaximumConcurrency ?? '?'}, timeout ${s.consumerTimeoutSeconds ?? '?'} s`,
     table(
-      'Express lane under a standard backlog (POST to decision; open loop)',
+      'Express lane under a standard backlog (POST to decision; (b) and (c): the standard orders queued, then drained)',
       ['phase', 'lane', 'decided', 'orders/s', 'p50 / p95 / max ms'],
       rows,
     ),
     ...(backlog
       ? [
-          `  backlog: ${backlog.standardUndecidedAtFirstExpressPost} standard orders undecided when the first express order was posted, ${backlog.standardUndecidedAtLastExpressDecision} still undecided when the last express order was decided`,
+          `  backlog: ${backlog.standardUndecidedAtFirstExpressPost} standard orders waiting when the first express order was posted, ${backlog.standardUndecidedAtLastExpressDecision} still undecided when the last express order was decided`,
         ]
       : []),
+    `  consumer faults per phase (timed-out invocations / failed invocations / failed records, each retried): ${result.phases
+      .map(
+        (phase) =>
+          `${phase.name} ${phase.faults ? `${phase.faults.timedOutInvocations} / ${phase.faults.failedInvocations} / ${phase.faults.failedRecords}` : 'n/a'}`,
+      )
+      .join('; ')}`,
     `  express p95 with the backlog / alone: ${expressP95.ratio}x (goal at most ${expressP95.goal}x: ${verdict(expressP95.met)})`,
     `  standard orders/s with the backlog / alone: ${standardThroughput.ratio}x (goal at least ${standardThroughput.goal}x: ${verdict(standardThroughput.met)})`,
   ].join('\n');

@@ -124,7 +124,12 @@ export interface LocalPipeline {
   stop(): Promise<void>;
   /** With countRequests: the counts, and the emulators' own endpoints (traffic there is not counted). */
   requestCounter?: RequestCounter;
-  /** Starts the mappings of these queues (by name) that started disabled (disabledEventSources). */
+  /**
+   * Disables or enables the event source mappings of these queues (by name), as
+   * UpdateEventSourceMapping with Enabled false or true: a disabled mapping finishes the batches it
+   * holds and receives nothing more, its records waiting in the queue (a backlog, for tests and the bench).
+   */
+  disableEventSources(queueNames: string[]): void;
   enableEventSources(queueNames: string[]): void;
 }
 
@@ -261,10 +266,15 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     const disabled = new Set(options.disabledEventSources ?? []);
     for (const poller of pollers) {
       if (options.duplicateDeliveryRate !== undefined) poller.setDuplicateDeliveryRate(options.duplicateDeliveryRate);
-      if (!disabled.has(queueName(poller.mapping.queueArn))) poller.start();
+      if (disabled.has(queueName(poller.mapping.queueArn))) poller.disable();
+      poller.start();
     }
+    const pollersOf = (queueNames: string[]) => pollers.filter((poller) => queueNames.includes(queueName(poller.mapping.queueArn)));
+    const disableEventSources = (queueNames: string[]) => {
+      for (const poller of pollersOf(queueNames)) poller.disable();
+    };
     const enableEventSources = (queueNames: string[]) => {
-      for (const poller of pollers) if (queueNames.includes(queueName(poller.mapping.queueArn))) poller.start();
+      for (const poller of pollersOf(queueNames)) poller.enable();
     };
     const status = startLocalStatus({
       fauxqs: emulators.fauxqs,
@@ -313,6 +323,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
         eventSources: Object.fromEntries(pollers.map((poller) => [queueName(poller.mapping.queueArn), poller.stats()])),
       }),
       stop: () => (stopping ??= stopAll()),
+      disableEventSources,
       enableEventSources,
       ...(requestCounter ? { requestCounter } : {}),
     };

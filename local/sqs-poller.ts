@@ -112,6 +112,11 @@ export class SqsPoller {
   readonly #pollerWaiting: Array<() => void> = [];
   readonly #duplicatesWaiting: Array<() => void> = [];
   #loop: Promise<void> | undefined;
+  /** False while disabled (as UpdateEventSourceMapping Enabled: false): nothing is received. */
+  #enabled = true;
+  readonly #enableWaiting: Array<() => void> = [];
+  /** Aborts the long poll for a batch's first message, the one receive a disable may cut short. */
+  #idleReceive: AbortController | undefined;
   readonly #stats: EventSourceStats = {
     batches: 0,
     records: 0,
@@ -153,6 +158,21 @@ export class SqsPoller {
     this.#loop ??= this.#run();
   }
 
+  /**
+   * Stops receiving, as a mapping disabled with UpdateEventSourceMapping: batches already in hand
+   * finish, a long poll still waiting for a first message is cut short, and nothing more is
+   * received until `enable`. Records stay in the queue meanwhile.
+   */
+  disable(): void {
+    this.#enabled = false;
+    this.#idleReceive?.abort();
+  }
+
+  enable(): void {
+    this.#enabled = true;
+    for (const wake of this.#enableWaiting.splice(0)) wake();
+  }
+
   stats(): EventSourceStats {
     return { ...this.#stats };
   }
@@ -160,7 +180,7 @@ export class SqsPoller {
   /** Stops receiving (aborting a long poll in progress) and waits for running invocations to settle. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    for (const wake of [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0)]) wake();
+    for (const wake of [...this.#pollerWaiting.splice(0), ...this.#duplicatesWaiting.splice(0), ...this.#enableWaiting.splice(0)]) wake();
     await this.#loop;
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
@@ -171,6 +191,10 @@ export class SqsPoller {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
+      if (!this.#enabled) {
+        await new Promise<void>((resolve) => this.#enableWaiting.push(resolve));
+        continue;
+      }
       // Receive only with a slot in hand: a message held while waiting for one would burn its
       // visibility timeout without being worked on.
       if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
@@ -251,7 +275,7 @@ export class SqsPoller {
         recordBytes += bytes;
       }
     };
-    add(await this.#receive(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS));
+    add(await this.#receiveFirst(Math.min(SQS_MAX_MESSAGES, batchSize), this.mapping.receiveWaitTimeSeconds ?? SQS_MAX_WAIT_SECONDS));
     if (batch.size > 0) {
       const deadline = Date.now() + maximumBatchingWindowSeconds * 1000;
       while (batch.size < batchSize && !eventFull && !this.#stopped) {
@@ -268,7 +292,22 @@ export class SqsPoller {
     return [...batch.values()].map(({ record }) => record);
   }
 
-  async #receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {
+  /** The long poll for a batch's first message: nothing in hand yet, so a disable may abort it. */
+  async #receiveFirst(maxMessages: number, waitSeconds: number): Promise<Message[]> {
+    if (!this.#enabled) return [];
+    const idle = new AbortController();
+    this.#idleReceive = idle;
+    try {
+      return await this.#receive(maxMessages, waitSeconds, AbortSignal.any([this.#abort.signal, idle.signal]));
+    } catch (error) {
+      if (idle.signal.aborted && !this.#stopped) return [];
+      throw error;
+    } finally {
+      this.#idleReceive = undefined;
+    }
+  }
+
+  async #receive(maxMessages: number, waitSeconds: number, signal: AbortSignal = this.#abort.signal): Promise<Message[]> {
     const response = await this.#sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: this.mapping.queueUrl,
@@ -277,7 +316,7 @@ export class SqsPoller {
         MessageSystemAttributeNames: ['All'],
         MessageAttributeNames: ['All'],
       }),
-      { abortSignal: this.#abort.signal },
+      { abortSignal: signal },
     );
     return response.Messages ?? [];
   }
