@@ -258,6 +258,9 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
         const before = faultsOf(pipeline);
         const result = await phase({ pipeline, watcher, post });
         const after = faultsOf(pipeline);
+        // The decided orders' follow-ups (dispatch, stock commit) still run: stopping the emulators
+        // under them fails their writes ("Database is closed").
+        await waitUntilDrained(pipeline, 300_000);
         return {
           ...result,
           faults: {

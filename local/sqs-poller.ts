@@ -115,8 +115,6 @@ export class SqsPoller {
   /** False while disabled (as UpdateEventSourceMapping Enabled: false): nothing is received. */
   #enabled = true;
   readonly #enableWaiting: Array<() => void> = [];
-  /** Aborts the long poll for a batch's first message, the one receive a disable may cut short. */
-  #idleReceive: AbortController | undefined;
   readonly #stats: EventSourceStats = {
     batches: 0,
     records: 0,
@@ -160,12 +158,12 @@ export class SqsPoller {
 
   /**
    * Stops receiving, as a mapping disabled with UpdateEventSourceMapping: batches already in hand
-   * finish, a long poll still waiting for a first message is cut short, and nothing more is
-   * received until `enable`. Records stay in the queue meanwhile.
+   * finish, and nothing more is worked on until `enable`; records stay in the queue meanwhile. A
+   * long poll already waiting is not aborted (the emulator, like SQS, would still hand its messages
+   * to the closed request, hidden for a visibility timeout): what it returns is handed back at once.
    */
   disable(): void {
     this.#enabled = false;
-    this.#idleReceive?.abort();
   }
 
   enable(): void {
@@ -292,22 +290,16 @@ export class SqsPoller {
     return [...batch.values()].map(({ record }) => record);
   }
 
-  /** The long poll for a batch's first message: nothing in hand yet, so a disable may abort it. */
+  /** The long poll for a batch's first message: what it brings after a disable goes back at once. */
   async #receiveFirst(maxMessages: number, waitSeconds: number): Promise<Message[]> {
     if (!this.#enabled) return [];
-    const idle = new AbortController();
-    this.#idleReceive = idle;
-    try {
-      return await this.#receive(maxMessages, waitSeconds, AbortSignal.any([this.#abort.signal, idle.signal]));
-    } catch (error) {
-      if (idle.signal.aborted && !this.#stopped) return [];
-      throw error;
-    } finally {
-      this.#idleReceive = undefined;
-    }
+    const messages = await this.#receive(maxMessages, waitSeconds);
+    if (this.#enabled) return messages;
+    await this.#release(messages.map((message) => toSqsRecord(message, this.mapping)));
+    return [];
   }
 
-  async #receive(maxMessages: number, waitSeconds: number, signal: AbortSignal = this.#abort.signal): Promise<Message[]> {
+  async #receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {
     const response = await this.#sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: this.mapping.queueUrl,
@@ -316,7 +308,7 @@ export class SqsPoller {
         MessageSystemAttributeNames: ['All'],
         MessageAttributeNames: ['All'],
       }),
-      { abortSignal: signal },
+      { abortSignal: this.#abort.signal },
     );
     return response.Messages ?? [];
   }

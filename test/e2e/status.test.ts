@@ -67,7 +67,15 @@ describe('pipeline status', () => {
 
   it('starts empty: every consumer queue and DLQ at 0, no function invoked', async () => {
     const s = await status();
-    expect(s.queues.map((q) => q.name.split('-').at(-1)).sort()).toEqual(['inventory', 'payment', 'shipping']);
+    // Each consumer's standard queue and its express lane's.
+    expect(s.queues.map((q) => q.name.replace(/^order-pipeline-local-/, '')).sort()).toEqual([
+      'inventory',
+      'inventory-express',
+      'payment',
+      'payment-express',
+      'shipping',
+      'shipping-express',
+    ]);
     for (const q of s.queues) {
       expect(q).toMatchObject({ visible: 0, inFlight: 0, delayed: 0, oldestMessageAgeSeconds: null });
       expect(q.dlq).toMatchObject({ name: `${q.name}-dlq`, visible: 0, inFlight: 0, delayed: 0 });

@@ -126,7 +126,8 @@ describe('queues', () => {
 describe('subscriptions', () => {
   it('subscribes each consumer queue with raw delivery and the filter policy of the template', async () => {
     const expected = queueSubscriptions();
-    expect(expected).toHaveLength(3);
+    // A standard and an express queue per consumer.
+    expect(expected).toHaveLength(6);
     const { Subscriptions = [] } = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: resources.topicArn }));
     expect(Subscriptions.map((subscription) => subscription.Endpoint).sort()).toEqual(
       expected.map(({ properties }) => properties.Endpoint).sort(),
@@ -142,8 +143,17 @@ describe('subscriptions', () => {
   });
 
   it('fans an OrderPlaced event out to the three consumer queues, and an event no filter names to none', async () => {
-    const queueUrlOf = (endpointArn: unknown) => Object.values(resources.queues).find((queue) => queue.arn === endpointArn)!.url;
-    const consumerUrls = queueSubscriptions().map(({ properties }) => queueUrlOf(properties.Endpoint));
+    const queueOf = (endpointArn: unknown) => Object.values(resources.queues).find((queue) => queue.arn === endpointArn)!;
+    const consumerUrls = queueSubscriptions().map(({ properties }) => queueOf(properties.Endpoint).url);
+    // Published without a lane attribute: the standard queues take it, the express ones do not
+    // (test/integration/express-lane.test.ts has the lanes).
+    const [expressUrls, standardUrls] = [true, false].map((express) =>
+      queueSubscriptions()
+        .map(({ properties }) => queueOf(properties.Endpoint))
+        .filter((queue) => queue.logicalId.endsWith('ExpressQueue') === express)
+        .map((queue) => queue.url),
+    );
+    expect(standardUrls).toHaveLength(3);
     const dlqUrls = Object.values(resources.queues).flatMap((queue) => (queue.dlqUrl ? [queue.dlqUrl] : []));
 
     const body = JSON.stringify({ eventType: 'OrderPlaced', orderId: 'ord_provision_test' });
@@ -154,7 +164,8 @@ describe('subscriptions', () => {
         MessageAttributes: { eventType: { DataType: 'String', StringValue: 'OrderPlaced' } },
       }),
     );
-    for (const url of consumerUrls) {
+    for (const url of expressUrls!) expect(emulators.fauxqs.inspectQueue(url.split('/').pop()!)!.messages.ready).toHaveLength(0);
+    for (const url of standardUrls!) {
       const messages = await receiveAll(url, 2);
       expect(messages).toHaveLength(1);
       // Raw delivery: the queue holds the published body itself, not an SNS envelope.

@@ -322,6 +322,23 @@ describe('partial batch responses', () => {
   });
 });
 
+describe('a disabled mapping (UpdateEventSourceMapping Enabled: false)', () => {
+  it('receives nothing while disabled, its long poll cut short, and everything once enabled again', async () => {
+    const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const consumer = startPoller({ queue, mode: 'report-marked', windowSeconds: 0 });
+    // Long polling an empty queue, then disabled: the poll in progress must not take what comes next.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    consumer.poller.disable();
+    const ids = await send(queue.url, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(fauxqs.inspectQueue(queue.name)!.messages.ready).toHaveLength(ids.length);
+    expect(consumer.log.lines).toHaveLength(0);
+
+    consumer.poller.enable();
+    await until('every message deleted', () => consumedFrom(queue.name).length === ids.length);
+  });
+});
+
 describe('failed batches', () => {
   it('deletes nothing when the handler throws', async () => {
     const queue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
