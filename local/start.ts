@@ -5,9 +5,11 @@
 // --param="queueType=fifo", an SNS FIFO topic and SQS FIFO queues on fauxqs. Where it
 // listens is added to .cache/local-runtime.json (local/runtime-state.ts), next to any other npm
 // start running on other ports, for npm run status, redrive and token; its entry goes when it stops.
-// It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
+// `--param=vpc=true` and the other deploy-only params are accepted and ignored, said once
+// (local/deploy-only-params.ts). It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
 
 import { createServer } from 'node:net';
+import { ignoredParamsNotice, splitDeployOnlyParams } from './deploy-only-params.js';
 import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
 import { watchLauncher } from './launcher-watch.js';
 import { startLocalPipeline, type LocalPipeline, type QueueType } from './runtime.js';
@@ -80,7 +82,10 @@ async function portProblem(
 /** `--fifo` or LOCAL_QUEUE_TYPE (standard or fifo); the flag wins. */
 function queueTypeFrom(args: string[], env: NodeJS.ProcessEnv): QueueType {
   const unknown = args.filter((arg) => arg !== '--fifo');
-  if (unknown.length > 0) throw new StartRefused(`unknown argument ${unknown.join(' ')} (npm start takes --fifo, to run the FIFO variant)`);
+  if (unknown.length > 0)
+    throw new StartRefused(
+      `unknown argument ${unknown.join(' ')} (npm start takes --fifo, to run the FIFO variant, and ignores the deploy-only --param=vpc|queueKey|auditTrail|auditLogRetentionDays=<value>)`,
+    );
   if (args.includes('--fifo')) return 'fifo';
   const variable = env.LOCAL_QUEUE_TYPE;
   if (variable === undefined || variable === '' || variable === 'standard') return 'standard';
@@ -89,7 +94,9 @@ function queueTypeFrom(args: string[], env: NodeJS.ProcessEnv): QueueType {
 }
 
 async function main(): Promise<void> {
-  const queueType = queueTypeFrom(process.argv.slice(2), process.env);
+  const { args, ignored } = splitDeployOnlyParams(process.argv.slice(2));
+  const queueType = queueTypeFrom(args, process.env);
+  if (ignored.length > 0) console.log(ignoredParamsNotice(ignored));
   const ports = portsFromEnvironment();
   // Checked before packaging, so a second `npm start` says so at once, in one line.
   for (const { variable } of PORTS) {
