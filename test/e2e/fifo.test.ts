@@ -140,14 +140,23 @@ describe('the FIFO variant through the local pipeline, with faults in every cons
   const placed: string[] = [];
 
   it('a customer cancels right after placing: 202, then CANCELLED with CUSTOMER_CANCELLED and nothing standing', async () => {
-    for (let n = 0; n < 4; n += 1) {
-      const sku = await seedSku(5);
-      const orderId = await placeOrder(sku);
-      placed.push(orderId);
-      // At once: on FIFO queues each participant takes OrderPlaced, then OrderCancelled.
-      const cancelled = await http('POST', `/orders/${orderId}/cancel`);
-      expect(cancelled).toMatchObject({ status: 202, body: { status: 'CANCELLED', reason: 'CUSTOMER_CANCELLED' } });
-      cancelledRightAway.push({ orderId, sku });
+    // The mappings held (Enabled: false) while the orders are placed and cancelled, so that each
+    // cancel lands before any participant took its OrderPlaced however fast or loaded this machine
+    // is (a warm pipeline once decided and dispatched an order before a cold cancelOrder answered).
+    // Then, on FIFO queues, each participant takes OrderPlaced, then OrderCancelled.
+    const queues = pipeline.consumers.map((consumer) => consumer.queueName);
+    pipeline.disableEventSources(queues);
+    try {
+      for (let n = 0; n < 4; n += 1) {
+        const sku = await seedSku(5);
+        const orderId = await placeOrder(sku);
+        placed.push(orderId);
+        const cancelled = await http('POST', `/orders/${orderId}/cancel`);
+        expect(cancelled).toMatchObject({ status: 202, body: { status: 'CANCELLED', reason: 'CUSTOMER_CANCELLED' } });
+        cancelledRightAway.push({ orderId, sku });
+      }
+    } finally {
+      pipeline.enableEventSources(queues);
     }
     for (const { orderId, sku } of cancelledRightAway) {
       const order = await waitUntil(`order ${orderId} settled`, () => settled(orderId), { timeoutMs: 90_000, intervalMs: 250 });
