@@ -68,8 +68,11 @@ export const ORDER_KINDS = {
 } as const;
 export type OrderKind = keyof typeof ORDER_KINDS;
 
-/** The failure rate a consumer's "faults" switch turns on: about one record in three fails. */
-export const CONSOLE_TRANSIENT_ERROR_RATE = 0.3;
+/**
+ * The failure rate a consumer's "faults" switch turns on by default: one record in five fails. A
+ * record then reaches the DLQ only if it fails all of its 5 receives (0.2^5: 1 in 3,125).
+ */
+export const CONSOLE_TRANSIENT_ERROR_RATE = 0.2;
 /** The console's customer: its orders are placed under this token subject. */
 export const CONSOLE_CUSTOMER = 'cus_console';
 const LATEST_ORDERS = 8;
@@ -255,8 +258,13 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
     return { queue: consumer.queueName, messageId: sent.MessageId ?? '' };
   }
 
-  function setSwitch(target: unknown, on: unknown): ConsoleState['switches'] {
+  function setSwitch(body: Record<string, unknown>): ConsoleState['switches'] {
+    const { target, on, rate, latencyMs } = body;
     if (typeof on !== 'boolean') throw new ConsoleRefusal(400, 'on: true or false');
+    if (rate !== undefined && (typeof rate !== 'number' || !(rate >= 0 && rate <= 1)))
+      throw new ConsoleRefusal(400, 'rate: a number from 0 to 1');
+    if (latencyMs !== undefined && (typeof latencyMs !== 'number' || !Number.isInteger(latencyMs) || latencyMs < 0 || latencyMs > 4000))
+      throw new ConsoleRefusal(400, "latencyMs: whole milliseconds from 0 to 4000 (the consumers' local timeout is 5 s)");
     if (target === 'provider' || target === 'topic') {
       if (on) switches[target] = { from: 0, until: FAR_FUTURE };
       else delete switches[target];
@@ -271,7 +279,12 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
           `target: provider, topic, duplicates or a consumer (${sources.consumers.map((c) => c.name).join(', ')})`,
         );
       const functions = { ...switches.functions };
-      if (on) functions[consumer.functionName] = { transientErrorRate: CONSOLE_TRANSIENT_ERROR_RATE };
+      // Latency alone when only latencyMs is given (backpressure); failures otherwise.
+      if (on)
+        functions[consumer.functionName] = {
+          transientErrorRate: rate ?? (latencyMs === undefined ? CONSOLE_TRANSIENT_ERROR_RATE : 0),
+          latencyMs: latencyMs ?? 0,
+        };
       else delete functions[consumer.functionName];
       switches.functions = functions;
     }
@@ -345,10 +358,11 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
         if (path === '/_local/console/state') return sendJson(response, 200, await state());
         if (path === '/_local/console/logs') {
           const orderId = query.get('orderId');
+          const limit = Math.min(Math.max(Number(query.get('limit') ?? 200) || 200, 1), 2000);
           const lines = sources
             .recentLog()
             .filter((entry) => orderId === null || entry.line.includes(`"correlation_id":"${orderId}"`))
-            .slice(-200);
+            .slice(-limit);
           return sendJson(response, 200, { lines });
         }
         return sendJson(response, 404, { message: 'Not Found' });
@@ -361,7 +375,7 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
           : path === '/_local/console/poison'
             ? await sendPoison(body.consumer)
             : path === '/_local/console/faults'
-              ? setSwitch(body.target, body.on)
+              ? setSwitch(body)
               : path === '/_local/console/redrive'
                 ? await redrive(body.consumer)
                 : undefined;
