@@ -363,7 +363,11 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
             .recentLog()
             .filter((entry) => orderId === null || entry.line.includes(`"correlation_id":"${orderId}"`))
             .slice(-limit);
-          return sendJson(response, 200, { lines });
+          if (query.get('format') !== 'text') return sendJson(response, 200, { lines });
+          const text = `${lines.map(briefLine).join('\n')}\n`;
+          response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+          response.end(text);
+          return true;
         }
         return sendJson(response, 404, { message: 'Not Found' });
       }
@@ -429,4 +433,27 @@ function sendJson(response: ServerResponse, statusCode: number, body: unknown): 
   response.writeHead(statusCode, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   response.end(text);
   return true;
+}
+
+/**
+ * One log line as a person reads it (GET /_local/console/logs?format=text): the time, the
+ * function, the message or the metrics, and the keys a workshop looks at.
+ */
+export function briefLine(entry: RecentLine): string {
+  let fields: Record<string, unknown>;
+  try {
+    fields = JSON.parse(entry.line) as Record<string, unknown>;
+  } catch {
+    return `${entry.at.slice(11, 23)}  ${entry.function.padEnd(12)} ${entry.line}`;
+  }
+  const metrics = (
+    fields._aws as { CloudWatchMetrics?: Array<{ Metrics?: Array<{ Name?: string }> }> } | undefined
+  )?.CloudWatchMetrics?.flatMap((group) => group.Metrics?.map((metric) => `${metric.Name}=${String(fields[metric.Name ?? ''])}`) ?? []);
+  const what = metrics ? `metrics ${metrics.join(' ')}` : String(fields.message ?? '');
+  const keys = ['correlation_id', 'eventType', 'receiveCount', 'status', 'reason', 'replayed']
+    .filter((key) => fields[key] !== undefined)
+    .map((key) => `${key}=${String(fields[key])}`);
+  const error = fields.error as { message?: string } | undefined;
+  if (error?.message) keys.push(`error=${JSON.stringify(error.message)}`);
+  return `${entry.at.slice(11, 23)}  ${entry.function.padEnd(12)} ${what}${keys.length ? `  ${keys.join(' ')}` : ''}`;
 }

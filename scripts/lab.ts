@@ -5,8 +5,18 @@ import { localTarget } from '../local/runtime-state.js';
 import { SAMPLE_ADDRESS } from '../local/sample-order.js';
 import { isConnectionRefused, isMain, noLocalRuntime, parseCommandLine, readCommandLine, UsageError, wholeNumber } from './command-line.js';
 import { type InspectedQueue, type LabContext, LABS, parseLogLines } from './labs.js';
+import { parseOrderEvent } from '../lib/queue-consumer.js';
 
-// npm run lab -- list | env | check N [--wait SECONDS] | until (quiet | dlq CONSUMER N | log TEXT) [--timeout SECONDS]
+function orderIdOfEvent(body: string): string | undefined {
+  try {
+    return parseOrderEvent(body).orderId;
+  } catch {
+    return undefined;
+  }
+}
+
+// npm run lab -- list | env | check N [--wait SECONDS]
+//   | until (quiet | dlq CONSUMER N | dead-lettered ORDER_ID | log TEXT) [--timeout SECONDS]
 // The workshop's companion (docs/workshop/): it talks to the running `npm start` (found as the
 // other tools find it: PORT, or .cache/local-runtime.json) through its console endpoints.
 
@@ -14,12 +24,13 @@ const usage = `usage: npm run lab -- <command>
   list                          the labs, with their pages under docs/workshop/
   env                           shell lines for the labs: eval "$(npm run -s lab -- env)" sets API, SQS,
                                 SQS_QUEUES, STACK, TEMPLATE, TOKEN, the AWS CLI's local credentials and the
-                                helpers place, show and sqs
+                                helpers place, show, logs and sqs
   check N [--wait SECONDS]      whether the running pipeline is in the state lab N leads to, and what is
                                 missing if not (exit 0 when it is); --wait keeps checking up to SECONDS
   until quiet                   waits until the consumers' queues are empty, nothing runs and no recent
                                 order is PENDING
-  until dlq CONSUMER N          waits until CONSUMER's dead-letter queue holds N messages
+  until dlq CONSUMER N          waits until CONSUMER's dead-letter queue holds at least N messages
+  until dead-lettered ORDER_ID  waits until an event of that order is in a dead-letter queue
   until log TEXT                waits until a handler's log line contains TEXT
         [--timeout SECONDS]     how long \`until\` waits (180 by default); it exits 1 when it gives up`;
 
@@ -29,7 +40,11 @@ type Command =
   | { kind: 'env' }
   | { kind: 'check'; lab: number; waitSeconds: number }
   | { kind: 'until'; condition: UntilCondition; timeoutSeconds: number };
-type UntilCondition = { what: 'quiet' } | { what: 'dlq'; consumer: string; count: number } | { what: 'log'; text: string };
+type UntilCondition =
+  | { what: 'quiet' }
+  | { what: 'dlq'; consumer: string; count: number }
+  | { what: 'dead-lettered'; orderId: string }
+  | { what: 'log'; text: string };
 
 export function parseLabArgs(args: string[]): Command {
   const { values, positionals } = parseCommandLine(args, {
@@ -63,8 +78,10 @@ export function parseLabArgs(args: string[]): Command {
       const count = wholeNumber('until dlq CONSUMER N', args2[1], { min: 0 }) ?? 0;
       return { kind: 'until', condition: { what, consumer: args2[0]!, count }, timeoutSeconds };
     }
+    if (what === 'dead-lettered' && args2.length === 1 && args2[0])
+      return { kind: 'until', condition: { what, orderId: args2[0] }, timeoutSeconds };
     if (what === 'log' && args2.length === 1 && args2[0]) return { kind: 'until', condition: { what, text: args2[0] }, timeoutSeconds };
-    throw new UsageError('until wants: quiet, dlq CONSUMER N, or log TEXT');
+    throw new UsageError('until wants: quiet, dlq CONSUMER N, dead-lettered ORDER_ID, or log TEXT');
   }
   throw new UsageError(command === undefined ? 'a command is required' : `unknown command ${JSON.stringify(command)}`);
 }
@@ -124,6 +141,9 @@ async function environment(context: ReturnType<typeof labContext>): Promise<stri
     `  curl -s "$API/orders" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "{\\"items\\":[{\\"sku\\":\\"\${1:-SKU-TSHIRT-M}\\",\\"quantity\\":\${2:-1}}],\\"payment\\":{\\"token\\":\\"\${3:-tok_visa}\\"},\\"shippingAddress\\":${address}}" | sed -E 's/.*"orderId":"([^"]+)".*/\\1/'`,
     '  echo',
     '}',
+    "# logs [ORDER_ID]: the handlers' recent log lines (of one order: its correlation id), one line each",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansions, for bash to expand
+    'logs() { curl -s "$API/_local/console/logs?format=text&limit=${LIMIT:-60}${1:+&orderId=$1}"; }',
     '# show ORDER_ID: GET /orders/{orderId}',
     'show() { curl -s "$API/orders/$1" -H "authorization: Bearer $TOKEN"; echo; }',
     "# sqs ACTION 'JSON': one SQS API call in its JSON protocol (what the AWS SDK and CLI send)",
@@ -148,7 +168,19 @@ async function until(condition: UntilCondition, context: LabContext): Promise<{ 
     const consumer = state.consumers.find((c) => c.name === condition.consumer);
     if (!consumer) throw new UsageError(`no consumer ${condition.consumer} (${state.consumers.map((c) => c.name).join(', ')})`);
     const depth = consumer.queue.dlq ? consumer.queue.dlq.visible + consumer.queue.dlq.inFlight : 0;
-    return { met: depth === condition.count, now: `${condition.consumer} DLQ: ${depth}` };
+    return { met: depth >= condition.count, now: `${condition.consumer} DLQ: ${depth}` };
+  }
+  if (condition.what === 'dead-lettered') {
+    const where: string[] = [];
+    for (const consumer of state.consumers) {
+      const dlq = consumer.queue.dlq ? await context.queue(consumer.queue.dlq.name) : undefined;
+      const bodies = dlq ? [...dlq.messages.ready, ...dlq.messages.delayed, ...dlq.messages.inflight.map((entry) => entry.message)] : [];
+      for (const { body } of bodies) if (orderIdOfEvent(body) === condition.orderId) where.push(consumer.name);
+    }
+    return {
+      met: where.length > 0,
+      now: where.length > 0 ? `in the DLQ of ${where.join(', ')}` : `no event of ${condition.orderId} in a DLQ`,
+    };
   }
   const found = (await context.logs()).some((entry) => JSON.stringify(entry.fields).includes(condition.text));
   return { met: found, now: found ? 'found' : 'not in the log yet' };

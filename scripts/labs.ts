@@ -259,7 +259,8 @@ export const LABS: Lab[] = [
       // An order whose OrderPlaced reached payment more than once, charged once.
       const twice = s.orders.find(
         (order) =>
-          handled(forOrder(entries, order.orderId), 'payment', 'OrderPlaced').filter((e) => e.fields.receiveCount === 1).length >= 2,
+          handled(forOrder(entries, order.orderId), 'payment', 'OrderPlaced').filter((e) => Number(e.fields.receiveCount) === 1).length >=
+          2,
       );
       const charges = twice
         ? forOrder(entries, twice.orderId).filter((entry) => entry.fields.message === 'Simulated provider: charged').length
