@@ -32,6 +32,8 @@ const usage = `usage: npm run lab -- <command>
   until dlq CONSUMER N          waits until CONSUMER's dead-letter queue holds at least N messages
   until dead-lettered ORDER_ID  waits until an event of that order is in a dead-letter queue
   until log TEXT                waits until a handler's log line contains TEXT
+  watch [SECONDS]               prints each consumer's queue (visible, in flight, DLQ) and running
+                                invocations once a second, for SECONDS (10 by default)
         [--timeout SECONDS]     how long \`until\` waits (180 by default); it exits 1 when it gives up`;
 
 type Command =
@@ -39,6 +41,7 @@ type Command =
   | { kind: 'list' }
   | { kind: 'env' }
   | { kind: 'check'; lab: number; waitSeconds: number }
+  | { kind: 'watch'; seconds: number }
   | { kind: 'until'; condition: UntilCondition; timeoutSeconds: number };
 type UntilCondition =
   | { what: 'quiet' }
@@ -69,6 +72,10 @@ export function parseLabArgs(args: string[]): Command {
     if (lab === undefined) throw new UsageError(`check wants a lab number, 1 to ${LABS.length}`);
     if (rest.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(rest[1])}: one lab at a time`);
     return { kind: 'check', lab, waitSeconds: wholeNumber('--wait', values.wait, { min: 0, max: 3600 }) ?? 0 };
+  }
+  if (command === 'watch') {
+    if (rest.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(rest[1])}`);
+    return { kind: 'watch', seconds: wholeNumber('watch SECONDS', rest[0], { min: 1, max: 3600 }) ?? 10 };
   }
   if (command === 'until') {
     const timeoutSeconds = wholeNumber('--timeout', values.timeout, { min: 1, max: 3600 }) ?? 180;
@@ -152,6 +159,21 @@ async function environment(context: ReturnType<typeof labContext>): Promise<stri
   ].join('\n');
 }
 
+/** `watch`'s two heading lines and one line of figures: per consumer visible, in flight, DLQ, running. */
+export function watchLines(state: ConsoleState): string[] {
+  const width = 17;
+  const cells = state.consumers.map((consumer) => {
+    const running = state.functions.find((fn) => fn.consumes === consumer.queue.name)?.running ?? 0;
+    const dlq = consumer.queue.dlq ? consumer.queue.dlq.visible + consumer.queue.dlq.inFlight : 0;
+    return [consumer.queue.visible, consumer.queue.inFlight, dlq, running].map((n) => String(n).padStart(4)).join('');
+  });
+  return [
+    `${'time'.padEnd(9)}${state.consumers.map((c) => ` ${c.name}`.padEnd(width)).join('')}`,
+    `${''.padEnd(9)}${state.consumers.map(() => ' vis fly dlq run'.padEnd(width)).join('')}`,
+    `${state.at.slice(11, 19).padEnd(9)}${cells.map((cell) => cell.padEnd(width)).join('')}`,
+  ];
+}
+
 /** Whether the pipeline is in the state `until` waits for, and what it shows now. */
 async function until(condition: UntilCondition, context: LabContext): Promise<{ met: boolean; now: string }> {
   const state = await context.state();
@@ -211,6 +233,15 @@ async function main(command: Command): Promise<number> {
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
+  }
+  if (command.kind === 'watch') {
+    for (let second = 0; second < command.seconds; second++) {
+      const state = await context.state();
+      const lines = watchLines(state);
+      console.log(second === 0 ? lines.join('\n') : lines.at(-1));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    return 0;
   }
   const deadline = Date.now() + command.timeoutSeconds * 1000;
   let last = '';

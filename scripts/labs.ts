@@ -48,6 +48,8 @@ export interface Finding {
 export interface Lab {
   number: number;
   title: string;
+  /** The pipeline the lab runs on: `npm start` (standard), or `npm start -- --fifo`. */
+  queueType: 'standard' | 'fifo';
   /** Under docs/workshop/. */
   file: string;
   check(context: LabContext): Promise<Finding[]>;
@@ -103,6 +105,7 @@ export const LABS: Lab[] = [
   {
     number: 1,
     title: 'The pipeline: fan-out and filter policies',
+    queueType: 'standard',
     file: '01-pipeline.md',
     async check({ state, logs }) {
       const s = await state();
@@ -137,6 +140,7 @@ export const LABS: Lab[] = [
   {
     number: 2,
     title: 'Visibility timeout and at-least-once delivery',
+    queueType: 'standard',
     file: '02-visibility-timeout.md',
     async check({ queue }) {
       const q = await queue('workshop-visibility');
@@ -163,6 +167,7 @@ export const LABS: Lab[] = [
   {
     number: 3,
     title: 'Partial batch responses',
+    queueType: 'standard',
     file: '03-partial-batch-responses.md',
     async check({ state, logs, queue }) {
       const s = await state();
@@ -206,6 +211,7 @@ export const LABS: Lab[] = [
   {
     number: 4,
     title: 'Dead-letter queues, maxReceiveCount and redrive',
+    queueType: 'standard',
     file: '04-dead-letter-queues.md',
     async check({ state, logs, queue }) {
       const s = await state();
@@ -250,6 +256,7 @@ export const LABS: Lab[] = [
   {
     number: 5,
     title: 'Idempotency and duplicate deliveries',
+    queueType: 'standard',
     file: '05-idempotency.md',
     async check({ state, logs }) {
       const s = await state();
@@ -290,6 +297,7 @@ export const LABS: Lab[] = [
   {
     number: 6,
     title: 'Long polling and batching',
+    queueType: 'standard',
     file: '06-long-polling-and-batching.md',
     async check({ logs, queue }) {
       const q = await queue('workshop-polling');
@@ -317,6 +325,7 @@ export const LABS: Lab[] = [
   {
     number: 7,
     title: 'Backpressure with maximum concurrency',
+    queueType: 'standard',
     file: '07-backpressure.md',
     async check({ state }) {
       const s = await state();
@@ -340,6 +349,7 @@ export const LABS: Lab[] = [
   {
     number: 8,
     title: 'The circuit breaker during a provider outage',
+    queueType: 'standard',
     file: '08-circuit-breaker.md',
     async check({ state, logs, queue }) {
       const s = await state();
@@ -368,6 +378,7 @@ export const LABS: Lab[] = [
   {
     number: 9,
     title: 'Observability: correlation ids, metrics, alarms, npm run status',
+    queueType: 'standard',
     file: '09-observability.md',
     async check({ state, logs, template }) {
       const s = await state();
@@ -395,6 +406,55 @@ export const LABS: Lab[] = [
           alarms === s.consumers.length,
           `the stack declares one dlq-not-empty alarm per consumer (${alarms})`,
           `${alarms} dlq-not-empty alarm(s) for ${s.consumers.length} consumer(s)`,
+        ),
+      ];
+    },
+  },
+  {
+    number: 10,
+    title: 'FIFO versus standard',
+    queueType: 'fifo',
+    file: '10-fifo.md',
+    async check({ state, logs, queue }) {
+      const s = await state();
+      const q = await queue('workshop-order.fifo');
+      const messages = q
+        ? [
+            ...q.messages.ready.map((m) => ({ ...m, inFlight: false })),
+            ...q.messages.inflight.map((entry) => ({ ...entry.message, inFlight: true })),
+          ]
+        : [];
+      const group = (m: object) => (m as { messageGroupId?: string }).messageGroupId;
+      const groupA = messages.filter((m) => group(m) === 'ord_A');
+      const entries = await logs();
+      const order = s.orders.find((o) => o.status === 'CONFIRMED');
+      const shipping = order ? handled(forOrder(entries, order.orderId), 'shipping').map((e) => String(e.fields.eventType)) : [];
+      return [
+        finding(
+          s.queueType === 'fifo',
+          'the pipeline runs on FIFO queues (npm start -- --fifo)',
+          'it runs on standard queues: restart it with npm start -- --fifo',
+        ),
+        finding(
+          q?.attributes.FifoQueue === 'true' && messages.filter((m) => m.body.startsWith('A1')).length === 1,
+          'workshop-order.fifo kept the event sent twice with one deduplication id once',
+          q
+            ? `it holds ${messages.filter((m) => m.body.startsWith('A1')).length} copies of A1`
+            : 'create the queue workshop-order.fifo (step 2)',
+        ),
+        finding(
+          groupA.some((m) => m.inFlight) && groupA.some((m) => !m.inFlight) && messages.some((m) => group(m) === 'ord_B' && m.inFlight),
+          "ord_A's later messages wait while its first is in flight, and ord_B's was delivered meanwhile",
+          'receive as in step 3 (within the 60 s visibility timeout; send the messages again if it ran out)',
+        ),
+        finding(
+          order !== undefined &&
+            shipping.indexOf('OrderPlaced') >= 0 &&
+            shipping.indexOf('OrderPlaced') < shipping.indexOf('OrderConfirmed'),
+          order
+            ? `order ${short(order.orderId)}: shipping handled ${shipping.join(', then ')}`
+            : 'an order is CONFIRMED on the FIFO pipeline',
+          order ? 'shipping has not handled both of its events yet' : 'place one (step 4)',
         ),
       ];
     },
