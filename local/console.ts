@@ -100,6 +100,8 @@ export interface ConsoleState {
   /** Every function, since the runtime started: the API's, the consumers', the scheduled ones. */
   functions: Array<{ name: string; invocations: number; errors: number; running: number; consumes: string | null }>;
   tables: Array<{ logicalId: string; name: string }>;
+  /** S3 buckets the stack provisioned (the claim-check bucket), beside the tables. */
+  buckets: Array<{ logicalId: string; name: string }>;
   switches: {
     /** A consumer's name → its injected transient error rate is on. */
     faults: Record<string, boolean>;
@@ -222,6 +224,9 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
         consumes: sources.consumers.find((consumer) => consumer.functionName === functionName)?.queueName ?? null,
       })),
       tables: Object.entries(sources.resources.tables)
+        .map(([logicalId, name]) => ({ logicalId, name }))
+        .sort((a, b) => a.logicalId.localeCompare(b.logicalId)),
+      buckets: Object.entries(sources.resources.buckets ?? {})
         .map(([logicalId, name]) => ({ logicalId, name }))
         .sort((a, b) => a.logicalId.localeCompare(b.logicalId)),
       switches: switchState(),
