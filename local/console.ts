@@ -342,6 +342,8 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
     const method = (request.method ?? 'GET').toUpperCase();
     if (path === '/console' || path === '/console/') {
       if (method !== 'GET') return false;
+      if (!isLoopbackHost(request.headers.host))
+        return sendJson(response, 403, { message: `host: ${request.headers.host} is not a loopback address` });
       const page = await readFile(new URL('./console.html', import.meta.url));
       response.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
@@ -355,6 +357,9 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
     }
     if (!path.startsWith('/_local/console/')) return false;
     try {
+      // A name that another site rebinds to 127.0.0.1 reaches this port with its own Host (and a
+      // matching Origin): only loopback names are answered.
+      if (!isLoopbackHost(request.headers.host)) throw new ConsoleRefusal(403, `host: ${request.headers.host} is not a loopback address`);
       if (method === 'GET') {
         if (path === '/_local/console/events') {
           listen(request, response);
@@ -406,6 +411,13 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
       listeners.clear();
     },
   };
+}
+
+/** 127.0.0.1, localhost or [::1], with any port: what the runtime's own address is called. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  return name === '127.0.0.1' || name === 'localhost' || name === '[::1]';
 }
 
 /** An action's JSON body: only as JSON, and only from the console's own origin (or no browser at all). */

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,11 +106,31 @@ describe('the console in a browser', () => {
     await expect.poll(async () => (await state()).switches.outages.provider).toBe(false);
   });
 
-  it('refuses an action from another origin, and one that is not JSON', async () => {
+  it('refuses an action from another origin or host name, and one that is not JSON', async () => {
     const post = (headers: Record<string, string>) =>
       fetch(`${pipeline.apiUrl}/_local/console/faults`, { method: 'POST', headers, body: JSON.stringify({ target: 'topic', on: true }) });
     expect((await post({ 'content-type': 'application/json', origin: 'http://evil.example' })).status).toBe(403);
     expect((await post({ 'content-type': 'text/plain' })).status).toBe(415);
+    // A site's name rebound to 127.0.0.1 comes with its own Host (fetch sends the URL's: node:http).
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const url = new URL(`${pipeline.apiUrl}/_local/console/faults`);
+      const request = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { host: 'rebound.example', 'content-type': 'application/json' },
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      request.on('error', reject);
+      request.end(JSON.stringify({ target: 'topic', on: true }));
+    });
+    expect(rebound).toBe(403);
     const state = (await (await fetch(`${pipeline.apiUrl}/_local/console/state`)).json()) as { switches: { outages: { topic: boolean } } };
     expect(state.switches.outages.topic).toBe(false);
   });

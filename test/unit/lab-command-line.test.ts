@@ -58,3 +58,12 @@ describe('log lines', () => {
     expect(entries).toEqual([{ at: 'a', function: 'payment', fields: expect.objectContaining({ correlation_id: 'ord_1' }) }]);
   });
 });
+
+describe('the console answers loopback names only', () => {
+  it('takes 127.0.0.1, localhost and [::1] with any port, and nothing else', async () => {
+    const { isLoopbackHost } = await import('../../local/console.js');
+    for (const host of ['127.0.0.1:3000', 'localhost:3000', '[::1]:3000', 'localhost']) expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['rebound.example:3000', '127.0.0.1.nip.io:3000', 'localhost.example', undefined, ''])
+      expect(isLoopbackHost(host), String(host)).toBe(false);
+  });
+});
