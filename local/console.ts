@@ -24,7 +24,8 @@ import { redriveDeadLetters } from '../scripts/dlq-redrive.js';
 import type { RecentLine } from './invocation-log.js';
 import type { FunctionStats } from './lambda-environment.js';
 import type { ProvisionedResources } from './provision.js';
-import type { QueueConsumer } from './queue-consumers.js';
+import { largeOrderItems, newRunId, stockCatalogue } from './large-order.js';
+import { type Lane, type QueueConsumer, queueLabel } from './queue-consumers.js';
 import { SAMPLE_ADDRESS } from './sample-order.js';
 import type { EventSourceStats } from './sqs-poller.js';
 import { queueDepth, type QueueDepth } from './status.js';
@@ -63,10 +64,12 @@ export const ORDER_KINDS = {
   flaky: { label: 'Flaky card', items: [{ sku: 'SKU-HOODIE-M', quantity: 1 }], token: 'tok_flaky' },
   // The poster is a limited edition of one unit (local/seed-data.json): two are never in stock.
   outOfStock: { label: 'Out of stock', items: [{ sku: 'SKU-POSTER-LTD', quantity: 2 }], token: 'tok_visa' },
-  // TODO(issue 15): `big` (5,000 lines, the claim-check) and TODO(express lane): `express`
-  // ("shippingSpeed": "express"), once those land on main.
+  // Its events carry `lane: express`: each consumer takes them from its express queue.
+  express: { label: 'Express order', items: [{ sku: 'SKU-TSHIRT-M', quantity: 1 }], token: 'tok_visa', shippingSpeed: 'express' },
 } as const;
-export type OrderKind = keyof typeof ORDER_KINDS;
+/** `big`: 5,000 lines of SKUs stocked for it (local/large-order.ts), an OrderPlaced far over 256 KB: the claim-check. */
+export type OrderKind = keyof typeof ORDER_KINDS | 'big';
+export const BIG_ORDER_LINES = 5000;
 
 /**
  * The failure rate a consumer's "faults" switch turns on by default: one record in five fails. A
@@ -89,6 +92,10 @@ export interface ConsoleState {
   topic: { name: string; arn: string } | null;
   consumers: Array<{
     name: string;
+    /** `standard`, or `express` for a consumer's express queue (the same function, its own queue and DLQ). */
+    lane: Lane;
+    /** Unique per queue: `payment`, `payment-express`. */
+    key: string;
     eventTypes: string[];
     queue: ConsoleQueue;
     batchSize: number | null;
@@ -98,7 +105,7 @@ export interface ConsoleState {
     maxConcurrent: number;
   }>;
   /** Every function, since the runtime started: the API's, the consumers', the scheduled ones. */
-  functions: Array<{ name: string; invocations: number; errors: number; running: number; consumes: string | null }>;
+  functions: Array<{ name: string; invocations: number; errors: number; running: number; consumes: string[] }>;
   tables: Array<{ logicalId: string; name: string }>;
   /** S3 buckets the stack provisioned (the claim-check bucket), beside the tables. */
   buckets: Array<{ logicalId: string; name: string }>;
@@ -117,7 +124,11 @@ export interface ConsoleOrder {
   reason?: string;
   createdAt: string;
   decidedAt?: string;
+  /** The first lines (a 5,000-line order is not sent whole every second), and how many there are. */
   items: Array<{ sku: string; quantity: number }>;
+  lines: number;
+  /** Sent with "shippingSpeed": "express": its events go through the express queues. */
+  express: boolean;
   paymentToken: string;
   stages: Record<string, { status: string; reason?: string; timeline: Array<{ at: string; what: string }> }>;
 }
@@ -148,9 +159,10 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
   let timer: NodeJS.Timeout | undefined;
   let pushing = false;
 
-  const consumerNamed = (name: unknown) => {
-    const consumer = sources.consumers.find((c) => c.name === name);
-    if (!consumer) throw new ConsoleRefusal(400, `consumer: one of ${sources.consumers.map((c) => c.name).join(', ')}`);
+  /** A queue by its consumer's name and lane (standard when none is given), or by its key (`payment-express`). */
+  const consumerNamed = (name: unknown, lane: unknown = 'standard') => {
+    const consumer = sources.consumers.find((c) => queueKey(c) === name || (c.name === name && c.lane === lane));
+    if (!consumer) throw new ConsoleRefusal(400, `consumer: one of ${sources.consumers.map(queueKey).join(', ')}`);
     return consumer;
   };
 
@@ -178,7 +190,9 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
           ...(order.reason ? { reason: order.reason } : {}),
           createdAt: order.createdAt,
           ...(order.decidedAt ? { decidedAt: order.decidedAt } : {}),
-          items: order.items.map(({ sku, quantity }) => ({ sku, quantity })),
+          items: order.items.slice(0, 3).map(({ sku, quantity }) => ({ sku, quantity })),
+          lines: order.items.length,
+          express: order.shippingSpeed === 'express',
           paymentToken: order.paymentTokenMasked,
           stages: Object.fromEntries(PARTICIPANTS.map((participant) => [participant, order.stages[participant]])),
         };
@@ -202,6 +216,8 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
         const stats = source?.stats;
         return {
           name: consumer.name,
+          lane: consumer.lane,
+          key: queueKey(consumer),
           eventTypes: consumer.eventTypes,
           queue: { ...queueDepth(sources.fauxqs, consumer.queueName, at), dlq: depth(consumer.deadLetterQueueName) },
           batchSize: source?.batchSize ?? null,
@@ -221,7 +237,7 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
         invocations: stats.invocations,
         errors: stats.errors,
         running: stats.running,
-        consumes: sources.consumers.find((consumer) => consumer.functionName === functionName)?.queueName ?? null,
+        consumes: sources.consumers.filter((consumer) => consumer.functionName === functionName).map((consumer) => consumer.queueName),
       })),
       tables: Object.entries(sources.resources.tables)
         .map(([logicalId, name]) => ({ logicalId, name }))
@@ -235,22 +251,37 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
   }
 
   async function placeOrder(kind: unknown): Promise<{ orderId: string; statusCode: number }> {
-    if (typeof kind !== 'string' || !Object.hasOwn(ORDER_KINDS, kind))
-      throw new ConsoleRefusal(400, `kind: one of ${Object.keys(ORDER_KINDS).join(', ')}`);
-    const { items, token } = ORDER_KINDS[kind as OrderKind];
+    if (typeof kind !== 'string' || (kind !== 'big' && !Object.hasOwn(ORDER_KINDS, kind)))
+      throw new ConsoleRefusal(400, `kind: one of ${[...Object.keys(ORDER_KINDS), 'big'].join(', ')}`);
+    let body: Record<string, unknown>;
+    if (kind === 'big') {
+      // What `npm run order` does: a catalogue of new SKUs stocked for this order alone, then the order.
+      const inventoryTable = sources.resources.tables.InventoryTable;
+      if (!inventoryTable) throw new ConsoleRefusal(500, 'the stack has no InventoryTable');
+      const items = largeOrderItems(BIG_ORDER_LINES, newRunId());
+      await stockCatalogue(DynamoDBDocumentClient.from(sources.dynamodb), inventoryTable, items);
+      body = { items, payment: { token: 'tok_visa' } };
+    } else {
+      const kindOf: { items: readonly unknown[]; token: string; shippingSpeed?: string } = ORDER_KINDS[kind as keyof typeof ORDER_KINDS];
+      body = {
+        items: kindOf.items,
+        payment: { token: kindOf.token },
+        ...(kindOf.shippingSpeed ? { shippingSpeed: kindOf.shippingSpeed } : {}),
+      };
+    }
     // Through the HTTP API like any client: the authorizer, createOrder, the topic.
     const response = await fetch(`${sources.apiUrl()}/orders`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${await sources.tokenFor(CONSOLE_CUSTOMER)}` },
-      body: JSON.stringify({ items, payment: { token }, shippingAddress: { ...SAMPLE_ADDRESS } }),
+      body: JSON.stringify({ ...body, shippingAddress: { ...SAMPLE_ADDRESS } }),
     });
     const answer = (await response.json()) as { orderId?: string; message?: string };
     if (!answer.orderId) throw new ConsoleRefusal(502, `POST /orders answered ${response.status}: ${answer.message ?? ''}`);
     return { orderId: answer.orderId, statusCode: response.status };
   }
 
-  async function sendPoison(consumerName: unknown): Promise<{ queue: string; messageId: string }> {
-    const consumer = consumerNamed(consumerName);
+  async function sendPoison(consumerName: unknown, lane: unknown): Promise<{ queue: string; messageId: string }> {
+    const consumer = consumerNamed(consumerName, lane);
     const fifo = consumer.queueUrl.endsWith('.fifo');
     const sent = await sources.sqs.send(
       new SendMessageCommand({
@@ -277,7 +308,7 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
       duplicates = on;
       for (const source of sources.eventSources()) source.setDuplicateDeliveryRate(on ? 1 : 0);
     } else {
-      const consumer = sources.consumers.find((c) => c.name === target);
+      const consumer = sources.consumers.find((c) => c.name === target && c.lane === 'standard');
       if (!consumer)
         throw new ConsoleRefusal(
           400,
@@ -305,8 +336,8 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
     };
   }
 
-  async function redrive(consumerName: unknown): Promise<{ moved: number }> {
-    const consumer = consumerNamed(consumerName);
+  async function redrive(consumerName: unknown, lane: unknown): Promise<{ moved: number }> {
+    const consumer = consumerNamed(consumerName, lane);
     if (!consumer.deadLetterQueueUrl) throw new ConsoleRefusal(400, `${consumer.name} has no dead-letter queue`);
     // What `npm run redrive -- <consumer>` does: every message back to its queue, with its body.
     const report = await redriveDeadLetters({
@@ -387,11 +418,11 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
         path === '/_local/console/orders'
           ? await placeOrder(body.kind)
           : path === '/_local/console/poison'
-            ? await sendPoison(body.consumer)
+            ? await sendPoison(body.consumer, body.lane)
             : path === '/_local/console/faults'
               ? setSwitch(body)
               : path === '/_local/console/redrive'
-                ? await redrive(body.consumer)
+                ? await redrive(body.consumer, body.lane)
                 : undefined;
       if (answer === undefined) return sendJson(response, 404, { message: 'Not Found' });
       void push().catch(() => {});
@@ -473,4 +504,9 @@ export function briefLine(entry: RecentLine): string {
   const error = fields.error as { message?: string } | undefined;
   if (error?.message) keys.push(`error=${JSON.stringify(error.message)}`);
   return `${entry.at.slice(11, 23)}  ${entry.function.padEnd(12)} ${what}${keys.length ? `  ${keys.join(' ')}` : ''}`;
+}
+
+/** A queue's key in the console's state and page: `payment`, `payment-express`. */
+export function queueKey(consumer: { name: string; lane: Lane }): string {
+  return queueLabel(consumer).replace(' ', '-');
 }

@@ -133,7 +133,7 @@ async function environment(context: ReturnType<typeof labContext>): Promise<stri
   const state = await context.state();
   const tokenAnswer = (await (await fetch(`${context.apiUrl}/_local/token?customer=cus_1&expiresIn=43200`)).json()) as { token: string };
   const queues = (await (await fetch(`${context.sqsEndpoint}/_fauxqs/queues`)).json()) as Array<{ name: string; url: string }>;
-  const [first] = state.consumers;
+  const first = state.consumers.find((c) => c.lane === 'standard');
   const url = queues.find((q) => q.name === first?.queue.name)?.url ?? `${context.sqsEndpoint}/000000000000/x`;
   const stack = first ? first.queue.name.slice(0, -first.name.length - 1) : '';
   const address = JSON.stringify(SAMPLE_ADDRESS).replaceAll('"', '\\"');
@@ -163,12 +163,12 @@ async function environment(context: ReturnType<typeof labContext>): Promise<stri
 export function watchLines(state: ConsoleState): string[] {
   const width = 17;
   const cells = state.consumers.map((consumer) => {
-    const running = state.functions.find((fn) => fn.consumes === consumer.queue.name)?.running ?? 0;
+    const running = state.functions.find((fn) => fn.consumes.includes(consumer.queue.name))?.running ?? 0;
     const dlq = consumer.queue.dlq ? consumer.queue.dlq.visible + consumer.queue.dlq.inFlight : 0;
     return [consumer.queue.visible, consumer.queue.inFlight, dlq, running].map((n) => String(n).padStart(4)).join('');
   });
   return [
-    `${'time'.padEnd(9)}${state.consumers.map((c) => ` ${c.name}`.padEnd(width)).join('')}`,
+    `${'time'.padEnd(9)}${state.consumers.map((c) => ` ${c.key}`.padEnd(width)).join('')}`,
     `${''.padEnd(9)}${state.consumers.map(() => ' vis fly dlq run'.padEnd(width)).join('')}`,
     `${state.at.slice(11, 19).padEnd(9)}${cells.map((cell) => cell.padEnd(width)).join('')}`,
   ];
@@ -187,8 +187,8 @@ async function until(condition: UntilCondition, context: LabContext): Promise<{ 
     };
   }
   if (condition.what === 'dlq') {
-    const consumer = state.consumers.find((c) => c.name === condition.consumer);
-    if (!consumer) throw new UsageError(`no consumer ${condition.consumer} (${state.consumers.map((c) => c.name).join(', ')})`);
+    const consumer = state.consumers.find((c) => c.key === condition.consumer || (c.name === condition.consumer && c.lane === 'standard'));
+    if (!consumer) throw new UsageError(`no consumer ${condition.consumer} (${state.consumers.map((c) => c.key).join(', ')})`);
     const depth = consumer.queue.dlq ? consumer.queue.dlq.visible + consumer.queue.dlq.inFlight : 0;
     return { met: depth >= condition.count, now: `${condition.consumer} DLQ: ${depth}` };
   }

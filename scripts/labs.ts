@@ -81,8 +81,9 @@ const handled = (logs: LogEntry[], consumer: string, eventType?: string) =>
   );
 const failedRecords = (logs: LogEntry[], consumer: string) =>
   logs.filter((entry) => entry.fields.consumer === consumer && String(entry.fields.message).startsWith('Record failed'));
+/** A consumer's standard queue (its express one, when the stack has the lane, is `lane: 'express'`). */
 const consumerOf = (state: ConsoleState, name: string) => {
-  const consumer = state.consumers.find((c) => c.name === name);
+  const consumer = state.consumers.find((c) => c.name === name && c.lane === 'standard');
   if (!consumer) throw new Error(`The running stack has no consumer ${name}`);
   return consumer;
 };
@@ -119,7 +120,7 @@ export const LABS: Lab[] = [
       ];
       if (!order) return findings;
       const entries = forOrder(await logs(), order.orderId);
-      for (const consumer of s.consumers) {
+      for (const consumer of s.consumers.filter((c) => c.lane === 'standard')) {
         for (const eventType of ['OrderPlaced', 'OrderConfirmed']) {
           const wanted = consumer.eventTypes.includes(eventType);
           const got = handled(entries, consumer.name, eventType).length > 0;
@@ -385,7 +386,7 @@ export const LABS: Lab[] = [
       const entries = await logs();
       const order = s.orders.find((o) => o.status === 'CONFIRMED');
       const writers = order ? new Set(forOrder(entries, order.orderId).map((entry) => entry.function)) : new Set<string>();
-      const expected = ['createOrder', ...s.consumers.map((c) => c.name)];
+      const expected = ['createOrder', ...new Set(s.consumers.map((c) => c.name))];
       const metrics = entries.some((entry) => {
         const aws = entry.fields._aws as { CloudWatchMetrics?: Array<{ Metrics?: Array<{ Name?: string }> }> } | undefined;
         return aws?.CloudWatchMetrics?.some((m) => m.Metrics?.some((metric) => metric.Name === 'OrdersPlaced')) === true;
@@ -404,7 +405,7 @@ export const LABS: Lab[] = [
         finding(metrics, 'the metric OrdersPlaced was emitted (an EMF line in the log)', 'place an order (step 1)'),
         finding(
           alarms === s.consumers.length,
-          `the stack declares one dlq-not-empty alarm per consumer (${alarms})`,
+          `the stack declares one dlq-not-empty alarm per consumer queue (${alarms})`,
           `${alarms} dlq-not-empty alarm(s) for ${s.consumers.length} consumer(s)`,
         ),
       ];
@@ -455,6 +456,70 @@ export const LABS: Lab[] = [
             ? `order ${short(order.orderId)}: shipping handled ${shipping.join(', then ')}`
             : 'an order is CONFIRMED on the FIFO pipeline',
           order ? 'shipping has not handled both of its events yet' : 'place one (step 4)',
+        ),
+      ];
+    },
+  },
+  {
+    number: 11,
+    title: 'Claim-check for big orders',
+    queueType: 'standard',
+    file: '11-claim-check.md',
+    async check({ state, logs }) {
+      const s = await state();
+      const big = s.orders.find((order) => order.lines >= 1000);
+      const entries = big ? forOrder(await logs(), big.orderId) : [];
+      const deleted = entries.some((entry) => String(entry.fields.message).includes('its claim-check object is deleted'));
+      const handledBy = new Set(entries.filter((e) => e.fields.message === 'Handling event').map((e) => String(e.fields.consumer)));
+      return [
+        finding(
+          big?.status === 'CONFIRMED',
+          big ? `order ${short(big.orderId)} of ${big.lines} lines is ${big.status}` : 'an order of thousands of lines is CONFIRMED',
+          big ? 'wait for its decision (npm run lab -- until quiet)' : 'place one: npm run order -- --lines 5000',
+        ),
+        finding(
+          big !== undefined && ['inventory', 'payment', 'shipping'].every((name) => handledBy.has(name)),
+          `every participant handled its OrderPlaced from the pointer (${[...handledBy].sort().join(', ')})`,
+          'not every participant has logged handling it yet',
+        ),
+        finding(
+          deleted,
+          'its stored event was deleted once every participant was done',
+          'no deletion of its claim-check object in the log yet',
+        ),
+      ];
+    },
+  },
+  {
+    number: 12,
+    title: 'The express lane',
+    queueType: 'standard',
+    file: '12-express-lane.md',
+    async check({ state }) {
+      const s = await state();
+      const express = s.orders.find((order) => order.express);
+      const lanes = s.consumers.filter((c) => c.lane === 'express');
+      // Among the latest orders, the standard ones placed before it and decided after it: the backlog it overtook.
+      const before = express ? s.orders.filter((order) => !order.express && order.createdAt < express.createdAt) : [];
+      const overtaken = before.filter(
+        (order) => express?.decidedAt !== undefined && (order.decidedAt === undefined || order.decidedAt > express.decidedAt),
+      ).length;
+      return [
+        finding(!s.switches.faults.payment, "payment's latency is switched off again", 'switch it off (step 4)'),
+        finding(
+          express?.status === 'CONFIRMED',
+          express ? `express order ${short(express.orderId)} is ${express.status}` : 'an express order is CONFIRMED',
+          express ? 'wait for its decision' : 'place one with "shippingSpeed": "express" (step 3)',
+        ),
+        finding(
+          lanes.length > 0 && lanes.every((c) => c.records.received > 0),
+          `every express queue delivered records (${lanes.map((c) => `${c.key}: ${c.records.received}`).join(', ')})`,
+          lanes.length === 0 ? 'this stack has no express queues' : 'an express queue has delivered nothing yet',
+        ),
+        finding(
+          overtaken > 0,
+          `it was decided before ${overtaken} of the ${before.length} latest standard orders placed before it`,
+          'it overtook no standard order among the latest: queue the backlog first (step 2), then place it at once',
         ),
       ];
     },

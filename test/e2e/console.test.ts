@@ -5,6 +5,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPOSITORY_ROOT } from '../../local/package-stack.js';
 import { type LocalPipeline, startLocalPipeline } from '../../local/runtime.js';
+import { queueKey } from '../../local/console.js';
 import { launchChromium } from '../support/browser.js';
 
 // The console (`/console` on the local runtime's HTTP port), driven in headless Chromium as an
@@ -45,7 +46,7 @@ describe('the console in a browser', () => {
   it('draws the pipeline from the runtime: every consumer queue with its DLQ, every function', async () => {
     await page.goto(`${pipeline.apiUrl}/console`);
     for (const consumer of pipeline.consumers) {
-      await expect.poll(() => dlq(consumer.name).textContent(), { timeout: 10_000 }).toBe('0');
+      await expect.poll(() => dlq(queueKey(consumer)).textContent(), { timeout: 10_000 }).toBe('0');
       expect(await page.locator(`[data-function="${consumer.name}"]`).count()).toBe(1);
     }
     expect(await page.locator('[data-function-row="createOrder"]').count()).toBe(1);
@@ -73,6 +74,20 @@ describe('the console in a browser', () => {
     await expect.poll(() => outOfStock.textContent(), { timeout: 30_000 }).toMatch(/CANCELLED\s*OUT_OF_STOCK/);
     await expect.poll(() => declined.textContent(), { timeout: 30_000 }).toMatch(/CANCELLED\s*PAYMENT_DECLINED/);
   }, 70_000);
+
+  it('places an express order, which goes through the express queues to CONFIRMED', async () => {
+    await page.getByRole('button', { name: 'Express order' }).click();
+    await expect.poll(() => page.locator('tr[data-order]').count(), { timeout: 10_000 }).toBe(4);
+    await expect
+      .poll(() => page.locator('tr[data-order]').first().getByTestId('order-status').textContent(), { timeout: 30_000 })
+      .toBe('CONFIRMED');
+    const state = (await (await fetch(`${pipeline.apiUrl}/_local/console/state`)).json()) as {
+      consumers: Array<{ key: string; lane: string; records: { received: number } }>;
+    };
+    const express = state.consumers.filter((consumer) => consumer.lane === 'express');
+    expect(express.length).toBeGreaterThan(0);
+    for (const consumer of express) expect(consumer.records.received, consumer.key).toBeGreaterThan(0);
+  }, 50_000);
 
   it("shows a poison message in the payment DLQ after its receives, and the DLQ's redrive empties it", async () => {
     await page.locator('[data-poison="payment"]').click();

@@ -22,7 +22,7 @@ describe('npm run lab command line', () => {
   });
 
   it('refuses a lab that does not exist, an unknown command and a stray argument, naming them', () => {
-    expect(() => parseLabArgs(['check', '99'])).toThrow(/check N must be a whole number from 1 to 10/);
+    expect(() => parseLabArgs(['check', '99'])).toThrow(/check N must be a whole number from 1 to 12/);
     expect(() => parseLabArgs(['start'])).toThrow(/unknown command "start"/);
     expect(() => parseLabArgs(['list', 'extra'])).toThrow(/unexpected argument "extra"/);
     expect(() => parseLabArgs(['until', 'dlq', 'payment'])).toThrow(/until wants/);
