@@ -30,8 +30,20 @@ function rate(name: string): number {
 let plan: FaultPlan | null | undefined;
 let random: () => number = Math.random;
 
-/** The faults asked for by the environment, or null when none are (the normal case). */
+/**
+ * The faults asked for by the environment, with those switched on at run time for this function
+ * (the switches file, below) over them; null when none are (the normal case).
+ */
 export function faultPlan(): FaultPlan | null {
+  const fromEnvironment = environmentPlan();
+  const switched = currentSwitches(Date.now()).functions?.[process.env.AWS_LAMBDA_FUNCTION_NAME ?? ''];
+  if (!switched) return fromEnvironment;
+  return { ...(fromEnvironment ?? NO_FAULTS), ...switched };
+}
+
+const NO_FAULTS: FaultPlan = { transientErrorRate: 0, crashRate: 0, timeoutRate: 0, latencyMs: 0, publishFailureRate: 0, seed: 0 };
+
+function environmentPlan(): FaultPlan | null {
   if (plan !== undefined) return plan;
   const read: FaultPlan = {
     transientErrorRate: rate('FAULT_TRANSIENT_ERROR_RATE'),
@@ -75,23 +87,28 @@ export function seededRandom(seed: number, salt = ''): () => number {
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // Outages: a window of time in which every call to one dependency fails, switched on while the
-// pipeline runs (`npm run chaos -- --provider-outage 90`). The chaos run writes the windows to a
-// JSON file named by FAULT_OUTAGES_FILE; every execution environment reads it, at most every
-// 250 ms, so an outage starts and ends at the same moment in all of them.
+// pipeline runs (`npm run chaos -- --provider-outage 90`, the local console). The chaos run or the
+// console writes the windows to a JSON file named by FAULT_OUTAGES_FILE; every execution
+// environment reads it, at most every 250 ms, so an outage starts and ends at the same moment in
+// all of them. The same file may switch fault rates on for one function (by its deployed name,
+// AWS_LAMBDA_FUNCTION_NAME): the console's "faults" switches, with no restart.
 
 export type OutageTarget = 'provider' | 'topic';
 export type OutageWindows = Partial<Record<OutageTarget, { from: number; until: number }>>;
+/** Rates switched on at run time, per function name, over that function's FAULT_* variables. */
+export type SwitchedFaults = Record<string, Partial<Omit<FaultPlan, 'seed'>>>;
+export type FaultSwitches = OutageWindows & { functions?: SwitchedFaults };
 
 let outagesReadAt = 0;
-let outages: OutageWindows = {};
+let outages: FaultSwitches = {};
 
-function currentOutages(now: number): OutageWindows {
+function currentSwitches(now: number): FaultSwitches {
   const file = process.env.FAULT_OUTAGES_FILE;
   if (!file) return {};
   if (now - outagesReadAt >= 250) {
     outagesReadAt = now;
     try {
-      outages = JSON.parse(readFileSync(file, 'utf8')) as OutageWindows;
+      outages = JSON.parse(readFileSync(file, 'utf8')) as FaultSwitches;
     } catch {
       // Not written yet, or being written: no outage until it can be read.
       outages = {};
@@ -102,12 +119,12 @@ function currentOutages(now: number): OutageWindows {
 
 /** True while an outage of this dependency is on (never on AWS: serverless.yml sets no FAULT_* variable). */
 export function inOutage(target: OutageTarget, now: number = Date.now()): boolean {
-  const window = currentOutages(now)[target];
+  const window = currentSwitches(now)[target];
   return window !== undefined && now >= window.from && now < window.until;
 }
 
-/** Writes the outage windows where the execution environments read them (the chaos run). */
-export function writeOutages(file: string, windows: OutageWindows): void {
+/** Writes the outage windows (and switched faults) where the execution environments read them (the chaos run, the console). */
+export function writeOutages(file: string, windows: FaultSwitches): void {
   writeFileSync(`${file}.tmp`, JSON.stringify(windows));
   // A rename is atomic: a reader sees the old windows or the new ones, never half a file.
   renameSync(`${file}.tmp`, file);

@@ -33,6 +33,11 @@ export interface HttpApiOptions {
    * An endpoint gets the query string; one that throws a LocalEndpointError answers its status.
    */
   localEndpoints?: Record<string, (query: URLSearchParams) => unknown>;
+  /**
+   * The runtime's own pages and actions beyond those JSON answers (the console, local/console.ts):
+   * asked first, with the path; true when it answered the request, false to let the routes have it.
+   */
+  localRequests?: (request: IncomingMessage, response: ServerResponse, path: string, query: URLSearchParams) => Promise<boolean>;
 }
 
 /** A local endpoint's refusal of its query: answered with this status and message. */
@@ -94,6 +99,7 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   const rawPath = queryStart < 0 ? rawUrl : rawUrl.slice(0, queryStart);
   const rawQueryString = queryStart < 0 ? '' : rawUrl.slice(queryStart + 1);
 
+  if (options.localRequests && (await options.localRequests(request, response, rawPath, new URLSearchParams(rawQueryString)))) return;
   const localEndpoint = method === 'GET' ? options.localEndpoints?.[rawPath] : undefined;
   if (localEndpoint) {
     try {

@@ -53,3 +53,29 @@ export function createInvocationLog(options: { quiet?: boolean; write?: (line: s
     },
   };
 }
+
+/** A handler's log line as the runtime received it, kept for the console (GET /_local/console/logs). */
+export interface RecentLine {
+  at: string;
+  function: string;
+  line: string;
+}
+
+/**
+ * The log, also keeping the last `limit` lines the handlers wrote (none when the log discards
+ * them: a quiet runtime's environments drop their lines where they are written).
+ */
+export function keepingRecentLines(log: InvocationLog, limit: number): { log: InvocationLog; recent: () => RecentLine[] } {
+  const lines: RecentLine[] = [];
+  return {
+    log: {
+      ...log,
+      output(functionName, stream, line) {
+        lines.push({ at: new Date().toISOString(), function: functionName, line: maskCardData(line) });
+        if (lines.length > limit) lines.splice(0, lines.length - limit);
+        log.output(functionName, stream, line);
+      },
+    },
+    recent: () => [...lines],
+  };
+}

@@ -3,8 +3,8 @@
 // SQS event source mappings, schedules). `local/start.ts` is the command line; tests call
 // startLocalPipeline directly.
 
-import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -18,7 +18,8 @@ import { locateHandler, unpackFunctionZip } from './function-code.js';
 import { LocalEndpointError, startHttpApi, type HttpRoute } from './http-api.js';
 import { createLocalIssuer, type JwtAuthorizerConfig, type LocalIssuer, type TokenOptions } from './jwt-authorizer.js';
 import { customerIdSchema } from '../lib/order-schema.js';
-import { createInvocationLog, type InvocationLog } from './invocation-log.js';
+import { createLocalConsole, type LocalConsole } from './console.js';
+import { createInvocationLog, keepingRecentLines, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
@@ -143,7 +144,8 @@ const DEFAULT_SQS_CONCURRENCY = 5;
 export async function startLocalPipeline(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
   // The SDK's Node 20 end-of-support notice is noise here; workers get the same variable.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const log = createInvocationLog({ quiet: options.quiet, write: options.write });
+  // The handlers' last lines are kept for the console's log view (GET /_local/console/logs).
+  const { log, recent: recentLog } = keepingRecentLines(createInvocationLog({ quiet: options.quiet, write: options.write }), 2000);
 
   let templatePath = options.templatePath;
   let serviceName: string;
@@ -186,6 +188,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       for (const client of [sqs, sns, dynamodb, s3]) client.destroy();
     });
 
+    // Where every function reads its outages and switched faults (lib/fault-injection.ts): the
+    // console's switches write it. A function's own FAULT_OUTAGES_FILE override (chaos) wins.
+    const faultSwitchesDir = await mkdtemp(path.join(tmpdir(), 'order-pipeline-faults-'));
+    cleanup.push(() => rm(faultSwitchesDir, { recursive: true, force: true }));
+    const faultSwitchesFile = path.join(faultSwitchesDir, 'fault-switches.json');
+
     const resources = await provisionStack(resolver, { sqs, sns, dynamodb, s3 });
     for (const note of resources.notes) log.info(note);
     const consumers = queueConsumers(template, `${serviceName}-${stage}`).map((consumer) => {
@@ -211,6 +219,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
         ),
       },
       handlerSource: options.handlerSource ?? 'bundle',
+      faultSwitchesFile,
       limits: { maxEnvironments: options.maxEnvironmentsPerFunction ?? 5, initSlots: new Semaphore(availableParallelism()) },
       log,
     });
@@ -253,8 +262,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
         };
       },
     };
+    let localConsole: LocalConsole | undefined;
     const http = await startHttpApi({
       localEndpoints,
+      localRequests: (request, response, requestPath, query) =>
+        localConsole ? localConsole.handle(request, response, requestPath, query) : Promise.resolve(false),
       routes,
       port: options.apiPort ?? 3000,
       apiId: apiIdOf(resolver),
@@ -290,6 +302,33 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(async () => status.stop());
     localEndpoints['/_local/status'] = () => status.snapshot();
+    // GET /console and /_local/console/... (local/console.ts).
+    localConsole = createLocalConsole({
+      apiUrl: () => http.url,
+      stage,
+      queueType: resources.topicArn?.endsWith('.fifo') ? 'fifo' : 'standard',
+      routes: routes.map((route) => route.routeKey),
+      resources,
+      consumers,
+      fauxqs: emulators.fauxqs,
+      sqs,
+      dynamodb,
+      functions: () =>
+        [...functions.values()].map((fn) => ({ name: fn.name, functionName: fn.definition.functionName, stats: fn.stats() })),
+      eventSources: () =>
+        pollers.map((poller) => ({
+          queueName: queueName(poller.mapping.queueArn),
+          functionName: poller.mapping.function.definition.functionName,
+          stats: poller.stats(),
+          batchSize: poller.mapping.batchSize,
+          maximumConcurrency: poller.mapping.maximumConcurrency,
+          setDuplicateDeliveryRate: (rate: number) => poller.setDuplicateDeliveryRate(rate),
+        })),
+      faultSwitchesFile,
+      tokenFor: (customerId) => tokenFor(customerId),
+      recentLog,
+    });
+    cleanup.push(async () => localConsole?.stop());
     const schedules: Schedules = startSchedules({
       targets: scheduledTargets(resolver, functions),
       region: LOCAL_REGION,
@@ -354,6 +393,7 @@ async function defineFunctions(
     endpoints: Emulators['endpoints'];
     overrides: Record<string, Record<string, string>>;
     handlerSource: 'bundle' | 'source';
+    faultSwitchesFile: string;
     limits: EnvironmentLimits;
     log: InvocationLog;
   },
@@ -396,6 +436,8 @@ async function defineFunctions(
       AWS_ENDPOINT_URL_DYNAMODB: options.endpoints.dynamodb,
       AWS_ENDPOINT_URL_S3: options.endpoints.s3,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      // Local only (serverless.yml sets no FAULT_* variable): the console's switches.
+      FAULT_OUTAGES_FILE: options.faultSwitchesFile,
       ...options.overrides[name],
       ...options.overrides[functionName],
     };

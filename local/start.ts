@@ -156,6 +156,7 @@ async function main(): Promise<void> {
       '',
       `Order Pipeline is ready in ${(readyMs / 1000).toFixed(1)} s: ${pipeline.apiUrl}`,
       '',
+      `  Console:   ${pipeline.apiUrl}/console   (live counters, orders, faults, redrive; the workshop: docs/workshop)`,
       `  Routes:    ${pipeline.routes.join(', ')}`,
       `  SNS/SQS:   ${pipeline.endpoints.sqs}   (fauxqs; queues at ${pipeline.endpoints.sqs}/_fauxqs/queues)`,
       `  DynamoDB:  ${pipeline.endpoints.dynamodb}   (dynalite)`,
