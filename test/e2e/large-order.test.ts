@@ -73,23 +73,29 @@ async function eventually(check: () => Promise<void>, timeoutMs: number): Promis
   }
 }
 
+/** A 5,000-line order of SKUs stocked for it, placed through HTTP by a customer of its own, followed to its decision. */
+async function placeStockedLargeOrder(cardToken?: string) {
+  const runId = newRunId();
+  const items = largeOrderItems(MAX_ITEMS, runId);
+  await stockCatalogue(db, table('InventoryTable'), items);
+  const apiUrl = pipeline.apiUrl.replace(/\/$/, '');
+  const run = await placeLargeOrder({
+    apiUrl,
+    token: await localToken(apiUrl, `cus_bulk_${runId.toLowerCase()}`),
+    items,
+    ...(cardToken ? { cardToken } : {}),
+    db,
+    ordersTable: table('OrdersTable'),
+    timeoutMs: 240_000,
+  });
+  return { items, run };
+}
+
 describe('a business order of 5,000 lines', () => {
   it("goes through HTTP, the claim-check and every participant to CONFIRMED, with every line's units taken", {
     timeout: 300_000,
   }, async () => {
-    const runId = newRunId();
-    const items = largeOrderItems(MAX_ITEMS, runId);
-    await stockCatalogue(db, table('InventoryTable'), items);
-    const apiUrl = pipeline.apiUrl.replace(/\/$/, '');
-
-    const run = await placeLargeOrder({
-      apiUrl,
-      token: await localToken(apiUrl, `cus_bulk_${runId.toLowerCase()}`),
-      items,
-      db,
-      ordersTable: table('OrdersTable'),
-      timeoutMs: 240_000,
-    });
+    const { items, run } = await placeStockedLargeOrder();
     console.log(`e2e large order: ${JSON.stringify(run)}`);
 
     expect(run).toMatchObject({ status: 'CONFIRMED', lines: 5000, storedCompressed: true });
@@ -104,20 +110,7 @@ describe('a business order of 5,000 lines', () => {
   });
 
   it('declined by the card: CANCELLED, and every unit of every line goes back on sale', { timeout: 300_000 }, async () => {
-    const runId = newRunId();
-    const items = largeOrderItems(MAX_ITEMS, runId);
-    await stockCatalogue(db, table('InventoryTable'), items);
-    const apiUrl = pipeline.apiUrl.replace(/\/$/, '');
-
-    const run = await placeLargeOrder({
-      apiUrl,
-      token: await localToken(apiUrl, `cus_bulk_${runId.toLowerCase()}`),
-      items,
-      cardToken: 'tok_decline',
-      db,
-      ordersTable: table('OrdersTable'),
-      timeoutMs: 240_000,
-    });
+    const { items, run } = await placeStockedLargeOrder('tok_decline');
 
     expect(run).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED', lines: 5000 });
     await eventually(async () => {

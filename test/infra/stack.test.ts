@@ -148,50 +148,28 @@ describe('bundles', () => {
     }
   });
 
+  /** What every queue consumer's code uses: the shared consumer (batch, middy, metrics, the S3 client for claim-checks) and a participant's SNS publish. */
+  const QUEUE_CONSUMER = [
+    'batch',
+    'logger',
+    'metrics',
+    'client-dynamodb',
+    'lib-dynamodb',
+    'client-s3',
+    'client-sns',
+    'client-sqs',
+    '@middy/core',
+    'zod',
+  ];
   /** The app's dependencies (package.json) each function's code uses, and so its bundle holds. */
   const USES: Record<string, string[]> = {
     createOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-s3', 'client-sns', '@middy/core', 'uuid', 'zod'],
     getOrder: ['logger', 'client-dynamodb', 'lib-dynamodb', '@middy/core', 'zod'],
     cancelOrder: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-s3', 'client-sns', '@middy/core', 'zod'],
     getInventory: ['client-dynamodb', 'lib-dynamodb', 'zod'],
-    inventory: [
-      'batch',
-      'logger',
-      'metrics',
-      'client-dynamodb',
-      'lib-dynamodb',
-      'client-s3',
-      'client-sns',
-      'client-sqs',
-      '@middy/core',
-      'zod',
-    ],
-    payment: [
-      'batch',
-      'idempotency',
-      'logger',
-      'metrics',
-      'client-dynamodb',
-      'lib-dynamodb',
-      'client-s3',
-      'client-sns',
-      'client-sqs',
-      '@middy/core',
-      'cockatiel',
-      'zod',
-    ],
-    shipping: [
-      'batch',
-      'logger',
-      'metrics',
-      'client-dynamodb',
-      'lib-dynamodb',
-      'client-s3',
-      'client-sns',
-      'client-sqs',
-      '@middy/core',
-      'zod',
-    ],
+    inventory: QUEUE_CONSUMER,
+    payment: [...QUEUE_CONSUMER, 'idempotency', 'cockatiel'],
+    shipping: QUEUE_CONSUMER,
     sweepOrders: ['logger', 'metrics', 'client-dynamodb', 'lib-dynamodb', 'client-s3', 'client-sns', '@middy/core', 'zod'],
   };
   /**
