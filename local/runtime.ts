@@ -20,10 +20,10 @@ import { createLocalIssuer, type JwtAuthorizerConfig, type LocalIssuer, type Tok
 import { customerIdSchema } from '../lib/order-schema.js';
 import { createInvocationLog, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
-import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
+import { LambdaFunction, Semaphore, type EnvironmentClass, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
-import { queueConsumers, type QueueConsumer } from './queue-consumers.js';
+import { backgroundLaneQueues, queueConsumers, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
 import { startLocalStatus } from './status.js';
@@ -85,6 +85,13 @@ export interface LocalPipelineOptions {
    * UpdateEventSourceMapping would. What a test uses to let a backlog build.
    */
   disabledEventSources?: string[];
+  /**
+   * Run a consumer's standard lane in background environments (lambda-environment.ts,
+   * EnvironmentClass) when it also has an express lane, so that on shared cores the express
+   * invocations run first, as on Lambda, where neither lane's CPU is the other's. True by default;
+   * LOCAL_LANE_PRIORITY=off in the environment makes it false (every environment alike, as before).
+   */
+  lanePriority?: boolean;
   /** No output at all (tests). */
   quiet?: boolean;
   /** Where output lines go; stdout/stderr by default. */
@@ -216,7 +223,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
     // Before anything listens: a mapping AWS would refuse stops the start here.
-    const pollers = await sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
+    const lanePriority = options.lanePriority ?? process.env.LOCAL_LANE_PRIORITY !== 'off';
+    const backgroundQueues = lanePriority ? backgroundLaneQueues(consumers) : new Set<string>();
+    const pollers = await sqsPollers(resolver, resources, functions, sqs, log, {
+      backgroundQueues,
+      ...(options.pollerWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds: options.pollerWaitTimeSeconds }),
+    });
 
     // The local issuer: a key pair made now, standing in for the issuer each JWT authorizer names.
     const issuer = await createLocalIssuer();
@@ -525,17 +537,18 @@ async function sqsPollers(
   functions: Map<string, LambdaFunction>,
   sqs: SQSClient,
   log: InvocationLog,
-  receiveWaitTimeSeconds?: number,
+  options: { backgroundQueues: Set<string>; receiveWaitTimeSeconds?: number },
 ): Promise<SqsPoller[]> {
+  const { receiveWaitTimeSeconds } = options;
   const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
   const pollers: SqsPoller[] = [];
   const refused: Array<{ mappingId: string; refusal: MappingRefusal }> = [];
   /**
-   * The environments each function needs: the sum of its mappings' concurrency. A consumer's
-   * express queue has its own mapping, and its invocations must not wait for an environment the
-   * standard queue's backlog holds (on AWS both draw on the account's concurrency alike).
+   * The environments each function needs, of each kind: the sum of its mappings' concurrency. A
+   * consumer's express queue has its own mapping, and its invocations must not wait for an
+   * environment the standard queue's backlog holds (on AWS both draw on the account's concurrency alike).
    */
-  const environmentsNeeded = new Map<LambdaFunction, number>();
+  const environmentsNeeded = new Map<LambdaFunction, Record<EnvironmentClass, number>>();
   for (const [id, resource] of resolver.resources('AWS::Lambda::EventSourceMapping')) {
     const properties = resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>;
     if (properties.Enabled === false) continue;
@@ -571,7 +584,10 @@ async function sqsPollers(
       scaling.MaximumConcurrency !== undefined
         ? Number(scaling.MaximumConcurrency)
         : Math.min(DEFAULT_SQS_CONCURRENCY, reserved === undefined ? Infinity : Number(reserved));
-    environmentsNeeded.set(fn, (environmentsNeeded.get(fn) ?? 0) + Math.max(1, maximumConcurrency));
+    const environmentClass: EnvironmentClass = options.backgroundQueues.has(queueName(queue.arn)) ? 'background' : 'foreground';
+    const needed = environmentsNeeded.get(fn) ?? { foreground: 0, background: 0 };
+    needed[environmentClass] += Math.max(1, maximumConcurrency);
+    environmentsNeeded.set(fn, needed);
     pollers.push(
       new SqsPoller(
         {
@@ -582,6 +598,7 @@ async function sqsPollers(
           batchSize,
           maximumBatchingWindowSeconds,
           maximumConcurrency: Math.max(1, maximumConcurrency),
+          environmentClass,
           fifo,
           reportBatchItemFailures:
             Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
@@ -593,7 +610,10 @@ async function sqsPollers(
     );
   }
   if (refused.length > 0) throw new EventSourceMappingRefused(refused);
-  for (const [fn, environments] of environmentsNeeded) fn.allowEnvironments(environments);
+  for (const [fn, needed] of environmentsNeeded) {
+    fn.allowEnvironments(needed.foreground, 'foreground');
+    fn.allowEnvironments(needed.background, 'background');
+  }
   return pollers;
 }
 
