@@ -223,7 +223,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
     // Before anything listens: a mapping AWS would refuse stops the start here.
-    const lanePriority = options.lanePriority ?? process.env.LOCAL_LANE_PRIORITY !== 'off';
+    const lanePriority = options.lanePriority ?? lanePriorityByDefault();
     const backgroundQueues = lanePriority ? backgroundLaneQueues(consumers) : new Set<string>();
     const pollers = await sqsPollers(resolver, resources, functions, sqs, log, {
       backgroundQueues,
@@ -343,6 +343,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     await stopAll();
     throw error;
   }
+}
+
+/** Lane priority unless LOCAL_LANE_PRIORITY=off: what startLocalPipeline does when not told (LocalPipelineOptions.lanePriority). */
+export function lanePriorityByDefault(): boolean {
+  return process.env.LOCAL_LANE_PRIORITY !== 'off';
 }
 
 async function seedTables(resources: ProvisionedResources, dynamodb: DynamoDBClient): Promise<void> {
