@@ -16,7 +16,7 @@ import path from 'node:path';
 import { packageStack, REPOSITORY_ROOT } from '../local/package-stack.js';
 import { queueConsumers } from '../local/queue-consumers.js';
 import type { LocalPipeline } from '../local/runtime.js';
-import { lanePriorityByDefault, startLocalPipeline } from '../local/runtime.js';
+import { startLocalPipeline } from '../local/runtime.js';
 import { SAMPLE_ADDRESS } from '../local/sample-order.js';
 import { readTemplate } from '../local/template.js';
 import { type DecisionWatcher, round, seedStock, summarize, waitUntilDrained, watchDecisions, type LoadResult } from './load.js';
@@ -35,8 +35,8 @@ export interface BacklogOptions {
   expressPostConcurrency: number;
   decisionTimeoutMs: number;
   /**
-   * Runs (b) and (c) a second time with lane priority off (every execution environment alike, as
-   * LOCAL_LANE_PRIORITY=off: lambda-environment.ts, EnvironmentClass), after the first ones, and
+   * Runs (b) and (c) a second time with lane priority off (every execution environment alike, the
+   * runtime's default: lambda-environment.ts, EnvironmentClass), after the first ones, and
    * prints both sets of ratios: the A/B of one run, on the same machine at the same time.
    */
   compareLanePriority: boolean;
@@ -222,7 +222,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
    */
   const withPipeline = async <T extends BacklogPhase>(
     queueStandard: boolean,
-    lanePriority: boolean | undefined,
+    lanePriority: boolean,
     phase: (run: {
       pipeline: LocalPipeline;
       watcher: DecisionWatcher;
@@ -242,7 +242,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       quiet: true,
       seed: false,
       templatePath: stack.templatePath,
-      ...(lanePriority === undefined ? {} : { lanePriority }),
+      lanePriority,
     });
     try {
       const watcher = await watchDecisions(pipeline);
@@ -290,10 +290,11 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
     }
   };
 
+  const lanePriority = process.env.LOCAL_LANE_PRIORITY !== 'off';
   const phases: BacklogPhase[] = [];
   // (a) express alone.
   phases.push(
-    await withPipeline(false, undefined, async ({ watcher, post }) => ({
+    await withPipeline(false, lanePriority, async ({ watcher, post }) => ({
       name: 'express alone' as const,
       express: figures(
         await decisions(watcher, await post(expressOrders, true, `(a) ${expressOrders} express orders alone`), decisionTimeoutMs),
@@ -302,8 +303,9 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
     })),
   );
   // (b) standard alone: queued, then drained. Throughput from the mappings' start to the last decision.
-  // Lane priority undefined: the runtime's default (LOCAL_LANE_PRIORITY); false: off.
-  const standardAlone = (lanePriority: boolean | undefined) =>
+  // The scenario runs with lane priority (the model of each lane's own compute) unless
+  // LOCAL_LANE_PRIORITY=off; the comparison phases without it.
+  const standardAlone = (lanePriority: boolean) =>
     withPipeline(true, lanePriority, async ({ pipeline, watcher, post }) => {
       const suffix = lanePriority === false ? ', lane priority off' : '';
       const posted = await post(standardOrders, false, `(b) ${standardOrders} standard orders queued, then drained${suffix}`);
@@ -316,7 +318,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       };
     });
   // (c) the same backlog queued; the mappings started and the express orders posted at once.
-  const withBacklog = (lanePriority: boolean | undefined) =>
+  const withBacklog = (lanePriority: boolean) =>
     withPipeline(true, lanePriority, async ({ pipeline, watcher, post }) => {
       const suffix = lanePriority === false ? ', lane priority off' : '';
       const label = `(c) ${standardOrders} standard orders queued, then ${expressOrders} express${suffix}`;
@@ -338,7 +340,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
         standardUndecidedAtLastExpressDecision: undecidedAt(standard, lastExpressDecision),
       };
     });
-  phases.push(await standardAlone(undefined), await withBacklog(undefined));
+  phases.push(await standardAlone(lanePriority), await withBacklog(lanePriority));
   if (options.compareLanePriority) phases.push(await standardAlone(false), await withBacklog(false));
 
   const [alone, aloneStandard, backlog, aloneStandardOff, backlogOff] = phases as [
@@ -374,7 +376,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       consumerTimeoutSeconds: BENCH_CONSUMER_TIMEOUT_SECONDS,
       standardMaximumConcurrency: concurrencyOf(false),
       expressMaximumConcurrency: concurrencyOf(true),
-      lanePriority: lanePriorityByDefault(),
+      lanePriority,
     },
     phases,
     ratios: ratiosOf(aloneStandard, backlog),
@@ -383,7 +385,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       'Each phase on a fresh pipeline, warmed up first. In (b) and (c) the standard orders are queued with the standard mappings disabled, then the mappings are started (in (c) with the express orders posted at once).',
       'Latency is the order decidedAt (the decision event occurredAt) minus the time its POST was sent; throughput is decided orders over the lane start (first POST, or the standard mappings started) to its last decision.',
       "Each consumer reads its express queue through its own event source mapping (expressMaximumConcurrency), beside the standard queue's: the express orders do not wait behind the standard backlog, and take at most that many invocations from it.",
-      'Lane priority (setup.lanePriority; LOCAL_LANE_PRIORITY=off turns it off): the standard lanes run in execution environments whose threads are niced, standing for the CPU of their own each invocation has on Lambda, so that the express lane and the emulators are not slowed by the backlog\'s count of threads. The phases "lane priority off" (--compare-lane-priority) run without it.',
+      'Lane priority (setup.lanePriority; on here unless LOCAL_LANE_PRIORITY=off): the standard lanes run in execution environments whose threads are niced, standing for the CPU of their own each invocation has on Lambda, so that the express lane and the emulators are not slowed by the backlog\'s count of threads. The phases "lane priority off" (--compare-lane-priority) run without it.',
     ],
   };
 }

@@ -88,8 +88,10 @@ export interface LocalPipelineOptions {
   /**
    * Run a consumer's standard lane in background environments (lambda-environment.ts,
    * EnvironmentClass) when it also has an express lane, so that on shared cores the express
-   * invocations run first, as on Lambda, where neither lane's CPU is the other's. True by default;
-   * LOCAL_LANE_PRIORITY=off in the environment makes it false (every environment alike, as before).
+   * invocations run first, as on Lambda, where neither lane's CPU is the other's. Off by default
+   * (every environment alike): its background threads also yield to whatever else runs on the
+   * machine, which cost standard-only throughput on a busy one (docs/decisions.md). LOCAL_LANE_PRIORITY=on
+   * in the environment turns it on; `npm run bench -- --backlog` turns it on itself.
    */
   lanePriority?: boolean;
   /** No output at all (tests). */
@@ -345,9 +347,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
   }
 }
 
-/** Lane priority unless LOCAL_LANE_PRIORITY=off: what startLocalPipeline does when not told (LocalPipelineOptions.lanePriority). */
+/** Lane priority with LOCAL_LANE_PRIORITY=on: what startLocalPipeline does when not told (LocalPipelineOptions.lanePriority). */
 export function lanePriorityByDefault(): boolean {
-  return process.env.LOCAL_LANE_PRIORITY !== 'off';
+  return process.env.LOCAL_LANE_PRIORITY === 'on';
 }
 
 async function seedTables(resources: ProvisionedResources, dynamodb: DynamoDBClient): Promise<void> {
