@@ -34,6 +34,12 @@ export interface BacklogOptions {
    */
   expressPostConcurrency: number;
   decisionTimeoutMs: number;
+  /**
+   * Runs (b) and (c) a second time with lane priority off (every execution environment alike, the
+   * runtime's default: lambda-environment.ts, EnvironmentClass), after the first ones, and
+   * prints both sets of ratios: the A/B of one run, on the same machine at the same time.
+   */
+  compareLanePriority: boolean;
   progress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -43,6 +49,7 @@ export const DEFAULT_BACKLOG_OPTIONS: BacklogOptions = {
   postConcurrency: 32,
   expressPostConcurrency: 4,
   decisionTimeoutMs: 300_000,
+  compareLanePriority: false,
 };
 
 /** One order as posted and decided: ms since the phase's first POST. */
@@ -61,7 +68,7 @@ export interface LaneFigures {
 }
 
 export interface BacklogPhase {
-  name: 'express alone' | 'standard alone' | 'backlog';
+  name: 'express alone' | 'standard alone' | 'backlog' | 'standard alone, lane priority off' | 'backlog, lane priority off';
   standard?: LaneFigures;
   express?: LaneFigures;
   /** (c) only: standard orders posted but not decided when the first express order was posted... */
@@ -79,11 +86,15 @@ export interface BacklogResult {
   setup: Record<string, unknown>;
   phases: BacklogPhase[];
   /** (c) over (a), and (c) over (b), with the goals. */
-  ratios: {
-    expressP95: { ratio: number; goal: number; met: boolean };
-    standardThroughput: { ratio: number; goal: number; met: boolean };
-  };
+  ratios: BacklogRatios;
+  /** With compareLanePriority: the same ratios from the phases run with lane priority off. */
+  ratiosWithoutLanePriority?: BacklogRatios;
   notes: string[];
+}
+
+export interface BacklogRatios {
+  expressP95: { ratio: number; goal: number; met: boolean };
+  standardThroughput: { ratio: number; goal: number; met: boolean };
 }
 
 const BENCH_CONSUMER_TIMEOUT_SECONDS = 30;
@@ -211,6 +222,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
    */
   const withPipeline = async <T extends BacklogPhase>(
     queueStandard: boolean,
+    lanePriority: boolean,
     phase: (run: {
       pipeline: LocalPipeline;
       watcher: DecisionWatcher;
@@ -230,6 +242,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       quiet: true,
       seed: false,
       templatePath: stack.templatePath,
+      lanePriority,
     });
     try {
       const watcher = await watchDecisions(pipeline);
@@ -277,10 +290,11 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
     }
   };
 
+  const lanePriority = process.env.LOCAL_LANE_PRIORITY !== 'off';
   const phases: BacklogPhase[] = [];
   // (a) express alone.
   phases.push(
-    await withPipeline(false, async ({ watcher, post }) => ({
+    await withPipeline(false, lanePriority, async ({ watcher, post }) => ({
       name: 'express alone' as const,
       express: figures(
         await decisions(watcher, await post(expressOrders, true, `(a) ${expressOrders} express orders alone`), decisionTimeoutMs),
@@ -289,19 +303,25 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
     })),
   );
   // (b) standard alone: queued, then drained. Throughput from the mappings' start to the last decision.
-  phases.push(
-    await withPipeline(true, async ({ pipeline, watcher, post }) => {
-      const posted = await post(standardOrders, false, `(b) ${standardOrders} standard orders queued, then drained`);
+  // The scenario runs with lane priority (the model of each lane's own compute) unless
+  // LOCAL_LANE_PRIORITY=off; the comparison phases without it.
+  const standardAlone = (lanePriority: boolean) =>
+    withPipeline(true, lanePriority, async ({ pipeline, watcher, post }) => {
+      const suffix = lanePriority === false ? ', lane priority off' : '';
+      const posted = await post(standardOrders, false, `(b) ${standardOrders} standard orders queued, then drained${suffix}`);
       const enabledAt = Date.now();
       pipeline.enableEventSources(standardQueues);
       const standard = await decisions(watcher, posted, decisionTimeoutMs);
-      return { name: 'standard alone' as const, standard: figures(standard, standardOrders, enabledAt) };
-    }),
-  );
+      return {
+        name: lanePriority === false ? ('standard alone, lane priority off' as const) : ('standard alone' as const),
+        standard: figures(standard, standardOrders, enabledAt),
+      };
+    });
   // (c) the same backlog queued; the mappings started and the express orders posted at once.
-  phases.push(
-    await withPipeline(true, async ({ pipeline, watcher, post }) => {
-      const label = `(c) ${standardOrders} standard orders queued, then ${expressOrders} express`;
+  const withBacklog = (lanePriority: boolean) =>
+    withPipeline(true, lanePriority, async ({ pipeline, watcher, post }) => {
+      const suffix = lanePriority === false ? ', lane priority off' : '';
+      const label = `(c) ${standardOrders} standard orders queued, then ${expressOrders} express${suffix}`;
       const total = standardOrders + expressOrders;
       const standardPosted = await post(standardOrders, false, label, 0, total);
       const enabledAt = Date.now();
@@ -313,18 +333,35 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       const [standard, express] = await Promise.all([standardDecided, decisions(watcher, expressPosted, decisionTimeoutMs)]);
       const lastExpressDecision = Math.max(...express.map((order) => order.decidedAt ?? Number.POSITIVE_INFINITY));
       return {
-        name: 'backlog' as const,
+        name: lanePriority === false ? ('backlog, lane priority off' as const) : ('backlog' as const),
         standard: figures(standard, standardOrders, enabledAt),
         express: figures(express, expressOrders),
         standardUndecidedAtFirstExpressPost: undecidedAt(standard, firstExpressPost),
         standardUndecidedAtLastExpressDecision: undecidedAt(standard, lastExpressDecision),
       };
-    }),
-  );
+    });
+  phases.push(await standardAlone(lanePriority), await withBacklog(lanePriority));
+  if (options.compareLanePriority) phases.push(await standardAlone(false), await withBacklog(false));
 
-  const [alone, standardAlone, backlog] = phases as [BacklogPhase, BacklogPhase, BacklogPhase];
-  const expressP95 = round(backlog.express!.latencyMs.p95 / Math.max(1, alone.express!.latencyMs.p95), 2);
-  const standardThroughput = round(backlog.standard!.ordersPerSecond / Math.max(1e-9, standardAlone.standard!.ordersPerSecond), 2);
+  const [alone, aloneStandard, backlog, aloneStandardOff, backlogOff] = phases as [
+    BacklogPhase,
+    BacklogPhase,
+    BacklogPhase,
+    BacklogPhase | undefined,
+    BacklogPhase | undefined,
+  ];
+  const ratiosOf = (standardPhase: BacklogPhase, backlogPhase: BacklogPhase): BacklogRatios => {
+    const expressP95 = round(backlogPhase.express!.latencyMs.p95 / Math.max(1, alone.express!.latencyMs.p95), 2);
+    const standardThroughput = round(backlogPhase.standard!.ordersPerSecond / Math.max(1e-9, standardPhase.standard!.ordersPerSecond), 2);
+    return {
+      expressP95: { ratio: expressP95, goal: EXPRESS_P95_GOAL, met: expressP95 <= EXPRESS_P95_GOAL },
+      standardThroughput: {
+        ratio: standardThroughput,
+        goal: STANDARD_THROUGHPUT_GOAL,
+        met: standardThroughput >= STANDARD_THROUGHPUT_GOAL,
+      },
+    };
+  };
   const cpu = cpus();
   return {
     backlog: true,
@@ -339,20 +376,16 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       consumerTimeoutSeconds: BENCH_CONSUMER_TIMEOUT_SECONDS,
       standardMaximumConcurrency: concurrencyOf(false),
       expressMaximumConcurrency: concurrencyOf(true),
+      lanePriority,
     },
     phases,
-    ratios: {
-      expressP95: { ratio: expressP95, goal: EXPRESS_P95_GOAL, met: expressP95 <= EXPRESS_P95_GOAL },
-      standardThroughput: {
-        ratio: standardThroughput,
-        goal: STANDARD_THROUGHPUT_GOAL,
-        met: standardThroughput >= STANDARD_THROUGHPUT_GOAL,
-      },
-    },
+    ratios: ratiosOf(aloneStandard, backlog),
+    ...(aloneStandardOff && backlogOff ? { ratiosWithoutLanePriority: ratiosOf(aloneStandardOff, backlogOff) } : {}),
     notes: [
       'Each phase on a fresh pipeline, warmed up first. In (b) and (c) the standard orders are queued with the standard mappings disabled, then the mappings are started (in (c) with the express orders posted at once).',
       'Latency is the order decidedAt (the decision event occurredAt) minus the time its POST was sent; throughput is decided orders over the lane start (first POST, or the standard mappings started) to its last decision.',
       "Each consumer reads its express queue through its own event source mapping (expressMaximumConcurrency), beside the standard queue's: the express orders do not wait behind the standard backlog, and take at most that many invocations from it.",
+      'Lane priority (setup.lanePriority; on here unless LOCAL_LANE_PRIORITY=off): the standard lanes run in execution environments whose threads are niced, standing for the CPU of their own each invocation has on Lambda, so that the express lane and the emulators are not slowed by the backlog\'s count of threads. The phases "lane priority off" (--compare-lane-priority) run without it.',
     ],
   };
 }

@@ -1,6 +1,6 @@
 // `npm run bench [-- --quick] [--orders N] [--concurrency 32,64] [--ceiling-orders N]
 //   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only] [--memory-only]
-//   [--backlog [--standard-orders N] [--express-orders N]]`: prints the tables and writes the whole
+//   [--backlog [--standard-orders N] [--express-orders N] [--compare-lane-priority]]`: prints the tables and writes the whole
 // result as JSON to bench/results/<timestamp>.json.
 
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,14 +19,15 @@ import type { BenchOptions } from './run.js';
 
 const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
   [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only] [--memory-only]
-  [--backlog [--standard-orders 2000] [--express-orders 50]]
+  [--backlog [--standard-orders 2000] [--express-orders 50] [--compare-lane-priority]]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
   against naive ones and against FIFO queues and topic (queueType=fifo); --quick is a run of a few minutes. --cold-start-only packages the stack and
   measures its bundles' cold start alone (seconds). --memory-only measures the resident memory of
   a separate npm start after 20 orders alone (about a minute). --backlog runs the express lane
   scenario alone: express orders alone, standard orders alone, then standard orders posted as fast
   as the API takes them followed by express ones; express p95 and standard throughput against the
-  goals (2x, 0.5x). Writes bench/results/<timestamp>.json.`;
+  goals (2x, 0.5x); --compare-lane-priority runs standard alone and the backlog again with lane
+  priority off (LOCAL_LANE_PRIORITY=off) and prints both. Writes bench/results/<timestamp>.json.`;
 
 export interface BenchCommandLine {
   help: boolean;
@@ -56,6 +57,7 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
       backlog: { type: 'boolean', default: false },
       'standard-orders': { type: 'string' },
       'express-orders': { type: 'string' },
+      'compare-lane-priority': { type: 'boolean', default: false },
     },
   });
   const candidates: Partial<BenchOptions> = {
@@ -74,9 +76,10 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
   const backlogCandidates: Partial<BacklogOptions> = {
     standardOrders: wholeNumber('--standard-orders', values['standard-orders'], { min: 1 }),
     expressOrders: wholeNumber('--express-orders', values['express-orders'], { min: 1 }),
+    compareLanePriority: values['compare-lane-priority'] || undefined,
   };
   if (!values.backlog && Object.values(backlogCandidates).some((value) => value !== undefined))
-    throw new UsageError('--standard-orders and --express-orders go with --backlog');
+    throw new UsageError('--standard-orders, --express-orders and --compare-lane-priority go with --backlog');
   const backlogOptions = Object.fromEntries(
     Object.entries(backlogCandidates).filter(([, value]) => value !== undefined),
   ) as Partial<BacklogOptions>;

@@ -347,6 +347,7 @@ export function formatBacklog(result: BacklogResult): string {
     standardMaximumConcurrency?: number;
     expressMaximumConcurrency?: number;
     consumerTimeoutSeconds?: number;
+    lanePriority?: boolean;
   };
   const lane = (figures: LaneFigures | undefined) =>
     figures
@@ -363,8 +364,9 @@ export function formatBacklog(result: BacklogResult): string {
   const backlog = result.phases.find((phase) => phase.name === 'backlog');
   const { expressP95, standardThroughput } = result.ratios;
   const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
+  const off = result.ratiosWithoutLanePriority;
   return [
-    `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ${s.options.standardOrders} standard and ${s.options.expressOrders} express orders, ${s.options.postConcurrency} standard and ${s.options.expressPostConcurrency} express POSTs at a time; per consumer: standard queue max concurrency ${s.standardMaximumConcurrency ?? '?'}, express queue ${s.expressMaximumConcurrency ?? '?'}, timeout ${s.consumerTimeoutSeconds ?? '?'} s`,
+    `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ${s.options.standardOrders} standard and ${s.options.expressOrders} express orders, ${s.options.postConcurrency} standard and ${s.options.expressPostConcurrency} express POSTs at a time; per consumer: standard queue max concurrency ${s.standardMaximumConcurrency ?? '?'}, express queue ${s.expressMaximumConcurrency ?? '?'}, timeout ${s.consumerTimeoutSeconds ?? '?'} s; lane priority ${s.lanePriority === false ? 'off' : 'on'}`,
     table(
       'Express lane under a standard backlog (POST to decision; (b) and (c): the standard orders queued, then drained)',
       ['phase', 'lane', 'decided', 'orders/s', 'p50 / p95 / max ms'],
@@ -383,5 +385,10 @@ export function formatBacklog(result: BacklogResult): string {
       .join('; ')}`,
     `  express p95 with the backlog / alone: ${expressP95.ratio}x (goal at most ${expressP95.goal}x: ${verdict(expressP95.met)})`,
     `  standard orders/s with the backlog / alone: ${standardThroughput.ratio}x (goal at least ${standardThroughput.goal}x: ${verdict(standardThroughput.met)})`,
+    ...(off
+      ? [
+          `  lane priority off: express p95 with the backlog / alone: ${off.expressP95.ratio}x (${verdict(off.expressP95.met)}); standard orders/s with the backlog / alone: ${off.standardThroughput.ratio}x (${verdict(off.standardThroughput.met)})`,
+        ]
+      : []),
   ].join('\n');
 }

@@ -93,6 +93,33 @@ export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
  */
 export const IDLE_ENVIRONMENT_RECLAIM_MS = 15_000;
 
+/**
+ * Which of a function's execution environments an invocation runs in. On Lambda each environment
+ * has CPU of its own (a share set by its memory, never another environment's), so how fast an
+ * invocation runs does not depend on how many others run. Locally every environment is a thread on
+ * the same few cores: a standard backlog drained at full concurrency (15 batches for three
+ * consumers) slows each express invocation, and the emulators' event loop, by its count, which
+ * Lambda would not. `background` environments are the runtime's model of "the others have their
+ * own compute": their threads run at a lower scheduling priority (BACKGROUND_NICE_INCREMENT), so
+ * that when the cores are contended the `foreground` ones and the main thread (the emulators,
+ * standing for services that scale) run first, and the background ones take what is left: on an
+ * otherwise idle machine, all of it. A nice value cannot be lowered back without privileges, so
+ * the two kinds are kept apart: an invocation waits for, reuses and starts environments of its own
+ * kind only (on Lambda any warm environment of the function would do: locally a lane's first
+ * invocation may meet a cold start the other's warm environment would have spared it).
+ * docs/decisions.md, "Express lane: separate queues, no fair queues".
+ */
+export type EnvironmentClass = 'foreground' | 'background';
+
+/**
+ * Nice increment of a background environment's thread. Linux's scheduler weighs a thread at nice 10
+ * about a tenth of one at 0 (1024 against 110), so five of them together take less than one
+ * foreground thread's share when both want the CPU, and all of an idle core when nothing else does.
+ */
+export const BACKGROUND_NICE_INCREMENT = 10;
+
+const ENVIRONMENT_CLASSES: readonly EnvironmentClass[] = ['foreground', 'background'];
+
 /** How long an environment may take to report its heap before it is counted as unknown. */
 const HEAP_REPORT_TIMEOUT_MS = 1_000;
 
@@ -145,16 +172,17 @@ export class LambdaFunction {
   readonly definition: LambdaFunctionDefinition;
   /** Undefined: nobody reads the handlers' output, and the environments drop it as it is written. */
   readonly #output: OutputSink | undefined;
-  #maxEnvironments: number;
+  /** Per kind of environment (EnvironmentClass): each kind has its own limit, idle list and queue. */
+  readonly #maxEnvironments: Record<EnvironmentClass, number>;
   readonly #initSlots: Semaphore;
   readonly #reclaimIdleAfterMs: number;
-  readonly #idle: ExecutionEnvironment[] = [];
+  readonly #idle: Record<EnvironmentClass, ExecutionEnvironment[]> = { foreground: [], background: [] };
   /** The timer that reclaims each idle environment. */
   readonly #reclaimTimers = new Map<ExecutionEnvironment, NodeJS.Timeout>();
   readonly #all = new Set<ExecutionEnvironment>();
-  /** Invocations waiting for an environment to become free. */
-  readonly #waiting: Array<() => void> = [];
-  #creating = 0;
+  /** Invocations waiting for an environment of their kind to become free. */
+  readonly #waiting: Record<EnvironmentClass, Array<() => void>> = { foreground: [], background: [] };
+  readonly #creating: Record<EnvironmentClass, number> = { foreground: 0, background: 0 };
   #stopped = false;
   readonly #stats: FunctionStats = {
     invocations: 0,
@@ -170,14 +198,15 @@ export class LambdaFunction {
   constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined, limits?: Partial<EnvironmentLimits>) {
     this.definition = definition;
     this.#output = output;
-    this.#maxEnvironments = limits?.maxEnvironments ?? 10;
+    const maxEnvironments = limits?.maxEnvironments ?? 10;
+    this.#maxEnvironments = { foreground: maxEnvironments, background: maxEnvironments };
     this.#initSlots = limits?.initSlots ?? new Semaphore(availableParallelism());
     this.#reclaimIdleAfterMs = limits?.reclaimIdleAfterMs ?? IDLE_ENVIRONMENT_RECLAIM_MS;
   }
 
-  /** Raises the environment limit, e.g. to an event source mapping's maximum concurrency. */
-  allowEnvironments(count: number): void {
-    this.#maxEnvironments = Math.max(this.#maxEnvironments, count);
+  /** Raises a kind's environment limit, e.g. to its event source mappings' maximum concurrency. */
+  allowEnvironments(count: number, environmentClass: EnvironmentClass = 'foreground'): void {
+    this.#maxEnvironments[environmentClass] = Math.max(this.#maxEnvironments[environmentClass], count);
   }
 
   get name(): string {
@@ -195,11 +224,14 @@ export class LambdaFunction {
     return { environments: environments.length, heaps: heaps.filter((heap): heap is WorkerHeap => heap !== undefined) };
   }
 
-  /** Invokes the function synchronously (RequestResponse) with a JSON-serialisable event. */
-  async invoke(event: unknown): Promise<InvocationResult> {
+  /**
+   * Invokes the function synchronously (RequestResponse) with a JSON-serialisable event, in a
+   * foreground environment unless told otherwise (EnvironmentClass).
+   */
+  async invoke(event: unknown, options?: { environmentClass?: EnvironmentClass }): Promise<InvocationResult> {
     const requestId = randomUUID();
     this.#stats.invocations++;
-    const acquired = await this.#acquire();
+    const acquired = await this.#acquire(options?.environmentClass ?? 'foreground');
     if (!acquired) {
       this.#stats.errors++;
       return {
@@ -235,11 +267,11 @@ export class LambdaFunction {
     }
   }
 
-  /** A warm environment if one is idle, a new one if the limit allows, else the next one freed. */
-  async #acquire(): Promise<{ environment: ExecutionEnvironment; initDurationMs?: number } | undefined> {
+  /** A warm environment of the kind if one is idle, a new one if its limit allows, else the next one freed. */
+  async #acquire(environmentClass: EnvironmentClass): Promise<{ environment: ExecutionEnvironment; initDurationMs?: number } | undefined> {
     for (;;) {
       if (this.#stopped) return undefined;
-      const idle = this.#idle.pop();
+      const idle = this.#idle[environmentClass].pop();
       if (idle) {
         this.#cancelReclaim(idle);
         // An idle environment can die between invocations (an error thrown by a leftover timer).
@@ -247,42 +279,49 @@ export class LambdaFunction {
         this.#discard(idle);
         continue;
       }
-      if (this.#all.size + this.#creating < this.#maxEnvironments) {
-        this.#creating++;
+      if (this.#count(environmentClass) + this.#creating[environmentClass] < this.#maxEnvironments[environmentClass]) {
+        this.#creating[environmentClass]++;
         const release = await this.#initSlots.acquire();
         const started = performance.now();
         try {
           if (this.#stopped) return undefined;
-          const environment = new ExecutionEnvironment(this.definition, this.#output);
+          const environment = new ExecutionEnvironment(this.definition, this.#output, environmentClass);
           this.#all.add(environment);
           await environment.ready;
           return { environment, initDurationMs: Math.round(performance.now() - started) };
         } finally {
-          this.#creating--;
+          this.#creating[environmentClass]--;
           release();
         }
       }
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      await new Promise<void>((resolve) => this.#waiting[environmentClass].push(resolve));
     }
+  }
+
+  #count(environmentClass: EnvironmentClass): number {
+    let count = 0;
+    for (const environment of this.#all) if (environment.environmentClass === environmentClass) count++;
+    return count;
   }
 
   #release(environment: ExecutionEnvironment): void {
     if (environment.alive && !this.#stopped) {
-      this.#idle.push(environment);
+      this.#idle[environment.environmentClass].push(environment);
       this.#scheduleReclaim(environment);
     } else {
       this.#discard(environment);
     }
-    this.#waiting.shift()?.();
+    this.#waiting[environment.environmentClass].shift()?.();
   }
 
   /** Reclaims the environment once it has been idle for reclaimIdleAfterMs, unless it is the last one. */
   #scheduleReclaim(environment: ExecutionEnvironment): void {
     const timer = setTimeout(() => {
       this.#reclaimTimers.delete(environment);
-      const index = this.#idle.indexOf(environment);
+      const idle = this.#idle[environment.environmentClass];
+      const index = idle.indexOf(environment);
       if (index === -1 || this.#all.size <= 1) return;
-      this.#idle.splice(index, 1);
+      idle.splice(index, 1);
       this.#discard(environment);
     }, this.#reclaimIdleAfterMs);
     // An idle environment waiting to be reclaimed keeps nothing running.
@@ -304,10 +343,10 @@ export class LambdaFunction {
   /** Destroys every environment; invocations in progress fail, waiting ones are refused. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#idle.length = 0;
+    for (const environmentClass of ENVIRONMENT_CLASSES) this.#idle[environmentClass].length = 0;
     for (const timer of this.#reclaimTimers.values()) clearTimeout(timer);
     this.#reclaimTimers.clear();
-    for (const wake of this.#waiting.splice(0)) wake();
+    for (const environmentClass of ENVIRONMENT_CLASSES) for (const wake of this.#waiting[environmentClass].splice(0)) wake();
     await Promise.all([...this.#all].map((environment) => environment.destroy()));
     this.#all.clear();
   }
@@ -317,11 +356,13 @@ type InitOutcome = { ok: true } | { ok: false; error: SerializedError };
 
 class ExecutionEnvironment {
   readonly ready: Promise<InitOutcome>;
+  readonly environmentClass: EnvironmentClass;
   #alive = true;
   readonly #worker: Worker;
   #pending: { requestId: string; settle: (result: InvocationResult) => void; started: number } | undefined;
 
-  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined) {
+  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined, environmentClass: EnvironmentClass) {
+    this.environmentClass = environmentClass;
     const logStreamName = `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${randomBytes(16).toString('hex')}`;
     const init: WorkerInit = {
       modulePath: definition.modulePath,
@@ -333,6 +374,7 @@ class ExecutionEnvironment {
       logGroupName: definition.logGroupName,
       logStreamName,
       ...(output ? {} : { discardOutput: true }),
+      ...(environmentClass === 'background' ? { niceIncrement: BACKGROUND_NICE_INCREMENT } : {}),
     };
     this.#worker = new Worker(workerEntryPoint(), {
       workerData: init,

@@ -4,6 +4,8 @@
 // This file is compiled on its own and loaded as the worker's entry point, so it may import only
 // Node built-ins at run time (type-only imports are erased).
 
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { getHeapStatistics } from 'node:v8';
@@ -22,6 +24,11 @@ export interface WorkerInit {
    * and stderr is dropped here, as written, rather than sent to the main thread to be dropped there.
    */
   discardOutput?: boolean;
+  /**
+   * Added to this environment's thread's nice value before init (a background environment: see
+   * BACKGROUND_NICE_INCREMENT in lambda-environment.ts). Undefined or 0: the process's own.
+   */
+  niceIncrement?: number;
 }
 
 export interface InvokeMessage {
@@ -89,6 +96,28 @@ function discardWrites(streams: NodeJS.WriteStream[]): void {
   }
 }
 
+/**
+ * Lowers this thread's scheduling priority, and this thread's alone: on Linux setpriority() with
+ * PRIO_PROCESS and a thread id applies to that thread (man 2 setpriority, "BUGS"), and
+ * /proc/thread-self names it. Elsewhere (macOS has no /proc) it does nothing: the environment runs at
+ * the process's priority, as every environment did before. Unprivileged, a nice value can only go
+ * up (never back), so an environment keeps its priority for life.
+ */
+function lowerThreadPriority(increment: number): void {
+  let threadId: number;
+  try {
+    threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(threadId) || threadId <= 0) return;
+  try {
+    setPriority(threadId, Math.min(19, getPriority(threadId) + increment));
+  } catch {
+    // Not permitted here (a sandbox): the environment keeps the process's priority.
+  }
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('lambda-worker must run in a worker thread');
@@ -96,6 +125,8 @@ async function main(): Promise<void> {
   const post = (message: WorkerMessage) => port.postMessage(message);
 
   if (init.discardOutput) discardWrites([process.stdout, process.stderr]);
+  // Before init: a background environment's cold start yields the CPU too.
+  if (init.niceIncrement) lowerThreadPriority(init.niceIncrement);
 
   // NODE_OPTIONS from the function's environment cannot reach a worker; honour the one that matters.
   if ((process.env.NODE_OPTIONS ?? '').includes('--enable-source-maps')) process.setSourceMapsEnabled(true);

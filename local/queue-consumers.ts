@@ -97,6 +97,21 @@ export function queueConsumers(template: CfnTemplate, stackName: string): QueueC
   return consumers.sort((a, b) => a.name.localeCompare(b.name) || laneOrder(a) - laneOrder(b));
 }
 
+/**
+ * The standard queues (by name) of the functions that also have an express lane: the local runtime
+ * runs their invocations in background environments (lambda-environment.ts, EnvironmentClass), so
+ * that a backlog there does not take the shared cores from the express lane. A function with one
+ * lane has nothing to put ahead of it.
+ */
+export function backgroundLaneQueues(consumers: QueueConsumer[]): Set<string> {
+  const withExpressLane = new Set(consumers.filter((consumer) => consumer.lane === 'express').map((consumer) => consumer.functionName));
+  return new Set(
+    consumers
+      .filter((consumer) => consumer.lane === 'standard' && withExpressLane.has(consumer.functionName))
+      .map((consumer) => consumer.queueName),
+  );
+}
+
 /** The keys in serverless.yml of every function of the template, sorted. */
 export function functionKeys(template: CfnTemplate, stackName: string): string[] {
   return Object.entries(template.Resources)

@@ -21,10 +21,10 @@ import { customerIdSchema } from '../lib/order-schema.js';
 import { createLocalConsole, type LocalConsole } from './console.js';
 import { createInvocationLog, keepingRecentLines, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
-import { LambdaFunction, Semaphore, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
+import { LambdaFunction, Semaphore, type EnvironmentClass, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
-import { queueConsumers, type QueueConsumer } from './queue-consumers.js';
+import { backgroundLaneQueues, queueConsumers, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
 import { startLocalStatus } from './status.js';
@@ -86,6 +86,15 @@ export interface LocalPipelineOptions {
    * UpdateEventSourceMapping would. What a test uses to let a backlog build.
    */
   disabledEventSources?: string[];
+  /**
+   * Run a consumer's standard lane in background environments (lambda-environment.ts,
+   * EnvironmentClass) when it also has an express lane, so that on shared cores the express
+   * invocations run first, as on Lambda, where neither lane's CPU is the other's. Off by default
+   * (every environment alike): its background threads also yield to whatever else runs on the
+   * machine, which cost standard-only throughput on a busy one (docs/decisions.md). LOCAL_LANE_PRIORITY=on
+   * in the environment turns it on; `npm run bench -- --backlog` turns it on itself.
+   */
+  lanePriority?: boolean;
   /** No output at all (tests). */
   quiet?: boolean;
   /** Where output lines go; stdout/stderr by default. */
@@ -225,7 +234,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
     // Before anything listens: a mapping AWS would refuse stops the start here.
-    const pollers = await sqsPollers(resolver, resources, functions, sqs, log, options.pollerWaitTimeSeconds);
+    const lanePriority = options.lanePriority ?? lanePriorityByDefault();
+    const backgroundQueues = lanePriority ? backgroundLaneQueues(consumers) : new Set<string>();
+    const pollers = await sqsPollers(resolver, resources, functions, sqs, log, {
+      backgroundQueues,
+      ...(options.pollerWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds: options.pollerWaitTimeSeconds }),
+    });
 
     // The local issuer: a key pair made now, standing in for the issuer each JWT authorizer names.
     const issuer = await createLocalIssuer();
@@ -370,6 +384,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     await stopAll();
     throw error;
   }
+}
+
+/** Lane priority with LOCAL_LANE_PRIORITY=on: what startLocalPipeline does when not told (LocalPipelineOptions.lanePriority). */
+export function lanePriorityByDefault(): boolean {
+  return process.env.LOCAL_LANE_PRIORITY === 'on';
 }
 
 async function seedTables(resources: ProvisionedResources, dynamodb: DynamoDBClient): Promise<void> {
@@ -567,17 +586,18 @@ async function sqsPollers(
   functions: Map<string, LambdaFunction>,
   sqs: SQSClient,
   log: InvocationLog,
-  receiveWaitTimeSeconds?: number,
+  options: { backgroundQueues: Set<string>; receiveWaitTimeSeconds?: number },
 ): Promise<SqsPoller[]> {
+  const { receiveWaitTimeSeconds } = options;
   const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
   const pollers: SqsPoller[] = [];
   const refused: Array<{ mappingId: string; refusal: MappingRefusal }> = [];
   /**
-   * The environments each function needs: the sum of its mappings' concurrency. A consumer's
-   * express queue has its own mapping, and its invocations must not wait for an environment the
-   * standard queue's backlog holds (on AWS both draw on the account's concurrency alike).
+   * The environments each function needs, of each kind: the sum of its mappings' concurrency. A
+   * consumer's express queue has its own mapping, and its invocations must not wait for an
+   * environment the standard queue's backlog holds (on AWS both draw on the account's concurrency alike).
    */
-  const environmentsNeeded = new Map<LambdaFunction, number>();
+  const environmentsNeeded = new Map<LambdaFunction, Record<EnvironmentClass, number>>();
   for (const [id, resource] of resolver.resources('AWS::Lambda::EventSourceMapping')) {
     const properties = resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>;
     if (properties.Enabled === false) continue;
@@ -613,7 +633,10 @@ async function sqsPollers(
       scaling.MaximumConcurrency !== undefined
         ? Number(scaling.MaximumConcurrency)
         : Math.min(DEFAULT_SQS_CONCURRENCY, reserved === undefined ? Infinity : Number(reserved));
-    environmentsNeeded.set(fn, (environmentsNeeded.get(fn) ?? 0) + Math.max(1, maximumConcurrency));
+    const environmentClass: EnvironmentClass = options.backgroundQueues.has(queueName(queue.arn)) ? 'background' : 'foreground';
+    const needed = environmentsNeeded.get(fn) ?? { foreground: 0, background: 0 };
+    needed[environmentClass] += Math.max(1, maximumConcurrency);
+    environmentsNeeded.set(fn, needed);
     pollers.push(
       new SqsPoller(
         {
@@ -624,6 +647,7 @@ async function sqsPollers(
           batchSize,
           maximumBatchingWindowSeconds,
           maximumConcurrency: Math.max(1, maximumConcurrency),
+          environmentClass,
           fifo,
           reportBatchItemFailures:
             Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),
@@ -635,7 +659,10 @@ async function sqsPollers(
     );
   }
   if (refused.length > 0) throw new EventSourceMappingRefused(refused);
-  for (const [fn, environments] of environmentsNeeded) fn.allowEnvironments(environments);
+  for (const [fn, needed] of environmentsNeeded) {
+    fn.allowEnvironments(needed.foreground, 'foreground');
+    fn.allowEnvironments(needed.background, 'background');
+  }
   return pollers;
 }
 

@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { seededRandom } from '../lib/fault-injection.js';
-import type { LambdaFunction } from './lambda-environment.js';
+import type { EnvironmentClass, LambdaFunction } from './lambda-environment.js';
 import type { InvocationLog } from './invocation-log.js';
 
 export interface SqsEventSourceMapping {
@@ -32,6 +32,11 @@ export interface SqsEventSourceMapping {
   maximumBatchingWindowSeconds: number;
   /** Concurrent invocations this mapping may run (ScalingConfig.MaximumConcurrency). */
   maximumConcurrency: number;
+  /**
+   * The function's environments its invocations run in: foreground by default; background for a
+   * standard lane beside an express one (lambda-environment.ts, EnvironmentClass).
+   */
+  environmentClass?: EnvironmentClass;
   /** FunctionResponseTypes includes ReportBatchItemFailures. */
   reportBatchItemFailures: boolean;
   /** The queue is a FIFO queue (its FifoQueue attribute). */
@@ -373,7 +378,7 @@ export class SqsPoller {
     if (duplicates.length > 0 && !fifo) this.#track(this.#invokeDuplicate(duplicates, 'own slot'));
     this.#invocationStarted();
     try {
-      const result = await fn.invoke({ Records: records });
+      const result = await fn.invoke({ Records: records }, { environmentClass: this.mapping.environmentClass ?? 'foreground' });
       const { succeeded: toDelete, outcome, wholeBatchFailed } = batchOutcome(result, records, reportBatchItemFailures);
       const failures = records.length - toDelete.length;
       if (wholeBatchFailed) this.#stats.failedBatches++;
@@ -427,7 +432,7 @@ export class SqsPoller {
     this.#stats.duplicateInvocations++;
     this.#invocationStarted();
     try {
-      const result = await fn.invoke({ Records: records });
+      const result = await fn.invoke({ Records: records }, { environmentClass: this.mapping.environmentClass ?? 'foreground' });
       const { succeeded, outcome } = batchOutcome(result, records, this.mapping.reportBatchItemFailures);
       const failures = records.length - succeeded.length;
       this.#log.invocation({

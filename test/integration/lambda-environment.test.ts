@@ -1,20 +1,30 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { LambdaFunction, type InvocationResult } from '../../local/lambda-environment.js';
+import { BACKGROUND_NICE_INCREMENT, LambdaFunction, type InvocationResult } from '../../local/lambda-environment.js';
 
 // Execution environments of the local runtime (worker threads), with a handler of this test's own:
 // the ones a burst started are reclaimed once idle, the function's last one stays warm, and one
-// that is running is never reclaimed.
+// that is running is never reclaimed; background environments run at a lower priority, apart.
 
 const HANDLER = `
+import { readlinkSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { threadId } from 'node:worker_threads';
 let invocations = 0;
+// This thread's nice value, where /proc names the thread (Linux).
+const threadNice = () => {
+  try {
+    return getPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()));
+  } catch {
+    return undefined;
+  }
+};
 export const handler = async (event) => {
   invocations += 1;
   if (event.sleepMs) await new Promise((resolve) => setTimeout(resolve, event.sleepMs));
-  return { environment: threadId, invocations };
+  return { environment: threadId, invocations, nice: threadNice() };
 };
 `;
 
@@ -48,9 +58,9 @@ function defineFunction(reclaimIdleAfterMs: number): LambdaFunction {
   return fn;
 }
 
-function payload(result: InvocationResult): { environment: number; invocations: number } {
+function payload(result: InvocationResult): { environment: number; invocations: number; nice?: number } {
   if (!result.ok) throw new Error(`${result.errorType}: ${result.errorMessage}`);
-  return result.payload as { environment: number; invocations: number };
+  return result.payload as { environment: number; invocations: number; nice?: number };
 }
 
 async function until(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
@@ -99,4 +109,33 @@ describe('execution environments', () => {
     expect(fn.stats().environments).toBe(1);
     expect(payload(await fn.invoke({})).environment).toBe(longResult.environment);
   }, 30_000);
+
+  // Linux only: elsewhere background environments run at the process's priority (nothing to see).
+  it.runIf(process.platform === 'linux')(
+    'runs background invocations in environments of their own whose thread alone is niced',
+    async () => {
+      const fn = defineFunction(60_000);
+      const processNice = getPriority();
+      const [foreground, background] = await Promise.all([
+        fn.invoke({ sleepMs: 300 }),
+        fn.invoke({ sleepMs: 300 }, { environmentClass: 'background' }),
+      ]).then((results) => results.map(payload));
+      expect(foreground!.nice).toBe(processNice);
+      expect(background!.nice).toBe(Math.min(19, processNice + BACKGROUND_NICE_INCREMENT));
+      // The runtime's own thread (the emulators, the pollers) keeps its priority.
+      expect(getPriority()).toBe(processNice);
+
+      // Each kind reuses its own warm environment, never the other's, even when that one is idle.
+      const [nextBackground, nextForeground] = [
+        payload(await fn.invoke({}, { environmentClass: 'background' })),
+        payload(await fn.invoke({})),
+      ];
+      expect(nextBackground.environment).toBe(background!.environment);
+      expect(nextBackground.nice).toBe(background!.nice);
+      expect(nextForeground.environment).toBe(foreground!.environment);
+      expect(nextForeground.nice).toBe(processNice);
+      expect(fn.stats()).toMatchObject({ invocations: 4, coldStarts: 2, environments: 2 });
+    },
+    30_000,
+  );
 });

@@ -237,13 +237,22 @@ describe('npm run bench', () => {
     expect(refusal(parseBenchArgs, ['--memory-only', '--cold-start-only'])).toBe('--cold-start-only and --memory-only: choose one');
   });
 
-  it('reads --backlog with its counts, and refuses the counts without it', () => {
+  it('reads --backlog with its counts and --compare-lane-priority, and refuses them without it', () => {
     expect(parseBenchArgs(['--backlog'])).toMatchObject({ backlog: true, backlogOptions: {} });
     expect(parseBenchArgs(['--backlog', '--standard-orders', '300', '--express-orders', '10'])).toMatchObject({
       backlog: true,
       backlogOptions: { standardOrders: 300, expressOrders: 10 },
     });
-    expect(refusal(parseBenchArgs, ['--express-orders', '10'])).toBe('--standard-orders and --express-orders go with --backlog');
+    expect(parseBenchArgs(['--backlog', '--compare-lane-priority'])).toMatchObject({
+      backlog: true,
+      backlogOptions: { compareLanePriority: true },
+    });
+    expect(refusal(parseBenchArgs, ['--express-orders', '10'])).toBe(
+      '--standard-orders, --express-orders and --compare-lane-priority go with --backlog',
+    );
+    expect(refusal(parseBenchArgs, ['--compare-lane-priority'])).toBe(
+      '--standard-orders, --express-orders and --compare-lane-priority go with --backlog',
+    );
     expect(refusal(parseBenchArgs, ['--backlog', '--memory-only'])).toBe('--memory-only and --backlog: choose one');
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { functionKeys, queueConsumers } from '../../local/queue-consumers.js';
+import { backgroundLaneQueues, functionKeys, queueConsumers } from '../../local/queue-consumers.js';
 import type { CfnTemplate } from '../../local/template.js';
 import { UsageError } from '../../scripts/command-line.js';
 import { consumerNamed, stackTarget } from '../../scripts/stack-target.js';
@@ -110,6 +110,11 @@ describe('queueConsumers', () => {
       },
     ]);
     expect(functionKeys(template, 'shop-prod')).toEqual(['audit', 'notify', 'sweep']);
+  });
+
+  it('puts the standard lane of a consumer with an express lane in the background, and a consumer with one lane nowhere', () => {
+    const consumers = queueConsumers(templateOf('shop-prod'), 'shop-prod');
+    expect([...backgroundLaneQueues(consumers)]).toEqual(['shop-prod-notify']);
   });
 
   it('refuses a template whose names it cannot read, rather than guess them', () => {
