@@ -112,11 +112,13 @@ export const IDLE_ENVIRONMENT_RECLAIM_MS = 15_000;
 export type EnvironmentClass = 'foreground' | 'background';
 
 /**
- * Nice increment of a background environment's thread. Linux's scheduler weighs a thread at nice 10
- * about a tenth of one at 0 (1024 against 110), so five of them together take less than one
- * foreground thread's share when both want the CPU, and all of an idle core when nothing else does.
+ * Nice increment of a background environment's thread: the most Linux allows. Its scheduler weighs a
+ * thread at nice 19 at 15 against 1,024 at nice 0, so a standard backlog's 15 invocations together
+ * (225) take less than the main thread's share (the emulators) when both want the CPU, and all of an
+ * idle core when nothing else does. At nice 10 (110 each) the 15 outweighed the main thread, whose
+ * queue of their requests then held up the express lane's too.
  */
-export const BACKGROUND_NICE_INCREMENT = 10;
+export const BACKGROUND_NICE_INCREMENT = 19;
 
 const ENVIRONMENT_CLASSES: readonly EnvironmentClass[] = ['foreground', 'background'];
 
