@@ -21,12 +21,10 @@ export const MAX_QUANTITY = 1000;
 const NO_CARD_NUMBER = { message: 'must not contain a card number', abort: true } as const;
 const withoutCardNumber = (value: string) => !containsCardNumber(value);
 
+const SKU_PATTERN = /^[A-Z0-9][A-Z0-9-]{0,63}$/;
 const sku = z
   .string()
-  .check(
-    z.regex(/^[A-Z0-9][A-Z0-9-]{0,63}$/, 'must be 1-64 upper-case letters, digits or dashes'),
-    z.refine(withoutCardNumber, NO_CARD_NUMBER),
-  );
+  .check(z.regex(SKU_PATTERN, 'must be 1-64 upper-case letters, digits or dashes'), z.refine(withoutCardNumber, NO_CARD_NUMBER));
 
 export const orderItemSchema = z.strictObject({
   sku,
@@ -100,13 +98,41 @@ export const customerIdSchema = z.string().check(z.regex(/^[\x21-\x7e]{1,128}$/,
  */
 export const SHIPPING_SPEEDS = ['standard', 'express'] as const;
 export type ShippingSpeed = (typeof SHIPPING_SPEEDS)[number];
-export const shippingSpeedSchema = z.enum(SHIPPING_SPEEDS);
+export const shippingSpeedSchema = z.enum(SHIPPING_SPEEDS, `must be ${SHIPPING_SPEEDS.map((speed) => `"${speed}"`).join(' or ')}`);
+
+/** The lines of each SKU that is on more than one, in order of first appearance. */
+function repeatedSkus(items: ReadonlyArray<{ sku: unknown }>): Array<{ sku: unknown; indexes: number[] }> {
+  const lines = new Map<unknown, number[]>();
+  items.forEach((item, index) => {
+    const seen = lines.get(item.sku);
+    if (seen) seen.push(index);
+    else lines.set(item.sku, [index]);
+  });
+  return [...lines].filter(([, indexes]) => indexes.length > 1).map(([sku, indexes]) => ({ sku, indexes }));
+}
+
+/**
+ * Which SKU repeats, and on which lines: in an order of thousands of lines, "a sku repeats" alone
+ * is hard to act on. The SKU is quoted only when it is one (a refused value is not echoed back:
+ * it may be huge, or hold a card number), and the lines are counted past two.
+ */
+export function repeatedSkuMessage(items: ReadonlyArray<{ sku: unknown }>): string {
+  const [first, ...others] = repeatedSkus(items);
+  if (!first) return 'must not repeat a sku';
+  const name = typeof first.sku === 'string' && SKU_PATTERN.test(first.sku) && withoutCardNumber(first.sku) ? `${first.sku} ` : '';
+  const [a, b, ...more] = first.indexes.map((index) => `items[${index}]`);
+  const lines = more.length === 0 ? `${a} and ${b}` : `${a}, ${b} and ${more.length} more`;
+  const alsoRepeated = others.length === 0 ? '' : `; ${others.length} other sku${others.length === 1 ? '' : 's'} repeat too`;
+  return `must not repeat a sku (${name}at ${lines}${alsoRepeated})`;
+}
 
 export const orderRequestSchema = z.strictObject({
   items: z.array(orderItemSchema).check(
     z.minLength(1, 'must hold at least one item'),
     z.maxLength(MAX_ITEMS, `must hold at most ${MAX_ITEMS} items`),
-    z.refine((items) => new Set(items.map((i) => i.sku)).size === items.length, 'must not repeat a sku'),
+    z.refine((items) => new Set(items.map((i) => i.sku)).size === items.length, {
+      error: (issue) => repeatedSkuMessage(Array.isArray(issue.input) ? (issue.input as Array<{ sku: unknown }>) : []),
+    }),
   ),
   payment: paymentSchema,
   shippingAddress: shippingAddressSchema,

@@ -371,6 +371,12 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
 
   async function handle(request: IncomingMessage, response: ServerResponse, path: string, query: URLSearchParams): Promise<boolean> {
     const method = (request.method ?? 'GET').toUpperCase();
+    // The page has no icon: a browser asks for one anyway, and "no content" keeps a 404 out of its console.
+    if (path === '/favicon.ico' && (method === 'GET' || method === 'HEAD')) {
+      response.writeHead(204, { 'cache-control': 'max-age=86400' });
+      response.end();
+      return true;
+    }
     if (path === '/console' || path === '/console/') {
       if (method !== 'GET') return false;
       if (!isLoopbackHost(request.headers.host))

@@ -5,11 +5,11 @@
 // --param="queueType=fifo", an SNS FIFO topic and SQS FIFO queues on fauxqs. Where it
 // listens is added to .cache/local-runtime.json (local/runtime-state.ts), next to any other npm
 // start running on other ports, for npm run status, redrive and token; its entry goes when it stops.
-// `--param=vpc=true` and the other deploy-only params are accepted and ignored, said once
-// (local/deploy-only-params.ts). It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
+// `--param=vpc=true` and the other deploy-only params are checked as packaging checks them, then
+// ignored, said once (local/deploy-only-params.ts). It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
 
 import { createServer } from 'node:net';
-import { ignoredParamsNotice, splitDeployOnlyParams } from './deploy-only-params.js';
+import { deployOnlyParamsProblem, ignoredParamsNotice, splitDeployOnlyParams } from './deploy-only-params.js';
 import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
 import { watchLauncher } from './launcher-watch.js';
 import { startLocalPipeline, type LocalPipeline, type QueueType } from './runtime.js';
@@ -96,6 +96,8 @@ function queueTypeFrom(args: string[], env: NodeJS.ProcessEnv): QueueType {
 async function main(): Promise<void> {
   const { args, ignored } = splitDeployOnlyParams(process.argv.slice(2));
   const queueType = queueTypeFrom(args, process.env);
+  const paramsProblem = deployOnlyParamsProblem(ignored);
+  if (paramsProblem) throw new StartRefused(`${paramsProblem} (npm run package refuses it too)`);
   if (ignored.length > 0) console.log(ignoredParamsNotice(ignored));
   const ports = portsFromEnvironment();
   // Checked before packaging, so a second `npm start` says so at once, in one line.

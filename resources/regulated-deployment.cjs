@@ -24,16 +24,23 @@
 
 const CHOICES = { vpc: ['false', 'true'], queueKey: ['sqs', 'cmk'], auditTrail: ['false', 'true'], tracing: ['false', 'true'] };
 
-/** The options, checked: a typo fails the packaging rather than deploying without the control. */
+/** A param value the options refuse; its message is one line naming the param and what it takes. */
+class RegulatedOptionRefused extends Error {}
+
+/**
+ * The options, checked: a typo fails the packaging rather than deploying without the control.
+ * npm start checks its deploy-only params with this too (local/deploy-only-params.ts).
+ */
 function regulatedOptions(settings = {}) {
   const value = (name, fallback) => {
     const given = settings[name] === undefined || settings[name] === null ? fallback : String(settings[name]);
-    if (!CHOICES[name].includes(given)) throw new Error(`param ${name} is ${CHOICES[name].join(' or ')}, not ${JSON.stringify(given)}`);
+    if (!CHOICES[name].includes(given))
+      throw new RegulatedOptionRefused(`param ${name} is ${CHOICES[name].join(' or ')}, not ${JSON.stringify(given)}`);
     return given;
   };
   const retention = Number(settings.auditLogRetentionDays ?? 365);
   if (!Number.isInteger(retention) || retention < 1)
-    throw new Error(`param auditLogRetentionDays is a whole number of days, not ${settings.auditLogRetentionDays}`);
+    throw new RegulatedOptionRefused(`param auditLogRetentionDays is a whole number of days, not ${settings.auditLogRetentionDays}`);
   return {
     vpc: value('vpc', 'false') === 'true',
     queueKey: value('queueKey', 'sqs'),
@@ -578,7 +585,14 @@ class RegulatedDeployment {
 
   apply() {
     const { service } = this.serverless;
-    const options = regulatedOptions(service.custom?.regulatedDeployment);
+    let options;
+    try {
+      options = regulatedOptions(service.custom?.regulatedDeployment);
+    } catch (error) {
+      // osls prints a ServerlessError's message alone: a mistyped param is the user's to fix, not a crash.
+      if (error instanceof RegulatedOptionRefused) throw new this.serverless.classes.Error(error.message, 'REGULATED_OPTION_REFUSED');
+      throw error;
+    }
     const names = { stack: `${service.service}-${this.serverless.getProvider('aws').getStage()}` };
     applyRegulatedOptions(service.provider.compiledCloudFormationTemplate, options, names);
   }
@@ -586,5 +600,6 @@ class RegulatedDeployment {
 
 module.exports = RegulatedDeployment;
 module.exports.regulatedOptions = regulatedOptions;
+module.exports.RegulatedOptionRefused = RegulatedOptionRefused;
 module.exports.applyRegulatedOptions = applyRegulatedOptions;
 module.exports.EVENT_SOURCE_MAPPING_ACTIONS = EVENT_SOURCE_MAPPING_ACTIONS;

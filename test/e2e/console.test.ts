@@ -51,6 +51,13 @@ describe('the console in a browser', () => {
     }
     expect(await page.locator('[data-function-row="createOrder"]').count()).toBe(1);
     expect(await page.locator('#live').textContent()).toMatch(/^live/);
+    // An express queue's filter is its consumer's event types and the lane, as its subscription's.
+    for (const consumer of pipeline.consumers.filter((c) => c.lane === 'express')) {
+      const heading = page.locator(`[data-queue="${queueKey(consumer)}"] h3`);
+      expect(await heading.textContent()).toContain(`filter: ${consumer.eventTypes.join(', ')}; lane = express`);
+    }
+    // The icon a browser asks for is answered, not a 404 in its console.
+    expect((await fetch(`${pipeline.apiUrl}/favicon.ico`)).status).toBe(204);
   });
 
   it('places an order with a click and shows it reaching CONFIRMED, each participant SUCCEEDED', async () => {

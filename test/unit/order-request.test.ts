@@ -116,14 +116,56 @@ describe('parseOrderRequest', () => {
     expect(without.ok && without.request.shippingSpeed).toBeUndefined();
     for (const wrong of ['Express', 'overnight', true, null]) {
       const result = parse({ ...validOrder, shippingSpeed: wrong });
-      expect(result).toMatchObject({ ok: false, status: 400 });
-      expect(!result.ok && result.issues?.map((i) => i.field)).toEqual(['shippingSpeed']);
+      expect(result).toMatchObject({ ok: false, status: 400, message: 'shippingSpeed: must be "standard" or "express"' });
+      expect(!result.ok && result.issues).toEqual([{ field: 'shippingSpeed', message: 'must be "standard" or "express"' }]);
     }
   });
 
-  it('refuses repeated skus, which would reserve one line twice', () => {
+  it('refuses repeated skus, which would reserve one line twice, naming the sku and its lines', () => {
     const result = parse({ ...validOrder, items: [validOrder.items[0], validOrder.items[0]] });
-    expect(result).toMatchObject({ ok: false, status: 400 });
+    expect(result).toMatchObject({
+      ok: false,
+      status: 400,
+      message: 'items: must not repeat a sku (SKU-TSHIRT-M at items[0] and items[1])',
+    });
+    expect(!result.ok && result.issues?.map((i) => i.field)).toEqual(['items']);
+  });
+
+  it('names the repeated sku of a 5,000-line order, however far apart its lines are', () => {
+    const items = largestItems(5000);
+    items[4999] = { ...items[4999]!, sku: items[0]!.sku };
+    const result = parse({ ...validOrder, items });
+    expect(!result.ok && result.message).toBe(`items: must not repeat a sku (${items[0]!.sku} at items[0] and items[4999])`);
+  });
+
+  it('counts the lines of a sku repeated more than twice, and the other repeated skus, in one bounded message', () => {
+    const line = (sku: string) => ({ sku, quantity: 1 });
+    const items = [line('A'), line('B'), line('A'), line('C'), line('A'), line('B'), line('A'), line('C')];
+    const result = parse({ ...validOrder, items });
+    expect(!result.ok && result.message).toBe('items: must not repeat a sku (A at items[0], items[2] and 2 more; 2 other skus repeat too)');
+  });
+
+  it('does not quote a repeated sku that is itself refused: it may be huge, or a card number', () => {
+    const huge = 'x'.repeat(10_000);
+    const result = parse({
+      ...validOrder,
+      items: [
+        { sku: huge, quantity: 1 },
+        { sku: huge, quantity: 1 },
+      ],
+    });
+    expect(!result.ok && result.message).toContain('items: must not repeat a sku (at items[0] and items[1])');
+    expect(!result.ok && result.message).not.toContain(huge);
+    const card = '4111111111111111';
+    const withCard = parse({
+      ...validOrder,
+      items: [
+        { sku: card, quantity: 1 },
+        { sku: card, quantity: 1 },
+      ],
+    });
+    expect(withCard).toMatchObject({ ok: false, status: 400 });
+    expect(!withCard.ok && withCard.message).not.toContain(card);
   });
 
   it('answers 400 for a body that is not JSON, and says so', () => {
