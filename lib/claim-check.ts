@@ -1,5 +1,6 @@
 import type { SQSRecord } from 'aws-lambda';
 import { config } from './config.js';
+import { InvalidMessageError } from './invalid-message.js';
 
 // The claim-check pattern: a message too large for SNS (262,144 bytes, attributes included) is
 // stored in the stack's S3 bucket, and the message carries a pointer to it instead. The pointer is
@@ -38,7 +39,7 @@ export interface MessageAttribute {
 }
 
 /** A message that says it is a pointer (it carries the size attribute) but whose body is not one. */
-export class MalformedPointerError extends Error {
+export class MalformedPointerError extends InvalidMessageError {
   override name = 'MalformedPointerError';
 }
 
@@ -89,16 +90,21 @@ export function claimCheckKeyOf(event: { orderId: string; eventType: string }): 
   return `order-events/${event.orderId}/${event.eventType}.json`;
 }
 
+/** Whether a message carries a size attribute (either name): that makes it a pointer, as the extended clients decide. */
+export function carriesPayloadSize(attributeNames: Iterable<string>): boolean {
+  for (const name of attributeNames) if (name === PAYLOAD_SIZE_ATTRIBUTE || name === LEGACY_PAYLOAD_SIZE_ATTRIBUTE) return true;
+  return false;
+}
+
 /**
- * The pointer a record carries, or undefined for an ordinary message. A message is a pointer when
- * it carries ExtendedPayloadSize or SQSLargePayloadSize, as the extended clients decide.
+ * The pointer in the body of a message that carries a size attribute; a MalformedPointerError when
+ * the body is not one. Reads the body only: which bucket is acceptable is the consumer's to say
+ * (pointerOf), so that a tool can recognise a pointer without the stack's settings.
  */
-export function pointerOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>): PayloadPointer | undefined {
-  const attributes = record.messageAttributes ?? {};
-  if (!attributes[PAYLOAD_SIZE_ATTRIBUTE] && !attributes[LEGACY_PAYLOAD_SIZE_ATTRIBUTE]) return undefined;
+export function parsePointerBody(body: string): PayloadPointer {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(record.body);
+    parsed = JSON.parse(body);
   } catch {
     throw new MalformedPointerError('The message carries an extended payload size but its body is not JSON');
   }
@@ -114,6 +120,25 @@ export function pointerOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>)
     throw new MalformedPointerError('The payload pointer names no s3BucketName and s3Key');
   }
   return { s3BucketName, s3Key };
+}
+
+/**
+ * The pointer a record carries, or undefined for an ordinary message. A message is a pointer when
+ * it carries ExtendedPayloadSize or SQSLargePayloadSize, as the extended clients decide. A pointer
+ * is followed only into the stack's own claim-check bucket: one naming any other bucket is an
+ * InvalidMessageError (to the DLQ), since whoever can publish to the topic would otherwise have the
+ * consumers read, with their role, any object that role can reach.
+ */
+export function pointerOf(record: Pick<SQSRecord, 'body' | 'messageAttributes'>): PayloadPointer | undefined {
+  if (!carriesPayloadSize(Object.keys(record.messageAttributes ?? {}))) return undefined;
+  const pointer = parsePointerBody(record.body);
+  const accepted = config.claimCheckBucket();
+  if (pointer.s3BucketName !== accepted) {
+    throw new InvalidMessageError(
+      `The payload pointer names the bucket ${JSON.stringify(pointer.s3BucketName)}; this stack reads claim-checked payloads only from its own bucket ${JSON.stringify(accepted)}`,
+    );
+  }
+  return pointer;
 }
 
 /**

@@ -31,6 +31,24 @@ function numberOr(name: string, fallback: number): number {
   return value;
 }
 
+/** SNS's limit for one message, body and attributes (resources/claim-check-threshold.cjs checks the param against it too). */
+export const SNS_MAX_MESSAGE_BYTES = 262_144;
+
+/**
+ * The claim-check threshold: an event at or under it is published as it is, so over SNS's limit
+ * it would be refused by SNS, and at 0 or less every event would go through the bucket.
+ */
+function claimCheckThresholdBytes(): number {
+  const name = 'CLAIM_CHECK_THRESHOLD_BYTES';
+  const bytes = numberOr(name, 200 * 1024);
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > SNS_MAX_MESSAGE_BYTES) {
+    throw new Error(
+      `Environment variable ${name} (param claimCheckThresholdBytes) is a whole number of bytes from 1 to ${SNS_MAX_MESSAGE_BYTES} (SNS's message limit), not ${process.env[name]}`,
+    );
+  }
+  return bytes;
+}
+
 export const config = {
   region: () => optional('AWS_REGION') ?? 'us-east-1',
   endpoints: (): AwsEndpoints => ({
@@ -61,7 +79,7 @@ export const config = {
    * An event whose message (body plus attributes) is over this many bytes goes through the bucket.
    * SNS takes 262,144 bytes, attributes included; 200 KiB leaves room for what SNS adds.
    */
-  claimCheckThresholdBytes: () => numberOr('CLAIM_CHECK_THRESHOLD_BYTES', 200 * 1024),
+  claimCheckThresholdBytes,
   /** First retry delay of a failed record; doubles with each receive, capped at 15 minutes. */
   retryBackoffBaseSeconds: () => numberOr('RETRY_BACKOFF_BASE_SECONDS', 2),
   /** An order not finished this long after it was placed or decided is the sweep's to finish. */

@@ -9,29 +9,22 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { queueUrlOf, sqsClient } from './aws-clients.js';
 import { ClaimCheckObjectMissingError, payloadOf } from './claim-check.js';
 import { config } from './config.js';
-import {
-  type EventType as OrderEventType,
-  type OrderCancelled,
-  type OrderConfirmed,
-  type OrderEvent,
-  type OrderPlaced,
-  orderEventSchema,
-} from './events.js';
+import type { EventType as OrderEventType, OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced } from './events.js';
 import { chance, faultPlan, InjectedFault, sleep } from './fault-injection.js';
 import { appendLogKeys, logger, withLogKeys } from './observability.js';
 import type { Participant } from './order-schema.js';
 import { findOrder } from './order-store.js';
+import { InvalidMessageError } from './invalid-message.js';
+import { parseOrderEvent } from './queued-message.js';
+
+// Where they were first defined: the consumers' tests and the sample events' test import them from here.
+export { InvalidMessageError, parseOrderEvent };
 
 /** What a consumer does for each event type it subscribes to. */
 export interface OrderEventHandlers {
   OrderPlaced?: (event: OrderPlaced) => Promise<unknown>;
   OrderConfirmed?: (event: OrderConfirmed) => Promise<unknown>;
   OrderCancelled?: (event: OrderCancelled) => Promise<unknown>;
-}
-
-/** A message that can never be processed: it is reported failed until SQS moves it to the DLQ. */
-export class InvalidMessageError extends Error {
-  override name = 'InvalidMessageError';
 }
 
 /** SQS allows at most 12 hours of visibility; past 15 minutes a retry is better left to the DLQ. */
@@ -41,23 +34,6 @@ const MAX_BACKOFF_SECONDS = 900;
 export function retryDelaySeconds(receiveCount: number, baseSeconds: number): number {
   const attempt = Math.max(1, Math.floor(receiveCount));
   return Math.min(MAX_BACKOFF_SECONDS, Math.round(baseSeconds * 2 ** (attempt - 1)));
-}
-
-export function parseOrderEvent(body: string): OrderEvent {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw new InvalidMessageError('Message body is not JSON');
-  }
-  const parsed = orderEventSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InvalidMessageError(
-      `Message body is not an order event: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
-    );
-  }
-  return parsed.data;
 }
 
 /** Options of a consumer beyond its handlers. */

@@ -15,7 +15,7 @@ import { redriveDeadLetters } from '../scripts/dlq-redrive.js';
 import { markersLeft } from '../lib/inventory.js';
 import { seededRandom, sleep, writeOutages } from '../lib/fault-injection.js';
 import { missingFollowUps, type OrderRecord, type StoredOrder, toOrderRecord } from '../lib/order-store.js';
-import { parseOrderEvent } from '../lib/queue-consumer.js';
+import { describeQueuedMessage } from '../lib/queued-message.js';
 import { clientConfig } from './emulators.js';
 import { packageStack, REPOSITORY_ROOT } from './package-stack.js';
 import { queueLabel } from './queue-consumers.js';
@@ -756,12 +756,11 @@ async function accountDlqs(run: ChaosRun): Promise<DlqAccount[]> {
         account.poison++;
         continue;
       }
-      try {
-        const event = parseOrderEvent(message.body);
-        account.realEvents.push(`${event.eventType} ${event.orderId}`);
-      } catch {
-        account.realEvents.push(`unknown body ${message.body.slice(0, 60)}`);
-      }
+      // An order event in its body or claim-checked (a pointer: its type and order from its attributes).
+      const description = describeQueuedMessage(message);
+      account.realEvents.push(
+        description.kind === 'invalid' ? `unknown body ${message.body.slice(0, 60)}` : `${description.eventType} ${description.orderId}`,
+      );
     }
     accounts.push(account);
   }

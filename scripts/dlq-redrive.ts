@@ -28,6 +28,8 @@ export interface RedriveOptions {
 export interface RedrivenMessage {
   messageId: string;
   body: string;
+  /** Its message attributes as received (a claim-checked event's type and order id are there). */
+  attributes: Record<string, MessageAttributeValue>;
   /** Chosen to move (in a dry run: would have moved). */
   selected: boolean;
   moved: boolean;
@@ -146,12 +148,13 @@ async function receiveSendDelete(options: RedriveOptions): Promise<RedriveReport
       seen.add(messageId);
       fresh += 1;
       const body = message.Body ?? '';
+      const attributes = message.MessageAttributes ?? {};
       const wanted = taken < max && (options.select?.(message) ?? true);
       if (wanted) taken += 1;
       else report.skipped += 1;
       if (!wanted || options.dryRun) {
         leftBehind.push(message);
-        report.messages.push({ messageId, body, selected: wanted, moved: false });
+        report.messages.push({ messageId, body, attributes, selected: wanted, moved: false });
         continue;
       }
       await sqs.send(
@@ -164,7 +167,7 @@ async function receiveSendDelete(options: RedriveOptions): Promise<RedriveReport
       );
       await sqs.send(new DeleteMessageCommand({ QueueUrl: deadLetterQueueUrl, ReceiptHandle: message.ReceiptHandle }));
       report.moved += 1;
-      report.messages.push({ messageId, body, selected: true, moved: true });
+      report.messages.push({ messageId, body, attributes, selected: true, moved: true });
     }
     if (fresh === 0) break;
   }

@@ -4,16 +4,8 @@ import type { RecentLine } from '../local/invocation-log.js';
 import { localTarget } from '../local/runtime-state.js';
 import { SAMPLE_ADDRESS } from '../local/sample-order.js';
 import { isConnectionRefused, isMain, noLocalRuntime, parseCommandLine, readCommandLine, UsageError, wholeNumber } from './command-line.js';
-import { type InspectedQueue, type LabContext, LABS, parseLogLines } from './labs.js';
-import { parseOrderEvent } from '../lib/queue-consumer.js';
-
-function orderIdOfEvent(body: string): string | undefined {
-  try {
-    return parseOrderEvent(body).orderId;
-  } catch {
-    return undefined;
-  }
-}
+import { type InspectedQueue, type LabContext, LABS, parseLogLines, queuedMessages } from './labs.js';
+import { describeQueuedMessage } from '../lib/queued-message.js';
 
 // npm run lab -- list | env | check N [--wait SECONDS]
 //   | until (quiet | dlq CONSUMER N | dead-lettered ORDER_ID | log TEXT) [--timeout SECONDS]
@@ -196,8 +188,11 @@ async function until(condition: UntilCondition, context: LabContext): Promise<{ 
     const where: string[] = [];
     for (const consumer of state.consumers) {
       const dlq = consumer.queue.dlq ? await context.queue(consumer.queue.dlq.name) : undefined;
-      const bodies = dlq ? [...dlq.messages.ready, ...dlq.messages.delayed, ...dlq.messages.inflight.map((entry) => entry.message)] : [];
-      for (const { body } of bodies) if (orderIdOfEvent(body) === condition.orderId) where.push(consumer.name);
+      // An order event in its body, or claim-checked (its order id in the orderId attribute).
+      for (const message of queuedMessages(dlq)) {
+        const description = describeQueuedMessage(message);
+        if (description.kind !== 'invalid' && description.orderId === condition.orderId) where.push(consumer.name);
+      }
     }
     return {
       met: where.length > 0,

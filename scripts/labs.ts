@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConsoleState } from '../local/console.js';
 import type { RecentLine } from '../local/invocation-log.js';
-import { parseOrderEvent } from '../lib/queue-consumer.js';
+import { isOrderEventMessage, type QueuedMessage, type QueuedMessageAttribute } from '../lib/queued-message.js';
 
 // The workshop's labs (docs/workshop/): each one's page and its check, which looks at the running
 // pipeline (the local runtime's console state, its handlers' recent log lines, fauxqs's
@@ -16,14 +16,21 @@ export interface LogEntry {
   fields: Record<string, unknown>;
 }
 
+/** A message as fauxqs shows it: its attributes in the SQS API's spelling. */
+export interface InspectedMessage {
+  body: string;
+  approximateReceiveCount: number;
+  messageAttributes?: Record<string, QueuedMessageAttribute>;
+}
+
 /** What fauxqs shows of a queue at GET /_fauxqs/queues/<name>, without receiving anything. */
 export interface InspectedQueue {
   name: string;
   attributes: Record<string, string>;
   messages: {
-    ready: Array<{ body: string; approximateReceiveCount: number }>;
-    delayed: Array<{ body: string; approximateReceiveCount: number }>;
-    inflight: Array<{ message: { body: string; approximateReceiveCount: number } }>;
+    ready: InspectedMessage[];
+    delayed: InspectedMessage[];
+    inflight: Array<{ message: InspectedMessage }>;
   };
 }
 
@@ -88,17 +95,13 @@ const consumerOf = (state: ConsoleState, name: string) => {
   return consumer;
 };
 const undecided = (state: ConsoleState) => state.orders.filter((order) => order.status === 'PENDING');
-const isOrderEvent = (body: string) => {
-  try {
-    parseOrderEvent(body);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const dlqBodies = (queue: InspectedQueue | undefined) =>
+/** Every message a queue holds, in any state, as lib/queued-message.ts reads one (a claim-checked event is an order event too). */
+export const queuedMessages = (queue: InspectedQueue | undefined): QueuedMessage[] =>
   queue
-    ? [...queue.messages.ready, ...queue.messages.delayed, ...queue.messages.inflight.map((entry) => entry.message)].map((m) => m.body)
+    ? [...queue.messages.ready, ...queue.messages.delayed, ...queue.messages.inflight.map((entry) => entry.message)].map((m) => ({
+        body: m.body,
+        attributes: m.messageAttributes,
+      }))
     : [];
 const short = (orderId: string) => `${orderId.slice(0, 16)}…`;
 
@@ -186,7 +189,9 @@ export const LABS: Lab[] = [
         if (counts) counts.failed++;
       }
       const partial = [...byInvocation.values()].find((counts) => counts.failed > 0 && counts.handled > counts.failed);
-      const realEventsInDlq = dlqBodies(payment.queue.dlq ? await queue(payment.queue.dlq.name) : undefined).filter(isOrderEvent).length;
+      const realEventsInDlq = queuedMessages(payment.queue.dlq ? await queue(payment.queue.dlq.name) : undefined).filter(
+        isOrderEventMessage,
+      ).length;
       return [
         finding(!s.switches.faults.payment, "payment's faults are switched off again", 'switch them off (last step)'),
         finding(
@@ -219,8 +224,8 @@ export const LABS: Lab[] = [
       const payment = consumerOf(s, 'payment');
       const source = await queue(payment.queue.name);
       const redrivePolicy = JSON.parse(source?.attributes.RedrivePolicy ?? '{}') as { maxReceiveCount?: number | string };
-      const bodies = dlqBodies(payment.queue.dlq ? await queue(payment.queue.dlq.name) : undefined);
-      const events = bodies.filter(isOrderEvent);
+      const bodies = queuedMessages(payment.queue.dlq ? await queue(payment.queue.dlq.name) : undefined);
+      const events = bodies.filter(isOrderEventMessage);
       const entries = await logs();
       // An order whose payment record failed its 5 receives, went to the DLQ, and came back.
       const redriven = s.orders.find(
@@ -359,7 +364,7 @@ export const LABS: Lab[] = [
       const orders = [...new Set(failingFast.map((entry) => String(entry.fields.correlation_id)))];
       const decided = orders.map((id) => s.orders.find((order) => order.orderId === id));
       const payment = consumerOf(s, 'payment');
-      const events = dlqBodies(payment.queue.dlq ? await queue(payment.queue.dlq.name) : undefined).filter(isOrderEvent);
+      const events = queuedMessages(payment.queue.dlq ? await queue(payment.queue.dlq.name) : undefined).filter(isOrderEventMessage);
       return [
         finding(!s.switches.outages.provider, 'the provider outage is over', 'switch it off (step 4)'),
         finding(

@@ -2,7 +2,7 @@
 import './aws-sdk-quiet.js';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { redriveDeadLetters } from './dlq-redrive.js';
-import { parseOrderEvent } from '../lib/queue-consumer.js';
+import { describeQueuedMessage, isOrderEventMessage, queuedMessageLabel } from '../lib/queued-message.js';
 import { localTarget } from '../local/runtime-state.js';
 import {
   isConnectionRefused,
@@ -28,7 +28,8 @@ const usage = `usage: npm run redrive -- <consumer> [--express] [--max N] [--dry
   runtime started by \`npm start\`, on SQS_PORT if set, else where it says it listens
   (.cache/local-runtime.json); --aws targets a deployed stage with your AWS credentials (its
   consumers read from CloudFormation).
-  --skip-invalid leaves messages that are not order events (poison) in the DLQ.`;
+  --skip-invalid leaves messages that are not order events (poison) in the DLQ; a claim-checked
+  order event (a pointer with its eventType and orderId attributes) moves like any other.`;
 
 export interface RedriveCommandLine {
   help: boolean;
@@ -93,25 +94,13 @@ async function main(commandLine: RedriveCommandLine): Promise<void> {
     sourceQueueUrl,
     max,
     dryRun,
+    // An order event in its body or claim-checked (a pointer whose object the consumer reads): both go back.
     select: commandLine.skipInvalid
-      ? (message) => {
-          try {
-            parseOrderEvent(message.Body ?? '');
-            return true;
-          } catch {
-            return false;
-          }
-        }
+      ? (message) => isOrderEventMessage({ body: message.Body ?? '', attributes: message.MessageAttributes })
       : undefined,
   });
   for (const message of report.messages) {
-    let what = 'not an order event';
-    try {
-      const event = parseOrderEvent(message.body);
-      what = `${event.eventType} ${event.orderId}`;
-    } catch {
-      // described as not an order event
-    }
+    const what = queuedMessageLabel(describeQueuedMessage(message));
     const verb = message.moved ? 'moved' : message.selected ? 'would move' : 'left';
     console.log(`  ${verb.padEnd(10)} ${message.messageId}  ${what}`);
   }

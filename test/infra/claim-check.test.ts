@@ -166,4 +166,26 @@ describe('the claim-check settings of each function', () => {
       if (value !== undefined) expect(value, fn.key).toBe('1000');
     }
   }, 180_000);
+
+  // Over SNS's limit the publishers would send what SNS refuses; 0 or less, every event through the bucket.
+  it.each([
+    ["over SNS's 262,144 bytes", '262145'],
+    ['zero', '0'],
+    ['not a number', 'lots'],
+  ])(
+    'refuses to package a threshold %s, naming the param and its range, without a stack trace',
+    (_what, value) => {
+      let failure: unknown;
+      try {
+        packageStack({ params: { claimCheckThresholdBytes: value } });
+      } catch (error) {
+        failure = error;
+      }
+      const message = String((failure as Error | undefined)?.message);
+      expect(message).toContain(`param claimCheckThresholdBytes is a whole number of bytes from 1 to 262144`);
+      expect(message).toContain(`not "${value}"`);
+      expect(message).not.toMatch(/\n\s+at /);
+    },
+    180_000,
+  );
 });

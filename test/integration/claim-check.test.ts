@@ -229,7 +229,8 @@ describe('publishing an event over the threshold', () => {
 
   it('a pointer passes the filter policies as its event would: a claim-checked OrderConfirmed reaches shipping alone', async () => {
     const small = await storeOrder(1);
-    process.env.CLAIM_CHECK_THRESHOLD_BYTES = '0';
+    // The smallest threshold allowed: every event goes through the bucket.
+    process.env.CLAIM_CHECK_THRESHOLD_BYTES = '1';
     const confirmed: OrderEvent = {
       eventId: `${small.orderId}:OrderConfirmed`,
       eventType: 'OrderConfirmed',

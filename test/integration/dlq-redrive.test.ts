@@ -11,7 +11,7 @@ import type { FauxqsServer } from 'fauxqs';
 import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { redriveDeadLetters } from '../../scripts/dlq-redrive.js';
-import { parseOrderEvent } from '../../lib/queue-consumer.js';
+import { isOrderEventMessage, parseOrderEvent } from '../../lib/queued-message.js';
 import { orderIdOf, orderPlaced } from '../support/sqs-events.js';
 
 // scripts/dlq-redrive.ts against fauxqs through the real SDK: what arrives on the source queue is
@@ -33,14 +33,8 @@ interface Letter {
 let letters: Letter[];
 const POISON = 'poison: never an order';
 
-const isOrderEvent = (message: Message) => {
-  try {
-    parseOrderEvent(message.Body ?? '');
-    return true;
-  } catch {
-    return false;
-  }
-};
+/** What `npm run redrive -- --skip-invalid` selects (lib/queued-message.ts). */
+const isOrderEvent = (message: Message) => isOrderEventMessage({ body: message.Body ?? '', attributes: message.MessageAttributes });
 
 function letterOf(body: string, attributes: Record<string, MessageAttributeValue> | undefined): Letter {
   return {

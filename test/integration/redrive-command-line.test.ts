@@ -13,6 +13,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REPOSITORY_ROOT } from '../../local/package-stack.js';
 import { writeRuntimeState } from '../../local/runtime-state.js';
+import { pointerBody } from '../../lib/claim-check.js';
 import { startProvisionedStack, type ProvisionedStack } from '../support/provisioned-stack.js';
 import { orderIdOf, orderPlaced } from '../support/sqs-events.js';
 
@@ -25,6 +26,8 @@ let dlqUrl: string;
 let queueUrl: string;
 let stateDir: string;
 let orderIds: string[];
+/** A big order's OrderPlaced as the publisher claim-checks it: a pointer, its type and order as attributes. */
+let pointer: { orderId: string; body: string; attributes: Record<string, MessageAttributeValue> };
 const POISON = 'poison: never an order';
 
 /** What each variable a tool reads would otherwise inherit: a test's own environment, a runtime elsewhere on this machine. */
@@ -94,7 +97,7 @@ afterAll(async () => {
 
 let batch = 0;
 beforeEach(async () => {
-  // Whatever an earlier test left goes; then three order events and a poison body in the payment DLQ.
+  // Whatever an earlier test left goes; then three order events, a claim-checked one and a poison body in the payment DLQ.
   await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: queueUrl }));
   await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: dlqUrl }));
   expect([...heldBodies(queueUrl), ...heldBodies(dlqUrl)]).toEqual([]);
@@ -109,6 +112,17 @@ beforeEach(async () => {
       new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: JSON.stringify(orderPlaced(orderId)), MessageAttributes: attributes }),
     );
   }
+  const bigOrderId = orderIdOf(`cli-${batch}-big`);
+  pointer = {
+    orderId: bigOrderId,
+    body: pointerBody({ s3BucketName: 'order-pipeline-local-claim-checks', s3Key: `order-events/${bigOrderId}/OrderPlaced.json` }),
+    attributes: {
+      eventType: { DataType: 'String', StringValue: 'OrderPlaced' },
+      orderId: { DataType: 'String', StringValue: bigOrderId },
+      ExtendedPayloadSize: { DataType: 'Number', StringValue: '300000' },
+    },
+  };
+  await stack.sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: pointer.body, MessageAttributes: pointer.attributes }));
   await stack.sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: POISON }));
 });
 
@@ -121,10 +135,12 @@ describe('npm run redrive, against the emulators', () => {
       `Dry run: redriving order-pipeline-local-payment-dlq → order-pipeline-local-payment (local runtime at http://127.0.0.1:${port}, stage local)`,
     );
     for (const orderId of orderIds) expect(result.stdout).toMatch(new RegExp(`would move\\s+\\S+\\s+OrderPlaced ${orderId}`));
+    // The claim-checked event is named from its attributes, like any order event (no S3 read).
+    expect(result.stdout).toMatch(new RegExp(`would move\\s+\\S+\\s+OrderPlaced ${pointer.orderId} \\(claim-checked\\)`));
     expect(result.stdout).toMatch(/would move\s+\S+\s+not an order event/);
-    expect(result.stdout).toContain('Would move 4 message(s); 0 left in the DLQ.');
+    expect(result.stdout).toContain('Would move 5 message(s); 0 left in the DLQ.');
     expect(heldBodies(queueUrl)).toEqual([]);
-    expect(heldBodies(dlqUrl)).toHaveLength(4);
+    expect(heldBodies(dlqUrl)).toHaveLength(5);
   });
 
   it('found by the runtime state file: --skip-invalid moves the order events back and leaves the poison', async () => {
@@ -144,14 +160,17 @@ describe('npm run redrive, against the emulators', () => {
     const result = await redrive(['payment', '--skip-invalid'], toolEnvironment({ LOCAL_RUNTIME_STATE_FILE: stateFile }));
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`(local runtime at ${stack.emulators.endpoints.sqs}, stage local)`);
-    expect(result.stdout).toContain('Moved 3 message(s) via receive-send-delete; 1 left in the DLQ.');
-    for (const orderId of orderIds) expect(result.stdout).toMatch(new RegExp(`moved\\s+\\S+\\s+OrderPlaced ${orderId}`));
+    expect(result.stdout).toContain('Moved 4 message(s) via receive-send-delete; 1 left in the DLQ.');
+    for (const orderId of [...orderIds, pointer.orderId])
+      expect(result.stdout).toMatch(new RegExp(`moved\\s+\\S+\\s+OrderPlaced ${orderId}`));
     expect(result.stdout).toMatch(/left\s+\S+\s+not an order event/);
 
-    // On the payment queue: the three events exactly as they were, attributes included.
+    // On the payment queue: the three events and the pointer exactly as they were, attributes included.
     const moved = await drain(queueUrl);
     expect(moved.map((m) => m.Body).sort()).toEqual(before.filter((body) => body !== POISON));
-    for (const message of moved) {
+    const movedPointer = moved.find((message) => message.Body === pointer.body);
+    expect(movedPointer?.MessageAttributes).toEqual(pointer.attributes);
+    for (const message of moved.filter((m) => m !== movedPointer)) {
       const { orderId } = JSON.parse(message.Body!) as { orderId: string };
       expect(message.MessageAttributes).toMatchObject({
         eventType: { DataType: 'String', StringValue: 'OrderPlaced' },
@@ -166,11 +185,11 @@ describe('npm run redrive, against the emulators', () => {
     const before = heldBodies(dlqUrl);
     const result = await redrive(['payment', '--max', '2'], toolEnvironment({ SQS_ENDPOINT: stack.emulators.endpoints.sqs }));
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('Moved 2 message(s) via receive-send-delete; 2 left in the DLQ.');
+    expect(result.stdout).toContain('Moved 2 message(s) via receive-send-delete; 3 left in the DLQ.');
     const moved = heldBodies(queueUrl);
     const left = heldBodies(dlqUrl);
     expect(moved).toHaveLength(2);
-    expect(left).toHaveLength(2);
+    expect(left).toHaveLength(3);
     expect([...moved, ...left].sort()).toEqual(before);
   });
 
@@ -178,7 +197,7 @@ describe('npm run redrive, against the emulators', () => {
     const result = await redrive(['payment'], toolEnvironment({ SQS_ENDPOINT: stack.emulators.endpoints.sqs, LOCAL_STAGE: 'nosuchstage' }));
     expect(result.code).toBe(1);
     expect(result.stderr).not.toBe('');
-    expect(heldBodies(dlqUrl)).toHaveLength(4);
+    expect(heldBodies(dlqUrl)).toHaveLength(5);
     expect(heldBodies(queueUrl)).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import {
   pointerBody,
   pointerOf,
 } from '../../lib/claim-check.js';
+import { InvalidMessageError } from '../../lib/invalid-message.js';
 import { messageOf, publishOrderEvent } from '../../lib/order-events-topic.js';
 import { orderIdOf, orderPlaced, sqsRecord } from '../support/sqs-events.js';
 
@@ -102,6 +103,18 @@ describe('publishOrderEvent and the threshold', () => {
     await expect(publishOrderEvent(orderPlaced(orderIdOf('put-fails')))).rejects.toThrow('AccessDenied');
     expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
   });
+
+  it.each(['262145', '0', '-1', '1.5', 'lots'])(
+    'refuses to publish with a threshold of %s (SNS would refuse what it lets through), saying the range',
+    async (value) => {
+      process.env.CLAIM_CHECK_THRESHOLD_BYTES = value;
+      await expect(publishOrderEvent(orderPlaced(orderIdOf('bad-threshold')))).rejects.toThrow(
+        /CLAIM_CHECK_THRESHOLD_BYTES \(param claimCheckThresholdBytes\) is a whole number of bytes from 1 to 262144|CLAIM_CHECK_THRESHOLD_BYTES is not a number/,
+      );
+      expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
+      expect(s3.commandCalls(PutObjectCommand)).toHaveLength(0);
+    },
+  );
 });
 
 describe('reading a record', () => {
@@ -133,6 +146,27 @@ describe('reading a record', () => {
     ['no key', JSON.stringify(['software.amazon.payloadoffloading.PayloadS3Pointer', { s3BucketName: BUCKET }])],
   ])('refuses a message with the size attribute whose body is %s', (_what, body) => {
     expect(() => pointerOf(sqsRecord(body, { messageAttributes: { ExtendedPayloadSize: attribute('1') } }))).toThrow(MalformedPointerError);
+  });
+
+  it("refuses a pointer to any bucket but the stack's own, naming both, without reading it", async () => {
+    const record = sqsRecord(
+      JSON.stringify(['software.amazon.payloadoffloading.PayloadS3Pointer', { s3BucketName: 'someone-elses', s3Key: 'k/1.json' }]),
+      {
+        messageAttributes: { ExtendedPayloadSize: attribute('17') },
+      },
+    );
+    expect(() => pointerOf(record)).toThrow(InvalidMessageError);
+    expect(() => pointerOf(record)).toThrow(
+      `names the bucket "someone-elses"; this stack reads claim-checked payloads only from its own bucket "${BUCKET}"`,
+    );
+    await expect(payloadOf(record)).rejects.toBeInstanceOf(InvalidMessageError);
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(0);
+  });
+
+  it('a malformed pointer is an invalid message too (to the DLQ, as any other)', () => {
+    expect(() => pointerOf(sqsRecord('not json', { messageAttributes: { ExtendedPayloadSize: attribute('1') } }))).toThrow(
+      InvalidMessageError,
+    );
   });
 
   it('names the bucket and key of a missing object and says it is gone', async () => {
