@@ -22,6 +22,7 @@ import { type StoredOrder, toOrderRecord } from '../lib/order-store.js';
 import { PARTICIPANTS } from '../lib/order-schema.js';
 import { redriveDeadLetters } from '../scripts/dlq-redrive.js';
 import type { RecentLine } from './invocation-log.js';
+import { isLoopbackHost } from './http-api.js';
 import type { FunctionStats } from './lambda-environment.js';
 import type { ProvisionedResources } from './provision.js';
 import { largeOrderItems, newRunId, stockCatalogue } from './large-order.js';
@@ -448,13 +449,6 @@ export function createLocalConsole(sources: ConsoleSources): LocalConsole {
       listeners.clear();
     },
   };
-}
-
-/** 127.0.0.1, localhost or [::1], with any port: what the runtime's own address is called. */
-export function isLoopbackHost(host: string | undefined): boolean {
-  if (!host) return false;
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-  return name === '127.0.0.1' || name === 'localhost' || name === '[::1]';
 }
 
 /** An action's JSON body: only as JSON, and only from the console's own origin (or no browser at all). */

@@ -102,6 +102,11 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   if (options.localRequests && (await options.localRequests(request, response, rawPath, new URLSearchParams(rawQueryString)))) return;
   const localEndpoint = method === 'GET' ? options.localEndpoints?.[rawPath] : undefined;
   if (localEndpoint) {
+    // A site's name rebound to 127.0.0.1 reaches this port with its own Host: the runtime's own
+    // endpoints (a token for any customer among them) answer loopback names only, as the console does.
+    if (!isLoopbackHost(request.headers.host)) {
+      return sendJson(response, 403, { message: `host: ${request.headers.host} is not a loopback address` });
+    }
     try {
       return sendJson(response, 200, await localEndpoint(new URLSearchParams(rawQueryString)));
     } catch (error) {
@@ -436,4 +441,11 @@ export function mapResult(payload: unknown): MappedResponse | undefined {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** 127.0.0.1, localhost or [::1], with any port: what the runtime's own address is called. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  return name === '127.0.0.1' || name === 'localhost' || name === '[::1]';
 }

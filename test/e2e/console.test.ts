@@ -153,6 +153,21 @@ describe('the console in a browser', () => {
       request.end(JSON.stringify({ target: 'topic', on: true }));
     });
     expect(rebound).toBe(403);
+    // The runtime's other endpoints too: a rebound page must not mint itself a token.
+    const token = await new Promise<number>((resolve, reject) => {
+      const url = new URL(`${pipeline.apiUrl}/_local/token?customer=cus_rebound`);
+      const request = http.request(
+        { host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: { host: 'rebound.example' } },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      request.on('error', reject);
+      request.end();
+    });
+    expect(token).toBe(403);
+    expect((await fetch(`${pipeline.apiUrl}/_local/token?customer=cus_rebound`)).status).toBe(200);
     const state = (await (await fetch(`${pipeline.apiUrl}/_local/console/state`)).json()) as { switches: { outages: { topic: boolean } } };
     expect(state.switches.outages.topic).toBe(false);
   });

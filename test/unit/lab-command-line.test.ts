@@ -61,7 +61,7 @@ describe('log lines', () => {
 
 describe('the console answers loopback names only', () => {
   it('takes 127.0.0.1, localhost and [::1] with any port, and nothing else', async () => {
-    const { isLoopbackHost } = await import('../../local/console.js');
+    const { isLoopbackHost } = await import('../../local/http-api.js');
     for (const host of ['127.0.0.1:3000', 'localhost:3000', '[::1]:3000', 'localhost']) expect(isLoopbackHost(host), host).toBe(true);
     for (const host of ['rebound.example:3000', '127.0.0.1.nip.io:3000', 'localhost.example', undefined, ''])
       expect(isLoopbackHost(host), String(host)).toBe(false);
