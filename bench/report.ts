@@ -175,38 +175,23 @@ export function formatReport(result: BenchResult): string {
     );
   }
 
-  if (result.naiveVsDefault.length > 0) {
-    out.push(
-      table(
-        'Naive settings as a ratio of the defaults (naive / default)',
-        ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
-        result.naiveVsDefault.map((r) => [
-          r.concurrency,
-          `${r.awsRequestsPerOrder}x`,
-          `${r.lambdaInvocationsPerOrder}x`,
-          `${r.costPerMillion}x`,
-          `${r.ordersPerSecond}x`,
-          `${r.p50LatencyMs}x`,
-        ]),
-      ),
+  const ratioTable = (title: string, rows: typeof result.naiveVsDefault) =>
+    table(
+      title,
+      ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
+      rows.map((r) => [
+        r.concurrency,
+        `${r.awsRequestsPerOrder}x`,
+        `${r.lambdaInvocationsPerOrder}x`,
+        `${r.costPerMillion}x`,
+        `${r.ordersPerSecond}x`,
+        `${r.p50LatencyMs}x`,
+      ]),
     );
-  }
-
+  if (result.naiveVsDefault.length > 0)
+    out.push(ratioTable('Naive settings as a ratio of the defaults (naive / default)', result.naiveVsDefault));
   if (result.fifoVsDefault.length > 0) {
-    out.push(
-      table(
-        'FIFO queues and topic as a ratio of the defaults (fifo / default, same concurrency)',
-        ['conc', 'AWS req/order', 'λ inv/order', 'cost/order', 'orders/s', 'p50 latency'],
-        result.fifoVsDefault.map((r) => [
-          r.concurrency,
-          `${r.awsRequestsPerOrder}x`,
-          `${r.lambdaInvocationsPerOrder}x`,
-          `${r.costPerMillion}x`,
-          `${r.ordersPerSecond}x`,
-          `${r.p50LatencyMs}x`,
-        ]),
-      ),
-    );
+    out.push(ratioTable('FIFO queues and topic as a ratio of the defaults (fifo / default, same concurrency)', result.fifoVsDefault));
   }
 
   out.push(
