@@ -279,6 +279,23 @@ const consumedFrom = (queueName: string) =>
       (message): message is SqsSpyMessage => message.service === 'sqs' && message.queueName === queueName && message.status === 'consumed',
     );
 
+/**
+ * Every message deleted, as fauxqs saw it, and the poller done counting: fauxqs records a delete
+ * before the poller's DeleteMessageBatch call returns, so reading the poller's stats on fauxqs's word
+ * alone races the last delete.
+ */
+const untilDrained = (
+  consumer: { poller: { stats(): { deleted: number; running: number } } },
+  queueName: string,
+  count: number,
+  timeoutMs?: number,
+) =>
+  until(
+    'every message deleted',
+    () => consumedFrom(queueName).length === count && consumer.poller.stats().deleted === count && consumer.poller.stats().running === 0,
+    timeoutMs,
+  );
+
 describe('partial batch responses', () => {
   it('deletes the records that succeeded, keeps the reported one in flight, and moves it to the DLQ after maxReceiveCount receives', async () => {
     // Visibility timeout longer than the batching window, as Lambda requires.
@@ -418,7 +435,7 @@ describe('scaling', () => {
       reportBatchItemFailures: false,
     });
 
-    await until('every message deleted', () => consumedFrom(queue.name).length === ids.length, 15_000);
+    await untilDrained(consumer, queue.name, ids.length, 15_000);
     expect(overlap.peak).toBe(2);
     expect(overlap.running).toBe(0);
     expect(consumer.poller.stats()).toMatchObject({ batches: 8, records: 8, deleted: 8, maxConcurrent: 2 });
@@ -578,7 +595,7 @@ describe("FIFO queues, as Lambda's FIFO event source", () => {
     // One record a batch, so that each batch holds one group and groups can run side by side.
     const consumer = startPoller({ queue, mode: 'fifo', batchSize: 1, windowSeconds: 0, maximumConcurrency: 3, fifo: true });
 
-    await until('every message deleted', () => consumedFrom(queue.name).length === groups.length * 5, 20_000);
+    await untilDrained(consumer, queue.name, groups.length * 5, 20_000);
     const journal = await consumer.journal();
     expect(handledOrder(journal)).toEqual(Object.fromEntries(groups.map((group) => [group, [1, 2, 3, 4, 5]])));
     expect(overlappingGroupRuns(journal)).toEqual([]);
@@ -595,7 +612,7 @@ describe("FIFO queues, as Lambda's FIFO event source", () => {
     );
     const consumer = startPoller({ queue, mode: 'fifo', windowSeconds: 0, maximumConcurrency: 2, fifo: true });
 
-    await until('every message deleted', () => consumedFrom(queue.name).length === 12, 20_000);
+    await untilDrained(consumer, queue.name, 12, 20_000);
     const journal = await consumer.journal();
     expect(handledOrder(journal)).toEqual({ 'order-a': [1, 2, 3, 4], 'order-b': [1, 2, 3, 4], 'order-c': [1, 2, 3, 4] });
     // The other groups were done while order-a waited out its visibility timeout.
