@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--orders N] [--concurrency 32,64] [--ceiling-orders N]
+// `npm run bench [-- --quick] [--orders N] [--concurrency 32,64] [--ceiling-orders N] [--warmup-orders N]
 //   [--idle-seconds S] [--cold-start-runs R] [--cold-start-only] [--memory-only]
 //   [--backlog [--standard-orders N] [--express-orders N] [--compare-lane-priority]]`: prints the tables and writes the whole
 // result as JSON to bench/results/<timestamp>.json.
@@ -17,11 +17,12 @@ import {
 import type { BacklogOptions } from './backlog.js';
 import type { BenchOptions } from './run.js';
 
-const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000]
+const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000] [--warmup-orders 500]
   [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only] [--memory-only]
   [--backlog [--standard-orders 2000] [--express-orders 50] [--compare-lane-priority]]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
-  against naive ones and against FIFO queues and topic (queueType=fifo); --quick is a run of a few minutes. --cold-start-only packages the stack and
+  against naive ones and against FIFO queues and topic (queueType=fifo), each after --warmup-orders
+  orders left out of its figures (0: measured cold); --quick is a run of a few minutes. --cold-start-only packages the stack and
   measures its bundles' cold start alone (seconds). --memory-only measures the resident memory of
   a separate npm start after 20 orders alone (about a minute). --backlog runs the express lane
   scenario alone: express orders alone, standard orders alone, then standard orders posted as fast
@@ -50,6 +51,7 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
       orders: { type: 'string' },
       concurrency: { type: 'string' },
       'ceiling-orders': { type: 'string' },
+      'warmup-orders': { type: 'string' },
       'idle-seconds': { type: 'string' },
       'cold-start-runs': { type: 'string' },
       'cold-start-only': { type: 'boolean', default: false },
@@ -65,6 +67,7 @@ export function parseBenchArgs(args: string[]): BenchCommandLine {
     orders: wholeNumber('--orders', values.orders, { min: 1 }),
     concurrency: wholeNumberList('--concurrency', values.concurrency, { min: 1 }),
     ceilingOrders: wholeNumber('--ceiling-orders', values['ceiling-orders'], { min: 1 }),
+    warmupOrders: wholeNumber('--warmup-orders', values['warmup-orders'], { min: 0 }),
     idleSeconds: decimalNumber('--idle-seconds', values['idle-seconds'], { min: 0, minExclusive: true }),
     coldStartRuns: wholeNumber('--cold-start-runs', values['cold-start-runs'], { min: 1 }),
   };

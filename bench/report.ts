@@ -20,6 +20,7 @@ const round3 = (value: number) => Math.round(value * 1000) / 1000;
 export function formatReport(result: BenchResult): string {
   const out: string[] = [];
   const s = result.setup as { cpuModel: string; cores: number; memoryGb: number; node: string; versions: Record<string, string> };
+  const warmupOrders = (result.setup as { options?: { warmupOrders?: number } }).options?.warmupOrders ?? 0;
   out.push(
     `Setup: ${s.cpuModel}, ${s.cores} cores, ${s.memoryGb} GB, Node ${s.node}; ` +
       Object.entries(s.versions)
@@ -37,7 +38,7 @@ export function formatReport(result: BenchResult): string {
 
   out.push(
     table(
-      'Throughput and latency (POST /orders to decided CONFIRMED; closed loop)',
+      `Throughput and latency (POST /orders to decided CONFIRMED; closed loop; ${warmupOrders > 0 ? `each run, and the ceiling, after ${warmupOrders} orders not measured` : 'measured cold'})`,
       [
         'variant',
         'conc',

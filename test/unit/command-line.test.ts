@@ -206,6 +206,8 @@ describe('npm run bench', () => {
         '16, 64',
         '--ceiling-orders',
         '300',
+        '--warmup-orders',
+        '0',
         '--idle-seconds',
         '2.5',
         '--cold-start-runs',
@@ -217,7 +219,15 @@ describe('npm run bench', () => {
       memoryOnly: false,
       backlog: false,
       backlogOptions: {},
-      options: { quick: true, orders: 2000, concurrency: [16, 64], ceilingOrders: 300, idleSeconds: 2.5, coldStartRuns: 3 },
+      options: {
+        quick: true,
+        orders: 2000,
+        concurrency: [16, 64],
+        ceilingOrders: 300,
+        warmupOrders: 0,
+        idleSeconds: 2.5,
+        coldStartRuns: 3,
+      },
     });
   });
 
