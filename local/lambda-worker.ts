@@ -25,7 +25,7 @@ export interface WorkerInit {
    */
   discardOutput?: boolean;
   /**
-   * Added to this environment's thread's nice value before init (a background environment: see
+   * Added to this environment's thread's nice value before init (FOREGROUND_NICE_INCREMENT and
    * BACKGROUND_NICE_INCREMENT in lambda-environment.ts). Undefined or 0: the process's own.
    */
   niceIncrement?: number;

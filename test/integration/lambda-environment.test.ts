@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { BACKGROUND_NICE_INCREMENT, LambdaFunction, type InvocationResult } from '../../local/lambda-environment.js';
+import {
+  BACKGROUND_NICE_INCREMENT,
+  FOREGROUND_NICE_INCREMENT,
+  LambdaFunction,
+  type InvocationResult,
+} from '../../local/lambda-environment.js';
 
 // Execution environments of the local runtime (worker threads), with a handler of this test's own:
 // the ones a burst started are reclaimed once idle, the function's last one stays warm, and one
@@ -110,9 +115,9 @@ describe('execution environments', () => {
     expect(payload(await fn.invoke({})).environment).toBe(longResult.environment);
   }, 30_000);
 
-  // Linux only: elsewhere background environments run at the process's priority (nothing to see).
+  // Linux only: elsewhere environments run at the process's priority (nothing to see).
   it.runIf(process.platform === 'linux')(
-    'runs background invocations in environments of their own whose thread alone is niced',
+    'runs every environment below the main thread, background ones lowest, each thread alone niced',
     async () => {
       const fn = defineFunction(60_000);
       const processNice = getPriority();
@@ -120,7 +125,9 @@ describe('execution environments', () => {
         fn.invoke({ sleepMs: 300 }),
         fn.invoke({ sleepMs: 300 }, { environmentClass: 'background' }),
       ]).then((results) => results.map(payload));
-      expect(foreground!.nice).toBe(processNice);
+      expect(foreground!.nice).toBe(Math.min(19, processNice + FOREGROUND_NICE_INCREMENT));
+      expect(foreground!.nice).toBeGreaterThan(processNice);
+      expect(background!.nice).toBeGreaterThan(foreground!.nice);
       expect(background!.nice).toBe(Math.min(19, processNice + BACKGROUND_NICE_INCREMENT));
       // The runtime's own thread (the emulators, the pollers) keeps its priority.
       expect(getPriority()).toBe(processNice);
@@ -133,7 +140,7 @@ describe('execution environments', () => {
       expect(nextBackground.environment).toBe(background!.environment);
       expect(nextBackground.nice).toBe(background!.nice);
       expect(nextForeground.environment).toBe(foreground!.environment);
-      expect(nextForeground.nice).toBe(processNice);
+      expect(nextForeground.nice).toBe(foreground!.nice);
       expect(fn.stats()).toMatchObject({ invocations: 4, coldStarts: 2, environments: 2 });
     },
     30_000,
