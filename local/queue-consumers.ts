@@ -112,6 +112,16 @@ export function backgroundLaneQueues(consumers: QueueConsumer[]): Set<string> {
   );
 }
 
+/** The express queues of the consumers that also have a standard lane. */
+export function expressLaneQueues(consumers: QueueConsumer[]): Set<string> {
+  const withStandardLane = new Set(consumers.filter((consumer) => consumer.lane === 'standard').map((consumer) => consumer.functionName));
+  return new Set(
+    consumers
+      .filter((consumer) => consumer.lane === 'express' && withStandardLane.has(consumer.functionName))
+      .map((consumer) => consumer.queueName),
+  );
+}
+
 /** The keys in serverless.yml of every function of the template, sorted. */
 export function functionKeys(template: CfnTemplate, stackName: string): string[] {
   return Object.entries(template.Resources)

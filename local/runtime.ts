@@ -24,11 +24,11 @@ import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentClass, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
-import { backgroundLaneQueues, queueConsumers, type QueueConsumer } from './queue-consumers.js';
+import { backgroundLaneQueues, expressLaneQueues, queueConsumers, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
 import { startLocalStatus } from './status.js';
-import { SqsPoller, type EventSourceStats } from './sqs-poller.js';
+import { LaneGate, SqsPoller, type EventSourceStats } from './sqs-poller.js';
 import { isRecord, readTemplate, StackResolver } from './template.js';
 
 export interface LocalPipelineOptions {
@@ -89,7 +89,9 @@ export interface LocalPipelineOptions {
   /**
    * Run a consumer's standard lane in background environments (lambda-environment.ts,
    * EnvironmentClass) when it also has an express lane, so that on shared cores the express
-   * invocations run first, as on Lambda, where neither lane's CPU is the other's. Off by default
+   * invocations run first, as on Lambda, where neither lane's CPU is the other's; and hold the
+   * standard lane's pollers back while an express batch is in hand (sqs-poller.ts, LaneGate), so
+   * that the emulators' one event loop is not the backlog's. Off by default
    * (every environment alike): its background threads also yield to whatever else runs on the
    * machine, which cost standard-only throughput on a busy one (docs/decisions.md). LOCAL_LANE_PRIORITY=on
    * in the environment turns it on; `npm run bench -- --backlog` turns it on itself.
@@ -238,6 +240,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     const backgroundQueues = lanePriority ? backgroundLaneQueues(consumers) : new Set<string>();
     const pollers = await sqsPollers(resolver, resources, functions, sqs, log, {
       backgroundQueues,
+      ...(lanePriority ? { expressQueues: expressLaneQueues(consumers), laneGate: new LaneGate() } : {}),
       ...(options.pollerWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds: options.pollerWaitTimeSeconds }),
     });
 
@@ -586,9 +589,15 @@ async function sqsPollers(
   functions: Map<string, LambdaFunction>,
   sqs: SQSClient,
   log: InvocationLog,
-  options: { backgroundQueues: Set<string>; receiveWaitTimeSeconds?: number },
+  options: { backgroundQueues: Set<string>; expressQueues?: Set<string>; laneGate?: LaneGate; receiveWaitTimeSeconds?: number },
 ): Promise<SqsPoller[]> {
   const { receiveWaitTimeSeconds } = options;
+  const laneGateOf = (queue: string) => {
+    if (!options.laneGate) return {};
+    if (options.expressQueues?.has(queue)) return { laneGate: { gate: options.laneGate, lane: 'express' as const } };
+    if (options.backgroundQueues.has(queue)) return { laneGate: { gate: options.laneGate, lane: 'standard' as const } };
+    return {};
+  };
   const queuesByArn = new Map(Object.values(resources.queues).map((queue) => [queue.arn, queue]));
   const pollers: SqsPoller[] = [];
   const refused: Array<{ mappingId: string; refusal: MappingRefusal }> = [];
@@ -648,6 +657,7 @@ async function sqsPollers(
           maximumBatchingWindowSeconds,
           maximumConcurrency: Math.max(1, maximumConcurrency),
           environmentClass,
+          ...laneGateOf(queueName(queue.arn)),
           fifo,
           reportBatchItemFailures:
             Array.isArray(properties.FunctionResponseTypes) && properties.FunctionResponseTypes.includes('ReportBatchItemFailures'),

@@ -37,6 +37,11 @@ export interface SqsEventSourceMapping {
    * standard lane beside an express one (lambda-environment.ts, EnvironmentClass).
    */
   environmentClass?: EnvironmentClass;
+  /**
+   * Lane priority, locally (LOCAL_LANE_PRIORITY): an `express` mapping holds the gate while a batch
+   * of it is in hand; a `standard` one starts no batch while the gate is held (LaneGate).
+   */
+  laneGate?: { gate: LaneGate; lane: 'express' | 'standard' };
   /** FunctionResponseTypes includes ReportBatchItemFailures. */
   reportBatchItemFailures: boolean;
   /** The queue is a FIFO queue (its FifoQueue attribute). */
@@ -84,6 +89,8 @@ export interface EventSourceStats {
   redeliveredRecords: number;
   /** FIFO: batches that waited for an earlier batch of one of their message groups to finish. */
   groupWaits: number;
+  /** Standard-lane batches held back while an express batch was in hand (LaneGate). */
+  laneWaits: number;
   /**
    * FIFO: records reported successful although an earlier record of their group in the same batch
    * failed. Lambda deletes them as reported, and the group's order is broken: a FIFO consumer must
@@ -100,6 +107,52 @@ const SQS_MAX_WAIT_SECONDS = 20;
 export const LAMBDA_MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
 /** `{"Records":[]}`: an event's bytes before its records; each record adds its JSON and a comma. */
 const EMPTY_EVENT_BYTES = Buffer.byteLength(JSON.stringify({ Records: [] }));
+
+/**
+ * The rest of lane priority in the local runtime. Background environments (lambda-environment.ts)
+ * yield the cores, but not the main thread: the emulators serve requests in arrival order, and a
+ * standard backlog drained at full concurrency keeps its queue of requests long, so an express
+ * order's requests wait behind it (express p95 4.9x of alone on a quiet machine). On AWS the lanes
+ * share neither. So while any express batch is in hand, the standard lane's pollers start no new
+ * batch; the batches already running finish. A standard poller waits at most STANDARD_LANE_MAX_WAIT_MS
+ * at a time, so that a steady express stream slows the standard lane and never stops it.
+ */
+export class LaneGate {
+  #held = 0;
+  #waiting: Array<() => void> = [];
+
+  hold(): void {
+    this.#held++;
+  }
+
+  release(): void {
+    this.#held--;
+    if (this.#held === 0) for (const wake of this.#waiting.splice(0)) wake();
+  }
+
+  get held(): boolean {
+    return this.#held > 0;
+  }
+
+  /** Resolves once no express batch is in hand, after maxWaitMs, or when aborted. */
+  async open(maxWaitMs: number, signal: AbortSignal): Promise<void> {
+    if (this.#held === 0 || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        const index = this.#waiting.indexOf(done);
+        if (index >= 0) this.#waiting.splice(index, 1);
+        resolve();
+      };
+      const timer = setTimeout(done, maxWaitMs);
+      signal.addEventListener('abort', done, { once: true });
+      this.#waiting.push(done);
+    });
+  }
+}
+
+export const STANDARD_LANE_MAX_WAIT_MS = 2_000;
 
 export class SqsPoller {
   readonly mapping: SqsEventSourceMapping;
@@ -133,6 +186,7 @@ export class SqsPoller {
     duplicateInvocations: 0,
     redeliveredRecords: 0,
     groupWaits: 0,
+    laneWaits: 0,
     outOfOrderSuccesses: 0,
   };
   #duplicateRate: number;
@@ -215,7 +269,18 @@ export class SqsPoller {
         this.#releaseSlot();
         continue;
       }
-      this.#track(this.#process(records).finally(() => this.#releaseSlot()));
+      const gate = this.mapping.laneGate;
+      if (gate?.lane === 'standard' && gate.gate.held) {
+        this.#stats.laneWaits++;
+        await gate.gate.open(STANDARD_LANE_MAX_WAIT_MS, this.#abort.signal);
+      }
+      if (gate?.lane === 'express') gate.gate.hold();
+      this.#track(
+        this.#process(records).finally(() => {
+          if (gate?.lane === 'express') gate.gate.release();
+          this.#releaseSlot();
+        }),
+      );
     }
   }
 

@@ -126,8 +126,8 @@ describe('execution environments', () => {
         fn.invoke({ sleepMs: 300 }, { environmentClass: 'background' }),
       ]).then((results) => results.map(payload));
       expect(foreground!.nice).toBe(Math.min(19, processNice + FOREGROUND_NICE_INCREMENT));
-      expect(foreground!.nice).toBeGreaterThan(processNice);
-      expect(background!.nice).toBeGreaterThan(foreground!.nice);
+      expect(foreground!.nice!).toBeGreaterThan(processNice);
+      expect(background!.nice!).toBeGreaterThan(foreground!.nice!);
       expect(background!.nice).toBe(Math.min(19, processNice + BACKGROUND_NICE_INCREMENT));
       // The runtime's own thread (the emulators, the pollers) keeps its priority.
       expect(getPriority()).toBe(processNice);

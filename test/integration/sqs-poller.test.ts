@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { InvocationLine, InvocationLog } from '../../local/invocation-log.js';
 import { startFauxqsOnLoopback } from '../../local/fauxqs-loopback.js';
 import { LambdaFunction } from '../../local/lambda-environment.js';
-import { SqsPoller, type SqsEventSourceMapping } from '../../local/sqs-poller.js';
+import { LaneGate, SqsPoller, STANDARD_LANE_MAX_WAIT_MS, type SqsEventSourceMapping } from '../../local/sqs-poller.js';
 
 // The SQS event source mapping of the local runtime, against fauxqs, with a handler of this test's
 // own (not the app's functions): what gets deleted, what stays, what reaches the DLQ, and how many
@@ -63,6 +63,8 @@ export const handler = async (event, context) => {
     result = { batchItemFailures: failures };
   } else if (mode === 'hang') {
     await new Promise((resolve) => setTimeout(resolve, 5000));
+  } else if (mode === 'sleep') {
+    await new Promise((resolve) => setTimeout(resolve, records[0].body.sleepMs));
   } else if (mode === 'slow') {
     // In and out of the test's overlap counter, around the work: the counter sees every pair of
     // invocations whose work overlaps, however close their starts and ends.
@@ -201,6 +203,7 @@ function startPoller(options: {
   duplicateDeliveryRate?: number;
   maxEventBytes?: number;
   fifo?: boolean;
+  laneGate?: SqsEventSourceMapping['laneGate'];
 }) {
   const journalPath = path.join(workDir, `journal-${queueCounter}-${options.mode}.jsonl`);
   appendFileSync(journalPath, '');
@@ -231,6 +234,7 @@ function startPoller(options: {
     ...(options.duplicateDeliveryRate === undefined ? {} : { duplicateDeliveryRate: options.duplicateDeliveryRate }),
     ...(options.maxEventBytes === undefined ? {} : { maxEventBytes: options.maxEventBytes }),
     ...(options.fifo ? { fifo: true } : {}),
+    ...(options.laneGate ? { laneGate: options.laneGate } : {}),
   };
   const poller = new SqsPoller(mapping, sqs, log);
   overlap.reset();
@@ -416,6 +420,61 @@ describe('failed batches', () => {
     expect(starts[0]!.remaining).toBeLessThanOrEqual(1000);
     // No attempt ever finished: the worker died with its timer.
     expect((await consumer.journal()).filter((entry) => entry.phase === 'end')).toHaveLength(0);
+  });
+});
+
+describe('lane priority (LaneGate)', () => {
+  const startsOf = async (consumer: { journal(): Promise<JournalEntry[]> }) =>
+    (await consumer.journal()).filter((entry) => entry.phase === 'start').map((entry) => entry.at);
+  const endsOf = async (consumer: { journal(): Promise<JournalEntry[]> }) =>
+    (await consumer.journal()).filter((entry) => entry.phase === 'end').map((entry) => entry.at);
+
+  it('starts no standard batch while an express batch is in hand, and starts it as soon as that batch is done', async () => {
+    const gate = new LaneGate();
+    const expressQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const standardQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const express = startPoller({ queue: expressQueue, mode: 'sleep', windowSeconds: 0, laneGate: { gate, lane: 'express' } });
+    const standard = startPoller({ queue: standardQueue, mode: 'ok', windowSeconds: 0, laneGate: { gate, lane: 'standard' } });
+
+    await send(expressQueue.url, [{ sleepMs: 1200 }]);
+    await until('the express batch to start', async () => (await startsOf(express)).length === 1);
+    await send(standardQueue.url, [{ n: 1 }, { n: 2 }]);
+    await untilDrained(standard, standardQueue.name, 2, 15_000);
+
+    const [expressEnd] = await endsOf(express);
+    const standardStarts = await startsOf(standard);
+    // Held back until the express batch was done, then started at once.
+    for (const start of standardStarts) expect(start).toBeGreaterThanOrEqual(expressEnd!);
+    expect(Math.min(...standardStarts) - expressEnd!).toBeLessThan(1_000);
+    expect(standard.poller.stats().laneWaits).toBeGreaterThanOrEqual(1);
+    expect(express.poller.stats().laneWaits).toBe(0);
+    expect(gate.held).toBe(false);
+  });
+
+  it('never holds the standard lane longer than STANDARD_LANE_MAX_WAIT_MS at a time: a long express batch slows it, never stops it', async () => {
+    const gate = new LaneGate();
+    const expressQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const standardQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
+    const express = startPoller({
+      queue: expressQueue,
+      mode: 'sleep',
+      timeoutSeconds: 10,
+      windowSeconds: 0,
+      laneGate: { gate, lane: 'express' },
+    });
+    const standard = startPoller({ queue: standardQueue, mode: 'ok', windowSeconds: 0, laneGate: { gate, lane: 'standard' } });
+
+    await send(expressQueue.url, [{ sleepMs: 6_000 }]);
+    await until('the express batch to start', async () => (await startsOf(express)).length === 1);
+    const sentAt = Date.now();
+    await send(standardQueue.url, [{ n: 1 }]);
+    await untilDrained(standard, standardQueue.name, 1, 15_000);
+
+    const [standardStart] = await startsOf(standard);
+    expect(standardStart! - sentAt).toBeGreaterThanOrEqual(STANDARD_LANE_MAX_WAIT_MS - 100);
+    // Done while the express batch still ran.
+    expect(gate.held).toBe(true);
+    expect(await endsOf(express)).toHaveLength(0);
   });
 });
 
