@@ -98,26 +98,18 @@ export function queueConsumers(template: CfnTemplate, stackName: string): QueueC
 }
 
 /**
- * The standard queues (by name) of the functions that also have an express lane: the local runtime
- * runs their invocations in background environments (lambda-environment.ts, EnvironmentClass), so
- * that a backlog there does not take the shared cores from the express lane. A function with one
- * lane has nothing to put ahead of it.
+ * One lane's queues (by name) of the functions that have both lanes. Lane priority (local only)
+ * runs the standard ones in background environments (lambda-environment.ts, EnvironmentClass),
+ * so that a backlog there does not take the shared cores from the express lane, and holds their
+ * pollers back while an express one has a batch in hand (sqs-poller.ts, LaneGate). A function with
+ * one lane has nothing to put ahead of it.
  */
-export function backgroundLaneQueues(consumers: QueueConsumer[]): Set<string> {
-  const withExpressLane = new Set(consumers.filter((consumer) => consumer.lane === 'express').map((consumer) => consumer.functionName));
+export function twoLaneQueues(consumers: QueueConsumer[], lane: 'standard' | 'express'): Set<string> {
+  const other = lane === 'standard' ? 'express' : 'standard';
+  const withBothLanes = new Set(consumers.filter((consumer) => consumer.lane === other).map((consumer) => consumer.functionName));
   return new Set(
     consumers
-      .filter((consumer) => consumer.lane === 'standard' && withExpressLane.has(consumer.functionName))
-      .map((consumer) => consumer.queueName),
-  );
-}
-
-/** The express queues of the consumers that also have a standard lane. */
-export function expressLaneQueues(consumers: QueueConsumer[]): Set<string> {
-  const withStandardLane = new Set(consumers.filter((consumer) => consumer.lane === 'standard').map((consumer) => consumer.functionName));
-  return new Set(
-    consumers
-      .filter((consumer) => consumer.lane === 'express' && withStandardLane.has(consumer.functionName))
+      .filter((consumer) => consumer.lane === lane && withBothLanes.has(consumer.functionName))
       .map((consumer) => consumer.queueName),
   );
 }

@@ -24,7 +24,7 @@ import { runtimeMemory, type RuntimeMemory } from './memory.js';
 import { LambdaFunction, Semaphore, type EnvironmentClass, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
-import { backgroundLaneQueues, expressLaneQueues, queueConsumers, type QueueConsumer } from './queue-consumers.js';
+import { queueConsumers, twoLaneQueues, type QueueConsumer } from './queue-consumers.js';
 import { startRequestCounter, type RequestCounter } from './request-counter.js';
 import { startSchedules, type Schedules, type ScheduledTarget } from './schedule.js';
 import { startLocalStatus } from './status.js';
@@ -237,10 +237,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));
     // Before anything listens: a mapping AWS would refuse stops the start here.
     const lanePriority = options.lanePriority ?? lanePriorityByDefault();
-    const backgroundQueues = lanePriority ? backgroundLaneQueues(consumers) : new Set<string>();
+    const backgroundQueues = lanePriority ? twoLaneQueues(consumers, 'standard') : new Set<string>();
     const pollers = await sqsPollers(resolver, resources, functions, sqs, log, {
       backgroundQueues,
-      ...(lanePriority ? { expressQueues: expressLaneQueues(consumers), laneGate: new LaneGate() } : {}),
+      ...(lanePriority ? { expressQueues: twoLaneQueues(consumers, 'express'), laneGate: new LaneGate() } : {}),
       ...(options.pollerWaitTimeSeconds === undefined ? {} : { receiveWaitTimeSeconds: options.pollerWaitTimeSeconds }),
     });
 

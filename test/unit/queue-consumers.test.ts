@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backgroundLaneQueues, expressLaneQueues, functionKeys, queueConsumers } from '../../local/queue-consumers.js';
+import { functionKeys, queueConsumers, twoLaneQueues } from '../../local/queue-consumers.js';
 import type { CfnTemplate } from '../../local/template.js';
 import { UsageError } from '../../scripts/command-line.js';
 import { consumerNamed, stackTarget } from '../../scripts/stack-target.js';
@@ -114,9 +114,9 @@ describe('queueConsumers', () => {
 
   it('puts the standard lane of a consumer with an express lane in the background, and a consumer with one lane nowhere', () => {
     const consumers = queueConsumers(templateOf('shop-prod'), 'shop-prod');
-    expect([...backgroundLaneQueues(consumers)]).toEqual(['shop-prod-notify']);
+    expect([...twoLaneQueues(consumers, 'standard')]).toEqual(['shop-prod-notify']);
     // The lane that holds the gate (LaneGate): the express queue of that same consumer only.
-    expect([...expressLaneQueues(consumers)]).toEqual(['shop-prod-notify-express']);
+    expect([...twoLaneQueues(consumers, 'express')]).toEqual(['shop-prod-notify-express']);
   });
 
   it('refuses a template whose names it cannot read, rather than guess them', () => {
