@@ -92,8 +92,8 @@ export interface LocalPipelineOptions {
    * invocations run first, as on Lambda, where neither lane's CPU is the other's; and hold the
    * standard lane's pollers back while an express batch is in hand (sqs-poller.ts, LaneGate), so
    * that the emulators' one event loop is not the backlog's. Off by default
-   * (every environment alike): its background threads also yield to whatever else runs on the
-   * machine, which cost standard-only throughput on a busy one (docs/decisions.md). LOCAL_LANE_PRIORITY=on
+   * (no background environments, no gate): background threads also yield to everything else in
+   * the login session, which cost standard-only throughput on a busy machine (docs/decisions.md). LOCAL_LANE_PRIORITY=on
    * in the environment turns it on; `npm run bench -- --backlog` turns it on itself.
    */
   lanePriority?: boolean;

@@ -113,16 +113,32 @@ const EMPTY_EVENT_BYTES = Buffer.byteLength(JSON.stringify({ Records: [] }));
  * yield the cores, but not the main thread: the emulators serve requests in arrival order, and a
  * standard backlog drained at full concurrency keeps its queue of requests long, so an express
  * order's requests wait behind it (express p95 4.9x of alone on a quiet machine). On AWS the lanes
- * share neither. So while any express batch is in hand, the standard lane's pollers start no new
- * batch; the batches already running finish. A standard poller waits at most STANDARD_LANE_MAX_WAIT_MS
- * at a time, so that a steady express stream slows the standard lane and never stops it.
+ * share neither. So while any express batch is in hand the gate is closed: the standard lane's
+ * pollers receive nothing and start no batch; the batches already running finish. It stays closed
+ * at most STANDARD_LANE_MAX_WAIT_MS at a time, then opens for as long whatever the express lane
+ * does, so that a steady express stream takes at most half of the standard lane's time and a burst
+ * (the bench's 50 express orders) takes it only while it lasts.
  */
 export class LaneGate {
   #held = 0;
+  /** When the current closed period began (or begins, after an open window). */
+  #closedSince = 0;
+  #openUntil = 0;
   #waiting: Array<() => void> = [];
+  readonly #now: () => number;
 
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** Whether an express batch is in hand (the gate may still be in an open window). */
+  get held(): boolean {
+    return this.#held > 0;
+  }
+
+  /** An express batch is in hand. */
   hold(): void {
-    this.#held++;
+    if (this.#held++ === 0) this.#closedSince = Math.max(this.#now(), this.#openUntil);
   }
 
   release(): void {
@@ -130,13 +146,22 @@ export class LaneGate {
     if (this.#held === 0) for (const wake of this.#waiting.splice(0)) wake();
   }
 
-  get held(): boolean {
-    return this.#held > 0;
+  /** Until when a standard poller must wait now; undefined when the gate is open. */
+  closedUntil(): number | undefined {
+    const now = this.#now();
+    if (this.#held === 0 || now < this.#openUntil) return undefined;
+    const closedEnds = this.#closedSince + STANDARD_LANE_MAX_WAIT_MS;
+    if (now < closedEnds) return closedEnds;
+    // Closed for its whole allowance: open as long, then closed again if express still holds it.
+    this.#openUntil = now + STANDARD_LANE_MAX_WAIT_MS;
+    this.#closedSince = this.#openUntil;
+    return undefined;
   }
 
-  /** Resolves once no express batch is in hand, after maxWaitMs, or when aborted. */
-  async open(maxWaitMs: number, signal: AbortSignal): Promise<void> {
-    if (this.#held === 0 || signal.aborted) return;
+  /** Resolves once the gate is open: no express batch in hand, its closed period over, or aborted. */
+  async open(signal: AbortSignal): Promise<void> {
+    const until = this.closedUntil();
+    if (until === undefined || signal.aborted) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -145,7 +170,7 @@ export class LaneGate {
         if (index >= 0) this.#waiting.splice(index, 1);
         resolve();
       };
-      const timer = setTimeout(done, maxWaitMs);
+      const timer = setTimeout(done, Math.max(0, until - this.#now()));
       signal.addEventListener('abort', done, { once: true });
       this.#waiting.push(done);
     });
@@ -252,6 +277,13 @@ export class SqsPoller {
         await new Promise<void>((resolve) => this.#enableWaiting.push(resolve));
         continue;
       }
+      const gate = this.mapping.laneGate;
+      // Standard lane: nothing received while an express batch is in hand (LaneGate).
+      if (gate?.lane === 'standard' && gate.gate.closedUntil() !== undefined) {
+        this.#stats.laneWaits++;
+        await gate.gate.open(this.#abort.signal);
+        continue;
+      }
       // Receive only with a slot in hand: a message held while waiting for one would burn its
       // visibility timeout without being worked on.
       if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
@@ -269,10 +301,17 @@ export class SqsPoller {
         this.#releaseSlot();
         continue;
       }
-      const gate = this.mapping.laneGate;
-      if (gate?.lane === 'standard' && gate.gate.held) {
+      // A batch gathered while an express one came in waits too, with its records in hand (their
+      // visibility timeout is at least six times the function's); handed back if the poller stops
+      // or is disabled meanwhile, as a receive cut short by a disable is.
+      if (gate?.lane === 'standard' && gate.gate.closedUntil() !== undefined) {
         this.#stats.laneWaits++;
-        await gate.gate.open(STANDARD_LANE_MAX_WAIT_MS, this.#abort.signal);
+        await gate.gate.open(this.#abort.signal);
+        if (this.#stopped || !this.#enabled) {
+          await this.#release(records);
+          this.#releaseSlot();
+          continue;
+        }
       }
       if (gate?.lane === 'express') gate.gate.hold();
       this.#track(

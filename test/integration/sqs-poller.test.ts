@@ -429,12 +429,29 @@ describe('lane priority (LaneGate)', () => {
   const endsOf = async (consumer: { journal(): Promise<JournalEntry[]> }) =>
     (await consumer.journal()).filter((entry) => entry.phase === 'end').map((entry) => entry.at);
 
-  it('starts no standard batch while an express batch is in hand, and starts it as soon as that batch is done', async () => {
+  /** An express and a standard mapping, each on a queue of its own, sharing one gate. */
+  const twoLanes = async (options: { expressMode: string; expressTimeoutSeconds?: number; standardWindowSeconds?: number }) => {
     const gate = new LaneGate();
     const expressQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
     const standardQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
-    const express = startPoller({ queue: expressQueue, mode: 'sleep', windowSeconds: 0, laneGate: { gate, lane: 'express' } });
-    const standard = startPoller({ queue: standardQueue, mode: 'ok', windowSeconds: 0, laneGate: { gate, lane: 'standard' } });
+    const express = startPoller({
+      queue: expressQueue,
+      mode: options.expressMode,
+      timeoutSeconds: options.expressTimeoutSeconds ?? 5,
+      windowSeconds: 0,
+      laneGate: { gate, lane: 'express' },
+    });
+    const standard = startPoller({
+      queue: standardQueue,
+      mode: 'ok',
+      windowSeconds: options.standardWindowSeconds ?? 0,
+      laneGate: { gate, lane: 'standard' },
+    });
+    return { gate, expressQueue, standardQueue, express, standard };
+  };
+
+  it('starts no standard batch while an express batch is in hand, and starts it as soon as that batch is done', async () => {
+    const { gate, expressQueue, standardQueue, express, standard } = await twoLanes({ expressMode: 'sleep' });
 
     await send(expressQueue.url, [{ sleepMs: 1200 }]);
     await until('the express batch to start', async () => (await startsOf(express)).length === 1);
@@ -451,30 +468,63 @@ describe('lane priority (LaneGate)', () => {
     expect(gate.held).toBe(false);
   });
 
-  it('never holds the standard lane longer than STANDARD_LANE_MAX_WAIT_MS at a time: a long express batch slows it, never stops it', async () => {
-    const gate = new LaneGate();
-    const expressQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
-    const standardQueue = await createQueues({ visibilityTimeout: 30, maxReceiveCount: 5 });
-    const express = startPoller({
-      queue: expressQueue,
-      mode: 'sleep',
-      timeoutSeconds: 10,
-      windowSeconds: 0,
-      laneGate: { gate, lane: 'express' },
-    });
-    const standard = startPoller({ queue: standardQueue, mode: 'ok', windowSeconds: 0, laneGate: { gate, lane: 'standard' } });
+  it('closes for STANDARD_LANE_MAX_WAIT_MS at most, then opens as long: a long express batch slows the standard lane, never stops it', async () => {
+    const { gate, expressQueue, standardQueue, express, standard } = await twoLanes({ expressMode: 'sleep', expressTimeoutSeconds: 10 });
 
     await send(expressQueue.url, [{ sleepMs: 6_000 }]);
-    await until('the express batch to start', async () => (await startsOf(express)).length === 1);
-    const sentAt = Date.now();
+    const [expressStart] = await until('the express batch to start', async () => {
+      const starts = await startsOf(express);
+      return starts.length === 1 && starts;
+    });
     await send(standardQueue.url, [{ n: 1 }]);
     await untilDrained(standard, standardQueue.name, 1, 15_000);
+    const [firstStart] = await startsOf(standard);
+    // Held back for the closed period (counted from the express batch's start), and no longer.
+    expect(firstStart! - expressStart!).toBeGreaterThanOrEqual(STANDARD_LANE_MAX_WAIT_MS - 150);
+    expect(firstStart! - expressStart!).toBeLessThan(STANDARD_LANE_MAX_WAIT_MS + 1_000);
 
-    const [standardStart] = await startsOf(standard);
-    expect(standardStart! - sentAt).toBeGreaterThanOrEqual(STANDARD_LANE_MAX_WAIT_MS - 100);
-    // Done while the express batch still ran.
+    // In the open window that follows, a standard message goes at once, the express batch still running.
+    const sentInWindow = Date.now();
+    await send(standardQueue.url, [{ n: 2 }]);
+    await untilDrained(standard, standardQueue.name, 2, 10_000);
+    expect((await startsOf(standard))[1]! - sentInWindow).toBeLessThan(1_000);
     expect(gate.held).toBe(true);
     expect(await endsOf(express)).toHaveLength(0);
+  });
+
+  it('hands a waiting batch back when its mapping is disabled meanwhile, and handles it once enabled again', async () => {
+    // A 1 s batching window: the standard batch is still gathering when the express batch starts,
+    // so it waits at the gate with its record in hand.
+    const { expressQueue, standardQueue, express, standard } = await twoLanes({
+      expressMode: 'sleep',
+      expressTimeoutSeconds: 10,
+      standardWindowSeconds: 1,
+    });
+
+    await send(standardQueue.url, [{ n: 1 }]);
+    await send(expressQueue.url, [{ sleepMs: 4_000 }]);
+    await until('the standard batch to wait at the gate', () => standard.poller.stats().laneWaits >= 1, 5_000);
+    standard.poller.disable();
+    await until('the record handed back', () => standard.poller.stats().releasedRecords >= 1, 5_000);
+    expect(await startsOf(standard)).toHaveLength(0);
+    expect(fauxqs.inspectQueue(standardQueue.name)!.messages.ready).toHaveLength(1);
+
+    standard.poller.enable();
+    await untilDrained(standard, standardQueue.name, 1, 15_000);
+    expect(await startsOf(standard)).toHaveLength(1);
+    expect((await startsOf(express)).length).toBe(1);
+  });
+
+  it('opens as soon as a failed express batch is done: a failure never leaves the gate closed', async () => {
+    const { gate, expressQueue, standardQueue, express, standard } = await twoLanes({ expressMode: 'throw' });
+
+    await send(expressQueue.url, [{ n: 1 }]);
+    await until('the express batch to fail', () => express.poller.stats().failedRecords >= 1, 10_000);
+    await until('the gate to open', () => !gate.held, 5_000);
+    const sentAt = Date.now();
+    await send(standardQueue.url, [{ n: 1 }]);
+    await untilDrained(standard, standardQueue.name, 1, 10_000);
+    expect((await startsOf(standard))[0]! - sentAt).toBeLessThan(1_000);
   });
 });
 
