@@ -385,7 +385,7 @@ export async function runBacklogBenchmark(input: Partial<BacklogOptions> = {}): 
       'Each phase on a fresh pipeline, warmed up first. In (b) and (c) the standard orders are queued with the standard mappings disabled, then the mappings are started (in (c) with the express orders posted at once).',
       'Latency is the order decidedAt (the decision event occurredAt) minus the time its POST was sent; throughput is decided orders over the lane start (first POST, or the standard mappings started) to its last decision.',
       "Each consumer reads its express queue through its own event source mapping (expressMaximumConcurrency), beside the standard queue's: the express orders do not wait behind the standard backlog, and take at most that many invocations from it.",
-      'Lane priority (setup.lanePriority; on here unless LOCAL_LANE_PRIORITY=off): the standard lanes run in execution environments whose threads are niced, standing for the CPU of their own each invocation has on Lambda, so that the express lane and the emulators are not slowed by the backlog\'s count of threads. The phases "lane priority off" (--compare-lane-priority) run without it.',
+      "Lane priority (setup.lanePriority; on here unless LOCAL_LANE_PRIORITY=off): the standard lanes run in execution environments whose threads are niced, standing for the CPU of their own each invocation has on Lambda, so that the express lane and the emulators are not slowed by the backlog's count of threads; and while an express batch is in hand the standard lanes receive nothing (at most 2 s at a time, then as long open), so that the emulators' one event loop is not the backlog's. The phases \"lane priority off\" (--compare-lane-priority) run without it.",
     ],
   };
 }

@@ -22,11 +22,13 @@ const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 
   [--backlog [--standard-orders 2000] [--express-orders 50] [--compare-lane-priority]]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
   against naive ones and against FIFO queues and topic (queueType=fifo), each after --warmup-orders
-  orders left out of its figures (0: measured cold); --quick is a run of a few minutes. --cold-start-only packages the stack and
+  orders left out of its figures (500, 100 with --quick; 0: measured cold); --quick is a run of a
+  few minutes. --cold-start-only packages the stack and
   measures its bundles' cold start alone (seconds). --memory-only measures the resident memory of
   a separate npm start after 20 orders alone (about a minute). --backlog runs the express lane
-  scenario alone: express orders alone, standard orders alone, then standard orders posted as fast
-  as the API takes them followed by express ones; express p95 and standard throughput against the
+  scenario alone (its own warm-up; --warmup-orders does not apply): express orders alone, standard
+  orders alone (queued with their mappings disabled, then drained), then the same backlog queued
+  and drained with express orders posted at once; express p95 and standard throughput against the
   goals (2x, 0.5x); --compare-lane-priority runs standard alone and the backlog again with lane
   priority off (LOCAL_LANE_PRIORITY=off) and prints both. Writes bench/results/<timestamp>.json.`;
 
