@@ -277,13 +277,8 @@ export class SqsPoller {
         await new Promise<void>((resolve) => this.#enableWaiting.push(resolve));
         continue;
       }
-      const gate = this.mapping.laneGate;
       // Standard lane: nothing received while an express batch is in hand (LaneGate).
-      if (gate?.lane === 'standard' && gate.gate.closedUntil() !== undefined) {
-        this.#stats.laneWaits++;
-        await gate.gate.open(this.#abort.signal);
-        continue;
-      }
+      if (await this.#waitForExpressLane()) continue;
       // Receive only with a slot in hand: a message held while waiting for one would burn its
       // visibility timeout without being worked on.
       if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
@@ -304,15 +299,12 @@ export class SqsPoller {
       // A batch gathered while an express one came in waits too, with its records in hand (their
       // visibility timeout is at least six times the function's); handed back if the poller stops
       // or is disabled meanwhile, as a receive cut short by a disable is.
-      if (gate?.lane === 'standard' && gate.gate.closedUntil() !== undefined) {
-        this.#stats.laneWaits++;
-        await gate.gate.open(this.#abort.signal);
-        if (this.#stopped || !this.#enabled) {
-          await this.#release(records);
-          this.#releaseSlot();
-          continue;
-        }
+      if ((await this.#waitForExpressLane()) && (this.#stopped || !this.#enabled)) {
+        await this.#release(records);
+        this.#releaseSlot();
+        continue;
       }
+      const gate = this.mapping.laneGate;
       if (gate?.lane === 'express') gate.gate.hold();
       this.#track(
         this.#process(records).finally(() => {
@@ -321,6 +313,15 @@ export class SqsPoller {
         }),
       );
     }
+  }
+
+  /** A standard lane's poller waits while the gate is closed (LaneGate); whether it waited. */
+  async #waitForExpressLane(): Promise<boolean> {
+    const gate = this.mapping.laneGate;
+    if (gate?.lane !== 'standard' || gate.gate.closedUntil() === undefined) return false;
+    this.#stats.laneWaits++;
+    await gate.gate.open(this.#abort.signal);
+    return true;
   }
 
   #track(work: Promise<void>): void {
