@@ -5,6 +5,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { cancelOrder } from '../lib/cancel-order.js';
 import { authenticatedCustomer, errorResponse, type HttpResult, jsonResponse, orderIdFromPath, unauthorized } from '../lib/http-api.js';
 import { logger, metrics } from '../lib/observability.js';
+import { invocationEndsWithItsWork } from '../lib/lambda-invocation.js';
 
 // POST /orders/{orderId}/cancel: the order's owner cancels it, until its parcel is dispatched.
 // 202 (cancelled, now or by an earlier request), 409 naming why it is too late, 404 for an order
@@ -31,6 +32,6 @@ async function cancel(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   }
 }
 
-export const handler = middy(cancel)
+export const handler = middy(cancel, invocationEndsWithItsWork)
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics));

@@ -7,6 +7,7 @@ import { authenticatedCustomer, errorResponse, jsonResponse, type HttpResult, un
 import { logger, metrics } from '../lib/observability.js';
 import { parseOrderRequestEvent } from '../lib/order-request.js';
 import { placeOrder } from '../lib/place-order.js';
+import { invocationEndsWithItsWork } from '../lib/lambda-invocation.js';
 
 // POST /orders: validate, store as PENDING, publish OrderPlaced, answer 202 with where to look.
 async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
@@ -45,6 +46,6 @@ async function createOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   }
 }
 
-export const handler = middy(createOrder)
+export const handler = middy(createOrder, invocationEndsWithItsWork)
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics));

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { authenticatedCustomer, errorResponse, type HttpResult, jsonResponse, orderIdFromPath, unauthorized } from '../lib/http-api.js';
 import { logger } from '../lib/observability.js';
 import { findOrder, toOrderView } from '../lib/order-store.js';
+import { invocationEndsWithItsWork } from '../lib/lambda-invocation.js';
 
 // GET /orders/{orderId}: the order, its overall status and each participant's status and timeline (`stages` in the response).
 // Only its customer sees an order: anyone else gets the same 404 as for an id that does not exist,
@@ -19,4 +20,4 @@ async function getOrder(event: APIGatewayProxyEventV2): Promise<HttpResult> {
   return jsonResponse(200, toOrderView(order));
 }
 
-export const handler = middy(getOrder).use(injectLambdaContext(logger));
+export const handler = middy(getOrder, invocationEndsWithItsWork).use(injectLambdaContext(logger));

@@ -1,4 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 // Fault injection for the local runtime and tests: off unless FAULT_* variables are set, which
 // serverless.yml never does. It lets a test prove that retries, DLQs and idempotency hold when
 // records fail, invocations crash or time out, and publishes are lost.
@@ -8,7 +9,7 @@ export interface FaultPlan {
   transientErrorRate: number;
   /** Probability that an invocation crashes (throws) after handling part of its batch. */
   crashRate: number;
-  /** Probability that an invocation outlives its timeout after handling part of its batch. */
+  /** Probability that an invocation hangs with part of its batch in flight, until its timeout stops it. */
   timeoutRate: number;
   /** Added to every invocation, in milliseconds. */
   latencyMs: number;
@@ -85,6 +86,22 @@ export function seededRandom(seed: number, salt = ''): () => number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A number in [0, 1) from the same seeded sequence as `chance`. */
+export function fraction(): number {
+  return random();
+}
+
+/**
+ * Blocks this thread for `ms`, its work stopped wherever it stood, without spending CPU: a hung
+ * invocation. In a local execution environment (a worker thread) the runtime stops the worker at
+ * the function's timeout, as Lambda resets a timed-out environment, so the work never resumes. On a
+ * main thread (a test calling a handler in process) it only waits, and the work goes on meanwhile.
+ */
+export async function hang(ms: number): Promise<void> {
+  if (isMainThread) return sleep(ms);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 // Outages: a window of time in which every call to one dependency fails, switched on while the
 // pipeline runs (`npm run chaos -- --provider-outage 90`, the local console). The chaos run or the

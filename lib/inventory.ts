@@ -37,7 +37,10 @@ import { findOrder, type OrderRecord, type StoredOrder } from './order-store.js'
 // is kept (removed, a release's units given back); a marker older than `until` (the attempt's
 // function has timed out, so it is dead) is taken over by the next attempt; a younger one means an
 // attempt is in flight, and the record is retried later (StockBusyError).
-// docs/dynamodb-costs.md has the table.
+// A dead attempt's marker is healed by a later delivery of the same event, and there may be none
+// after the one that succeeds: so a delivery settles, before it is acknowledged, the lines it did
+// not pass through (a duplicate tidies them all, a rejection stopped early the lines it never
+// started, an order cancelled before its reservation every line). docs/dynamodb-costs.md has the table.
 // An order's lines go LINES_IN_FLIGHT at a time (each line's steps in the order above): every
 // guarantee is per line and per order record, so nothing depends on which line goes first. A short
 // line stops new lines from starting; lines already in flight finish, and whatever was taken is
@@ -325,7 +328,7 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
   if (known?.inventory) return settleDuplicate(known, items);
   // Cancelled by the customer before any stock was taken: take none. (A stale read that misses the
   // cancellation takes the units, records them, and settleAfterRecording asks for the release.)
-  if (known?.cancel) return skippedForCancellation(known, 'inventory');
+  if (known?.cancel) return skipCancelled(known, items);
   const mine = newMarker('reserve');
   let stopped = false;
   const outcomes = await eachLine(
@@ -361,7 +364,36 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
     return settleDuplicate(order, items);
   }
   await eachLine(applied, (item) => (shortSku === undefined ? removeMarker(orderId, item, mine) : undoMarker(orderId, item, mine)));
+  // Lines never started (a short line stopped the rest) may hold a marker of an earlier attempt that
+  // died: no delivery of this event comes after this one to settle it, so this one does.
+  const notStarted = items.filter((_, index) => outcomes[index] === undefined);
+  if (notStarted.length > 0) await tidyMarkers(recorded, notStarted);
   return { participant: 'inventory', recorded: recorded.inventory!.outcome, settle: await settleAfterRecording(recorded, 'inventory') };
+}
+
+/**
+ * OrderPlaced for an order the customer cancelled before any reservation was recorded: nothing is
+ * taken. But an earlier attempt may have taken units and died before recording, and every later
+ * delivery skips, so none would ever adopt them: they are given back here, once that attempt is
+ * surely dead (past its marker's `until`). A live attempt's marker is left to it, and this delivery
+ * retried (StockBusyError): that attempt records (the release follows, as for any late
+ * reservation) or dies, and the retry gives its units back. Reads every line: only on this path.
+ */
+async function skipCancelled(order: OrderRecord, items: OrderItem[]): Promise<ParticipantCompletion> {
+  let records: StockRecords | undefined;
+  await eachLine(items, async (item) => {
+    const value = (await findStockItem(item.sku))?.applying?.[order.orderId];
+    if (value === undefined) return;
+    const marker = parseMarker(value);
+    records ??= await findStockRecords(order.orderId);
+    const verdict = verdictOn(records, marker);
+    if (verdict === 'keep') await removeMarker(order.orderId, item, marker);
+    else if (verdict === 'undo' || marker.until <= Date.now()) await undoMarker(order.orderId, item, marker);
+    else throw new StockBusyError(`An attempt at order ${order.orderId} is still ${marker.op}ing ${item.sku}; retrying later`);
+  });
+  // Recorded meanwhile, by an attempt that read the order before the cancellation: settled as any duplicate.
+  if (records?.inventory) return settleDuplicate(await loadOrder(order.orderId), items);
+  return skippedForCancellation(order, 'inventory');
 }
 
 async function undoAll(orderId: string, applied: OrderItem[], mine: Marker): Promise<void> {
@@ -414,16 +446,16 @@ export async function releaseStockForOrder(event: OrderCancelled): Promise<{ rel
 }
 
 /**
- * Markers still standing on the given SKUs: each is a change not yet recorded or not yet tidied.
- * After a run has settled there should be none. For accounting (the chaos run), never on the
- * request path.
+ * Markers still standing on the given SKUs, per SKU by order id: each is a change not yet recorded
+ * or not yet tidied. After a run has settled there should be none. For accounting (the chaos run),
+ * never on the request path.
  */
 export async function markersLeft(
   db: DynamoDBDocumentClient,
   inventoryTable: string,
   skus: Iterable<string>,
-): Promise<Map<string, number>> {
-  const left = new Map<string, number>();
-  for (const sku of skus) left.set(sku, Object.keys((await findStockItem(sku, db, inventoryTable))?.applying ?? {}).length);
+): Promise<Map<string, Record<string, string>>> {
+  const left = new Map<string, Record<string, string>>();
+  for (const sku of skus) left.set(sku, (await findStockItem(sku, db, inventoryTable))?.applying ?? {});
   return left;
 }

@@ -10,12 +10,13 @@ import { queueUrlOf, sqsClient } from './aws-clients.js';
 import { ClaimCheckObjectMissingError, payloadOf } from './claim-check.js';
 import { config } from './config.js';
 import type { EventType as OrderEventType, OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced } from './events.js';
-import { chance, faultPlan, InjectedFault, sleep } from './fault-injection.js';
+import { chance, faultPlan, fraction, hang, InjectedFault, sleep } from './fault-injection.js';
 import { appendLogKeys, logger, withLogKeys } from './observability.js';
 import type { Participant } from './order-schema.js';
 import { findOrder } from './order-store.js';
 import { InvalidMessageError } from './invalid-message.js';
 import { parseOrderEvent } from './queued-message.js';
+import { invocationEndsWithItsWork } from './lambda-invocation.js';
 
 // Where they were first defined: the consumers' tests and the sample events' test import them from here.
 export { InvalidMessageError, parseOrderEvent };
@@ -45,8 +46,9 @@ export interface QueueConsumerOptions {
   idempotency?: IdempotencyConfig[];
   /**
    * The saga participant this consumer is, if it is one. An OrderPlaced whose claim-check object is
-   * gone is then a late duplicate, acknowledged, when this participant's result is on the order
-   * already: the object is deleted once all three results are (lib/order-outcome.ts).
+   * gone is then a late duplicate when this participant's result is on the order already (the
+   * object is deleted once all three results are, lib/order-outcome.ts): it is handled as rebuilt
+   * from the order, which the handler finds recorded earlier.
    */
   participant?: Participant;
 }
@@ -100,15 +102,15 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
         if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
         return await handleEvent(event);
       } catch (error) {
-        if (error instanceof ClaimCheckObjectMissingError && (await isLateDuplicate(record, options.participant))) {
-          consumerMetrics.addMetric('DuplicatesSkipped', MetricUnit.Count, 1);
+        const late = error instanceof ClaimCheckObjectMissingError ? await lateDuplicateOf(record, options.participant) : undefined;
+        if (late) {
+          // The same event, rebuilt from the order, to the handler, which does what it does for any
+          // duplicate: more than nothing, when an earlier attempt died halfway (a stock marker to settle).
           logger.info(
-            "Duplicate delivery: this OrderPlaced's claim-check object was deleted once the order had all three results, this participant's among them",
-            {
-              s3Key: error.pointer.s3Key,
-            },
+            "Late duplicate: this OrderPlaced's claim-check object was deleted once the order had all three results; handled as rebuilt from the order",
+            { s3Key: (error as ClaimCheckObjectMissingError).pointer.s3Key },
           );
-          return { recorded: 'earlier' };
+          return await handleEvent(late);
         }
         logger.warn('Record failed; it is retried, and moved to the dead-letter queue after maxReceiveCount receives', { error });
         throw error;
@@ -145,7 +147,7 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
     }
     return response;
   };
-  return middy(consume).use(injectLambdaContext(logger)).use(logMetrics(consumerMetrics));
+  return middy(consume, invocationEndsWithItsWork).use(injectLambdaContext(logger)).use(logMetrics(consumerMetrics));
 }
 
 /**
@@ -185,16 +187,17 @@ async function processFifoBatch(
 }
 
 /**
- * Whether a record whose claim-check object is gone is an OrderPlaced this participant has handled
- * already: its result is on the order (named by the record's `orderId` attribute, since the body is
- * only the pointer). Such a delivery has nothing left to do. Anything else without its object (an
- * order this participant never handled, another consumer, another event) fails to the DLQ.
+ * The OrderPlaced of a record whose claim-check object is gone, rebuilt from its order (the same
+ * event: its eventId and lines are the order's), when this participant has recorded its result on
+ * the order (named by the record's `orderId` attribute, since the body is only the pointer): a late
+ * duplicate. Anything else without its object (an order this participant never handled, another
+ * consumer, another event) is undefined, and fails to the DLQ.
  */
-async function isLateDuplicate(record: SQSRecord, participant: Participant | undefined): Promise<boolean> {
+async function lateDuplicateOf(record: SQSRecord, participant: Participant | undefined): Promise<OrderPlaced | undefined> {
   const orderId = record.messageAttributes?.orderId?.stringValue;
-  if (!participant || !orderId || record.messageAttributes?.eventType?.stringValue !== 'OrderPlaced') return false;
+  if (!participant || !orderId || record.messageAttributes?.eventType?.stringValue !== 'OrderPlaced') return undefined;
   const order = await findOrder(orderId);
-  return order?.[participant] !== undefined;
+  return order?.[participant] !== undefined ? order.placedEvent : undefined;
 }
 
 /** A handler's answer for an event whose work was recorded earlier (lib/order-outcome.ts). */
@@ -234,14 +237,25 @@ async function injectInvocationFaults(
   const timeout = !crash && chance(faults.timeoutRate);
   if (!crash && !timeout) return;
   const handled = event.Records.slice(0, Math.ceil(event.Records.length / 2));
-  // From a FIFO queue in order, as the batch itself would be.
-  if (fifo) for (const record of handled) await handleRecord(record).catch(() => undefined);
-  else await Promise.allSettled(handled.map(handleRecord));
-  const what = `after ${handled.length} of ${event.Records.length} records`;
-  if (crash) throw new InjectedFault(`Injected crash ${what}`);
-  logger.warn(`Injected timeout ${what}`);
-  await sleep(context.getRemainingTimeInMillis() + 1000);
-  throw new InjectedFault(`Injected timeout ${what} outlived the function timeout`);
+  if (crash) {
+    // From a FIFO queue in order, as the batch itself would be.
+    if (fifo) for (const record of handled) await handleRecord(record).catch(() => undefined);
+    else await Promise.allSettled(handled.map(handleRecord));
+    throw new InjectedFault(`Injected crash after ${handled.length} of ${event.Records.length} records`);
+  }
+  // A timeout: the records start, and a moment later (0-30 ms, mid-work) the invocation hangs until
+  // its timeout stops it. What its records had written stays as they left it, halfway through their
+  // steps: the state a later delivery of each must heal.
+  logger.warn(`Injected timeout with ${handled.length} of ${event.Records.length} records in flight`);
+  const work = fifo
+    ? (async () => {
+        for (const record of handled) await handleRecord(record).catch(() => undefined);
+      })()
+    : Promise.allSettled(handled.map(handleRecord));
+  await sleep(Math.floor(fraction() * 30));
+  await hang(context.getRemainingTimeInMillis() + 1000);
+  await work;
+  throw new InjectedFault('Injected timeout outlived the function timeout');
 }
 
 async function dispatch(handlers: OrderEventHandlers, event: OrderEvent): Promise<unknown> {

@@ -82,6 +82,8 @@ export interface StockAccount {
   available: number;
   /** Stock markers left on the SKU's item: changes not recorded or not tidied. */
   markers: number;
+  /** The same markers, as `orderId marker`: what the report explains when any is left. */
+  leftMarkers: string[];
   /** The confirmed orders' units of this SKU: what must have left the stock. */
   soldExpected: number;
 }
@@ -126,6 +128,12 @@ export interface ChaosResult {
   };
   logLines: number;
   clearTokenLines: number;
+  /**
+   * For each stock marker left at the end: the marker, what its order records of its stock, and
+   * the order's log lines. A marker left is a change to stock that no attempt settled; this is
+   * what it takes to find out which one, from a failed CI run's output alone.
+   */
+  markerStories: string[];
   checks: ChaosCheck[];
   passed: boolean;
 }
@@ -238,6 +246,7 @@ export async function runChaos(input: ChaosOptions = {}): Promise<ChaosResult> {
       ...accountFaultsAndDuplicates(run, logs, placed.placement),
       logLines: logs.logLines,
       clearTokenLines: logs.clearTokenLines,
+      markerStories: await markerStories(run, final, logs),
     };
     const checks = checkRun(figures, logs);
     return { ...figures, checks, passed: checks.every((c) => c.ok) };
@@ -261,13 +270,14 @@ class LogWatch {
   readonly sweep = { republished: 0, stuckReports: 0 };
   // The consumers' injected faults, counted where they happen: a crash ends its invocation with
   // the InjectedFault (the runtime's invocation line says so); a timeout is announced by the
-  // handler before it outlives its time. (How a timeout then ends varies: the runtime kills the
-  // worker, or middy's early timeout fails the invocation a few ms before; either way it fired.)
+  // handler before it hangs, and the runtime stops its worker at the function's timeout.
   crashes = 0;
   readonly timeouts = new Map<string, number>();
   // The last failure logged for each order (consumer, error name and message): named in the report
   // for a real event that ends in a DLQ after the redrive, so that a failing run says why.
   readonly lastFailure = new Map<string, string>();
+  // Each order's handler lines (the JSON ones carry `orderId`), kept to explain a stock marker left.
+  readonly linesByOrder = new Map<string, string[]>();
 
   readonly write = (line: string): void => {
     this.logLines++;
@@ -275,10 +285,16 @@ class LogWatch {
       this.clearTokenLines++;
       if (this.clearTokenSamples.length < 3) this.clearTokenSamples.push(line.slice(0, 300));
     }
+    const orderId = /"orderId":"([^"]+)"/.exec(line)?.[1];
+    if (orderId) {
+      const lines = this.linesByOrder.get(orderId) ?? [];
+      if (lines.length < MAX_LINES_PER_ORDER) lines.push(line.slice(0, 400));
+      this.linesByOrder.set(orderId, lines);
+    }
     if (line.includes('Duplicate delivery: the work was recorded earlier')) countPerFunction(this.idempotencyHits, line);
     if (line.includes('Sweep: published again')) this.sweep.republished++;
     if (line.startsWith('λ ') && line.includes('InjectedFault: Injected crash after')) this.crashes++;
-    if (line.includes('"message":"Injected timeout after')) countPerFunction(this.timeouts, line);
+    if (line.includes('"message":"Injected timeout with')) countPerFunction(this.timeouts, line);
     if (line.includes('Orders stuck:')) this.sweep.stuckReports++;
     if (line.includes('"message":"Record failed')) {
       try {
@@ -298,6 +314,9 @@ class LogWatch {
     }
   };
 }
+
+/** Lines kept per order: an order's whole story under chaos is a few dozen. */
+const MAX_LINES_PER_ORDER = 300;
 
 function countPerFunction(counts: Map<string, number>, line: string): void {
   const fn = /^ {2}(\S+) \| /.exec(line)?.[1];
@@ -778,15 +797,36 @@ async function accountStock(run: ChaosRun, placed: PlacedOrder[], confirmed: Set
   const markers = await markersLeft(run.db, run.tables.inventory, run.initialStock.keys());
   for (const [sku, start] of run.initialStock) {
     const { Item } = await run.db.send(new GetCommand({ TableName: run.tables.inventory, Key: { sku }, ConsistentRead: true }));
+    const left = Object.entries(markers.get(sku) ?? {}).map(([orderId, marker]) => `${orderId} ${marker}`);
     stock.push({
       sku,
       initial: start,
       available: Number(Item?.available),
-      markers: markers.get(sku) ?? 0,
+      markers: left.length,
+      leftMarkers: left,
       soldExpected: soldExpected.get(sku) ?? 0,
     });
   }
   return stock;
+}
+
+/** Each marker left at the end, with its order's stock records and log lines (ChaosResult.markerStories). */
+async function markerStories(run: ChaosRun, final: ChaosAccount, logs: LogWatch): Promise<string[]> {
+  const stories: string[] = [];
+  for (const st of final.stock) {
+    for (const left of st.leftMarkers) {
+      const [orderId = '', marker = ''] = left.split(' ');
+      const { Item } = await run.db.send(new GetCommand({ TableName: run.tables.orders, Key: { orderId }, ConsistentRead: true }));
+      const records = { status: Item?.status, inventory: Item?.inventory, release: Item?.release, cancel: Item?.cancel };
+      stories.push(
+        [
+          `marker left on ${st.sku} by order ${orderId}: ${marker}; the order records ${JSON.stringify(records)}`,
+          ...(logs.linesByOrder.get(orderId) ?? []).map((line) => `    ${line}`),
+        ].join('\n'),
+      );
+    }
+  }
+  return stories;
 }
 
 /** Every order's status and timeline, the ledger, the stock and the shipments, as one string: equal digests, nothing changed. */
@@ -995,6 +1035,7 @@ export function formatChaosReport(result: ChaosResult): string {
   for (const s of result.final.stock) {
     lines.push(`${s.sku.padEnd(30)}${pad(s.initial, 9)}${pad(s.available, 11)}${pad(s.soldExpected, 7)}${pad(s.markers, 9)}`);
   }
+  for (const story of result.markerStories) lines.push(story);
   const d = result.duplicates;
   const share = (hits: number, of: number) => (of === 0 ? '-' : `${Math.round((hits / of) * 100)}%`);
   lines.push('');

@@ -7,7 +7,7 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { OrderEvent, OrderPlaced } from '../../lib/events.js';
@@ -216,6 +216,33 @@ describe('publishing an event over the threshold', () => {
     const acknowledged = logged.filter((line) => line.orderId === placed.orderId && String(line.message).startsWith('Duplicate delivery'));
     expect(new Set(acknowledged.map((line) => line.consumer))).toEqual(new Set(PARTICIPANTS));
     expect(await orders.findOrder(placed.orderId)).toMatchObject({ status: 'CONFIRMED' });
+  }, 60_000);
+
+  it('a late duplicate whose earlier delivery died halfway through the stock: the unit that attempt took goes back', async () => {
+    const sku = placed.data.items[0]!.sku;
+    const inventoryTable = stack.table('InventoryTable');
+    // The order holds 1 of its 5; an attempt that died (past its marker's `until`) took 1 more.
+    const dead = `reserve:deadbeef:${Date.now() - 1000}`;
+    await stack.db.send(
+      new PutCommand({ TableName: inventoryTable, Item: { sku, name: 'Item', available: 3, applying: { [placed.orderId]: dead } } }),
+    );
+    const pointer = `["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"${stack.claimCheckBucket}","s3Key":"${claimCheckKey(placed)}"}]`;
+    await stack.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queues.inventory.url,
+        MessageBody: pointer,
+        MessageAttributes: {
+          eventType: stringAttribute('OrderPlaced'),
+          orderId: stringAttribute(placed.orderId),
+          ExtendedPayloadSize: { DataType: 'Number', StringValue: '9999' },
+        },
+      }),
+    );
+    await drain();
+    const { Item } = await stack.db.send(new GetCommand({ TableName: inventoryTable, Key: { sku }, ConsistentRead: true }));
+    expect(Item).toMatchObject({ available: 4 });
+    expect(Item?.applying).toEqual({});
+    expect(heldIn(queues.inventory.dlqUrl).filter((message) => message.body.includes(placed.orderId))).toEqual([]);
   }, 60_000);
 
   it('a small event goes as it is, and its order leaves nothing in the bucket', async () => {

@@ -70,6 +70,22 @@ describe('createQueueConsumer', () => {
     expect(dynamo.calls()).toHaveLength(0);
   });
 
+  it('ends an invocation only when its records are done, even past its deadline: Lambda stops it then, not the handler', async () => {
+    // Middy's default early timeout would answer at the deadline while the record went on in the
+    // background, to resume in a later invocation after its message was retried (lib/lambda-invocation.ts).
+    let finished = false;
+    const handler = createQueueConsumer('inventory', {
+      OrderPlaced: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        finished = true;
+        return { reserved: true };
+      },
+    });
+    const response = await handler(sqsEvent(sqsRecord(orderPlaced(orderIdOf('slow')))), lambdaContext(undefined, 50));
+    expect(finished).toBe(true);
+    expect(response.batchItemFailures).toEqual([]);
+  });
+
   it('registers the Lambda context with the idempotency configurations its handlers use', async () => {
     const { IdempotencyConfig } = await import('@aws-lambda-powertools/idempotency');
     const guard = new IdempotencyConfig({ eventKeyJmesPath: 'id' });
