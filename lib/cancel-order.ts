@@ -7,7 +7,6 @@ import { PARTICIPANTS } from './order-schema.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import { publishOutcome, recordDecisionMetrics } from './order-outcome.js';
 import { findOrder, type OrderRecord, secondsAfter, type StoredOrderItem, sweepShardOf, toOrderRecord } from './order-store.js';
-import { forgetPaymentToken } from './payment-tokens.js';
 
 // A customer cancels their order: one conditional write of `cancel` on the order item, accepted
 // until the parcel is dispatched. The order is then CANCELLED (CUSTOMER_CANCELLED) whatever the
@@ -87,9 +86,9 @@ export async function cancelOrder(
   }
   const cancelled = toOrderRecord(written.Attributes as StoredOrderItem);
   // A charge not made yet will not be: a payment participant starting from now on finds the
-  // cancellation on the order, or no token. (Not before the write: a payment that found no token
-  // while the order was not yet cancelled would decline it, and the decline would win.)
-  if (!cancelled.payment) await forgetPaymentToken(orderId);
+  // cancellation on the order. The card token is not forgotten here but by that participant
+  // (lib/payments.ts): an attempt that charged and died before recording may need it to ask the
+  // provider again, under the same idempotency key, what it charged, so that it is refunded.
   recordDecisionMetrics(cancelled, now);
   try {
     await publishOutcome(cancelled, publish);

@@ -88,9 +88,8 @@ describe('the card token', () => {
     expect(p.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled ?? false).toBe(false);
   });
 
-  it('is written only by the order API, read only by the payment function, deleted by it or a cancellation', () => {
+  it('is written only by the order API, read and deleted only by the payment function', () => {
     expect(accessTo(t, stack.stage, 'PaymentTokensTable')).toEqual({
-      cancelOrder: ['dynamodb:DeleteItem'],
       createOrder: ['dynamodb:PutItem'],
       payment: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
     });

@@ -1,4 +1,5 @@
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { createHash } from 'node:crypto';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced } from '../../lib/events.js';
 import { sampleOrder } from '../../local/sample-order.js';
@@ -176,5 +177,102 @@ describe('POST /orders/{orderId}/cancel, in the domain', () => {
       await deliverCancellations(placed.orderId);
       await expectNothingStanding(placed, sku, 5);
     }
+  });
+});
+
+describe('a charge made by an attempt that died before recording it, then a cancellation', () => {
+  // Every delivery after the cancellation finds it; the one after such an attempt must still find
+  // the charge, record it and have it refunded, never leave it standing unrecorded.
+  const chargeRecordKey = (orderId: string) => `payment-charge#${createHash('md5').update(JSON.stringify(orderId)).digest('base64')}`;
+  const tokenOf = async (orderId: string) =>
+    (await stack.db.send(new GetCommand({ TableName: stack.table('PaymentTokensTable'), Key: { orderId }, ConsistentRead: true }))).Item;
+  /** A provider that answers a key with the same charge, as a real one does, and counts its calls. */
+  function countingProvider() {
+    const calls: string[] = [];
+    return {
+      calls,
+      charge: async (request: { idempotencyKey: string }) => {
+        calls.push(`charge ${request.idempotencyKey}`);
+        return { status: 'succeeded' as const, chargeId: `ch_${request.idempotencyKey}` };
+      },
+      refund: async (request: { idempotencyKey: string }) => {
+        calls.push(`refund ${request.idempotencyKey}`);
+        return { status: 'refunded' as const, refundId: `re_${request.idempotencyKey}` };
+      },
+    };
+  }
+  /** The record an invocation leaves when it dies at the provider: in progress, its deadline `deadlineMs` from now. */
+  async function diedAtTheProvider(orderId: string, deadlineMs: number): Promise<void> {
+    await stack.db.send(
+      new PutCommand({
+        TableName: stack.table('IdempotencyTable'),
+        Item: {
+          id: chargeRecordKey(orderId),
+          status: 'INPROGRESS',
+          expiration: Math.floor(Date.now() / 1000) + 3600,
+          in_progress_expiration: Date.now() + deadlineMs,
+        },
+      }),
+    );
+  }
+
+  it('died at the provider: the next delivery asks the provider again under the same key, records the charge, and it is refunded', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    await diedAtTheProvider(placed.orderId, -1000);
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    const provider = countingProvider();
+
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
+    expect((await outcome.loadOrder(placed.orderId)).payment).toMatchObject({ outcome: 'SUCCEEDED', chargeId: `ch_${placed.orderId}` });
+    expect(await tokenOf(placed.orderId)).toBeUndefined();
+    const [cancelled] = published(placed.orderId);
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    expect(await payments.refundForOrder(cancelled, provider)).toMatchObject({ outcome: 'refunded' });
+    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `refund ${placed.orderId}`]);
+    expect((await outcome.loadOrder(placed.orderId)).refund).toBeDefined();
+  });
+
+  it('answered by the provider: the next delivery records that answer without calling it again, and it is refunded', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    const provider = countingProvider();
+    // The dead attempt's call: answered and stored by Powertools, then the attempt died.
+    await payments.onceEach(provider).charge({ idempotencyKey: placed.orderId, token: 'tok_visa', amount: 2000 });
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
+    expect((await outcome.loadOrder(placed.orderId)).payment).toMatchObject({ outcome: 'SUCCEEDED', chargeId: `ch_${placed.orderId}` });
+    const [cancelled] = published(placed.orderId);
+    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    expect(await payments.refundForOrder(cancelled, provider)).toMatchObject({ outcome: 'refunded' });
+    expect((await outcome.loadOrder(placed.orderId)).refund).toBeDefined();
+    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `refund ${placed.orderId}`]);
+  });
+
+  it('still at the provider: the delivery is turned away, nothing recorded, the token kept for it', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    await diedAtTheProvider(placed.orderId, 60_000);
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    const provider = countingProvider();
+
+    await expect(payments.chargeForOrder(placed, provider)).rejects.toBeInstanceOf(payments.ChargeInFlightError);
+    expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
+    expect(await tokenOf(placed.orderId)).toBeDefined();
+    expect(provider.calls).toEqual([]);
+  });
+
+  it('no attempt ever called the provider: the delivery skips, and forgets the token', async () => {
+    const sku = await seedSku(5);
+    const placed = await place(sku);
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(await tokenOf(placed.orderId)).toBeDefined();
+    const provider = countingProvider();
+
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('skipped');
+    expect(await tokenOf(placed.orderId)).toBeUndefined();
+    expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
+    expect(provider.calls).toEqual([]);
   });
 });

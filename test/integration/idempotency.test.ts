@@ -247,3 +247,56 @@ describe('an in-progress record left by a crash', () => {
   });
 });
 
+describe('a charge and a refund at once, in one execution environment', () => {
+  it('each keeps its own record: the refund is made, not answered with the charge', async () => {
+    const { onceEach } = await import('../../lib/payments.js');
+    const [charged, refunded] = [await placeOrder('cus_idem_both_charge'), await placeOrder('cus_idem_both_refund')];
+    const calls: string[] = [];
+    let refundStarted: () => void = () => undefined;
+    const refundHasStarted = new Promise<void>((resolve) => {
+      refundStarted = resolve;
+    });
+    // The charge is still at the provider when the refund, another record of the same batch, begins.
+    const provider = {
+      charge: async (request: { idempotencyKey: string }) => {
+        calls.push(`charge ${request.idempotencyKey}`);
+        await refundHasStarted;
+        return { status: 'succeeded' as const, chargeId: `ch_${request.idempotencyKey}` };
+      },
+      refund: async (request: { idempotencyKey: string }) => {
+        calls.push(`refund ${request.idempotencyKey}`);
+        refundStarted();
+        return { status: 'refunded' as const, refundId: `re_${request.idempotencyKey}` };
+      },
+    };
+    const guarded = onceEach(provider);
+    const [charge, refund] = await Promise.all([
+      guarded.charge({ idempotencyKey: charged.orderId, token: 'tok_visa', amount: 1000 }),
+      guarded.refund({ idempotencyKey: refunded.orderId, chargeId: `ch_${refunded.orderId}`, amount: 1000 }),
+    ]);
+    expect(charge).toEqual({ status: 'succeeded', chargeId: `ch_${charged.orderId}` });
+    expect(refund).toEqual({ status: 'refunded', refundId: `re_${refunded.orderId}` });
+
+    // Each stored under its own operation's prefix, COMPLETED: a retry is answered from it.
+    const status = attributeName.status();
+    const stored = async (prefix: string, orderId: string) =>
+      (
+        await dynamodb.send(
+          new GetItemCommand({
+            TableName: idempotencyTable,
+            Key: { id: { S: `${prefix}#${createHash('md5').update(JSON.stringify(orderId)).digest('base64')}` } },
+            ConsistentRead: true,
+          }),
+        )
+      ).Item?.[status];
+    expect(await stored('payment-charge', charged.orderId)).toEqual({ S: 'COMPLETED' });
+    expect(await stored('payment-refund', refunded.orderId)).toEqual({ S: 'COMPLETED' });
+    expect(await stored('payment-refund', charged.orderId)).toBeUndefined();
+    // The charged order's refund, later: made at the provider, not answered with its charge.
+    expect(await guarded.refund({ idempotencyKey: charged.orderId, chargeId: `ch_${charged.orderId}`, amount: 1000 })).toEqual({
+      status: 'refunded',
+      refundId: `re_${charged.orderId}`,
+    });
+    expect(calls).toEqual([`charge ${charged.orderId}`, `refund ${refunded.orderId}`, `refund ${charged.orderId}`]);
+  });
+});
