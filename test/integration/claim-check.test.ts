@@ -163,6 +163,21 @@ async function objectText(key: string): Promise<string | undefined> {
 const claimCheckKey = (event: OrderEvent) => `order-events/${event.orderId}/${event.eventType}.json`;
 const stringAttribute = (value: string): MessageAttributeValue => ({ DataType: 'String', StringValue: value });
 
+/** The claim-check pointer of an OrderPlaced, delivered again to a participant's queue as SNS would. */
+async function sendPointerAgain(participant: Participant, event: OrderPlaced): Promise<void> {
+  await stack.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: queues[participant].url,
+      MessageBody: `["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"${stack.claimCheckBucket}","s3Key":"${claimCheckKey(event)}"}]`,
+      MessageAttributes: {
+        eventType: stringAttribute('OrderPlaced'),
+        orderId: stringAttribute(event.orderId),
+        ExtendedPayloadSize: { DataType: 'Number', StringValue: '9999' },
+      },
+    }),
+  );
+}
+
 describe('publishing an event over the threshold', () => {
   let placed: OrderPlaced;
 
@@ -195,20 +210,7 @@ describe('publishing an event over the threshold', () => {
   }, 60_000);
 
   it('a late duplicate of that OrderPlaced, its object deleted, is acknowledged by each participant, not dead-lettered', async () => {
-    const pointer = `["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"${stack.claimCheckBucket}","s3Key":"${claimCheckKey(placed)}"}]`;
-    for (const participant of PARTICIPANTS) {
-      await stack.sqs.send(
-        new SendMessageCommand({
-          QueueUrl: queues[participant].url,
-          MessageBody: pointer,
-          MessageAttributes: {
-            eventType: stringAttribute('OrderPlaced'),
-            orderId: stringAttribute(placed.orderId),
-            ExtendedPayloadSize: { DataType: 'Number', StringValue: '9999' },
-          },
-        }),
-      );
-    }
+    for (const participant of PARTICIPANTS) await sendPointerAgain(participant, placed);
     await drain();
     for (const participant of PARTICIPANTS) {
       expect(heldIn(queues[participant].dlqUrl).filter((message) => message.body.includes(placed.orderId))).toEqual([]);
@@ -226,18 +228,7 @@ describe('publishing an event over the threshold', () => {
     await stack.db.send(
       new PutCommand({ TableName: inventoryTable, Item: { sku, name: 'Item', available: 3, applying: { [placed.orderId]: dead } } }),
     );
-    const pointer = `["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"${stack.claimCheckBucket}","s3Key":"${claimCheckKey(placed)}"}]`;
-    await stack.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: queues.inventory.url,
-        MessageBody: pointer,
-        MessageAttributes: {
-          eventType: stringAttribute('OrderPlaced'),
-          orderId: stringAttribute(placed.orderId),
-          ExtendedPayloadSize: { DataType: 'Number', StringValue: '9999' },
-        },
-      }),
-    );
+    await sendPointerAgain('inventory', placed);
     await drain();
     const { Item } = await stack.db.send(new GetCommand({ TableName: inventoryTable, Key: { sku }, ConsistentRead: true }));
     expect(Item).toMatchObject({ available: 4 });
