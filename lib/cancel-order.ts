@@ -7,6 +7,7 @@ import { PARTICIPANTS } from './order-schema.js';
 import { publishOrderEvent } from './order-events-topic.js';
 import { publishOutcome, recordDecisionMetrics } from './order-outcome.js';
 import { findOrder, type OrderRecord, secondsAfter, type StoredOrderItem, sweepShardOf, toOrderRecord } from './order-store.js';
+import { forgetUntakenPaymentToken } from './payment-tokens.js';
 
 // A customer cancels their order: one conditional write of `cancel` on the order item, accepted
 // until the parcel is dispatched. The order is then CANCELLED (CUSTOMER_CANCELLED) whatever the
@@ -85,10 +86,12 @@ export async function cancelOrder(
     return { outcome: 'refused', order: latest, why: refusal(latest) ?? 'it changed while being cancelled; try again' };
   }
   const cancelled = toOrderRecord(written.Attributes as StoredOrderItem);
-  // A charge not made yet will not be: a payment participant starting from now on finds the
-  // cancellation on the order. The card token is not forgotten here but by that participant
-  // (lib/payments.ts): an attempt that charged and died before recording may need it to ask the
-  // provider again, under the same idempotency key, what it charged, so that it is refunded.
+  // A charge not started yet will not be: the card token is forgotten unless a payment attempt has
+  // taken it, and one that comes later finds no token. (Not before the write: a payment that found
+  // no token while the order was not yet cancelled would decline it, and the decline would win.) A
+  // token taken is left to the payment participant: its attempt may have charged and died before
+  // recording, and the next delivery needs the token to ask the provider again (lib/payment-tokens.ts).
+  if (!cancelled.payment) await forgetUntakenPaymentToken(orderId);
   recordDecisionMetrics(cancelled, now);
   try {
     await publishOutcome(cancelled, publish);

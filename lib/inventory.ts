@@ -331,14 +331,17 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
   if (known?.cancel) return skipCancelled(known, items);
   const mine = newMarker('reserve');
   let stopped = false;
-  const outcomes = await eachLine(
-    items,
-    async (item) => {
-      const outcome = await applyLine(orderId, item, mine);
-      if (outcome !== 'applied') stopped = true;
-      return outcome;
-    },
-    () => stopped,
+  const outcomes = await undoneIfFailed(orderId, mine, (applied) =>
+    eachLine(
+      items,
+      async (item) => {
+        const outcome = await applyLine(orderId, item, mine);
+        if (outcome === 'applied') applied.push(item);
+        else stopped = true;
+        return outcome;
+      },
+      () => stopped,
+    ),
   );
   const applied = items.filter((_, index) => outcomes[index] === 'applied');
   if (outcomes.includes('recorded')) {
@@ -400,6 +403,25 @@ async function undoAll(orderId: string, applied: OrderItem[], mine: Marker): Pro
   await eachLine(applied, (item) => undoMarker(orderId, item, mine));
 }
 
+/**
+ * Runs an attempt's step 1 on its lines; when a line fails (another attempt busy on it, a throttled
+ * write), the lines it had marked are undone before the error goes on. Left, its own markers would
+ * turn every retry away until their lease ends (twice the function timeout), longer than the
+ * record's retries last: the event would reach the DLQ with units held. Nothing names this attempt
+ * yet, so undoing is right; if the undo fails too, the lease still frees them.
+ */
+async function undoneIfFailed<T>(orderId: string, mine: Marker, markLines: (applied: OrderItem[]) => Promise<T>): Promise<T> {
+  const applied: OrderItem[] = [];
+  try {
+    return await markLines(applied);
+  } catch (error) {
+    await undoAll(orderId, applied, mine).catch((undoError: unknown) =>
+      logger.warn('Could not undo the stock marks of a failed attempt; their lease frees them', { error: undoError }),
+    );
+    throw error;
+  }
+}
+
 async function settleDuplicate(order: OrderRecord, items: OrderItem[]): Promise<ParticipantCompletion> {
   await tidyMarkers(order, items);
   return { participant: 'inventory', recorded: 'earlier', settle: await settleRecordedEarlier(order, 'inventory') };
@@ -415,14 +437,17 @@ export async function releaseStockForOrder(event: OrderCancelled): Promise<{ rel
   }
   const mine = newMarker('release');
   let stopped = false;
-  const outcomes = await eachLine(
-    order.items,
-    async (item) => {
-      const outcome = await applyLine(order.orderId, item, mine);
-      if (outcome !== 'applied') stopped = true;
-      return outcome;
-    },
-    () => stopped,
+  const outcomes = await undoneIfFailed(order.orderId, mine, (applied) =>
+    eachLine(
+      order.items,
+      async (item) => {
+        const outcome = await applyLine(order.orderId, item, mine);
+        if (outcome === 'applied') applied.push(item);
+        else stopped = true;
+        return outcome;
+      },
+      () => stopped,
+    ),
   );
   const applied = order.items.filter((_, index) => outcomes[index] === 'applied');
   if (applied.length < order.items.length) {

@@ -1,12 +1,20 @@
-import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbDocumentClient } from './aws-clients.js';
+import { unlessConditionFails } from './conditional-write.js';
 import { config } from './config.js';
 
 // The card token travels in no event and is kept on no order. The order API puts it here, in a
-// table only it may write and only the payment function may read and delete (resources/roles.yml);
-// the payment participant reads it to charge and deletes it as soon as the charge is decided. What is
+// table only it may write and only the payment function may read (resources/roles.yml); the
+// payment participant takes it to charge and deletes it as soon as the charge is decided. What is
 // never used (an order whose payment never ran) expires with the table's TTL, after the longest
 // an OrderPlaced event can wait in its queue (the queues' 14-day retention).
+//
+// Taking the token marks it (`chargeStartedAt`) before the provider is called, and the customer's
+// cancellation deletes it only while unmarked. So a token gone after a cancellation means no charge
+// ever started, and a token left means one may have: its attempt may have died before recording it,
+// and the next delivery asks the provider again under the same idempotency key, records the charge
+// and has it refunded (lib/payments.ts). The mark is the durable fact; Powertools' record of the
+// call is not one (it is deleted when the call fails, and expires).
 
 export const PAYMENT_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
 
@@ -15,6 +23,14 @@ interface PaymentTokenItem {
   token: string;
   /** Epoch seconds: DynamoDB TTL deletes the item after this (within a day or two of it). */
   expiresAt: number;
+  /** When a payment attempt first took the token to charge; from then on a charge may stand. */
+  chargeStartedAt?: string;
+}
+
+/** The token, taken to charge: `startedBefore` when an earlier attempt had taken it already. */
+export interface TakenPaymentToken {
+  token: string;
+  startedBefore: boolean;
 }
 
 export async function storePaymentToken(orderId: string, token: string, now: Date = new Date()): Promise<void> {
@@ -22,14 +38,45 @@ export async function storePaymentToken(orderId: string, token: string, now: Dat
   await dynamoDbDocumentClient().send(new PutCommand({ TableName: config.paymentTokensTable(), Item: item }));
 }
 
-/** The order's card token, or undefined once it was used (or expired). */
-export async function findPaymentToken(orderId: string, now: Date = new Date()): Promise<string | undefined> {
-  const { Item } = await dynamoDbDocumentClient().send(
-    new GetCommand({ TableName: config.paymentTokensTable(), Key: { orderId }, ConsistentRead: true }),
+/**
+ * The order's card token, marked as taken for a charge (one conditional write, which also reads
+ * it); undefined once it was used, forgotten by a cancellation, or expired.
+ */
+export async function takePaymentToken(orderId: string, now: Date = new Date()): Promise<TakenPaymentToken | undefined> {
+  const written = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.paymentTokensTable(),
+        Key: { orderId },
+        ConditionExpression: 'attribute_exists(orderId)',
+        UpdateExpression: 'SET chargeStartedAt = if_not_exists(chargeStartedAt, :now)',
+        ExpressionAttributeValues: { ':now': now.toISOString() },
+        // As it was: whether an earlier attempt had taken it is the mark's absence before this write.
+        ReturnValues: 'ALL_OLD',
+      }),
+    ),
   );
-  const item = Item as PaymentTokenItem | undefined;
+  const item = written?.Attributes as PaymentTokenItem | undefined;
   // TTL deletes lazily: an expired item may still be read for a while.
-  return item && item.expiresAt > now.getTime() / 1000 ? item.token : undefined;
+  if (!item || item.expiresAt <= now.getTime() / 1000) return undefined;
+  return { token: item.token, startedBefore: item.chargeStartedAt !== undefined };
+}
+
+/**
+ * The customer's cancellation forgets the token unless a payment attempt has taken it: a charge
+ * not started then never will be (an attempt that comes later finds no token). True when forgotten.
+ */
+export async function forgetUntakenPaymentToken(orderId: string): Promise<boolean> {
+  const deleted = await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new DeleteCommand({
+        TableName: config.paymentTokensTable(),
+        Key: { orderId },
+        ConditionExpression: 'attribute_not_exists(chargeStartedAt)',
+      }),
+    ),
+  );
+  return deleted !== undefined;
 }
 
 /** Forgets the token once the charge is decided (charged or declined). Idempotent. */

@@ -1,9 +1,4 @@
-import {
-  IdempotencyConfig,
-  IdempotencyItemNotFoundError,
-  IdempotencyRecordStatus,
-  makeIdempotent,
-} from '@aws-lambda-powertools/idempotency';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { dynamoDbClient } from './aws-clients.js';
 import { config } from './config.js';
@@ -18,7 +13,7 @@ import {
   skippedForCancellation,
 } from './order-outcome.js';
 import { findOrder, type OrderRecord, type PaymentResult } from './order-store.js';
-import { forgetPaymentToken, findPaymentToken } from './payment-tokens.js';
+import { forgetPaymentToken, takePaymentToken } from './payment-tokens.js';
 import {
   type ChargeOutcome,
   type ChargeRequest,
@@ -73,7 +68,6 @@ export const providerCallIdempotency = new IdempotencyConfig({
   expiresAfterSeconds: 24 * 60 * 60,
 });
 
-const CHARGE_KEY_PREFIX = 'payment-charge';
 const providerCallRecords = () => new DynamoDBPersistenceLayer({ tableName: config.idempotencyTable(), awsSdkV3Client: dynamoDbClient() });
 
 type Guarded = { charge: (request: ChargeRequest) => Promise<ChargeOutcome>; refund: (request: RefundRequest) => Promise<RefundOutcome> };
@@ -90,7 +84,7 @@ export function onceEach(payments: PaymentProvider): Guarded {
       charge: makeIdempotent((request: ChargeRequest) => payments.charge(request), {
         persistenceStore: providerCallRecords(),
         config: providerCallIdempotency,
-        keyPrefix: CHARGE_KEY_PREFIX,
+        keyPrefix: 'payment-charge',
       }),
       refund: makeIdempotent((request: RefundRequest) => payments.refund(request), {
         persistenceStore: providerCallRecords(),
@@ -128,94 +122,34 @@ export async function chargePayment(
  * outage longer than its TTL) is a decline: the order cannot be paid.
  */
 export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvider = paymentProvider()): Promise<ParticipantCompletion> {
-  // The token and the order side by side (no added latency). The order, read eventually consistently
-  // for half a unit, keeps a redelivery from reaching the provider and a cancelled order from being
-  // charged; a stale read only means a charge that the cancellation then refunds.
-  const [token, seen] = await Promise.all([findPaymentToken(event.orderId), findOrder(event.orderId, { consistent: false })]);
-  // No token: used already, expired, or forgotten; the order says which.
-  const known: OrderRecord | undefined = token === undefined ? await loadOrder(event.orderId) : seen;
-  if (known?.cancel && !known.payment) return settleCancelledBeforeCharge(event, known, token, payments);
+  // The token, taken (marked) for a charge, and the order side by side (no added latency). The
+  // order, read eventually consistently for half a unit, keeps a redelivery from reaching the
+  // provider and a cancelled order from being charged; a stale read only means a charge that the
+  // cancellation then refunds (the cancellation cannot forget a token taken meanwhile).
+  const [taken, seen] = await Promise.all([takePaymentToken(event.orderId), findOrder(event.orderId, { consistent: false })]);
+  // No token: used already, expired, or forgotten by a cancellation before any charge; the order says which.
+  const known: OrderRecord | undefined = taken === undefined ? await loadOrder(event.orderId) : seen;
+  const cancelledWhileHeld = taken !== undefined && known?.cancel !== undefined && known.payment === undefined;
+  if (cancelledWhileHeld && !taken.startedBefore) {
+    // Cancelled before any attempt took the token: none charged, and none will (it is gone now).
+    await forgetPaymentToken(event.orderId);
+    return skippedForCancellation(known, 'payment');
+  }
+  // Cancelled after an attempt took the token (its charge may stand unrecorded, the attempt dead):
+  // the same call again, under the same idempotency key, which the provider answers with that charge
+  // (or makes now, if the attempt died before calling); recorded, it is refunded as any charge
+  // recorded after a cancellation. Hence no skip for a cancellation while the token is held: the
+  // order is not passed on, and the result's own condition (written once) still holds.
   const completion = await completeParticipant(
     'payment',
     event.orderId,
     async () =>
-      token === undefined
+      taken === undefined
         ? { outcome: 'REJECTED', at: new Date().toISOString(), declineCode: 'payment details no longer held' }
-        : chargePayment(event.orderId, token, event.data.items, payments),
-    known,
+        : chargePayment(event.orderId, taken.token, event.data.items, payments),
+    cancelledWhileHeld ? undefined : known,
   );
-  if (token !== undefined) await forgetPaymentToken(event.orderId);
-  return completion;
-}
-
-/** An attempt at this order's charge is at the provider now: the record is retried once it is done. */
-export class ChargeInFlightError extends Error {
-  override name = 'ChargeInFlightError';
-}
-
-/** An attempt died at the provider and the card token is gone: only the provider knows; the record ends in the DLQ. */
-export class ChargeOutcomeUnknownError extends Error {
-  override name = 'ChargeOutcomeUnknownError';
-}
-
-/** What earlier attempts did at the provider for an order's charge, from the Powertools record of the call. */
-type EarlierCharge = { state: 'none' | 'in-flight' | 'died' } | { state: 'answered'; outcome: ChargeOutcome };
-
-async function earlierChargeOf(orderId: string): Promise<EarlierCharge> {
-  const records = providerCallRecords();
-  records.configure({ config: providerCallIdempotency, keyPrefix: CHARGE_KEY_PREFIX });
-  try {
-    const record = await records.getRecord({ idempotencyKey: orderId });
-    const status = record.getStatus();
-    if (status === IdempotencyRecordStatus.COMPLETED)
-      return { state: 'answered', outcome: record.getResponse() as unknown as ChargeOutcome };
-    if (status === IdempotencyRecordStatus.EXPIRED) return { state: 'none' };
-    // In progress: alive until the deadline of the invocation that wrote it (its Lambda context).
-    const deadline = record.inProgressExpiryTimestamp;
-    return { state: deadline !== undefined && deadline < Date.now() ? 'died' : 'in-flight' };
-  } catch (error) {
-    if (error instanceof IdempotencyItemNotFoundError) return { state: 'none' };
-    throw error;
-  }
-}
-
-/**
- * OrderPlaced for an order the customer cancelled before its payment was recorded. No charge is
- * started; but an earlier attempt may have charged and died before recording it, and every later
- * delivery finds the cancellation, so none would ever record that charge, nor refund it. So the
- * Powertools record of the provider call says: no call, skip (and forget the token); answered,
- * record that answer; died at the provider, the same call again under the same idempotency key, which
- * the provider answers with the charge it made (or makes it now); still in flight, retry later.
- * A recorded charge is refunded as any charge recorded after a cancellation (settleAfterRecording).
- * One read of the idempotency table, only on this path.
- */
-async function settleCancelledBeforeCharge(
-  event: OrderPlaced,
-  order: OrderRecord,
-  token: string | undefined,
-  payments: PaymentProvider,
-): Promise<ParticipantCompletion> {
-  const earlier = await earlierChargeOf(event.orderId);
-  if (earlier.state === 'in-flight') {
-    throw new ChargeInFlightError(`An attempt at order ${event.orderId}'s charge is at the payment provider; retrying once it is done`);
-  }
-  if (earlier.state === 'died' && token === undefined) {
-    throw new ChargeOutcomeUnknownError(
-      `An attempt at order ${event.orderId}'s charge died at the payment provider and the card token is gone: ask the provider about idempotency key ${event.orderId}, then refund any charge`,
-    );
-  }
-  if (earlier.state === 'none') {
-    if (token !== undefined) await forgetPaymentToken(event.orderId);
-    return skippedForCancellation(order, 'payment');
-  }
-  const completion = await completeParticipant('payment', event.orderId, async () => {
-    if (earlier.state !== 'answered') return chargePayment(event.orderId, token!, event.data.items, payments);
-    const at = new Date().toISOString();
-    return earlier.outcome.status === 'succeeded'
-      ? { outcome: 'SUCCEEDED', at, chargeId: earlier.outcome.chargeId, amount: amountOf(event.data.items) }
-      : { outcome: 'REJECTED', at, declineCode: earlier.outcome.declineCode };
-  });
-  if (token !== undefined) await forgetPaymentToken(event.orderId);
+  if (taken !== undefined) await forgetPaymentToken(event.orderId);
   return completion;
 }
 

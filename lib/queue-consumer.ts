@@ -93,8 +93,7 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
   const handleRecord = (record: SQSRecord): Promise<unknown> =>
     withLogKeys(recordLogKeys(consumer, record), async () => {
       try {
-        // The payload of a claim-check pointer (lib/claim-check.ts): handlers never see the pointer.
-        const event = parseOrderEvent(await payloadOf(record));
+        const event = await eventOf(record, options.participant);
         appendLogKeys({ correlation_id: event.orderId, orderId: event.orderId, eventType: event.eventType });
         logger.info('Handling event');
         if (Number(record.attributes.ApproximateReceiveCount) > 1) consumerMetrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
@@ -102,16 +101,6 @@ export function createQueueConsumer(consumer: string, handlers: OrderEventHandle
         if (faults && chance(faults.transientErrorRate)) throw new InjectedFault('Injected transient error');
         return await handleEvent(event);
       } catch (error) {
-        const late = error instanceof ClaimCheckObjectMissingError ? await lateDuplicateOf(record, options.participant) : undefined;
-        if (late) {
-          // The same event, rebuilt from the order, to the handler, which does what it does for any
-          // duplicate: more than nothing, when an earlier attempt died halfway (a stock marker to settle).
-          logger.info(
-            "Late duplicate: this OrderPlaced's claim-check object was deleted once the order had all three results; handled as rebuilt from the order",
-            { s3Key: (error as ClaimCheckObjectMissingError).pointer.s3Key },
-          );
-          return await handleEvent(late);
-        }
         logger.warn('Record failed; it is retried, and moved to the dead-letter queue after maxReceiveCount receives', { error });
         throw error;
       }
@@ -184,6 +173,26 @@ async function processFifoBatch(
       itemIdentifier: record.messageId,
     })),
   };
+}
+
+/**
+ * A record's event: its body, or the payload of a claim-check pointer (lib/claim-check.ts; handlers
+ * never see the pointer). A late duplicate whose object is gone is rebuilt from its order, and the
+ * handler does what it does for any duplicate: more than nothing, when an earlier attempt of it died
+ * halfway (a stock marker to settle).
+ */
+async function eventOf(record: SQSRecord, participant: Participant | undefined): Promise<OrderEvent> {
+  try {
+    return parseOrderEvent(await payloadOf(record));
+  } catch (error) {
+    const late = error instanceof ClaimCheckObjectMissingError ? await lateDuplicateOf(record, participant) : undefined;
+    if (!late) throw error;
+    logger.info(
+      "Late duplicate: this OrderPlaced's claim-check object was deleted once the order had all three results; handled as rebuilt from the order",
+      { s3Key: (error as ClaimCheckObjectMissingError).pointer.s3Key },
+    );
+    return late;
+  }
 }
 
 /**

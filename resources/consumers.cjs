@@ -65,8 +65,8 @@ module.exports = {
     tables: {
       // The payment simulator's own storage (a flaky test card's attempts).
       PaymentsTable: ['UpdateItem'],
-      // The card token the order API left: read to charge, deleted once the charge is decided.
-      PaymentTokensTable: ['GetItem', 'DeleteItem'],
+      // The card token the order API left: taken (marked and read) to charge, deleted once the charge is decided.
+      PaymentTokensTable: ['UpdateItem', 'DeleteItem'],
       // Powertools idempotency around the provider calls, the one side effect outside DynamoDB.
       IdempotencyTable: ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'],
       OrdersTable: RESULT_ON_ORDER,

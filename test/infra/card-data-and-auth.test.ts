@@ -88,10 +88,11 @@ describe('the card token', () => {
     expect(p.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled ?? false).toBe(false);
   });
 
-  it('is written only by the order API, read and deleted only by the payment function', () => {
+  it('is put only by the order API, taken (marked and read) only by the payment function, deleted by it or a cancellation', () => {
     expect(accessTo(t, stack.stage, 'PaymentTokensTable')).toEqual({
+      cancelOrder: ['dynamodb:DeleteItem'],
       createOrder: ['dynamodb:PutItem'],
-      payment: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
+      payment: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'],
     });
   });
 

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderCancelled, OrderConfirmed, OrderEvent, OrderPlaced } from '../../lib/events.js';
 import { sampleOrder } from '../../local/sample-order.js';
@@ -18,12 +17,15 @@ type Payments = typeof import('../../lib/payments.js');
 type Shipping = typeof import('../../lib/shipping.js');
 type Outcome = typeof import('../../lib/order-outcome.js');
 type Cancel = typeof import('../../lib/cancel-order.js');
+type Tokens = typeof import('../../lib/payment-tokens.js');
 
 let inventory: Inventory;
 let payments: Payments;
 let shipping: Shipping;
 let outcome: Outcome;
 let cancellation: Cancel;
+let tokens: Tokens;
+let TransientProviderError: typeof import('../../lib/payment-provider.js').TransientProviderError;
 let stack: ProvisionedStack;
 const CAPTURE_QUEUE = 'cancel-test-published';
 const CUSTOMER = 'cus_cancel';
@@ -34,13 +36,15 @@ beforeAll(async () => {
   stack = await startProvisionedStack();
   published = await capturePublishedEvents(stack, CAPTURE_QUEUE);
   Object.assign(process.env, { POWERTOOLS_LOG_LEVEL: 'WARN', POWERTOOLS_METRICS_DISABLED: 'true' });
-  [inventory, payments, shipping, outcome, cancellation] = await Promise.all([
+  [inventory, payments, shipping, outcome, cancellation, tokens] = await Promise.all([
     import('../../lib/inventory.js'),
     import('../../lib/payments.js'),
     import('../../lib/shipping.js'),
     import('../../lib/order-outcome.js'),
     import('../../lib/cancel-order.js'),
+    import('../../lib/payment-tokens.js'),
   ]);
+  ({ TransientProviderError } = await import('../../lib/payment-provider.js'));
 }, 120_000);
 
 afterAll(async () => {
@@ -182,17 +186,26 @@ describe('POST /orders/{orderId}/cancel, in the domain', () => {
 
 describe('a charge made by an attempt that died before recording it, then a cancellation', () => {
   // Every delivery after the cancellation finds it; the one after such an attempt must still find
-  // the charge, record it and have it refunded, never leave it standing unrecorded.
-  const chargeRecordKey = (orderId: string) => `payment-charge#${createHash('md5').update(JSON.stringify(orderId)).digest('base64')}`;
+  // the charge, record it and have it refunded, never leave it standing unrecorded. The token is the
+  // durable fact: taken (marked) before the provider is called, forgotten by the cancellation only
+  // while untaken (lib/payment-tokens.ts).
   const tokenOf = async (orderId: string) =>
     (await stack.db.send(new GetCommand({ TableName: stack.table('PaymentTokensTable'), Key: { orderId }, ConsistentRead: true }))).Item;
-  /** A provider that answers a key with the same charge, as a real one does, and counts its calls. */
+  /** A provider that answers a key with the same charge, as a real one does, counts its calls, and can fail the next ones. */
   function countingProvider() {
     const calls: string[] = [];
+    let failures = 0;
     return {
       calls,
+      failNext: (count: number) => {
+        failures = count;
+      },
       charge: async (request: { idempotencyKey: string }) => {
         calls.push(`charge ${request.idempotencyKey}`);
+        if (failures > 0) {
+          failures -= 1;
+          throw new TransientProviderError('provider unavailable');
+        }
         return { status: 'succeeded' as const, chargeId: `ch_${request.idempotencyKey}` };
       },
       refund: async (request: { idempotencyKey: string }) => {
@@ -201,73 +214,59 @@ describe('a charge made by an attempt that died before recording it, then a canc
       },
     };
   }
-  /** The record an invocation leaves when it dies at the provider: in progress, its deadline `deadlineMs` from now. */
-  async function diedAtTheProvider(orderId: string, deadlineMs: number): Promise<void> {
-    await stack.db.send(
-      new PutCommand({
-        TableName: stack.table('IdempotencyTable'),
-        Item: {
-          id: chargeRecordKey(orderId),
-          status: 'INPROGRESS',
-          expiration: Math.floor(Date.now() / 1000) + 3600,
-          in_progress_expiration: Date.now() + deadlineMs,
-        },
-      }),
-    );
-  }
+  const cancelledEventOf = (orderId: string): OrderCancelled => {
+    const event = published(orderId).find((e) => e.eventType === 'OrderCancelled');
+    if (event?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    return event;
+  };
 
-  it('died at the provider: the next delivery asks the provider again under the same key, records the charge, and it is refunded', async () => {
-    const sku = await seedSku(5);
-    const placed = await place(sku);
-    await diedAtTheProvider(placed.orderId, -1000);
-    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+  it('the cancellation keeps the token; the next delivery asks the provider again under the same key, through a failed call, records the charge, and it is refunded', async () => {
+    const placed = await place(await seedSku(5));
     const provider = countingProvider();
+    // The dead attempt: took the token, charged, died before recording (no Powertools record is
+    // left to say so: Powertools deletes it when a call fails, and it expires).
+    expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ startedBefore: false });
+    await provider.charge({ idempotencyKey: placed.orderId });
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(await tokenOf(placed.orderId), 'a taken token is not forgotten by the cancellation').toBeDefined();
+
+    // The provider is down for the next delivery: nothing is concluded from that.
+    provider.failNext(1);
+    await expect(payments.chargeForOrder(placed, provider)).rejects.toBeInstanceOf(TransientProviderError);
+    expect(await tokenOf(placed.orderId)).toBeDefined();
+    expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
 
     expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
     expect((await outcome.loadOrder(placed.orderId)).payment).toMatchObject({ outcome: 'SUCCEEDED', chargeId: `ch_${placed.orderId}` });
     expect(await tokenOf(placed.orderId)).toBeUndefined();
-    const [cancelled] = published(placed.orderId);
-    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
-    expect(await payments.refundForOrder(cancelled, provider)).toMatchObject({ outcome: 'refunded' });
-    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `refund ${placed.orderId}`]);
+    expect(await payments.refundForOrder(cancelledEventOf(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
     expect((await outcome.loadOrder(placed.orderId)).refund).toBeDefined();
+    // The same key every time: one charge at a real provider, refunded.
+    expect(provider.calls).toEqual([...Array(3).fill(`charge ${placed.orderId}`), `refund ${placed.orderId}`]);
   });
 
-  it('answered by the provider: the next delivery records that answer without calling it again, and it is refunded', async () => {
-    const sku = await seedSku(5);
-    const placed = await place(sku);
-    const provider = countingProvider();
-    // The dead attempt's call: answered and stored by Powertools, then the attempt died.
-    await payments.onceEach(provider).charge({ idempotencyKey: placed.orderId, token: 'tok_visa', amount: 2000 });
+  it('cancelled before any attempt took the token: the cancellation forgets it, and a later delivery charges nothing', async () => {
+    const placed = await place(await seedSku(5));
     await cancellation.cancelOrder(CUSTOMER, placed.orderId);
-
-    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
-    expect((await outcome.loadOrder(placed.orderId)).payment).toMatchObject({ outcome: 'SUCCEEDED', chargeId: `ch_${placed.orderId}` });
-    const [cancelled] = published(placed.orderId);
-    if (cancelled?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
-    expect(await payments.refundForOrder(cancelled, provider)).toMatchObject({ outcome: 'refunded' });
-    expect((await outcome.loadOrder(placed.orderId)).refund).toBeDefined();
-    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `refund ${placed.orderId}`]);
-  });
-
-  it('still at the provider: the delivery is turned away, nothing recorded, the token kept for it', async () => {
-    const sku = await seedSku(5);
-    const placed = await place(sku);
-    await diedAtTheProvider(placed.orderId, 60_000);
-    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(await tokenOf(placed.orderId)).toBeUndefined();
     const provider = countingProvider();
 
-    await expect(payments.chargeForOrder(placed, provider)).rejects.toBeInstanceOf(payments.ChargeInFlightError);
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('skipped');
     expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
-    expect(await tokenOf(placed.orderId)).toBeDefined();
     expect(provider.calls).toEqual([]);
   });
 
-  it('no attempt ever called the provider: the delivery skips, and forgets the token', async () => {
-    const sku = await seedSku(5);
-    const placed = await place(sku);
-    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
-    expect(await tokenOf(placed.orderId)).toBeDefined();
+  it('a delivery that takes the token between the cancellation and its forgetting charges nothing, and forgets the token itself', async () => {
+    const placed = await place(await seedSku(5));
+    // The cancellation written, its forgetting of the token not yet.
+    await stack.db.send(
+      new UpdateCommand({
+        TableName: stack.table('OrdersTable'),
+        Key: { orderId: placed.orderId },
+        UpdateExpression: 'SET cancel = :cancel',
+        ExpressionAttributeValues: { ':cancel': { at: new Date().toISOString() } },
+      }),
+    );
     const provider = countingProvider();
 
     expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('skipped');

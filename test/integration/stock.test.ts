@@ -469,6 +469,56 @@ describe('a delivery that is the last of its event settles what earlier attempts
   });
 });
 
+describe('an attempt that fails on one line', () => {
+  // A throttled write, or another attempt busy on a line: the record is retried. The lines this
+  // attempt had marked must not turn those retries away until its lease ends.
+  const throttleOnce = (sku: string) => {
+    let thrown = false;
+    return async ({ input }: Command) => {
+      const marking = input.TableName === inventoryTable() && input.ConditionExpression?.includes('attribute_not_exists(applying.');
+      if (thrown || !marking || !JSON.stringify(input).includes(sku)) return;
+      thrown = true;
+      throw Object.assign(new Error('Rate of requests exceeds the allowed throughput'), { name: 'ThrottlingException' });
+    };
+  };
+
+  it('reserving: the units it took on the other lines go back at once, and the retry reserves', async () => {
+    const [a, b] = [await seedSku(10), await seedSku(10)];
+    const order = await placeOrder([
+      { sku: a, quantity: QUANTITY },
+      { sku: b, quantity: QUANTITY },
+    ]);
+
+    await expect(aroundCalls({ before: throttleOnce(b) }, () => inventory.reserveStockForOrder(placedEvent(order)))).rejects.toThrow(
+      /allowed throughput/,
+    );
+    expect(await stock(a)).toEqual({ available: 10, applying: {} });
+    expect(await stock(b)).toEqual({ available: 10, applying: {} });
+
+    expect((await inventory.reserveStockForOrder(placedEvent(order))).recorded).toBe('SUCCEEDED');
+    expect(await stock(a)).toEqual({ available: 10 - QUANTITY, applying: {} });
+    expect(await stock(b)).toEqual({ available: 10 - QUANTITY, applying: {} });
+  });
+
+  it('releasing: its marks on the other lines go, nothing given back twice, and the retry releases', async () => {
+    const [a, b] = [await seedSku(10), await seedSku(10)];
+    const { cancelled } = await cancelledAfterReserving([
+      { sku: a, quantity: QUANTITY },
+      { sku: b, quantity: QUANTITY },
+    ]);
+
+    await expect(aroundCalls({ before: throttleOnce(b) }, () => inventory.releaseStockForOrder(cancelled))).rejects.toThrow(
+      /allowed throughput/,
+    );
+    expect(await stock(a)).toEqual({ available: 10 - QUANTITY, applying: {} });
+    expect(await stock(b)).toEqual({ available: 10 - QUANTITY, applying: {} });
+
+    expect(await inventory.releaseStockForOrder(cancelled)).toEqual({ releasedLines: 2 });
+    expect(await stock(a)).toEqual({ available: 10, applying: {} });
+    expect(await stock(b)).toEqual({ available: 10, applying: {} });
+  });
+});
+
 describe('an order of several lines', () => {
   it('the second line short: the units taken on the others go back, REJECTED naming the second SKU', async () => {
     const [a, b, c] = [await seedSku(5), await seedSku(1), await seedSku(5)];
