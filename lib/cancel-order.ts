@@ -86,12 +86,18 @@ export async function cancelOrder(
     return { outcome: 'refused', order: latest, why: refusal(latest) ?? 'it changed while being cancelled; try again' };
   }
   const cancelled = toOrderRecord(written.Attributes as StoredOrderItem);
-  // A charge not started yet will not be: the card token is forgotten unless a payment attempt has
+  // A charge not started yet will not be: the card token is forgotten unless a payment delivery has
   // taken it, and one that comes later finds no token. (Not before the write: a payment that found
   // no token while the order was not yet cancelled would decline it, and the decline would win.) A
   // token taken is left to the payment participant: its attempt may have charged and died before
   // recording, and the next delivery needs the token to ask the provider again (lib/payment-tokens.ts).
-  if (!cancelled.payment) await forgetUntakenPaymentToken(orderId);
+  if (!cancelled.payment) {
+    // The cancellation stands whatever happens here: a token left untaken is deleted by the payment
+    // participant's next delivery, or expires.
+    await forgetUntakenPaymentToken(orderId).catch((error: unknown) =>
+      logger.warn('Could not forget the card token of a cancelled order; the payment participant or its TTL does', { error, orderId }),
+    );
+  }
   recordDecisionMetrics(cancelled, now);
   try {
     await publishOutcome(cancelled, publish);

@@ -15,7 +15,9 @@ import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAf
 // moves it on: OrderPlaced while it is PENDING, its outcome once it is decided. Every consumer's
 // work is idempotent, so the parts already done skip it and the missing ones happen. The order
 // leaves the index with its last follow-up; a message left in a DLQ is then a duplicate, harmless
-// to redrive at any time.
+// to redrive at any time. (Except, until redriven, the payment OrderPlaced of an order the customer
+// cancelled while a payment delivery held its card token: the charge that delivery may have made is
+// recorded and refunded only when that message comes again. docs/decisions.md, the card token.)
 
 export interface SweepSummary {
   /** Orders due in the index (up to the cap). */

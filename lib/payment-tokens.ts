@@ -9,12 +9,15 @@ import { config } from './config.js';
 // never used (an order whose payment never ran) expires with the table's TTL, after the longest
 // an OrderPlaced event can wait in its queue (the queues' 14-day retention).
 //
-// Taking the token marks it (`chargeStartedAt`) before the provider is called, and the customer's
-// cancellation deletes it only while unmarked. So a token gone after a cancellation means no charge
-// ever started, and a token left means one may have: its attempt may have died before recording it,
-// and the next delivery asks the provider again under the same idempotency key, records the charge
-// and has it refunded (lib/payments.ts). The mark is the durable fact; Powertools' record of the
-// call is not one (it is deleted when the call fails, and expires).
+// Each payment delivery takes the token by counting itself in (`takes`, in the write that reads it)
+// and gives its take back when its provider call certainly did not go out; the customer's
+// cancellation deletes the token only while no take stands. So after a cancellation a token gone
+// means no charge ever started, and a token left means one may have: its attempt may have died
+// before recording it, and the next delivery asks the provider again under the same idempotency key,
+// records the charge and has it refunded (lib/payments.ts). A delivery that took it first and then
+// found the cancellation deletes it only if no other delivery took it since. The count, not
+// Powertools' record of the call, is the fact that lasts: that record is deleted when a call fails,
+// and expires. A take also moves the TTL on, so a taken token lasts 14 days past its last take.
 
 export const PAYMENT_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
 
@@ -23,56 +26,90 @@ interface PaymentTokenItem {
   token: string;
   /** Epoch seconds: DynamoDB TTL deletes the item after this (within a day or two of it). */
   expiresAt: number;
-  /** When a payment attempt first took the token to charge; from then on a charge may stand. */
-  chargeStartedAt?: string;
+  /** Payment deliveries that took the token and have not given it back: a charge may have started. */
+  takes?: number;
 }
 
-/** The token, taken to charge: `startedBefore` when an earlier attempt had taken it already. */
+/** The token, taken to charge: `take` counts this delivery's take; more than 1, earlier ones stand. */
 export interface TakenPaymentToken {
   token: string;
-  startedBefore: boolean;
+  take: number;
 }
 
 export async function storePaymentToken(orderId: string, token: string, now: Date = new Date()): Promise<void> {
   const item: PaymentTokenItem = { orderId, token, expiresAt: Math.floor(now.getTime() / 1000) + PAYMENT_TOKEN_TTL_SECONDS };
-  await dynamoDbDocumentClient().send(new PutCommand({ TableName: config.paymentTokensTable(), Item: item }));
+  // Once: a slow retry of the same request must not reset the takes of a token already taken.
+  await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new PutCommand({ TableName: config.paymentTokensTable(), Item: item, ConditionExpression: 'attribute_not_exists(orderId)' }),
+    ),
+  );
 }
 
 /**
- * The order's card token, marked as taken for a charge (one conditional write, which also reads
- * it); undefined once it was used, forgotten by a cancellation, or expired.
+ * The order's card token, taken for a charge (one conditional write, which also reads it);
+ * undefined once it was used, forgotten by a cancellation, or expired untaken. A taken token is
+ * returned even past its expiry: a charge may stand that only it can ask the provider about.
  */
 export async function takePaymentToken(orderId: string, now: Date = new Date()): Promise<TakenPaymentToken | undefined> {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
   const written = await unlessConditionFails(() =>
     dynamoDbDocumentClient().send(
       new UpdateCommand({
         TableName: config.paymentTokensTable(),
         Key: { orderId },
-        ConditionExpression: 'attribute_exists(orderId)',
-        UpdateExpression: 'SET chargeStartedAt = if_not_exists(chargeStartedAt, :now)',
-        ExpressionAttributeValues: { ':now': now.toISOString() },
-        // As it was: whether an earlier attempt had taken it is the mark's absence before this write.
-        ReturnValues: 'ALL_OLD',
+        // TTL deletes lazily: an expired item may still be read for a while.
+        ConditionExpression: 'attribute_exists(orderId) AND (expiresAt > :now OR takes > :zero)',
+        UpdateExpression: 'SET expiresAt = :later ADD takes :one',
+        ExpressionAttributeValues: { ':now': nowSeconds, ':later': nowSeconds + PAYMENT_TOKEN_TTL_SECONDS, ':zero': 0, ':one': 1 },
+        ReturnValues: 'ALL_NEW',
       }),
     ),
   );
   const item = written?.Attributes as PaymentTokenItem | undefined;
-  // TTL deletes lazily: an expired item may still be read for a while.
-  if (!item || item.expiresAt <= now.getTime() / 1000) return undefined;
-  return { token: item.token, startedBefore: item.chargeStartedAt !== undefined };
+  return item ? { token: item.token, take: item.takes ?? 1 } : undefined;
+}
+
+/** Gives this delivery's take back: its provider call certainly did not go out (an open circuit, a skip). */
+export async function giveBackPaymentToken(orderId: string): Promise<void> {
+  await unlessConditionFails(() =>
+    dynamoDbDocumentClient().send(
+      new UpdateCommand({
+        TableName: config.paymentTokensTable(),
+        Key: { orderId },
+        ConditionExpression: 'takes > :zero',
+        UpdateExpression: 'ADD takes :minusOne',
+        ExpressionAttributeValues: { ':zero': 0, ':minusOne': -1 },
+      }),
+    ),
+  );
 }
 
 /**
- * The customer's cancellation forgets the token unless a payment attempt has taken it: a charge
- * not started then never will be (an attempt that comes later finds no token). True when forgotten.
+ * The customer's cancellation forgets the token unless a payment delivery has taken it: a charge
+ * not started then never will be (a delivery that comes later finds no token). True when forgotten.
  */
 export async function forgetUntakenPaymentToken(orderId: string): Promise<boolean> {
+  return forgetPaymentTokenIf(orderId, 'attribute_not_exists(takes) OR takes = :zero', { ':zero': 0 });
+}
+
+/**
+ * A delivery that found the order cancelled, its take the only one standing: nothing was charged,
+ * and the token goes. If another delivery took it since (that one may charge, then records it and
+ * has it refunded), this delivery's take is given back instead.
+ */
+export async function forgetPaymentTokenOfSkippedCharge(orderId: string): Promise<void> {
+  if (!(await forgetPaymentTokenIf(orderId, 'takes = :one', { ':one': 1 }))) await giveBackPaymentToken(orderId);
+}
+
+async function forgetPaymentTokenIf(orderId: string, condition: string, values: Record<string, number>): Promise<boolean> {
   const deleted = await unlessConditionFails(() =>
     dynamoDbDocumentClient().send(
       new DeleteCommand({
         TableName: config.paymentTokensTable(),
         Key: { orderId },
-        ConditionExpression: 'attribute_not_exists(chargeStartedAt)',
+        ConditionExpression: condition,
+        ExpressionAttributeValues: values,
       }),
     ),
   );

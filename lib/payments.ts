@@ -13,8 +13,9 @@ import {
   skippedForCancellation,
 } from './order-outcome.js';
 import { findOrder, type OrderRecord, type PaymentResult } from './order-store.js';
-import { forgetPaymentToken, takePaymentToken } from './payment-tokens.js';
+import { forgetPaymentToken, forgetPaymentTokenOfSkippedCharge, giveBackPaymentToken, takePaymentToken } from './payment-tokens.js';
 import {
+  CircuitOpenError,
   type ChargeOutcome,
   type ChargeRequest,
   type GuardedPaymentProvider,
@@ -30,8 +31,9 @@ import {
 // order id is the provider's idempotency key (a provider answers a repeated key with the first
 // charge), and Powertools idempotency keeps a second delivery, or a concurrent one, from calling
 // the provider at all while the first call is in flight or after it answered (its record holds the
-// answer for 24 hours, after which the token is long gone). The result is recorded on the order;
-// the token is deleted once it is.
+// answer for 24 hours). The result is recorded on the order; the token is deleted once it is. The
+// token is taken before the call (lib/payment-tokens.ts), so that a cancellation never forgets the
+// token of a charge that may stand.
 
 /**
  * Orders carry no prices (the catalogue is out of scope for this reference app), so every unit is
@@ -118,35 +120,43 @@ export async function chargePayment(
 /**
  * The payment participant on OrderPlaced: charge with the token the order API left in the payment
  * tokens table, record the result, then forget the token (the charge is decided: a redelivery finds
- * the result recorded and needs no token). A token gone with no result recorded (expired, after an
- * outage longer than its TTL) is a decline: the order cannot be paid.
+ * the result recorded and needs no token). A token gone with no result recorded (expired untaken,
+ * after an outage longer than its TTL) is a decline: the order cannot be paid.
  */
 export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvider = paymentProvider()): Promise<ParticipantCompletion> {
-  // The token, taken (marked) for a charge, and the order side by side (no added latency). The
-  // order, read eventually consistently for half a unit, keeps a redelivery from reaching the
-  // provider and a cancelled order from being charged; a stale read only means a charge that the
-  // cancellation then refunds (the cancellation cannot forget a token taken meanwhile).
+  // The token, taken for a charge, and the order side by side (no added latency). The order, read
+  // eventually consistently for half a unit, keeps a redelivery from reaching the provider and a
+  // cancelled order from being charged; a stale read only means a charge that the cancellation then
+  // refunds (the cancellation cannot forget a token taken meanwhile).
   const [taken, seen] = await Promise.all([takePaymentToken(event.orderId), findOrder(event.orderId, { consistent: false })]);
-  // No token: used already, expired, or forgotten by a cancellation before any charge; the order says which.
+  // No token: used already, expired untaken, or forgotten by a cancellation before any take; the order says which.
   const known: OrderRecord | undefined = taken === undefined ? await loadOrder(event.orderId) : seen;
   const cancelledWhileHeld = taken !== undefined && known?.cancel !== undefined && known.payment === undefined;
-  if (cancelledWhileHeld && !taken.startedBefore) {
-    // Cancelled before any attempt took the token: none charged, and none will (it is gone now).
-    await forgetPaymentToken(event.orderId);
+  if (cancelledWhileHeld && taken.take === 1) {
+    // Cancelled, and no other delivery's take stands: none charged. The token goes, unless a
+    // delivery took it since (that one may charge, and then records it and has it refunded).
+    await forgetPaymentTokenOfSkippedCharge(event.orderId);
     return skippedForCancellation(known, 'payment');
   }
-  // Cancelled after an attempt took the token (its charge may stand unrecorded, the attempt dead):
-  // the same call again, under the same idempotency key, which the provider answers with that charge
-  // (or makes now, if the attempt died before calling); recorded, it is refunded as any charge
-  // recorded after a cancellation. Hence no skip for a cancellation while the token is held: the
+  // Cancelled while an earlier delivery's take stands (its charge may stand unrecorded, its attempt
+  // dead): the same call again, under the same idempotency key, which the provider answers with that
+  // charge (or makes now, if that attempt died before calling); recorded, it is refunded as any
+  // charge recorded after a cancellation. So no skip for a cancellation while the token is held: the
   // order is not passed on, and the result's own condition (written once) still holds.
   const completion = await completeParticipant(
     'payment',
     event.orderId,
-    async () =>
-      taken === undefined
-        ? { outcome: 'REJECTED', at: new Date().toISOString(), declineCode: 'payment details no longer held' }
-        : chargePayment(event.orderId, taken.token, event.data.items, payments),
+    async () => {
+      if (taken === undefined) return { outcome: 'REJECTED', at: new Date().toISOString(), declineCode: 'payment details no longer held' };
+      try {
+        return await chargePayment(event.orderId, taken.token, event.data.items, payments);
+      } catch (error) {
+        // An open circuit never called the provider: this take is given back, so that a
+        // cancellation meanwhile can still forget the token instead of a charge and its refund.
+        if (error instanceof CircuitOpenError) await giveBackPaymentToken(event.orderId);
+        throw error;
+      }
+    },
     cancelledWhileHeld ? undefined : known,
   );
   if (taken !== undefined) await forgetPaymentToken(event.orderId);

@@ -25,6 +25,7 @@ let shipping: Shipping;
 let outcome: Outcome;
 let cancellation: Cancel;
 let tokens: Tokens;
+let awsClients: typeof import('../../lib/aws-clients.js');
 let TransientProviderError: typeof import('../../lib/payment-provider.js').TransientProviderError;
 let stack: ProvisionedStack;
 const CAPTURE_QUEUE = 'cancel-test-published';
@@ -45,6 +46,7 @@ beforeAll(async () => {
     import('../../lib/payment-tokens.js'),
   ]);
   ({ TransientProviderError } = await import('../../lib/payment-provider.js'));
+  awsClients = await import('../../lib/aws-clients.js');
 }, 120_000);
 
 afterAll(async () => {
@@ -194,18 +196,17 @@ describe('a charge made by an attempt that died before recording it, then a canc
   /** A provider that answers a key with the same charge, as a real one does, counts its calls, and can fail the next ones. */
   function countingProvider() {
     const calls: string[] = [];
-    let failures = 0;
+    let failures: Error[] = [];
     return {
       calls,
-      failNext: (count: number) => {
-        failures = count;
+      failNext: (...errors: Error[]) => {
+        failures = errors;
       },
       charge: async (request: { idempotencyKey: string }) => {
-        calls.push(`charge ${request.idempotencyKey}`);
-        if (failures > 0) {
-          failures -= 1;
-          throw new TransientProviderError('provider unavailable');
-        }
+        const failure = failures.shift();
+        // An open circuit fails before the provider: no call goes out.
+        if (failure?.name !== 'CircuitOpenError') calls.push(`charge ${request.idempotencyKey}`);
+        if (failure) throw failure;
         return { status: 'succeeded' as const, chargeId: `ch_${request.idempotencyKey}` };
       },
       refund: async (request: { idempotencyKey: string }) => {
@@ -213,6 +214,42 @@ describe('a charge made by an attempt that died before recording it, then a canc
         return { status: 'refunded' as const, refundId: `re_${request.idempotencyKey}` };
       },
     };
+  }
+  /** The cancellation written on the order, its forgetting of the token not (yet). */
+  const writeCancelOnly = (orderId: string) =>
+    stack.db.send(
+      new UpdateCommand({
+        TableName: stack.table('OrdersTable'),
+        Key: { orderId },
+        UpdateExpression: 'SET cancel = :cancel',
+        ExpressionAttributeValues: { ':cancel': { at: new Date().toISOString() } },
+      }),
+    );
+  /** The OrderCancelled of a cancelled order, as the decider or the sweep publishes it. */
+  const cancelledEventOrNone = (orderId: string): OrderCancelled => ({
+    eventId: `${orderId}:OrderCancelled`,
+    eventType: 'OrderCancelled',
+    orderId,
+    occurredAt: new Date().toISOString(),
+    data: { reason: 'CUSTOMER_CANCELLED' },
+  });
+  /** Runs `before` ahead of each DeleteItem on the tokens table that the code under test sends. */
+  async function aroundTokenDelete<T>(before: () => Promise<void>, body: () => Promise<T>): Promise<T> {
+    const name = `tokenDeleteHook${Math.random()}`;
+    const middlewareStack = awsClients.dynamoDbClient().middlewareStack;
+    middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string };
+        if (context.commandName === 'DeleteItemCommand' && input.TableName === stack.table('PaymentTokensTable')) await before();
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+    try {
+      return await body();
+    } finally {
+      middlewareStack.remove(name);
+    }
   }
   const cancelledEventOf = (orderId: string): OrderCancelled => {
     const event = published(orderId).find((e) => e.eventType === 'OrderCancelled');
@@ -225,13 +262,13 @@ describe('a charge made by an attempt that died before recording it, then a canc
     const provider = countingProvider();
     // The dead attempt: took the token, charged, died before recording (no Powertools record is
     // left to say so: Powertools deletes it when a call fails, and it expires).
-    expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ startedBefore: false });
+    expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ take: 1 });
     await provider.charge({ idempotencyKey: placed.orderId });
     await cancellation.cancelOrder(CUSTOMER, placed.orderId);
     expect(await tokenOf(placed.orderId), 'a taken token is not forgotten by the cancellation').toBeDefined();
 
     // The provider is down for the next delivery: nothing is concluded from that.
-    provider.failNext(1);
+    provider.failNext(new TransientProviderError('provider unavailable'));
     await expect(payments.chargeForOrder(placed, provider)).rejects.toBeInstanceOf(TransientProviderError);
     expect(await tokenOf(placed.orderId)).toBeDefined();
     expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
@@ -258,20 +295,68 @@ describe('a charge made by an attempt that died before recording it, then a canc
 
   it('a delivery that takes the token between the cancellation and its forgetting charges nothing, and forgets the token itself', async () => {
     const placed = await place(await seedSku(5));
-    // The cancellation written, its forgetting of the token not yet.
-    await stack.db.send(
-      new UpdateCommand({
-        TableName: stack.table('OrdersTable'),
-        Key: { orderId: placed.orderId },
-        UpdateExpression: 'SET cancel = :cancel',
-        ExpressionAttributeValues: { ':cancel': { at: new Date().toISOString() } },
-      }),
-    );
+    await writeCancelOnly(placed.orderId);
     const provider = countingProvider();
 
     expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('skipped');
     expect(await tokenOf(placed.orderId)).toBeUndefined();
     expect((await outcome.loadOrder(placed.orderId)).payment).toBeUndefined();
     expect(provider.calls).toEqual([]);
+  });
+
+  it('a delivery that found the cancellation leaves the token to one that took it since: that one charges, records, and it is refunded', async () => {
+    const placed = await place(await seedSku(5));
+    await writeCancelOnly(placed.orderId);
+    const provider = countingProvider();
+    // While the first delivery decides to skip, a second takes the token, charges and dies.
+    let secondRan = false;
+    await aroundTokenDelete(
+      async () => {
+        if (secondRan) return;
+        secondRan = true;
+        expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ take: 2 });
+        await provider.charge({ idempotencyKey: placed.orderId });
+      },
+      async () => expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('skipped'),
+    );
+    expect(secondRan).toBe(true);
+    expect(await tokenOf(placed.orderId), "kept for the second delivery's charge").toMatchObject({ takes: 1 });
+
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
+    expect(await payments.refundForOrder(cancelledEventOrNone(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
+    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `charge ${placed.orderId}`, `refund ${placed.orderId}`]);
+  });
+
+  it('a delivery whose call met an open circuit gives its take back: a cancellation then forgets the token, and nothing is charged', async () => {
+    const placed = await place(await seedSku(5));
+    const provider = countingProvider();
+    const { CircuitOpenError } = await import('../../lib/payment-provider.js');
+    provider.failNext(new CircuitOpenError('Payment provider circuit is open: failing fast'));
+    await expect(payments.chargeForOrder(placed, provider)).rejects.toBeInstanceOf(CircuitOpenError);
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(await tokenOf(placed.orderId)).toBeUndefined();
+
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('skipped');
+    expect(provider.calls).toEqual([]);
+  });
+
+  it('a taken token past its expiry is still used: the charge it may stand for is recorded and refunded', async () => {
+    const placed = await place(await seedSku(5));
+    const provider = countingProvider();
+    expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ take: 1 });
+    await provider.charge({ idempotencyKey: placed.orderId });
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    // Retried for longer than the token's TTL (DynamoDB deletes expired items lazily).
+    await stack.db.send(
+      new UpdateCommand({
+        TableName: stack.table('PaymentTokensTable'),
+        Key: { orderId: placed.orderId },
+        UpdateExpression: 'SET expiresAt = :past',
+        ExpressionAttributeValues: { ':past': Math.floor(Date.now() / 1000) - 60 },
+      }),
+    );
+
+    expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
+    expect(await payments.refundForOrder(cancelledEventOrNone(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
   });
 });
