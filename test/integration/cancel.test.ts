@@ -226,7 +226,7 @@ describe('a charge made by an attempt that died before recording it, then a canc
       }),
     );
   /** The OrderCancelled of a cancelled order, as the decider or the sweep publishes it. */
-  const cancelledEventOrNone = (orderId: string): OrderCancelled => ({
+  const cancelledEventFor = (orderId: string): OrderCancelled => ({
     eventId: `${orderId}:OrderCancelled`,
     eventType: 'OrderCancelled',
     orderId,
@@ -257,14 +257,22 @@ describe('a charge made by an attempt that died before recording it, then a canc
     return event;
   };
 
-  it('the cancellation keeps the token; the next delivery asks the provider again under the same key, through a failed call, records the charge, and it is refunded', async () => {
+  /**
+   * An order whose payment attempt took the token, charged, and died before recording (no
+   * Powertools record is left to say so: Powertools deletes it when a call fails, and it expires),
+   * then cancelled by the customer.
+   */
+  async function chargedByADeadAttemptThenCancelled() {
     const placed = await place(await seedSku(5));
     const provider = countingProvider();
-    // The dead attempt: took the token, charged, died before recording (no Powertools record is
-    // left to say so: Powertools deletes it when a call fails, and it expires).
     expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ take: 1 });
     await provider.charge({ idempotencyKey: placed.orderId });
     await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    return { placed, provider };
+  }
+
+  it('the cancellation keeps the token; the next delivery asks the provider again under the same key, through a failed call, records the charge, and it is refunded', async () => {
+    const { placed, provider } = await chargedByADeadAttemptThenCancelled();
     expect(await tokenOf(placed.orderId), 'a taken token is not forgotten by the cancellation').toBeDefined();
 
     // The provider is down for the next delivery: nothing is concluded from that.
@@ -323,7 +331,7 @@ describe('a charge made by an attempt that died before recording it, then a canc
     expect(await tokenOf(placed.orderId), "kept for the second delivery's charge").toMatchObject({ takes: 1 });
 
     expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
-    expect(await payments.refundForOrder(cancelledEventOrNone(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
+    expect(await payments.refundForOrder(cancelledEventFor(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
     expect(provider.calls).toEqual([`charge ${placed.orderId}`, `charge ${placed.orderId}`, `refund ${placed.orderId}`]);
   });
 
@@ -341,11 +349,7 @@ describe('a charge made by an attempt that died before recording it, then a canc
   });
 
   it('a taken token past its expiry is still used: the charge it may stand for is recorded and refunded', async () => {
-    const placed = await place(await seedSku(5));
-    const provider = countingProvider();
-    expect(await tokens.takePaymentToken(placed.orderId)).toMatchObject({ take: 1 });
-    await provider.charge({ idempotencyKey: placed.orderId });
-    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    const { placed, provider } = await chargedByADeadAttemptThenCancelled();
     // Retried for longer than the token's TTL (DynamoDB deletes expired items lazily).
     await stack.db.send(
       new UpdateCommand({
@@ -357,6 +361,6 @@ describe('a charge made by an attempt that died before recording it, then a canc
     );
 
     expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
-    expect(await payments.refundForOrder(cancelledEventOrNone(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
+    expect(await payments.refundForOrder(cancelledEventFor(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
   });
 });
