@@ -259,13 +259,27 @@ function verdictOn(order: StockRecords, marker: Marker): 'keep' | 'undo' | 'open
  * marker outlives the order's attempts. Reads each line's stock item.
  */
 async function tidyMarkers(order: OrderRecord, items: OrderItem[]): Promise<void> {
+  await settleMarkers(order.orderId, items, async () => order);
+}
+
+/**
+ * Each line's marker of the order, settled by the order's stock records (read only once a marker
+ * is found): kept or undone as they decide; one they do not decide yet goes to `undecided`, if given.
+ */
+async function settleMarkers(
+  orderId: string,
+  items: OrderItem[],
+  recordsOf: () => Promise<StockRecords>,
+  undecided?: (item: OrderItem, marker: Marker) => Promise<void>,
+): Promise<void> {
   await eachLine(items, async (item) => {
-    const value = (await findStockItem(item.sku))?.applying?.[order.orderId];
+    const value = (await findStockItem(item.sku))?.applying?.[orderId];
     if (value === undefined) return;
     const marker = parseMarker(value);
-    const verdict = verdictOn(order, marker);
-    if (verdict === 'keep') await removeMarker(order.orderId, item, marker);
-    if (verdict === 'undo') await undoMarker(order.orderId, item, marker);
+    const verdict = verdictOn(await recordsOf(), marker);
+    if (verdict === 'keep') await removeMarker(orderId, item, marker);
+    if (verdict === 'undo') await undoMarker(orderId, item, marker);
+    if (verdict === 'open') await undecided?.(item, marker);
   });
 }
 
@@ -330,19 +344,7 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
   // cancellation takes the units, records them, and settleAfterRecording asks for the release.)
   if (known?.cancel) return skipCancelled(known, items);
   const mine = newMarker('reserve');
-  let stopped = false;
-  const outcomes = await undoneIfFailed(orderId, mine, (applied) =>
-    eachLine(
-      items,
-      async (item) => {
-        const outcome = await applyLine(orderId, item, mine);
-        if (outcome === 'applied') applied.push(item);
-        else stopped = true;
-        return outcome;
-      },
-      () => stopped,
-    ),
-  );
+  const outcomes = await markLines(orderId, items, mine);
   const applied = items.filter((_, index) => outcomes[index] === 'applied');
   if (outcomes.includes('recorded')) {
     await undoAll(orderId, applied, mine);
@@ -384,15 +386,12 @@ export async function reserveStockForOrder(event: OrderPlaced): Promise<Particip
  */
 async function skipCancelled(order: OrderRecord, items: OrderItem[]): Promise<ParticipantCompletion> {
   let records: StockRecords | undefined;
-  await eachLine(items, async (item) => {
-    const value = (await findStockItem(item.sku))?.applying?.[order.orderId];
-    if (value === undefined) return;
-    const marker = parseMarker(value);
-    records ??= await findStockRecords(order.orderId);
-    const verdict = verdictOn(records, marker);
-    if (verdict === 'keep') await removeMarker(order.orderId, item, marker);
-    else if (verdict === 'undo' || marker.until <= Date.now()) await undoMarker(order.orderId, item, marker);
-    else throw new StockBusyError(`An attempt at order ${order.orderId} is still ${marker.op}ing ${item.sku}; retrying later`);
+  const recordsOf = async () => (records ??= await findStockRecords(order.orderId));
+  await settleMarkers(order.orderId, items, recordsOf, async (item, marker) => {
+    if (marker.until > Date.now()) {
+      throw new StockBusyError(`An attempt at order ${order.orderId} is still ${marker.op}ing ${item.sku}; retrying later`);
+    }
+    await undoMarker(order.orderId, item, marker);
   });
   // Recorded meanwhile, by an attempt that read the order before the cancellation: settled as any duplicate.
   if (records?.inventory) return settleDuplicate(await loadOrder(order.orderId), items);
@@ -404,16 +403,27 @@ async function undoAll(orderId: string, applied: OrderItem[], mine: Marker): Pro
 }
 
 /**
- * Runs an attempt's step 1 on its lines; when a line fails (another attempt busy on it, a throttled
- * write), the lines it had marked are undone before the error goes on. Left, its own markers would
- * turn every retry away until their lease ends (twice the function timeout), longer than the
- * record's retries last: the event would reach the DLQ with units held. Nothing names this attempt
- * yet, so undoing is right; if the undo fails too, the lease still frees them.
+ * Step 1 of an attempt on its lines, LINES_IN_FLIGHT at once, no new line started once one is not
+ * applied (short, or the operation recorded by another attempt). When a line fails (another attempt
+ * busy on it, a throttled write), the lines it had marked are undone before the error goes on.
+ * Left, its own markers would turn every retry away until their lease ends (twice the function
+ * timeout), longer than the record's retries last: the event would reach the DLQ with units held.
+ * Nothing names this attempt yet, so undoing is right; if the undo fails too, the lease still frees them.
  */
-async function undoneIfFailed<T>(orderId: string, mine: Marker, markLines: (applied: OrderItem[]) => Promise<T>): Promise<T> {
+async function markLines(orderId: string, items: OrderItem[], mine: Marker): Promise<Array<LineOutcome | undefined>> {
   const applied: OrderItem[] = [];
+  let stopped = false;
   try {
-    return await markLines(applied);
+    return await eachLine(
+      items,
+      async (item) => {
+        const outcome = await applyLine(orderId, item, mine);
+        if (outcome === 'applied') applied.push(item);
+        else stopped = true;
+        return outcome;
+      },
+      () => stopped,
+    );
   } catch (error) {
     await undoAll(orderId, applied, mine).catch((undoError: unknown) =>
       logger.warn('Could not undo the stock marks of a failed attempt; their lease frees them', { error: undoError }),
@@ -436,19 +446,7 @@ export async function releaseStockForOrder(event: OrderCancelled): Promise<{ rel
     return { releasedLines: 0 };
   }
   const mine = newMarker('release');
-  let stopped = false;
-  const outcomes = await undoneIfFailed(order.orderId, mine, (applied) =>
-    eachLine(
-      order.items,
-      async (item) => {
-        const outcome = await applyLine(order.orderId, item, mine);
-        if (outcome === 'applied') applied.push(item);
-        else stopped = true;
-        return outcome;
-      },
-      () => stopped,
-    ),
-  );
+  const outcomes = await markLines(order.orderId, order.items, mine);
   const applied = order.items.filter((_, index) => outcomes[index] === 'applied');
   if (applied.length < order.items.length) {
     // Another attempt recorded the release meanwhile: it gives the units back, not this one.

@@ -185,11 +185,12 @@ async function eventOf(record: SQSRecord, participant: Participant | undefined):
   try {
     return parseOrderEvent(await payloadOf(record));
   } catch (error) {
-    const late = error instanceof ClaimCheckObjectMissingError ? await lateDuplicateOf(record, participant) : undefined;
+    if (!(error instanceof ClaimCheckObjectMissingError)) throw error;
+    const late = await lateDuplicateOf(record, participant);
     if (!late) throw error;
     logger.info(
       "Late duplicate: this OrderPlaced's claim-check object was deleted once the order had all three results; handled as rebuilt from the order",
-      { s3Key: (error as ClaimCheckObjectMissingError).pointer.s3Key },
+      { s3Key: error.pointer.s3Key },
     );
     return late;
   }
@@ -246,21 +247,20 @@ async function injectInvocationFaults(
   const timeout = !crash && chance(faults.timeoutRate);
   if (!crash && !timeout) return;
   const handled = event.Records.slice(0, Math.ceil(event.Records.length / 2));
-  if (crash) {
-    // From a FIFO queue in order, as the batch itself would be.
+  // From a FIFO queue in order, as the batch itself would be.
+  const handleHalf = async () => {
     if (fifo) for (const record of handled) await handleRecord(record).catch(() => undefined);
     else await Promise.allSettled(handled.map(handleRecord));
+  };
+  if (crash) {
+    await handleHalf();
     throw new InjectedFault(`Injected crash after ${handled.length} of ${event.Records.length} records`);
   }
   // A timeout: the records start, and a moment later (0-30 ms, mid-work) the invocation hangs until
   // its timeout stops it. What its records had written stays as they left it, halfway through their
   // steps: the state a later delivery of each must heal.
   logger.warn(`Injected timeout with ${handled.length} of ${event.Records.length} records in flight`);
-  const work = fifo
-    ? (async () => {
-        for (const record of handled) await handleRecord(record).catch(() => undefined);
-      })()
-    : Promise.allSettled(handled.map(handleRecord));
+  const work = handleHalf();
   await sleep(Math.floor(fraction() * 30));
   await hang(context.getRemainingTimeInMillis() + 1000);
   await work;

@@ -80,10 +80,8 @@ export interface StockAccount {
   sku: string;
   initial: number;
   available: number;
-  /** Stock markers left on the SKU's item: changes not recorded or not tidied. */
-  markers: number;
-  /** The same markers, as `orderId marker`: what the report explains when any is left. */
-  leftMarkers: string[];
+  /** Stock markers left on the SKU's item, each with its order: changes not recorded or not tidied. */
+  markers: Array<{ orderId: string; marker: string }>;
   /** The confirmed orders' units of this SKU: what must have left the stock. */
   soldExpected: number;
 }
@@ -797,13 +795,11 @@ async function accountStock(run: ChaosRun, placed: PlacedOrder[], confirmed: Set
   const markers = await markersLeft(run.db, run.tables.inventory, run.initialStock.keys());
   for (const [sku, start] of run.initialStock) {
     const { Item } = await run.db.send(new GetCommand({ TableName: run.tables.inventory, Key: { sku }, ConsistentRead: true }));
-    const left = Object.entries(markers.get(sku) ?? {}).map(([orderId, marker]) => `${orderId} ${marker}`);
     stock.push({
       sku,
       initial: start,
       available: Number(Item?.available),
-      markers: left.length,
-      leftMarkers: left,
+      markers: Object.entries(markers.get(sku) ?? {}).map(([orderId, marker]) => ({ orderId, marker })),
       soldExpected: soldExpected.get(sku) ?? 0,
     });
   }
@@ -814,8 +810,7 @@ async function accountStock(run: ChaosRun, placed: PlacedOrder[], confirmed: Set
 async function markerStories(run: ChaosRun, final: ChaosAccount, logs: LogWatch): Promise<string[]> {
   const stories: string[] = [];
   for (const st of final.stock) {
-    for (const left of st.leftMarkers) {
-      const [orderId = '', marker = ''] = left.split(' ');
+    for (const { orderId, marker } of st.markers) {
       const { Item } = await run.db.send(new GetCommand({ TableName: run.tables.orders, Key: { orderId }, ConsistentRead: true }));
       const records = { status: Item?.status, inventory: Item?.inventory, release: Item?.release, cancel: Item?.cancel };
       stories.push(
@@ -841,7 +836,7 @@ function digestOf(orders: Map<string, OrderRecord>, charges: Set<string>, refund
       ])
       .sort(),
     ledger: [...[...charges].map((id) => `${id}:CHARGE`), ...[...refunds].map((id) => `${id}:REFUND`)].sort(),
-    stock: stock.map((st) => [st.sku, st.available, st.markers]),
+    stock: stock.map((st) => [st.sku, st.available, st.markers.length]),
   });
 }
 
@@ -965,7 +960,7 @@ function checkAccount(label: string, account: ChaosAccount): ChaosCheck[] {
     ledger.standingCharges === orders.CONFIRMED && ledger.chargesOnCancelled.length === 0 && ledger.confirmedWithoutCharge.length === 0,
     `${ledger.standingCharges} standing charge(s) (CHARGE without REFUND), ${orders.CONFIRMED} confirmed; on non-confirmed orders: ${ledger.chargesOnCancelled.length}${sampleOf(ledger.chargesOnCancelled)}, confirmed without: ${ledger.confirmedWithoutCharge.length}${sampleOf(ledger.confirmedWithoutCharge)}`,
   );
-  const markersLeftCount = stock.reduce((sum, st) => sum + st.markers, 0);
+  const markersLeftCount = stock.reduce((sum, st) => sum + st.markers.length, 0);
   check('no stock marker left', markersLeftCount === 0, `${markersLeftCount} marker(s) left`);
   check(
     'stock = initial - confirmed units, never negative',
@@ -1033,7 +1028,7 @@ export function formatChaosReport(result: ChaosResult): string {
   );
   lines.push(`${'sku'.padEnd(30)}${pad('initial', 9)}${pad('available', 11)}${pad('sold', 7)}${pad('markers', 9)}`);
   for (const s of result.final.stock) {
-    lines.push(`${s.sku.padEnd(30)}${pad(s.initial, 9)}${pad(s.available, 11)}${pad(s.soldExpected, 7)}${pad(s.markers, 9)}`);
+    lines.push(`${s.sku.padEnd(30)}${pad(s.initial, 9)}${pad(s.available, 11)}${pad(s.soldExpected, 7)}${pad(s.markers.length, 9)}`);
   }
   for (const story of result.markerStories) lines.push(story);
   const d = result.duplicates;
