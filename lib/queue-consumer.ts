@@ -231,8 +231,9 @@ export function recordLogKeys(consumer: string, record: SQSRecord): Record<strin
 
 /**
  * With faults asked for (local runtime and tests only): added latency, or an invocation that
- * handles half its batch and then crashes or outlives its timeout. Either way Lambda deletes
- * nothing, so the handled half comes back: a real duplicate delivery for idempotency to absorb.
+ * handles half its batch and then crashes, or hangs with that half in flight until its timeout.
+ * Either way Lambda deletes nothing, so that half comes back: a real duplicate delivery, or work
+ * left halfway, for the next delivery to absorb.
  */
 async function injectInvocationFaults(
   event: SQSEvent,
