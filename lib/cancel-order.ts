@@ -5,7 +5,7 @@ import { config } from './config.js';
 import { logger } from './observability.js';
 import { PARTICIPANTS } from './order-schema.js';
 import { publishOrderEvent } from './order-events-topic.js';
-import { publishOutcome, recordDecisionMetrics } from './order-outcome.js';
+import { publishOutcome, recordDecisionMetrics, recordPaymentTokenForgotten } from './order-outcome.js';
 import { findOrder, type OrderRecord, secondsAfter, type StoredOrderItem, sweepShardOf, toOrderRecord } from './order-store.js';
 import { forgetUntakenPaymentToken } from './payment-tokens.js';
 
@@ -91,12 +91,17 @@ export async function cancelOrder(
   // no token while the order was not yet cancelled would decline it, and the decline would win.) A
   // token taken is left to the payment participant: its attempt may have charged and died before
   // recording, and the next delivery needs the token to ask the provider again (lib/payment-tokens.ts).
+  // Until the token is known forgotten (or a payment result recorded), the order's payment is not
+  // settled (`payment:settled`): the sweep keeps it and has the payment participant settle it.
   if (!cancelled.payment) {
-    // The cancellation stands whatever happens here: a token left untaken is deleted by the payment
-    // participant's next delivery, or expires.
-    await forgetUntakenPaymentToken(orderId).catch((error: unknown) =>
-      logger.warn('Could not forget the card token of a cancelled order; the payment participant or its TTL does', { error, orderId }),
-    );
+    // The cancellation stands whatever happens here: a token left is settled by the payment
+    // participant (asked by the sweep if no delivery of its own comes), or expires.
+    try {
+      if (await forgetUntakenPaymentToken(orderId)) await recordPaymentTokenForgotten(orderId, now);
+      else logger.info('Cancelled while a payment delivery holds the card token: the payment participant settles it', { orderId });
+    } catch (error) {
+      logger.warn('Could not forget the card token of a cancelled order; the payment participant settles it', { error, orderId });
+    }
   }
   recordDecisionMetrics(cancelled, now);
   try {

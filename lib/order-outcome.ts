@@ -255,7 +255,7 @@ export function recordDecisionMetrics(order: OrderRecord, now: Date = new Date()
   if (Number.isFinite(elapsedMs) && elapsedMs >= 0) singleMetric().addMetric('OrderPlacedToDecided', MetricUnit.Milliseconds, elapsedMs);
 }
 
-export type FollowUp = 'dispatchedAt' | 'release' | 'refund' | 'shipmentCancelledAt';
+export type FollowUp = 'dispatchedAt' | 'release' | 'refund' | 'shipmentCancelledAt' | 'paymentTokenForgottenAt';
 /** Attributes a follow-up's write may require absent: other follow-ups, and the customer's cancellation. */
 type Absent = FollowUp | 'cancel';
 
@@ -272,8 +272,14 @@ export async function recordFollowUp(
   value: unknown,
   options: { requiresSucceeded: Participant[]; requiresAbsent?: Absent[]; last: boolean },
 ): Promise<boolean> {
-  const names: Record<string, string> = { '#followUp': followUp, '#outcome': 'outcome' };
+  const names: Record<string, string> = { '#followUp': followUp };
+  const values: Record<string, unknown> = { ':value': value };
   const conditions = ['attribute_exists(orderId)', 'attribute_not_exists(#followUp)'];
+  // DynamoDB refuses names and values that no expression uses.
+  if (options.requiresSucceeded.length > 0) {
+    names['#outcome'] = 'outcome';
+    values[':succeeded'] = 'SUCCEEDED';
+  }
   options.requiresSucceeded.forEach((participant, i) => {
     names[`#p${i}`] = participant;
     conditions.push(`#p${i}.#outcome = :succeeded`);
@@ -290,7 +296,7 @@ export async function recordFollowUp(
         ConditionExpression: conditions.join(' AND '),
         UpdateExpression: `SET #followUp = :value${options.last ? ' REMOVE sweepShard, sweepDueAt, sweepAttempts' : ''}`,
         ExpressionAttributeNames: names,
-        ExpressionAttributeValues: { ':value': value, ':succeeded': 'SUCCEEDED' },
+        ExpressionAttributeValues: values,
         ReturnValues: options.last ? 'NONE' : 'ALL_NEW',
       }),
     ),
@@ -299,6 +305,15 @@ export async function recordFollowUp(
   const after = written.Attributes as StoredOrderItem | undefined;
   if (after?.sweepShard !== undefined && missingFollowUps(after).length === 0) await leaveSweepIndex(orderId);
   return true;
+}
+
+/**
+ * Records that a cancelled order's card token was deleted with no charge made (the cancellation's
+ * forgetting, or a payment delivery's skip): its payment is settled (`payment:settled`), and the
+ * sweep stops asking the payment participant for it. Once; a later call changes nothing.
+ */
+export async function recordPaymentTokenForgotten(orderId: string, now: Date = new Date()): Promise<void> {
+  await recordFollowUp(orderId, 'paymentTokenForgottenAt', now.toISOString(), { requiresSucceeded: [], last: false });
 }
 
 /** A finished order leaves the sweep's index (the sweep does the same for one it finds finished). */

@@ -81,6 +81,13 @@ export interface StoredOrder extends ParticipantResults {
   release?: { at: string; attempt: string };
   refund?: { at: string; refundId: string };
   shipmentCancelledAt?: string;
+  /**
+   * When the card token of a cancelled order was deleted with no charge made (by the cancellation,
+   * or by a payment delivery that found it): nothing for the payment participant to settle. A
+   * cancelled order with neither this nor a payment result may have a charge standing that only a
+   * payment delivery can find (its attempt died holding the token): `payment:settled` is missing.
+   */
+  paymentTokenForgottenAt?: string;
   /** Set when the order API's publish of OrderPlaced failed: a replay of the request publishes again. */
   placedPublishFailedAt?: string;
   /**
@@ -183,7 +190,8 @@ export function decideOutcome(results: ParticipantResults & Pick<StoredOrder, 'c
 /**
  * The follow-ups a decided order still lacks, as `participant:entry`: a confirmed order's parcel
  * dispatched; a cancelled order's compensations, for each participant that had done its part
- * (reserved, charged, prepared). Empty when the order is finished or undecided.
+ * (reserved, charged, prepared), and its payment settled: a result recorded (then refunded if a
+ * charge), or the card token known forgotten with no charge. Empty when the order is finished or undecided.
  */
 export function missingFollowUps(order: Omit<StoredOrder, 'items'>): string[] {
   const decision = decideOutcome(order);
@@ -193,6 +201,7 @@ export function missingFollowUps(order: Omit<StoredOrder, 'items'>): string[] {
     if (order.inventory?.outcome === 'SUCCEEDED' && !order.release) missing.push('inventory:released');
     if (order.payment?.outcome === 'SUCCEEDED' && !order.refund) missing.push('payment:refunded');
     if (order.shipping?.outcome === 'SUCCEEDED' && !order.shipmentCancelledAt) missing.push('shipping:cancelled');
+    if (!order.payment && !order.paymentTokenForgottenAt) missing.push('payment:settled');
   }
   return missing;
 }

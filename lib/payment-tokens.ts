@@ -95,11 +95,13 @@ export async function forgetUntakenPaymentToken(orderId: string): Promise<boolea
 
 /**
  * A delivery that found the order cancelled, its take the only one standing: nothing was charged,
- * and the token goes. If another delivery took it since (that one may charge, then records it and
- * has it refunded), this delivery's take is given back instead.
+ * and the token goes (true). If another delivery took it since (that one may charge, then records
+ * it and has it refunded), this delivery's take is given back instead (false).
  */
-export async function forgetPaymentTokenOfSkippedCharge(orderId: string): Promise<void> {
-  if (!(await forgetPaymentTokenIf(orderId, 'takes = :one', { ':one': 1 }))) await giveBackPaymentToken(orderId);
+export async function forgetPaymentTokenOfSkippedCharge(orderId: string): Promise<boolean> {
+  if (await forgetPaymentTokenIf(orderId, 'takes = :one', { ':one': 1 })) return true;
+  await giveBackPaymentToken(orderId);
+  return false;
 }
 
 async function forgetPaymentTokenIf(orderId: string, condition: string, values: Record<string, number>): Promise<boolean> {

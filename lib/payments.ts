@@ -10,6 +10,7 @@ import {
   loadOrder,
   type ParticipantCompletion,
   recordFollowUp,
+  recordPaymentTokenForgotten,
   skippedForCancellation,
 } from './order-outcome.js';
 import { findOrder, type OrderRecord, type PaymentResult } from './order-store.js';
@@ -135,8 +136,13 @@ export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvid
   if (cancelledWhileHeld && taken.take === 1) {
     // Cancelled, and no other delivery's take stands: none charged. The token goes, unless a
     // delivery took it since (that one may charge, and then records it and has it refunded).
-    await forgetPaymentTokenOfSkippedCharge(event.orderId);
+    if (await forgetPaymentTokenOfSkippedCharge(event.orderId)) await recordPaymentTokenForgotten(event.orderId);
     return skippedForCancellation(known, 'payment');
+  }
+  if (taken === undefined && known?.cancel !== undefined && known.payment === undefined && !known.paymentTokenForgottenAt) {
+    // Cancelled, the token gone and no charge recorded: it was forgotten untaken (or by a skip like
+    // the one above) and never used, as a charge is recorded before its token is deleted. Settled.
+    await recordPaymentTokenForgotten(event.orderId);
   }
   // Cancelled while an earlier delivery's take stands (its charge may stand unrecorded, its attempt
   // dead): the same call again, under the same idempotency key, which the provider answers with that

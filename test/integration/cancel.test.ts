@@ -363,4 +363,58 @@ describe('a charge made by an attempt that died before recording it, then a canc
     expect((await payments.chargeForOrder(placed, provider)).recorded).toBe('SUCCEEDED');
     expect(await payments.refundForOrder(cancelledEventFor(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
   });
+
+  /** One run of the sweep as if its time had come, capturing what it publishes for this order. */
+  async function sweepFor(orderId: string): Promise<OrderEvent[]> {
+    const { sweepUnfinishedOrders } = await import('../../lib/order-sweep.js');
+    const events: OrderEvent[] = [];
+    await sweepUnfinishedOrders({
+      now: new Date(Date.now() + 2 * 24 * 3600 * 1000),
+      publish: async (event) => {
+        if (event.orderId === orderId) events.push(event);
+        return undefined;
+      },
+    });
+    return events;
+  }
+  const missingOf = async (orderId: string) =>
+    (await import('../../lib/order-store.js')).missingFollowUps(await outcome.loadOrder(orderId));
+
+  it('its OrderPlaced never comes again (left in a DLQ): the sweep asks the payment participant, and the charge is recorded and refunded', async () => {
+    const { placed, provider } = await chargedByADeadAttemptThenCancelled();
+    await deliverCancellations(placed.orderId);
+    expect(await missingOf(placed.orderId), 'kept in the sweep while a charge may stand').toEqual(['payment:settled']);
+
+    const swept = await sweepFor(placed.orderId);
+    expect(swept.map((event) => event.eventId)).toEqual([placed.eventId]);
+    const [again] = swept;
+    if (again?.eventType !== 'OrderPlaced') throw new Error('expected OrderPlaced');
+    expect((await payments.chargeForOrder(again, provider)).recorded).toBe('SUCCEEDED');
+    expect(await payments.refundForOrder(cancelledEventFor(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
+    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `charge ${placed.orderId}`, `refund ${placed.orderId}`]);
+    expect(await missingOf(placed.orderId)).toEqual([]);
+    expect(await sweepFor(placed.orderId), 'finished: nothing more').toEqual([]);
+    expect((await outcome.loadOrder(placed.orderId)).sweepShard, 'out of the index').toBeUndefined();
+  });
+
+  it('cancelled without its token forgotten (a crash between the two): the sweep has payment forget it, and nothing is charged', async () => {
+    const placed = await place(await seedSku(5));
+    await writeCancelOnly(placed.orderId);
+    const provider = countingProvider();
+    expect(await missingOf(placed.orderId)).toEqual(['payment:settled']);
+
+    const [again] = await sweepFor(placed.orderId);
+    if (again?.eventType !== 'OrderPlaced') throw new Error('expected OrderPlaced');
+    expect((await payments.chargeForOrder(again, provider)).recorded).toBe('skipped');
+    expect(await tokenOf(placed.orderId)).toBeUndefined();
+    expect(provider.calls).toEqual([]);
+    expect(await missingOf(placed.orderId)).toEqual([]);
+  });
+
+  it('a cancellation that forgot the token leaves nothing to settle', async () => {
+    const placed = await place(await seedSku(5));
+    await cancellation.cancelOrder(CUSTOMER, placed.orderId);
+    expect(await missingOf(placed.orderId)).toEqual([]);
+    expect(await sweepFor(placed.orderId)).toEqual([]);
+  });
 });
