@@ -22,7 +22,7 @@ import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAf
 export interface SweepSummary {
   /** Orders due in the index (up to the cap). */
   due: number;
-  /** OrderPlaced published again for a PENDING order. */
+  /** OrderPlaced published again: for a PENDING order, or a cancelled one whose payment is not settled. */
   republishedPlaced: number;
   /** Outcome published again: never published, or a follow-up missing. */
   republishedOutcome: number;

@@ -17,15 +17,17 @@ import { config } from './config.js';
 // records the charge and has it refunded (lib/payments.ts). A delivery that took it first and then
 // found the cancellation deletes it only if no other delivery took it since. The count, not
 // Powertools' record of the call, is the fact that lasts: that record is deleted when a call fails,
-// and expires. A take also moves the TTL on, so a taken token lasts 14 days past its last take.
+// and expires. A taken token does not expire: a take removes its TTL attribute, and the give-back
+// that leaves no take standing puts it back. So a token gone means forgotten, used by a recorded
+// charge, or expired untaken, never that a charge which may stand lost the token that finds it.
 
 export const PAYMENT_TOKEN_TTL_SECONDS = 14 * 24 * 60 * 60;
 
 interface PaymentTokenItem {
   orderId: string;
   token: string;
-  /** Epoch seconds: DynamoDB TTL deletes the item after this (within a day or two of it). */
-  expiresAt: number;
+  /** Epoch seconds: DynamoDB TTL deletes the item after this (within a day or two of it). Absent while taken. */
+  expiresAt?: number;
   /** Payment deliveries that took the token and have not given it back: a charge may have started. */
   takes?: number;
 }
@@ -47,9 +49,9 @@ export async function storePaymentToken(orderId: string, token: string, now: Dat
 }
 
 /**
- * The order's card token, taken for a charge (one conditional write, which also reads it);
- * undefined once it was used, forgotten by a cancellation, or expired untaken. A taken token is
- * returned even past its expiry: a charge may stand that only it can ask the provider about.
+ * The order's card token, taken for a charge (one conditional write, which also reads it, and
+ * takes the TTL off: a charge may stand that only this token can ask the provider about);
+ * undefined once it was used, forgotten by a cancellation, or expired untaken.
  */
 export async function takePaymentToken(orderId: string, now: Date = new Date()): Promise<TakenPaymentToken | undefined> {
   const nowSeconds = Math.floor(now.getTime() / 1000);
@@ -58,10 +60,11 @@ export async function takePaymentToken(orderId: string, now: Date = new Date()):
       new UpdateCommand({
         TableName: config.paymentTokensTable(),
         Key: { orderId },
-        // TTL deletes lazily: an expired item may still be read for a while.
-        ConditionExpression: 'attribute_exists(orderId) AND (expiresAt > :now OR takes > :zero)',
-        UpdateExpression: 'SET expiresAt = :later ADD takes :one',
-        ExpressionAttributeValues: { ':now': nowSeconds, ':later': nowSeconds + PAYMENT_TOKEN_TTL_SECONDS, ':zero': 0, ':one': 1 },
+        // TTL deletes lazily: an expired untaken item may still be read for a while. (`takes` for a
+        // token taken while takes still moved its TTL on, before 2026-11-27.)
+        ConditionExpression: 'attribute_exists(orderId) AND (attribute_not_exists(expiresAt) OR expiresAt > :now OR takes > :zero)',
+        UpdateExpression: 'REMOVE expiresAt ADD takes :one',
+        ExpressionAttributeValues: { ':now': nowSeconds, ':zero': 0, ':one': 1 },
         ReturnValues: 'ALL_NEW',
       }),
     ),
@@ -70,19 +73,31 @@ export async function takePaymentToken(orderId: string, now: Date = new Date()):
   return item ? { token: item.token, take: item.takes ?? 1 } : undefined;
 }
 
-/** Gives this delivery's take back: its provider call certainly did not go out (an open circuit, a skip). */
-export async function giveBackPaymentToken(orderId: string): Promise<void> {
-  await unlessConditionFails(() =>
-    dynamoDbDocumentClient().send(
-      new UpdateCommand({
-        TableName: config.paymentTokensTable(),
-        Key: { orderId },
-        ConditionExpression: 'takes > :zero',
-        UpdateExpression: 'ADD takes :minusOne',
-        ExpressionAttributeValues: { ':zero': 0, ':minusOne': -1 },
-      }),
-    ),
-  );
+/**
+ * Gives this delivery's take back: its provider call certainly did not go out (an open circuit, a
+ * skip). The last take given back puts the TTL back on, 14 days from now; while another take
+ * stands the token stays without one.
+ */
+export async function giveBackPaymentToken(orderId: string, now: Date = new Date()): Promise<void> {
+  const later = Math.floor(now.getTime() / 1000) + PAYMENT_TOKEN_TTL_SECONDS;
+  // Two conditional writes, not a read: whichever matches the count at that moment. Both refused:
+  // no take stands (the token is gone), or the count moved between them: once more, a few times.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const giveBack = (condition: string, update: string, values: Record<string, number>) =>
+      unlessConditionFails(() =>
+        dynamoDbDocumentClient().send(
+          new UpdateCommand({
+            TableName: config.paymentTokensTable(),
+            Key: { orderId },
+            ConditionExpression: condition,
+            UpdateExpression: update,
+            ExpressionAttributeValues: { ':minusOne': -1, ':one': 1, ...values },
+          }),
+        ),
+      );
+    if (await giveBack('takes = :one', 'SET expiresAt = :later ADD takes :minusOne', { ':later': later })) return;
+    if (await giveBack('takes > :one', 'ADD takes :minusOne', {})) return;
+  }
 }
 
 /**

@@ -140,8 +140,9 @@ export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvid
     return skippedForCancellation(known, 'payment');
   }
   if (taken === undefined && known?.cancel !== undefined && known.payment === undefined && !known.paymentTokenForgottenAt) {
-    // Cancelled, the token gone and no charge recorded: it was forgotten untaken (or by a skip like
-    // the one above) and never used, as a charge is recorded before its token is deleted. Settled.
+    // Cancelled, the token gone and no charge recorded: forgotten untaken (or by a skip like the one
+    // above), or expired untaken; never used, as a charge is recorded before its token is deleted
+    // and a taken token does not expire. Settled.
     await recordPaymentTokenForgotten(event.orderId);
   }
   // Cancelled while an earlier delivery's take stands (its charge may stand unrecorded, its attempt

@@ -417,4 +417,27 @@ describe('a charge made by an attempt that died before recording it, then a canc
     expect(await missingOf(placed.orderId)).toEqual([]);
     expect(await sweepFor(placed.orderId)).toEqual([]);
   });
+
+  // An outside review: DynamoDB's TTL deleted a taken token 14 days after its last take, and the
+  // delivery that then found no token recorded the order settled with its charge standing.
+  it('a taken token does not expire: a take takes its TTL off, and the last take given back puts it back', async () => {
+    const placed = await place(await seedSku(5));
+    expect(await tokenOf(placed.orderId)).toHaveProperty('expiresAt');
+    await tokens.takePaymentToken(placed.orderId);
+    await tokens.takePaymentToken(placed.orderId);
+    expect(await tokenOf(placed.orderId)).toMatchObject({ takes: 2 });
+    expect(await tokenOf(placed.orderId), 'taken: kept until its charge is settled').not.toHaveProperty('expiresAt');
+    await tokens.giveBackPaymentToken(placed.orderId);
+    expect(await tokenOf(placed.orderId)).toMatchObject({ takes: 1 });
+    expect(await tokenOf(placed.orderId), 'another take stands').not.toHaveProperty('expiresAt');
+    const now = new Date();
+    await tokens.giveBackPaymentToken(placed.orderId, now);
+    expect(await tokenOf(placed.orderId)).toMatchObject({
+      takes: 0,
+      expiresAt: Math.floor(now.getTime() / 1000) + tokens.PAYMENT_TOKEN_TTL_SECONDS,
+    });
+    // Nothing left to give back: nothing changes.
+    await tokens.giveBackPaymentToken(placed.orderId);
+    expect(await tokenOf(placed.orderId)).toMatchObject({ takes: 0 });
+  });
 });
