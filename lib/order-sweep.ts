@@ -12,17 +12,18 @@ import { findOrder, missingFollowUps, type OrderRecord, placedEventOf, secondsAf
 // carries the keys of the sparse UnfinishedOrders index, with the time the sweep should next look
 // at it. When that time has come the order is stuck somewhere (a publish lost, a message that ran
 // out of receives into a DLQ during an outage), and the sweep publishes again the one event that
-// moves it on: OrderPlaced while it is PENDING, its outcome once it is decided, and OrderPlaced
-// again for a cancelled order whose payment is not settled (no result recorded, the card token not
-// known forgotten: a delivery that died holding it may have charged). Every consumer's work is
-// idempotent, so the parts already done skip it and the missing ones happen. The order leaves the
-// index with its last follow-up; a message left in a DLQ is then a duplicate, harmless to redrive
-// at any time.
+// moves it on: OrderPlaced while it is PENDING, its outcome once it is decided. Every consumer's
+// work is idempotent, so the parts already done skip it and the missing ones happen. A cancelled
+// order's payment counts as missing until it is settled (a result recorded, or the card token known
+// forgotten): the payment participant's handling of OrderCancelled settles it (lib/payments.ts), so
+// a charge made by a delivery that died holding the token is found without that delivery's message.
+// The order leaves the index with its last follow-up; a message left in a DLQ is then a duplicate,
+// harmless to redrive at any time.
 
 export interface SweepSummary {
   /** Orders due in the index (up to the cap). */
   due: number;
-  /** OrderPlaced published again: for a PENDING order, or a cancelled one whose payment is not settled. */
+  /** OrderPlaced published again for a PENDING order. */
   republishedPlaced: number;
   /** Outcome published again: never published, or a follow-up missing. */
   republishedOutcome: number;
@@ -132,15 +133,10 @@ async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrd
     summary.stuckOrderIds.push(orderId);
   }
   try {
-    const missing = order.status === 'PENDING' ? [] : missingFollowUps(order);
-    // A cancelled order's payment unsettled: only the payment participant's handling of OrderPlaced
-    // can find a charge an attempt made and died before recording (its take of the card token
-    // stands), record it and have it refunded; or forget the token if no take stands.
-    if (order.status === 'PENDING' || missing.includes('payment:settled')) {
+    if (order.status === 'PENDING') {
       await publish(placedEventOf(order));
       summary.republishedPlaced += 1;
-    }
-    if (missing.some((followUp) => followUp !== 'payment:settled')) {
+    } else {
       await publishOutcome(order, publish);
       summary.republishedOutcome += 1;
     }
@@ -148,7 +144,7 @@ async function sweepOrder(orderId: string, now: Date, publish: typeof publishOrd
       orderId,
       status: order.status,
       attempt: attempts,
-      ...(order.status === 'PENDING' ? {} : { missing }),
+      ...(order.status === 'PENDING' ? {} : { missing: missingFollowUps(order) }),
     });
   } catch (error) {
     summary.failed += 1;

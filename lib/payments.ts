@@ -1,4 +1,4 @@
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { IdempotencyAlreadyInProgressError, IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { dynamoDbClient } from './aws-clients.js';
 import { config } from './config.js';
@@ -13,7 +13,7 @@ import {
   recordPaymentTokenForgotten,
   skippedForCancellation,
 } from './order-outcome.js';
-import { findOrder, type OrderRecord, type PaymentResult } from './order-store.js';
+import { findOrder, missingFollowUps, type OrderRecord, type PaymentResult, placedEventOf } from './order-store.js';
 import { forgetPaymentToken, forgetPaymentTokenOfSkippedCharge, giveBackPaymentToken, takePaymentToken } from './payment-tokens.js';
 import {
   CircuitOpenError,
@@ -158,9 +158,11 @@ export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvid
       try {
         return await chargePayment(event.orderId, taken.token, event.data.items, payments);
       } catch (error) {
-        // An open circuit never called the provider: this take is given back, so that a
-        // cancellation meanwhile can still forget the token instead of a charge and its refund.
-        if (error instanceof CircuitOpenError) await giveBackPaymentToken(event.orderId);
+        // An open circuit, or another delivery's call in flight under the same key: this one never
+        // called the provider. Its take is given back, so that a cancellation meanwhile can still
+        // forget the token instead of a charge and its refund.
+        if (error instanceof CircuitOpenError || error instanceof IdempotencyAlreadyInProgressError)
+          await giveBackPaymentToken(event.orderId);
         throw error;
       }
     },
@@ -185,7 +187,17 @@ export async function refundPayment(order: OrderRecord, payments: PaymentProvide
   return written ? { outcome: 'refunded', refundId: refund.refundId } : { outcome: 'already-refunded', refundId: refund.refundId };
 }
 
-/** The payment participant on OrderCancelled: refund a standing charge (compensation). */
+/**
+ * The payment participant on OrderCancelled: refund a standing charge (compensation). A cancelled
+ * order whose payment is not settled (no result, its card token not known forgotten: a delivery
+ * holds it, perhaps one that charged and died) is settled first, as its OrderPlaced would be: the
+ * charge such a delivery may have made is found under the same idempotency key and recorded, or the
+ * token is forgotten. So the sweep, which publishes OrderCancelled again while the order lacks it,
+ * settles it too, whether or not the payment OrderPlaced ever comes back from a DLQ.
+ */
 export async function refundForOrder(event: OrderCancelled, payments: PaymentProvider = paymentProvider()): Promise<RefundResult> {
+  const order = await loadOrder(event.orderId);
+  if (!missingFollowUps(order).includes('payment:settled')) return refundPayment(order, payments);
+  await chargeForOrder(placedEventOf(order), payments);
   return refundPayment(await loadOrder(event.orderId), payments);
 }

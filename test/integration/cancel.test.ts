@@ -380,18 +380,24 @@ describe('a charge made by an attempt that died before recording it, then a canc
   const missingOf = async (orderId: string) =>
     (await import('../../lib/order-store.js')).missingFollowUps(await outcome.loadOrder(orderId));
 
-  it('its OrderPlaced never comes again (left in a DLQ): the sweep asks the payment participant, and the charge is recorded and refunded', async () => {
+  it('its OrderPlaced never comes again (left in a DLQ): OrderCancelled settles it, through a failed call and the sweep, and the charge is recorded and refunded', async () => {
     const { placed, provider } = await chargedByADeadAttemptThenCancelled();
-    await deliverCancellations(placed.orderId);
     expect(await missingOf(placed.orderId), 'kept in the sweep while a charge may stand').toEqual(['payment:settled']);
+    // The provider is down when the cancellation's OrderCancelled comes: nothing is concluded from that.
+    provider.failNext(new TransientProviderError('provider unavailable'));
+    await expect(payments.refundForOrder(cancelledEventOf(placed.orderId), provider)).rejects.toBeInstanceOf(TransientProviderError);
+    expect(await missingOf(placed.orderId)).toEqual(['payment:settled']);
 
+    // Its retries spent (in the DLQ too): the sweep publishes OrderCancelled again.
     const swept = await sweepFor(placed.orderId);
-    expect(swept.map((event) => event.eventId)).toEqual([placed.eventId]);
+    expect(swept.map((event) => event.eventType)).toEqual(['OrderCancelled']);
     const [again] = swept;
-    if (again?.eventType !== 'OrderPlaced') throw new Error('expected OrderPlaced');
-    expect((await payments.chargeForOrder(again, provider)).recorded).toBe('SUCCEEDED');
-    expect(await payments.refundForOrder(cancelledEventFor(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
-    expect(provider.calls).toEqual([`charge ${placed.orderId}`, `charge ${placed.orderId}`, `refund ${placed.orderId}`]);
+    if (again?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    expect(await payments.refundForOrder(again, provider)).toMatchObject({ outcome: 'refunded' });
+    expect((await outcome.loadOrder(placed.orderId)).payment).toMatchObject({ outcome: 'SUCCEEDED', chargeId: `ch_${placed.orderId}` });
+    expect(await tokenOf(placed.orderId)).toBeUndefined();
+    // The same key every time: one charge at a real provider, refunded.
+    expect(provider.calls).toEqual([...Array(3).fill(`charge ${placed.orderId}`), `refund ${placed.orderId}`]);
     expect(await missingOf(placed.orderId)).toEqual([]);
     expect(await sweepFor(placed.orderId), 'finished: nothing more').toEqual([]);
     expect((await outcome.loadOrder(placed.orderId)).sweepShard, 'out of the index').toBeUndefined();
@@ -404,10 +410,22 @@ describe('a charge made by an attempt that died before recording it, then a canc
     expect(await missingOf(placed.orderId)).toEqual(['payment:settled']);
 
     const [again] = await sweepFor(placed.orderId);
-    if (again?.eventType !== 'OrderPlaced') throw new Error('expected OrderPlaced');
-    expect((await payments.chargeForOrder(again, provider)).recorded).toBe('skipped');
+    if (again?.eventType !== 'OrderCancelled') throw new Error('expected OrderCancelled');
+    expect(await payments.refundForOrder(again, provider)).toMatchObject({ outcome: 'no-charge' });
     expect(await tokenOf(placed.orderId)).toBeUndefined();
     expect(provider.calls).toEqual([]);
+    expect(await missingOf(placed.orderId)).toEqual([]);
+  });
+
+  it("OrderCancelled while another delivery's call is in flight under the same key: it gives its take back and is retried, and the charge is refunded once recorded", async () => {
+    const { placed, provider } = await chargedByADeadAttemptThenCancelled();
+    const { IdempotencyAlreadyInProgressError } = await import('@aws-lambda-powertools/idempotency');
+    provider.failNext(new IdempotencyAlreadyInProgressError('in progress'));
+    await expect(payments.refundForOrder(cancelledEventOf(placed.orderId), provider)).rejects.toBeInstanceOf(
+      IdempotencyAlreadyInProgressError,
+    );
+    expect(await tokenOf(placed.orderId), "only the dead attempt's take stands").toMatchObject({ takes: 1 });
+    expect(await payments.refundForOrder(cancelledEventOf(placed.orderId), provider)).toMatchObject({ outcome: 'refunded' });
     expect(await missingOf(placed.orderId)).toEqual([]);
   });
 
