@@ -124,12 +124,17 @@ export async function chargePayment(
  * the result recorded and needs no token). A token gone with no result recorded (expired untaken,
  * after an outage longer than its TTL) is a decline: the order cannot be paid.
  */
-export async function chargeForOrder(event: OrderPlaced, payments: PaymentProvider = paymentProvider()): Promise<ParticipantCompletion> {
+export async function chargeForOrder(
+  event: OrderPlaced,
+  payments: PaymentProvider = paymentProvider(),
+  /** The order, read strongly by the caller (OrderCancelled's settling): no read of its own then. */
+  order?: OrderRecord,
+): Promise<ParticipantCompletion> {
   // The token, taken for a charge, and the order side by side (no added latency). The order, read
   // eventually consistently for half a unit, keeps a redelivery from reaching the provider and a
   // cancelled order from being charged; a stale read only means a charge that the cancellation then
   // refunds (the cancellation cannot forget a token taken meanwhile).
-  const [taken, seen] = await Promise.all([takePaymentToken(event.orderId), findOrder(event.orderId, { consistent: false })]);
+  const [taken, seen] = await Promise.all([takePaymentToken(event.orderId), order ?? findOrder(event.orderId, { consistent: false })]);
   // No token: used already, expired untaken, or forgotten by a cancellation before any take; the order says which.
   const known: OrderRecord | undefined = taken === undefined ? await loadOrder(event.orderId) : seen;
   const cancelledWhileHeld = taken !== undefined && known?.cancel !== undefined && known.payment === undefined;
@@ -196,8 +201,14 @@ export async function refundPayment(order: OrderRecord, payments: PaymentProvide
  * settles it too, whether or not the payment OrderPlaced ever comes back from a DLQ.
  */
 export async function refundForOrder(event: OrderCancelled, payments: PaymentProvider = paymentProvider()): Promise<RefundResult> {
-  const order = await loadOrder(event.orderId);
-  if (!missingFollowUps(order).includes('payment:settled')) return refundPayment(order, payments);
-  await chargeForOrder(placedEventOf(order), payments);
-  return refundPayment(await loadOrder(event.orderId), payments);
+  let order = await loadOrder(event.orderId);
+  if (missingFollowUps(order).includes('payment:settled')) {
+    // Known cancelled (read strongly): the settling charges only where a take stands.
+    await chargeForOrder(placedEventOf(order), payments, order);
+    order = await loadOrder(event.orderId);
+  }
+  // A charge recorded on a cancelled order and not yet refunded: its token goes first, in case the
+  // delivery that recorded it failed before deleting it (a taken token does not expire).
+  if (order.cancel && order.payment?.outcome === 'SUCCEEDED' && !order.refund) await forgetPaymentToken(event.orderId);
+  return refundPayment(order, payments);
 }

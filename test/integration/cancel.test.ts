@@ -458,4 +458,60 @@ describe('a charge made by an attempt that died before recording it, then a canc
     await tokens.giveBackPaymentToken(placed.orderId);
     expect(await tokenOf(placed.orderId)).toMatchObject({ takes: 0 });
   });
+
+  // An outside review: the OrderCancelled that settles a payment records the charge before it forgets
+  // the token. A retry of it (the delete failed, the publish of settleAfterRecording failed, the
+  // invocation died) finds the payment recorded and only refunds: the token, taken and so without a
+  // TTL, is never deleted, and the order leaves the sweep's index. A card token kept for ever.
+  it('OrderCancelled that recorded the charge and failed before forgetting the token: its retry leaves no card token kept for ever', async () => {
+    const { placed, provider } = await chargedByADeadAttemptThenCancelled();
+    const event = cancelledEventOf(placed.orderId);
+    await expect(
+      aroundTokenDelete(
+        async () => {
+          throw new Error('DynamoDB unavailable');
+        },
+        () => payments.refundForOrder(event, provider),
+      ),
+    ).rejects.toThrow('DynamoDB unavailable');
+    expect((await outcome.loadOrder(placed.orderId)).payment).toMatchObject({ outcome: 'SUCCEEDED' });
+
+    // The record is retried.
+    expect(await payments.refundForOrder(event, provider)).toMatchObject({ outcome: 'refunded' });
+    expect(await missingOf(placed.orderId)).toEqual([]);
+    expect(await sweepFor(placed.orderId), 'finished: the sweep never comes back to it').toEqual([]);
+    const left = await tokenOf(placed.orderId);
+    expect(left === undefined || left.expiresAt !== undefined, `card token deleted, or at least expiring: ${JSON.stringify(left)}`).toBe(
+      true,
+    );
+  });
+
+  // An outside review: refundForOrder has just read the order strongly (cancelled), but chargeForOrder
+  // reads it again eventually consistently; a read that has not yet seen the cancellation (the
+  // original OrderCancelled comes milliseconds after the cancel write) makes the only take charge.
+  it('OrderCancelled settling an untaken token with a stale order read: nothing is charged (the cancelled order is already known)', async () => {
+    const placed = await place(await seedSku(5));
+    const before = (await stack.db.send(new GetCommand({ TableName: stack.table('OrdersTable'), Key: { orderId: placed.orderId } }))).Item;
+    await writeCancelOnly(placed.orderId); // the cancellation's forgetting of the token failed
+    const provider = countingProvider();
+    const name = `staleRead${Math.random()}`;
+    const middlewareStack = awsClients.dynamoDbClient().middlewareStack;
+    middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; ConsistentRead?: boolean };
+        if (context.commandName === 'GetItemCommand' && input.TableName === stack.table('OrdersTable') && input.ConsistentRead === false) {
+          // What an eventually consistent read may still answer just after the cancel write.
+          return { output: { Item: before, $metadata: {} }, response: {} } as never;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+    try {
+      expect(await payments.refundForOrder(cancelledEventFor(placed.orderId), provider)).toMatchObject({ outcome: 'no-charge' });
+    } finally {
+      middlewareStack.remove(name);
+    }
+    expect(provider.calls, 'a customer who cancelled before any charge is not charged').toEqual([]);
+  });
 });
