@@ -80,21 +80,21 @@ export async function takePaymentToken(orderId: string, now: Date = new Date()):
  */
 export async function giveBackPaymentToken(orderId: string, now: Date = new Date()): Promise<void> {
   const later = Math.floor(now.getTime() / 1000) + PAYMENT_TOKEN_TTL_SECONDS;
+  const giveBack = (condition: string, update: string, values: Record<string, number>) =>
+    unlessConditionFails(() =>
+      dynamoDbDocumentClient().send(
+        new UpdateCommand({
+          TableName: config.paymentTokensTable(),
+          Key: { orderId },
+          ConditionExpression: condition,
+          UpdateExpression: update,
+          ExpressionAttributeValues: { ':minusOne': -1, ':one': 1, ...values },
+        }),
+      ),
+    );
   // Two conditional writes, not a read: whichever matches the count at that moment. Both refused:
   // no take stands (the token is gone), or the count moved between them: once more, a few times.
   for (let attempt = 0; attempt < 3; attempt++) {
-    const giveBack = (condition: string, update: string, values: Record<string, number>) =>
-      unlessConditionFails(() =>
-        dynamoDbDocumentClient().send(
-          new UpdateCommand({
-            TableName: config.paymentTokensTable(),
-            Key: { orderId },
-            ConditionExpression: condition,
-            UpdateExpression: update,
-            ExpressionAttributeValues: { ':minusOne': -1, ':one': 1, ...values },
-          }),
-        ),
-      );
     if (await giveBack('takes = :one', 'SET expiresAt = :later ADD takes :minusOne', { ':later': later })) return;
     if (await giveBack('takes > :one', 'ADD takes :minusOne', {})) return;
   }

@@ -203,12 +203,14 @@ export async function refundPayment(order: OrderRecord, payments: PaymentProvide
 export async function refundForOrder(event: OrderCancelled, payments: PaymentProvider = paymentProvider()): Promise<RefundResult> {
   let order = await loadOrder(event.orderId);
   if (missingFollowUps(order).includes('payment:settled')) {
-    // Known cancelled (read strongly): the settling charges only where a take stands.
+    // Known cancelled (read strongly): the settling charges only where a take stands, and deletes
+    // the token it took once the charge is recorded.
     await chargeForOrder(placedEventOf(order), payments, order);
     order = await loadOrder(event.orderId);
+  } else if (order.cancel && order.payment?.outcome === 'SUCCEEDED' && !order.refund) {
+    // A charge recorded on a cancelled order and not yet refunded: its token goes first, in case the
+    // delivery that recorded it failed before deleting it (a taken token does not expire).
+    await forgetPaymentToken(event.orderId);
   }
-  // A charge recorded on a cancelled order and not yet refunded: its token goes first, in case the
-  // delivery that recorded it failed before deleting it (a taken token does not expire).
-  if (order.cancel && order.payment?.outcome === 'SUCCEEDED' && !order.refund) await forgetPaymentToken(event.orderId);
   return refundPayment(order, payments);
 }
