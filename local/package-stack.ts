@@ -132,8 +132,14 @@ async function runServerlessPackage(serviceDir: string, stage: string, packageDi
     });
     child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    // npm start stopped while packaging exits at once (local/start.ts): the packaging goes with it.
+    const stopPackaging = () => child.kill();
+    process.once('exit', stopPackaging);
     child.once('error', reject);
-    child.once('close', resolve);
+    child.once('close', (exitCode) => {
+      process.off('exit', stopPackaging);
+      resolve(exitCode);
+    });
   });
   if (code !== 0) {
     await rm(packageDir, { recursive: true, force: true });

@@ -9,6 +9,7 @@
 // ignored, said once (local/deploy-only-params.ts). It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
 
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { deployOnlyParamsProblem, ignoredParamsNotice, splitDeployOnlyParams } from './deploy-only-params.js';
 import { EventSourceMappingRefused } from './event-source-mapping-rules.js';
 import { watchLauncher } from './launcher-watch.js';
@@ -107,6 +108,9 @@ async function main(): Promise<void> {
     if (problem) throw await portProblem(variable, ports[variable], problem, ports);
   }
 
+  // Before anything starts: a signal the moment the ready line is out, or while starting, is
+  // handled, not the default death that leaves this runtime's entry in the state file.
+  const stopper = stopOnSignalsAndLauncherExit();
   const stage = process.env.LOCAL_STAGE || 'local';
   let pipeline: LocalPipeline;
   try {
@@ -132,6 +136,7 @@ async function main(): Promise<void> {
   // loading tsx, and packaging.
   const readyMs = Math.round(performance.now());
 
+  stopper.running(pipeline);
   writeRuntimeState({
     pid: process.pid,
     startedAt: new Date().toISOString(),
@@ -181,15 +186,16 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-
-  stopOnSignalsAndLauncherExit(pipeline);
 }
 
 /**
- * Stops the pipeline once, then exits. A second signal, or a stop that hangs for 10 s, exits
- * without waiting; the launcher going away while stopping changes nothing.
+ * Stops once, on SIGINT, SIGTERM or SIGHUP or when npm or its parent exits. Installed before the
+ * pipeline starts: stopped while starting, the process exits at once with 128 + the signal's number
+ * (what it had started, emulators and servers, goes with it); once handed the pipeline
+ * (`running`), it stops that pipeline, freeing every port, and exits 0. A second signal, or a stop that hangs for
+ * 10 s, exits without waiting; the launcher going away while stopping changes nothing.
  */
-function stopOnSignalsAndLauncherExit(pipeline: LocalPipeline): void {
+function stopOnSignalsAndLauncherExit(): { running(pipeline: LocalPipeline): void } {
   // A closed terminal (SIGHUP) makes writes fail; that must not stop the stopping.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const say = (line: string) => {
@@ -199,14 +205,20 @@ function stopOnSignalsAndLauncherExit(pipeline: LocalPipeline): void {
       // No terminal left to tell.
     }
   };
+  let pipeline: LocalPipeline | undefined;
   let stopping = false;
-  const stop = (reason: string, again: 'exit now' | 'ignore') => {
+  const stop = (reason: string, again: 'exit now' | 'ignore', signal?: NodeJS.Signals) => {
     if (stopping) {
       if (again === 'ignore') return;
       say(`${reason} again: exiting without waiting`);
       process.exit(1);
     }
     stopping = true;
+    if (!pipeline) {
+      // Nothing outlives this process yet; startLocalPipeline may be half way, so do not wait for it.
+      say(`\n${reason}: stopping before the pipeline is ready`);
+      process.exit(signal ? 128 + constants.signals[signal] : 1);
+    }
     say(`\n${reason}: stopping`);
     setTimeout(() => {
       say('Still stopping after 10 s: exiting');
@@ -220,8 +232,13 @@ function stopOnSignalsAndLauncherExit(pipeline: LocalPipeline): void {
       },
     );
   };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 'exit now'));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 'exit now', signal));
   watchLauncher((what) => stop(what, 'ignore'));
+  return {
+    running(started) {
+      pipeline = started;
+    },
+  };
 }
 
 main().catch((error: unknown) => {

@@ -312,6 +312,36 @@ describe('npm start', () => {
     120_000,
   );
 
+  it('stops fully on a signal while it is still starting, and says so', async () => {
+    const env = await runEnvironment();
+    // local/launch.mjs (what npm start runs) in this process: the signal reaches the runtime itself.
+    const child = spawn(process.execPath, ['local/launch.mjs'], {
+      cwd: REPOSITORY_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    started.push({ child });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.once('exit', (code, signal) => resolve([code, signal])),
+    );
+    // The emulators listen first; provisioning, seeding and the Lambda environments come after.
+    await until('the emulators to listen', async () => !(await canListenOn(Number(env.SQS_PORT))) || child.exitCode !== null, 60_000);
+    expect(child.exitCode, output).toBeNull();
+    process.kill(child.pid!, 'SIGTERM');
+    const [code, signal] = await exited;
+    // Handled, not the default death (signal SIGTERM, no code) that skips the stopping.
+    expect(signal, output).toBeNull();
+    expect(output).toContain('SIGTERM: stopping');
+    // Usually still starting (exit 128 + 15); on a slow machine it may have become ready first.
+    expect(code).toBe(output.includes('Order Pipeline is ready') ? 0 : 143);
+    for (const port of [env.PORT, env.SQS_PORT, env.DYNAMODB_PORT]) expect(await canListenOn(Number(port)), `port ${port} free`).toBe(true);
+    expect(readStates(env.LOCAL_RUNTIME_STATE_FILE).map((entry) => entry.pid)).not.toContain(child.pid);
+  }, 120_000);
+
   it('stops fully when npm, which started it, is killed', async () => {
     const env = await runEnvironment();
     const run = await npmStart(env);
