@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -194,7 +194,13 @@ async function acquireLock(lockDir: string): Promise<() => Promise<void>> {
     try {
       await mkdir(lockDir);
       await writeFile(path.join(lockDir, 'pid'), String(process.pid));
-      return () => rm(lockDir, { recursive: true, force: true });
+      // Exiting while holding it (npm start stopped while packaging) releases it too.
+      const releaseOnExit = () => rmSync(lockDir, { recursive: true, force: true });
+      process.once('exit', releaseOnExit);
+      return async () => {
+        process.off('exit', releaseOnExit);
+        await rm(lockDir, { recursive: true, force: true });
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       if (await isStale(lockDir)) {
