@@ -6,7 +6,8 @@
 // listens is added to .cache/local-runtime.json (local/runtime-state.ts), next to any other npm
 // start running on other ports, for npm run status, redrive and token; its entry goes when it stops.
 // `--param=vpc=true` and the other deploy-only params are checked as packaging checks them, then
-// ignored, said once (local/deploy-only-params.ts). It stops, freeing every port, on SIGINT, SIGTERM and SIGHUP and when npm or its parent exits.
+// ignored, said once (local/deploy-only-params.ts). It stops, freeing every port, on SIGINT, SIGTERM
+// and SIGHUP (even while starting) and when npm or its parent exits.
 
 import { createServer } from 'node:net';
 import { constants } from 'node:os';
@@ -192,8 +193,8 @@ async function main(): Promise<void> {
  * Stops once, on SIGINT, SIGTERM or SIGHUP or when npm or its parent exits. Installed before the
  * pipeline starts: stopped while starting, the process exits at once with 128 + the signal's number
  * (what it had started, emulators and servers, goes with it); once handed the pipeline
- * (`running`), it stops that pipeline, freeing every port, and exits 0. A second signal, or a stop that hangs for
- * 10 s, exits without waiting; the launcher going away while stopping changes nothing.
+ * (`running`), it stops that pipeline, freeing every port, and exits 0. A second signal, or a stop
+ * that hangs for 10 s, exits without waiting; the launcher going away while stopping changes nothing.
  */
 function stopOnSignalsAndLauncherExit(): { running(pipeline: LocalPipeline): void } {
   // A closed terminal (SIGHUP) makes writes fail; that must not stop the stopping.
