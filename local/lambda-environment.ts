@@ -85,10 +85,10 @@ export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
  * not publish (minutes, in practice); on AWS an idle environment costs the developer nothing, here
  * each holds about 20 MB of the laptop's memory (docs/decisions.md, "Local runtime memory"). So the
  * environments a burst started (a consumer gets one more whenever a batch arrives while the others
- * are busy) are given back soon after it, and the function's last one stays warm: the next order
- * after a pause meets no cold start. 15 s outlasts the pipeline's own pauses (a retried record's
- * backoff: 1, 2, 4 then 8 s at the local stage; a 1 s batching window), so a burst being retried
- * keeps its environments. When reclaiming happens shows only in when cold starts happen, and each
+ * are busy, within EnvironmentBudget) are given back soon after it, and the function's last one
+ * stays warm: the next order after a pause meets no cold start. 15 s outlasts the pipeline's own
+ * pauses (a retried record's backoff: 1, 2, 4 then 8 s at the local stage; a 1 s batching window),
+ * so a burst being retried keeps its environments. When reclaiming happens shows only in when cold starts happen, and each
  * environment's module state lives as long as it does, as on Lambda.
  */
 export const IDLE_ENVIRONMENT_RECLAIM_MS = 15_000;
@@ -169,6 +169,34 @@ export class Semaphore {
   }
 }
 
+/**
+ * At most `size` execution environments alive across the functions that share it, a function's
+ * first excepted. On Lambda an invocation that finds all of its function's environments busy gets a
+ * new one, with CPU of its own. Here an environment is one more thread on the laptop's cores, and
+ * a V8 isolate that compiles the SDK's request path again for itself, warmed by its share of the
+ * traffic only; about 80% of the environments' CPU under the bench's load is that path. Past the
+ * budget, another environment adds no CPU, only a cold start and ~20 MB. So an invocation that
+ * finds its function's environments busy and the budget spent takes the place of an environment
+ * idle for EVICT_IDLE_MS or more, of any function (reclaimed now rather than after
+ * IDLE_ENVIRONMENT_RECLAIM_MS), or else waits for one of its function's own, looking again every
+ * BUDGET_RECHECK_MS. A function with none always gets one: none is starved. Four per core by
+ * default (startLocalPipeline's maxEnvironmentsInAll): 8 on 2 cores, where a 64-client flood
+ * ran 15-18 environments before (docs/decisions.md, "At most four execution environments per core").
+ */
+export class EnvironmentBudget {
+  /** Environments alive or starting, across the functions. */
+  alive = 0;
+  readonly functions = new Set<LambdaFunction>();
+
+  constructor(readonly size: number) {}
+}
+
+/** How long an environment must have been idle before another function may take its place. */
+const EVICT_IDLE_MS = 1_000;
+
+/** How often an invocation held back by a spent budget looks for an environment idle long enough. */
+const BUDGET_RECHECK_MS = 100;
+
 export interface EnvironmentLimits {
   /**
    * Execution environments this function may have at once. Lambda would start one per concurrent
@@ -178,6 +206,8 @@ export interface EnvironmentLimits {
   maxEnvironments: number;
   /** Shared by all functions: cold starts are CPU-heavy, so only a few run at once. */
   initSlots: Semaphore;
+  /** Shared by all functions: environments alive in all (EnvironmentBudget); none, no such limit. */
+  budget?: EnvironmentBudget;
   /** Idle time after which an environment other than the function's last is reclaimed: IDLE_ENVIRONMENT_RECLAIM_MS. */
   reclaimIdleAfterMs?: number;
 }
@@ -189,6 +219,8 @@ export class LambdaFunction {
   /** Per kind of environment (EnvironmentClass): each kind has its own limit, idle list and queue. */
   readonly #maxEnvironments: Record<EnvironmentClass, number>;
   readonly #initSlots: Semaphore;
+  readonly #budget: EnvironmentBudget | undefined;
+  readonly #idleSince = new Map<ExecutionEnvironment, number>();
   readonly #reclaimIdleAfterMs: number;
   readonly #idle: Record<EnvironmentClass, ExecutionEnvironment[]> = { foreground: [], background: [] };
   /** The timer that reclaims each idle environment. */
@@ -215,6 +247,8 @@ export class LambdaFunction {
     const maxEnvironments = limits?.maxEnvironments ?? 10;
     this.#maxEnvironments = { foreground: maxEnvironments, background: maxEnvironments };
     this.#initSlots = limits?.initSlots ?? new Semaphore(availableParallelism());
+    this.#budget = limits?.budget;
+    this.#budget?.functions.add(this);
     this.#reclaimIdleAfterMs = limits?.reclaimIdleAfterMs ?? IDLE_ENVIRONMENT_RECLAIM_MS;
   }
 
@@ -281,19 +315,26 @@ export class LambdaFunction {
     }
   }
 
-  /** A warm environment of the kind if one is idle, a new one if its limit allows, else the next one freed. */
+  /**
+   * A warm environment of the kind if one is idle, a new one if its limit and the budget allow (the
+   * first always), else the next one freed.
+   */
   async #acquire(environmentClass: EnvironmentClass): Promise<{ environment: ExecutionEnvironment; initDurationMs?: number } | undefined> {
     for (;;) {
       if (this.#stopped) return undefined;
       const idle = this.#idle[environmentClass].pop();
       if (idle) {
+        this.#idleSince.delete(idle);
         this.#cancelReclaim(idle);
         // An idle environment can die between invocations (an error thrown by a leftover timer).
         if (idle.alive) return { environment: idle };
         this.#discard(idle);
         continue;
       }
-      if (this.#count(environmentClass) + this.#creating[environmentClass] < this.#maxEnvironments[environmentClass]) {
+      const count = this.#count(environmentClass) + this.#creating[environmentClass];
+      const belowLimit = count < this.#maxEnvironments[environmentClass];
+      if (belowLimit && this.#takeFromBudget(count)) {
+        let created = false;
         this.#creating[environmentClass]++;
         const release = await this.#initSlots.acquire();
         const started = performance.now();
@@ -301,15 +342,63 @@ export class LambdaFunction {
           if (this.#stopped) return undefined;
           const environment = new ExecutionEnvironment(this.definition, this.#output, environmentClass);
           this.#all.add(environment);
+          created = true;
           await environment.ready;
           return { environment, initDurationMs: Math.round(performance.now() - started) };
         } finally {
           this.#creating[environmentClass]--;
+          if (!created && this.#budget) this.#budget.alive--;
           release();
         }
       }
-      await new Promise<void>((resolve) => this.#waiting[environmentClass].push(resolve));
+      // Below the limit but the budget spent: looked at again shortly, as well as when one is freed.
+      await this.#nextFreed(environmentClass, belowLimit ? BUDGET_RECHECK_MS : undefined);
     }
+  }
+
+  /** Counts one more environment in the budget if it allows one (or one idle elsewhere makes way). */
+  #takeFromBudget(count: number): boolean {
+    const budget = this.#budget;
+    if (!budget) return true;
+    if (count === 0 || budget.alive < budget.size || this.#evictIdleElsewhere(budget)) {
+      budget.alive++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Reclaims the environment idle longest (at least EVICT_IDLE_MS) of any function sharing the budget. */
+  #evictIdleElsewhere(budget: EnvironmentBudget): boolean {
+    let oldest: { fn: LambdaFunction; environment: ExecutionEnvironment; since: number } | undefined;
+    for (const fn of budget.functions) {
+      for (const [environment, since] of fn.#idleSince) if (!oldest || since < oldest.since) oldest = { fn, environment, since };
+    }
+    if (!oldest || performance.now() - oldest.since < EVICT_IDLE_MS) return false;
+    const idle = oldest.fn.#idle[oldest.environment.environmentClass];
+    idle.splice(idle.indexOf(oldest.environment), 1);
+    oldest.fn.#discard(oldest.environment);
+    return true;
+  }
+
+  /** Resolves when an environment of the kind is freed, or after `timeoutMs`. */
+  #nextFreed(environmentClass: EnvironmentClass, timeoutMs?: number): Promise<void> {
+    const waiting = this.#waiting[environmentClass];
+    return new Promise<void>((resolve) => {
+      if (timeoutMs === undefined) {
+        waiting.push(resolve);
+        return;
+      }
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const index = waiting.indexOf(wake);
+        if (index !== -1) waiting.splice(index, 1);
+        resolve();
+      }, timeoutMs);
+      waiting.push(wake);
+    });
   }
 
   #count(environmentClass: EnvironmentClass): number {
@@ -321,6 +410,7 @@ export class LambdaFunction {
   #release(environment: ExecutionEnvironment): void {
     if (environment.alive && !this.#stopped) {
       this.#idle[environment.environmentClass].push(environment);
+      this.#idleSince.set(environment, performance.now());
       this.#scheduleReclaim(environment);
     } else {
       this.#discard(environment);
@@ -350,7 +440,8 @@ export class LambdaFunction {
 
   #discard(environment: ExecutionEnvironment): void {
     this.#cancelReclaim(environment);
-    this.#all.delete(environment);
+    this.#idleSince.delete(environment);
+    if (this.#all.delete(environment) && this.#budget) this.#budget.alive--;
     void environment.destroy();
   }
 
@@ -362,6 +453,11 @@ export class LambdaFunction {
     this.#reclaimTimers.clear();
     for (const environmentClass of ENVIRONMENT_CLASSES) for (const wake of this.#waiting[environmentClass].splice(0)) wake();
     await Promise.all([...this.#all].map((environment) => environment.destroy()));
+    if (this.#budget) {
+      this.#budget.alive -= this.#all.size;
+      this.#budget.functions.delete(this);
+    }
+    this.#idleSince.clear();
     this.#all.clear();
   }
 }

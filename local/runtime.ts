@@ -21,7 +21,14 @@ import { customerIdSchema } from '../lib/order-schema.js';
 import { createLocalConsole, type LocalConsole } from './console.js';
 import { createInvocationLog, keepingRecentLines, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
-import { LambdaFunction, Semaphore, type EnvironmentClass, type EnvironmentLimits, type FunctionStats } from './lambda-environment.js';
+import {
+  EnvironmentBudget,
+  LambdaFunction,
+  Semaphore,
+  type EnvironmentClass,
+  type EnvironmentLimits,
+  type FunctionStats,
+} from './lambda-environment.js';
 import { packageStack, readPackagedStack, REPOSITORY_ROOT, variantPackaging } from './package-stack.js';
 import { provisionStack, type ProvisionedResources } from './provision.js';
 import { queueConsumers, twoLaneQueues, type QueueConsumer } from './queue-consumers.js';
@@ -64,6 +71,12 @@ export interface LocalPipelineOptions {
    * each have their own). Beyond it, invocations wait for a free environment.
    */
   maxEnvironmentsPerFunction?: number;
+  /**
+   * Execution environments alive across all functions, a function's first excepted
+   * (local/lambda-environment.ts, EnvironmentBudget): four per core by default; Infinity, none
+   * but each function's own limit, as on Lambda.
+   */
+  maxEnvironmentsInAll?: number;
   /** Put local/seed-data.json into its tables; true by default. */
   seed?: boolean;
   /**
@@ -152,6 +165,9 @@ export interface LocalPipeline {
  */
 const DEFAULT_SQS_CONCURRENCY = 5;
 
+/** Execution environments alive across all functions per core of this machine (EnvironmentBudget). */
+const ENVIRONMENTS_PER_CORE = 4;
+
 export async function startLocalPipeline(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
   // The SDK's Node 20 end-of-support notice is noise here; workers get the same variable.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -216,6 +232,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     });
     if (options.seed !== false) await seedTables(resources, dynamodb);
 
+    const inAll = options.maxEnvironmentsInAll ?? ENVIRONMENTS_PER_CORE * availableParallelism();
+    const budget = Number.isFinite(inAll) ? new EnvironmentBudget(inAll) : undefined;
     const functions = await defineFunctions(resolver, {
       packageDir,
       stackName: `${serviceName}-${stage}`,
@@ -231,7 +249,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       },
       handlerSource: options.handlerSource ?? 'bundle',
       faultSwitchesFile,
-      limits: { maxEnvironments: options.maxEnvironmentsPerFunction ?? 5, initSlots: new Semaphore(availableParallelism()) },
+      limits: {
+        maxEnvironments: options.maxEnvironmentsPerFunction ?? 5,
+        initSlots: new Semaphore(availableParallelism()),
+        budget,
+      },
       log,
     });
     cleanup.push(() => Promise.all([...functions.values()].map((fn) => fn.stop())).then(() => undefined));

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   BACKGROUND_NICE_INCREMENT,
+  EnvironmentBudget,
   FOREGROUND_NICE_INCREMENT,
   LambdaFunction,
   type InvocationResult,
@@ -43,21 +44,21 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function defineFunction(reclaimIdleAfterMs: number): LambdaFunction {
+function defineFunction(reclaimIdleAfterMs: number, budget?: EnvironmentBudget, name = 'reclaim'): LambdaFunction {
   const fn = new LambdaFunction(
     {
-      name: 'reclaim',
-      functionName: 'reclaim-test',
-      functionArn: 'arn:aws:lambda:us-east-1:000000000000:function:reclaim-test',
+      name,
+      functionName: `${name}-test`,
+      functionArn: `arn:aws:lambda:us-east-1:000000000000:function:${name}-test`,
       modulePath: handlerPath,
       exportName: 'handler',
       timeoutSeconds: 10,
       memorySize: 256,
-      logGroupName: '/aws/lambda/reclaim-test',
+      logGroupName: `/aws/lambda/${name}-test`,
       environment: {},
     },
     () => {},
-    { reclaimIdleAfterMs },
+    { reclaimIdleAfterMs, budget, maxEnvironments: 5 },
   );
   functions.push(fn);
   return fn;
@@ -145,4 +146,49 @@ describe('execution environments', () => {
     },
     30_000,
   );
+
+  describe('at most a budget of environments across functions (EnvironmentBudget)', () => {
+    it("with the budget spent by busy environments, a burst waits for its function's one environment", async () => {
+      const budget = new EnvironmentBudget(2);
+      const busy = defineFunction(60_000, budget, 'busy');
+      const other = defineFunction(60_000, budget, 'other');
+      const long = Promise.all([0, 1].map(() => busy.invoke({ sleepMs: 3_000 })));
+      await until('both environments to run', () => busy.stats().running === 2, 10_000);
+      const burst = await Promise.all([0, 1, 2].map(() => other.invoke({ sleepMs: 200 }))).then((results) => results.map(payload));
+      // Its first starts however the budget stands: a function is never left with none.
+      expect(new Set(burst.map((result) => result.environment)).size).toBe(1);
+      expect(burst.map((result) => result.invocations).sort()).toEqual([1, 2, 3]);
+      expect(other.stats()).toMatchObject({ coldStarts: 1, environments: 1, maxConcurrent: 1 });
+      expect(budget.alive).toBe(3);
+      await long;
+    }, 30_000);
+
+    it('takes the place of an environment idle for a second, of another function', async () => {
+      const budget = new EnvironmentBudget(2);
+      const first = defineFunction(60_000, budget, 'first');
+      const second = defineFunction(60_000, budget, 'second');
+      await Promise.all([0, 1].map(() => first.invoke({ sleepMs: 200 })));
+      expect(first.stats().environments).toBe(2);
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      const burst = await Promise.all([0, 1].map(() => second.invoke({ sleepMs: 300 }))).then((results) => results.map(payload));
+      // Its second environment took the place of one of the first function's, idle since.
+      expect(new Set(burst.map((result) => result.environment)).size).toBe(2);
+      expect(second.stats()).toMatchObject({ environments: 2, maxConcurrent: 2 });
+      expect(first.stats().environments).toBe(1);
+      expect(budget.alive).toBe(3);
+      // What is left of the first is warm.
+      expect((await first.invoke({})).initDurationMs).toBeUndefined();
+    }, 30_000);
+
+    it('scales a burst out as Lambda would while the budget allows', async () => {
+      const budget = new EnvironmentBudget(8);
+      const fn = defineFunction(60_000, budget);
+      const burst = await Promise.all([0, 1, 2].map(() => fn.invoke({ sleepMs: 300 }))).then((results) => results.map(payload));
+      expect(new Set(burst.map((result) => result.environment)).size).toBe(3);
+      expect(fn.stats()).toMatchObject({ environments: 3, maxConcurrent: 3 });
+      expect(budget.alive).toBe(3);
+      await fn.stop();
+      expect(budget.alive).toBe(0);
+    }, 30_000);
+  });
 });
