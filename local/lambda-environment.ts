@@ -88,8 +88,8 @@ export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
  * are busy, within EnvironmentBudget) are given back soon after it, and the function's last one
  * stays warm: the next order after a pause meets no cold start. 15 s outlasts the pipeline's own
  * pauses (a retried record's backoff: 1, 2, 4 then 8 s at the local stage; a 1 s batching window),
- * so a burst being retried keeps its environments. When reclaiming happens shows only in when cold starts happen, and each
- * environment's module state lives as long as it does, as on Lambda.
+ * so a burst being retried keeps its environments. When reclaiming happens shows only in when cold
+ * starts happen, and each environment's module state lives as long as it does, as on Lambda.
  */
 export const IDLE_ENVIRONMENT_RECLAIM_MS = 15_000;
 
@@ -178,8 +178,10 @@ export class Semaphore {
  * budget, another environment adds no CPU, only a cold start and ~20 MB. So an invocation that
  * finds its function's environments busy and the budget spent takes the place of an environment
  * idle for EVICT_IDLE_MS or more, of any function (reclaimed now rather than after
- * IDLE_ENVIRONMENT_RECLAIM_MS), or else waits for one of its function's own, looking again every
- * BUDGET_RECHECK_MS. A function with none always gets one: none is starved. Four per core by
+ * IDLE_ENVIRONMENT_RECLAIM_MS), or else waits, first come first served, for one of its function's
+ * own or a place in the budget (looked for every BUDGET_RECHECK_MS). A function with none always
+ * gets one: none is starved. An event source's poller receives only when an invocation would
+ * start at once (LambdaFunction.canStartNow), so no batch waits in hand. Four per core by
  * default (startLocalPipeline's maxEnvironmentsInAll): 8 on 2 cores, where a 64-client flood
  * ran 15-18 environments before (docs/decisions.md, "At most four execution environments per core").
  */
@@ -226,9 +228,17 @@ export class LambdaFunction {
   /** The timer that reclaims each idle environment. */
   readonly #reclaimTimers = new Map<ExecutionEnvironment, NodeJS.Timeout>();
   readonly #all = new Set<ExecutionEnvironment>();
-  /** Invocations waiting for an environment of their kind to become free. */
-  readonly #waiting: Record<EnvironmentClass, Array<() => void>> = { foreground: [], background: [] };
+  /**
+   * Invocations waiting for an environment of their kind, first come first served: a freed
+   * environment is handed to the first (never to one arriving after it), and a place the budget
+   * makes is granted to the first too (BUDGET_RECHECK_MS).
+   */
+  readonly #waiting: Record<EnvironmentClass, Array<(outcome: WaitOutcome) => void>> = { foreground: [], background: [] };
+  /** Per kind, while invocations wait below the limit: looks for a place in the budget. */
+  readonly #budgetWatch: Record<EnvironmentClass, NodeJS.Timeout | undefined> = { foreground: undefined, background: undefined };
   readonly #creating: Record<EnvironmentClass, number> = { foreground: 0, background: 0 };
+  /** Event source pollers waiting until an invocation could start at once (whenMightStart). */
+  readonly #startWatchers: Array<() => void> = [];
   #stopped = false;
   readonly #stats: FunctionStats = {
     invocations: 0,
@@ -316,13 +326,60 @@ export class LambdaFunction {
   }
 
   /**
+   * Whether an invocation of the kind would start now without waiting: an environment idle, or
+   * room for a new one (below its limit, and the budget allows or an environment elsewhere idle
+   * long enough would make way), with no invocation waiting before it. An event source's poller
+   * receives a batch only then (SqsPoller), as Lambda's pollers scale with the concurrency the
+   * function gets: a batch in hand with no environment to run it waits with its visibility timeout
+   * running, and a few such waits spend a record's receives.
+   */
+  canStartNow(environmentClass: EnvironmentClass = 'foreground'): boolean {
+    if (this.#stopped) return true;
+    if (this.#waiting[environmentClass].length > 0) return false;
+    if (this.#idle[environmentClass].some((environment) => environment.alive)) return true;
+    const count = this.#count(environmentClass) + this.#creating[environmentClass];
+    if (count >= this.#maxEnvironments[environmentClass]) return false;
+    const budget = this.#budget;
+    return !budget || count === 0 || budget.alive < budget.size || LambdaFunction.#idleLongestIn(budget) !== undefined;
+  }
+
+  /**
+   * Resolves when an environment of this function is freed or one of any function sharing the
+   * budget is discarded, or after `timeoutMs` (an environment elsewhere becomes one that may make
+   * way with time alone), or when `signal` aborts.
+   */
+  whenMightStart(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', wake);
+        const index = this.#startWatchers.indexOf(wake);
+        if (index !== -1) this.#startWatchers.splice(index, 1);
+        resolve();
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      signal?.addEventListener('abort', wake, { once: true });
+      this.#startWatchers.push(wake);
+    });
+  }
+
+  #wakeStartWatchers(): void {
+    for (const wake of this.#startWatchers.splice(0)) wake();
+  }
+
+  /**
    * A warm environment of the kind if one is idle, a new one if its limit and the budget allow (the
    * first always), else the next one freed.
    */
   async #acquire(environmentClass: EnvironmentClass): Promise<{ environment: ExecutionEnvironment; initDurationMs?: number } | undefined> {
+    // A place in the budget, granted while waiting: counted already.
+    let granted = false;
     for (;;) {
-      if (this.#stopped) return undefined;
-      const idle = this.#idle[environmentClass].pop();
+      if (this.#stopped) {
+        if (granted && this.#budget) this.#budget.alive--;
+        return undefined;
+      }
+      const idle = granted ? undefined : this.#idle[environmentClass].pop();
       if (idle) {
         this.#idleSince.delete(idle);
         this.#cancelReclaim(idle);
@@ -332,8 +389,8 @@ export class LambdaFunction {
         continue;
       }
       const count = this.#count(environmentClass) + this.#creating[environmentClass];
-      const belowLimit = count < this.#maxEnvironments[environmentClass];
-      if (belowLimit && this.#takeFromBudget(count)) {
+      if (granted || (count < this.#maxEnvironments[environmentClass] && this.#takeFromBudget(count))) {
+        granted = false;
         let created = false;
         this.#creating[environmentClass]++;
         const release = await this.#initSlots.acquire();
@@ -351,9 +408,34 @@ export class LambdaFunction {
           release();
         }
       }
-      // Below the limit but the budget spent: looked at again shortly, as well as when one is freed.
-      await this.#nextFreed(environmentClass, belowLimit ? BUDGET_RECHECK_MS : undefined);
+      const outcome = await new Promise<WaitOutcome>((resolve) => {
+        this.#waiting[environmentClass].push(resolve);
+        this.#watchBudget(environmentClass);
+      });
+      if (outcome instanceof ExecutionEnvironment) return { environment: outcome };
+      granted = outcome === 'granted';
     }
+  }
+
+  /**
+   * While invocations of the kind wait below its limit, looks every BUDGET_RECHECK_MS for a place
+   * in the budget (an environment elsewhere idle long enough) and grants it to the first.
+   */
+  #watchBudget(environmentClass: EnvironmentClass): void {
+    if (!this.#budget || this.#budgetWatch[environmentClass]) return;
+    const timer = setInterval(() => {
+      const waiting = this.#waiting[environmentClass];
+      if (waiting.length === 0 || this.#stopped) {
+        clearInterval(timer);
+        this.#budgetWatch[environmentClass] = undefined;
+        return;
+      }
+      const count = this.#count(environmentClass) + this.#creating[environmentClass];
+      if (count < this.#maxEnvironments[environmentClass] && this.#takeFromBudget(count)) waiting.shift()?.('granted');
+    }, BUDGET_RECHECK_MS);
+    // Waiting invocations keep the process busy enough; the watch alone never does.
+    timer.unref();
+    this.#budgetWatch[environmentClass] = timer;
   }
 
   /** Counts one more environment in the budget if it allows one (or one idle elsewhere makes way). */
@@ -369,36 +451,21 @@ export class LambdaFunction {
 
   /** Reclaims the environment idle longest (at least EVICT_IDLE_MS) of any function sharing the budget. */
   #evictIdleElsewhere(budget: EnvironmentBudget): boolean {
-    let oldest: { fn: LambdaFunction; environment: ExecutionEnvironment; since: number } | undefined;
-    for (const fn of budget.functions) {
-      for (const [environment, since] of fn.#idleSince) if (!oldest || since < oldest.since) oldest = { fn, environment, since };
-    }
-    if (!oldest || performance.now() - oldest.since < EVICT_IDLE_MS) return false;
+    const oldest = LambdaFunction.#idleLongestIn(budget);
+    if (!oldest) return false;
     const idle = oldest.fn.#idle[oldest.environment.environmentClass];
     idle.splice(idle.indexOf(oldest.environment), 1);
     oldest.fn.#discard(oldest.environment);
     return true;
   }
 
-  /** Resolves when an environment of the kind is freed, or after `timeoutMs`. */
-  #nextFreed(environmentClass: EnvironmentClass, timeoutMs?: number): Promise<void> {
-    const waiting = this.#waiting[environmentClass];
-    return new Promise<void>((resolve) => {
-      if (timeoutMs === undefined) {
-        waiting.push(resolve);
-        return;
-      }
-      const wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        const index = waiting.indexOf(wake);
-        if (index !== -1) waiting.splice(index, 1);
-        resolve();
-      }, timeoutMs);
-      waiting.push(wake);
-    });
+  /** The environment idle longest of the functions sharing the budget, if idle EVICT_IDLE_MS or more. */
+  static #idleLongestIn(budget: EnvironmentBudget): { fn: LambdaFunction; environment: ExecutionEnvironment } | undefined {
+    let oldest: { fn: LambdaFunction; environment: ExecutionEnvironment; since: number } | undefined;
+    for (const fn of budget.functions) {
+      for (const [environment, since] of fn.#idleSince) if (!oldest || since < oldest.since) oldest = { fn, environment, since };
+    }
+    return oldest && performance.now() - oldest.since >= EVICT_IDLE_MS ? oldest : undefined;
   }
 
   #count(environmentClass: EnvironmentClass): number {
@@ -408,14 +475,22 @@ export class LambdaFunction {
   }
 
   #release(environment: ExecutionEnvironment): void {
+    const next = this.#waiting[environment.environmentClass].shift();
     if (environment.alive && !this.#stopped) {
+      // Handed to the invocation that waited longest: one arriving now cannot take it first.
+      if (next) {
+        next(environment);
+        return;
+      }
       this.#idle[environment.environmentClass].push(environment);
       this.#idleSince.set(environment, performance.now());
       this.#scheduleReclaim(environment);
+      this.#wakeStartWatchers();
     } else {
       this.#discard(environment);
+      // One fewer: the first waiting may start one.
+      next?.('retry');
     }
-    this.#waiting[environment.environmentClass].shift()?.();
   }
 
   /** Reclaims the environment once it has been idle for reclaimIdleAfterMs, unless it is the last one. */
@@ -441,7 +516,11 @@ export class LambdaFunction {
   #discard(environment: ExecutionEnvironment): void {
     this.#cancelReclaim(environment);
     this.#idleSince.delete(environment);
-    if (this.#all.delete(environment) && this.#budget) this.#budget.alive--;
+    if (this.#all.delete(environment) && this.#budget) {
+      this.#budget.alive--;
+      // A place in the budget: any function's poller may now receive.
+      for (const fn of this.#budget.functions) fn.#wakeStartWatchers();
+    }
     void environment.destroy();
   }
 
@@ -451,7 +530,12 @@ export class LambdaFunction {
     for (const environmentClass of ENVIRONMENT_CLASSES) this.#idle[environmentClass].length = 0;
     for (const timer of this.#reclaimTimers.values()) clearTimeout(timer);
     this.#reclaimTimers.clear();
-    for (const environmentClass of ENVIRONMENT_CLASSES) for (const wake of this.#waiting[environmentClass].splice(0)) wake();
+    for (const environmentClass of ENVIRONMENT_CLASSES) {
+      clearInterval(this.#budgetWatch[environmentClass]);
+      this.#budgetWatch[environmentClass] = undefined;
+      for (const wake of this.#waiting[environmentClass].splice(0)) wake('retry');
+    }
+    this.#wakeStartWatchers();
     await Promise.all([...this.#all].map((environment) => environment.destroy()));
     if (this.#budget) {
       this.#budget.alive -= this.#all.size;
@@ -463,6 +547,9 @@ export class LambdaFunction {
 }
 
 type InitOutcome = { ok: true } | { ok: false; error: SerializedError };
+
+/** What ends an invocation's wait: an environment handed over, a place in the budget, or a look again. */
+type WaitOutcome = ExecutionEnvironment | 'granted' | 'retry';
 
 class ExecutionEnvironment {
   readonly ready: Promise<InitOutcome>;

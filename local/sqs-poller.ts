@@ -91,6 +91,8 @@ export interface EventSourceStats {
   groupWaits: number;
   /** Standard-lane batches held back while an express batch was in hand (LaneGate). */
   laneWaits: number;
+  /** Receives held back until an environment could run their batch at once (canStartNow). */
+  environmentWaits: number;
   /**
    * FIFO: records reported successful although an earlier record of their group in the same batch
    * failed. Lambda deletes them as reported, and the group's order is broken: a FIFO consumer must
@@ -179,6 +181,12 @@ export class LaneGate {
 
 export const STANDARD_LANE_MAX_WAIT_MS = 2_000;
 
+/**
+ * How often a poller held back for an environment looks again by itself, besides being woken when
+ * one is freed: an environment of another function becomes one that may make way with time alone.
+ */
+const ENVIRONMENT_RECHECK_MS = 100;
+
 export class SqsPoller {
   readonly mapping: SqsEventSourceMapping;
   readonly #sqs: SQSClient;
@@ -212,6 +220,7 @@ export class SqsPoller {
     redeliveredRecords: 0,
     groupWaits: 0,
     laneWaits: 0,
+    environmentWaits: 0,
     outOfOrderSuccesses: 0,
   };
   #duplicateRate: number;
@@ -279,9 +288,15 @@ export class SqsPoller {
       }
       // Standard lane: nothing received while an express batch is in hand (LaneGate).
       if (await this.#waitForExpressLane()) continue;
-      // Receive only with a slot in hand: a message held while waiting for one would burn its
-      // visibility timeout without being worked on.
+      // Receive only with a slot in hand, and when the function could run the batch at once: a
+      // message held while waiting for either would burn its visibility timeout without being
+      // worked on.
       if (!(await this.#acquireSlot(this.#pollerWaiting))) break;
+      await this.#waitForEnvironment();
+      if (this.#stopped) {
+        this.#releaseSlot();
+        break;
+      }
       let records: SQSRecord[];
       try {
         records = await this.#gatherBatch();
@@ -322,6 +337,18 @@ export class SqsPoller {
     this.#stats.laneWaits++;
     await gate.gate.open(this.#abort.signal);
     return true;
+  }
+
+  /**
+   * Waits until an invocation of the function would start at once (LambdaFunction.canStartNow):
+   * its environments, or the local runtime's budget of them, may all be busy with other work.
+   */
+  async #waitForEnvironment(): Promise<void> {
+    const fn = this.mapping.function;
+    const environmentClass = this.mapping.environmentClass ?? 'foreground';
+    if (fn.canStartNow(environmentClass)) return;
+    this.#stats.environmentWaits++;
+    while (!this.#stopped && !fn.canStartNow(environmentClass)) await fn.whenMightStart(ENVIRONMENT_RECHECK_MS, this.#abort.signal);
   }
 
   #track(work: Promise<void>): void {

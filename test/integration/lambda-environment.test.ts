@@ -180,6 +180,28 @@ describe('execution environments', () => {
       expect((await first.invoke({})).initDurationMs).toBeUndefined();
     }, 30_000);
 
+    it('tells an event source poller when an invocation would start at once, as the budget stands', async () => {
+      const budget = new EnvironmentBudget(2);
+      const busy = defineFunction(60_000, budget, 'busy');
+      const other = defineFunction(60_000, budget, 'other');
+      const long = busy.invoke({ sleepMs: 3_000 });
+      await until('the busy environment to run', () => busy.stats().running === 1, 10_000);
+      await other.invoke({});
+      // The budget is spent: busy's one environment runs, other's is idle but only just.
+      expect(other.canStartNow()).toBe(true);
+      expect(busy.canStartNow()).toBe(false);
+      // Idle a second, other's environment may make way: a poller of busy may receive now.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      expect(busy.canStartNow()).toBe(true);
+      // A poller waiting is woken when busy's environment is freed, not at its minute's end.
+      await other.invoke({});
+      expect(busy.canStartNow()).toBe(false);
+      const woken = busy.whenMightStart(60_000);
+      payload(await long);
+      await woken;
+      expect(busy.canStartNow()).toBe(true);
+    }, 30_000);
+
     it('scales a burst out as Lambda would while the budget allows', async () => {
       const budget = new EnvironmentBudget(8);
       const fn = defineFunction(60_000, budget);

@@ -204,6 +204,8 @@ function startPoller(options: {
   maxEventBytes?: number;
   fifo?: boolean;
   laneGate?: SqsEventSourceMapping['laneGate'];
+  /** The function's execution environments at most (LambdaFunction's default otherwise). */
+  maxEnvironments?: number;
 }) {
   const journalPath = path.join(workDir, `journal-${queueCounter}-${options.mode}.jsonl`);
   appendFileSync(journalPath, '');
@@ -221,6 +223,7 @@ function startPoller(options: {
       environment: { MODE: options.mode, JOURNAL: journalPath, OVERLAP_COUNTER: overlapCounterUrl },
     },
     () => {},
+    options.maxEnvironments === undefined ? undefined : { maxEnvironments: options.maxEnvironments },
   );
   const mapping: SqsEventSourceMapping = {
     function: fn,
@@ -549,6 +552,35 @@ describe('scaling', () => {
     expect(overlap.running).toBe(0);
     expect(consumer.poller.stats()).toMatchObject({ batches: 8, records: 8, deleted: 8, maxConcurrent: 2 });
     expect(consumer.fn.stats().maxConcurrent).toBe(2);
+  });
+
+  it('receives a batch only when an environment can run it: none waits in hand while its visibility timeout runs out', async () => {
+    // One environment (on a laptop, the local runtime's budget of them can be spent by other
+    // functions) and three concurrency slots. A batch received while the environment is busy would
+    // wait with its 1 s visibility timeout running, be received again meanwhile, and run twice.
+    const queue = await createQueues({ visibilityTimeout: 1, maxReceiveCount: 5 });
+    const consumer = startPoller({
+      queue,
+      mode: 'sleep',
+      batchSize: 1,
+      windowSeconds: 0,
+      maximumConcurrency: 3,
+      maxEnvironments: 1,
+      timeoutSeconds: 10,
+      reportBatchItemFailures: false,
+    });
+    const [slow] = await send(queue.url, [{ sleepMs: 3_000 }]);
+    await until('the slow batch to start', async () => (await consumer.journal()).some((entry) => entry.phase === 'start'));
+    const [quick] = await send(queue.url, [{ sleepMs: 0 }]);
+
+    await untilDrained(consumer, queue.name, 2, 15_000);
+    const starts = (await consumer.journal()).filter((entry) => entry.phase === 'start').flatMap((entry) => entry.records!);
+    expect(starts.map((record) => [record.id, record.receiveCount])).toEqual([
+      [slow, 1],
+      [quick, 1],
+    ]);
+    expect(consumer.poller.stats()).toMatchObject({ batches: 2, deleted: 2 });
+    expect(consumer.poller.stats().environmentWaits).toBeGreaterThanOrEqual(1);
   });
 
   it('counts a deliberate duplicate delivery against MaximumConcurrency, like any invocation', async () => {
