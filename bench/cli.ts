@@ -17,7 +17,7 @@ import {
 import type { BacklogOptions } from './backlog.js';
 import type { BenchOptions } from './run.js';
 
-const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 1000] [--warmup-orders 500]
+const usage = `usage: npm run bench -- [--quick] [--orders 5000] [--concurrency 32,64] [--ceiling-orders 2000] [--warmup-orders 500]
   [--idle-seconds 25] [--cold-start-runs 7] [--cold-start-only] [--memory-only]
   [--backlog [--standard-orders 2000] [--express-orders 50] [--compare-lane-priority]]
   Throughput, latency, AWS requests and cost per order of the local pipeline, its default settings
