@@ -222,7 +222,6 @@ export class LambdaFunction {
   readonly #maxEnvironments: Record<EnvironmentClass, number>;
   readonly #initSlots: Semaphore;
   readonly #budget: EnvironmentBudget | undefined;
-  readonly #idleSince = new Map<ExecutionEnvironment, number>();
   readonly #reclaimIdleAfterMs: number;
   readonly #idle: Record<EnvironmentClass, ExecutionEnvironment[]> = { foreground: [], background: [] };
   /** The timer that reclaims each idle environment. */
@@ -337,10 +336,7 @@ export class LambdaFunction {
     if (this.#stopped) return true;
     if (this.#waiting[environmentClass].length > 0) return false;
     if (this.#idle[environmentClass].some((environment) => environment.alive)) return true;
-    const count = this.#count(environmentClass) + this.#creating[environmentClass];
-    if (count >= this.#maxEnvironments[environmentClass]) return false;
-    const budget = this.#budget;
-    return !budget || count === 0 || budget.alive < budget.size || LambdaFunction.#idleLongestIn(budget) !== undefined;
+    return this.#roomForAnother(environmentClass, false);
   }
 
   /**
@@ -381,15 +377,13 @@ export class LambdaFunction {
       }
       const idle = granted ? undefined : this.#idle[environmentClass].pop();
       if (idle) {
-        this.#idleSince.delete(idle);
         this.#cancelReclaim(idle);
         // An idle environment can die between invocations (an error thrown by a leftover timer).
         if (idle.alive) return { environment: idle };
         this.#discard(idle);
         continue;
       }
-      const count = this.#count(environmentClass) + this.#creating[environmentClass];
-      if (granted || (count < this.#maxEnvironments[environmentClass] && this.#takeFromBudget(count))) {
+      if (granted || this.#roomForAnother(environmentClass, true)) {
         granted = false;
         let created = false;
         this.#creating[environmentClass]++;
@@ -430,42 +424,48 @@ export class LambdaFunction {
         this.#budgetWatch[environmentClass] = undefined;
         return;
       }
-      const count = this.#count(environmentClass) + this.#creating[environmentClass];
-      if (count < this.#maxEnvironments[environmentClass] && this.#takeFromBudget(count)) waiting.shift()?.('granted');
+      if (this.#roomForAnother(environmentClass, true)) waiting.shift()?.('granted');
     }, BUDGET_RECHECK_MS);
     // Waiting invocations keep the process busy enough; the watch alone never does.
     timer.unref();
     this.#budgetWatch[environmentClass] = timer;
   }
 
-  /** Counts one more environment in the budget if it allows one (or one idle elsewhere makes way). */
-  #takeFromBudget(count: number): boolean {
+  /**
+   * Whether one more environment of the kind may start: below its limit, and the budget has room
+   * (its first always; otherwise a place free, or an environment of any function idle
+   * EVICT_IDLE_MS or more to make way). With `take`, the place is taken: counted in the budget,
+   * and that idle environment reclaimed.
+   */
+  #roomForAnother(environmentClass: EnvironmentClass, take: boolean): boolean {
+    const count = this.#count(environmentClass) + this.#creating[environmentClass];
+    if (count >= this.#maxEnvironments[environmentClass]) return false;
     const budget = this.#budget;
     if (!budget) return true;
-    if (count === 0 || budget.alive < budget.size || this.#evictIdleElsewhere(budget)) {
-      budget.alive++;
-      return true;
+    if (count > 0 && budget.alive >= budget.size) {
+      const oldest = LambdaFunction.#idleLongestIn(budget);
+      if (!oldest) return false;
+      if (take) {
+        const idle = oldest.fn.#idle[oldest.environment.environmentClass];
+        idle.splice(idle.indexOf(oldest.environment), 1);
+        oldest.fn.#discard(oldest.environment);
+      }
     }
-    return false;
-  }
-
-  /** Reclaims the environment idle longest (at least EVICT_IDLE_MS) of any function sharing the budget. */
-  #evictIdleElsewhere(budget: EnvironmentBudget): boolean {
-    const oldest = LambdaFunction.#idleLongestIn(budget);
-    if (!oldest) return false;
-    const idle = oldest.fn.#idle[oldest.environment.environmentClass];
-    idle.splice(idle.indexOf(oldest.environment), 1);
-    oldest.fn.#discard(oldest.environment);
+    if (take) budget.alive++;
     return true;
   }
 
   /** The environment idle longest of the functions sharing the budget, if idle EVICT_IDLE_MS or more. */
   static #idleLongestIn(budget: EnvironmentBudget): { fn: LambdaFunction; environment: ExecutionEnvironment } | undefined {
-    let oldest: { fn: LambdaFunction; environment: ExecutionEnvironment; since: number } | undefined;
+    let oldest: { fn: LambdaFunction; environment: ExecutionEnvironment } | undefined;
     for (const fn of budget.functions) {
-      for (const [environment, since] of fn.#idleSince) if (!oldest || since < oldest.since) oldest = { fn, environment, since };
+      for (const environmentClass of ENVIRONMENT_CLASSES) {
+        for (const environment of fn.#idle[environmentClass]) {
+          if (!oldest || environment.idleSince < oldest.environment.idleSince) oldest = { fn, environment };
+        }
+      }
     }
-    return oldest && performance.now() - oldest.since >= EVICT_IDLE_MS ? oldest : undefined;
+    return oldest && performance.now() - oldest.environment.idleSince >= EVICT_IDLE_MS ? oldest : undefined;
   }
 
   #count(environmentClass: EnvironmentClass): number {
@@ -483,7 +483,7 @@ export class LambdaFunction {
         return;
       }
       this.#idle[environment.environmentClass].push(environment);
-      this.#idleSince.set(environment, performance.now());
+      environment.idleSince = performance.now();
       this.#scheduleReclaim(environment);
       this.#wakeStartWatchers();
     } else {
@@ -515,7 +515,6 @@ export class LambdaFunction {
 
   #discard(environment: ExecutionEnvironment): void {
     this.#cancelReclaim(environment);
-    this.#idleSince.delete(environment);
     if (this.#all.delete(environment) && this.#budget) {
       this.#budget.alive--;
       // A place in the budget: any function's poller may now receive.
@@ -541,7 +540,6 @@ export class LambdaFunction {
       this.#budget.alive -= this.#all.size;
       this.#budget.functions.delete(this);
     }
-    this.#idleSince.clear();
     this.#all.clear();
   }
 }
@@ -554,6 +552,8 @@ type WaitOutcome = ExecutionEnvironment | 'granted' | 'retry';
 class ExecutionEnvironment {
   readonly ready: Promise<InitOutcome>;
   readonly environmentClass: EnvironmentClass;
+  /** When it was last put on its function's idle list (performance.now()). */
+  idleSince = 0;
   #alive = true;
   readonly #worker: Worker;
   #pending: { requestId: string; settle: (result: InvocationResult) => void; started: number } | undefined;
