@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { transformSync } from 'esbuild';
 import type { HeapRequest, InvokeMessage, SerializedError, WorkerHeap, WorkerInit, WorkerMessage } from './lambda-worker.js';
 import { REPOSITORY_ROOT } from './package-stack.js';
+import { threadCpuSeconds } from './thread-cpu.js';
 
 export interface LambdaFunctionDefinition {
   /** Short name for logs: the function's key in serverless.yml. */
@@ -239,6 +240,8 @@ export class LambdaFunction {
   /** Event source pollers waiting until an invocation could start at once (whenMightStart). */
   readonly #startWatchers: Array<() => void> = [];
   #stopped = false;
+  /** CPU seconds of its environments that have ended (cpuSeconds). */
+  #endedCpuSeconds = 0;
   readonly #stats: FunctionStats = {
     invocations: 0,
     errors: 0,
@@ -272,6 +275,16 @@ export class LambdaFunction {
 
   stats(): FunctionStats {
     return { ...this.#stats, environments: this.#all.size };
+  }
+
+  /**
+   * CPU seconds its environments' threads have used, those ended included (read as each was
+   * destroyed; one whose thread died on its own is not counted). Linux only: 0 elsewhere.
+   */
+  cpuSeconds(): number {
+    let seconds = this.#endedCpuSeconds;
+    for (const environment of this.#all) if (environment.alive) seconds += environment.cpuSeconds();
+    return seconds;
   }
 
   /** Its environments and the V8 heap of each, as they report it now. */
@@ -391,7 +404,9 @@ export class LambdaFunction {
         const started = performance.now();
         try {
           if (this.#stopped) return undefined;
-          const environment = new ExecutionEnvironment(this.definition, this.#output, environmentClass);
+          const environment = new ExecutionEnvironment(this.definition, this.#output, environmentClass, (cpuSeconds) => {
+            this.#endedCpuSeconds += cpuSeconds;
+          });
           this.#all.add(environment);
           created = true;
           await environment.ready;
@@ -556,10 +571,20 @@ class ExecutionEnvironment {
   idleSince = 0;
   #alive = true;
   readonly #worker: Worker;
+  /** The worker thread's kernel id, once it is ready (Linux): its CPU time is read from /proc. */
+  #kernelThreadId: number | undefined;
+  readonly #onDestroy: ((cpuSeconds: number) => void) | undefined;
   #pending: { requestId: string; settle: (result: InvocationResult) => void; started: number } | undefined;
 
-  constructor(definition: LambdaFunctionDefinition, output: OutputSink | undefined, environmentClass: EnvironmentClass) {
+  /** `onDestroy` gets the CPU seconds the environment used, read just before its thread ends. */
+  constructor(
+    definition: LambdaFunctionDefinition,
+    output: OutputSink | undefined,
+    environmentClass: EnvironmentClass,
+    onDestroy?: (cpuSeconds: number) => void,
+  ) {
     this.environmentClass = environmentClass;
+    this.#onDestroy = onDestroy;
     const logStreamName = `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${randomBytes(16).toString('hex')}`;
     const init: WorkerInit = {
       modulePath: definition.modulePath,
@@ -609,8 +634,10 @@ class ExecutionEnvironment {
         void this.destroy();
       }, INIT_TIMEOUT_MS);
       const onMessage = (message: WorkerMessage) => {
-        if (message.type === 'ready') resolve({ ok: true });
-        else if (message.type === 'init-error') resolve({ ok: false, error: message.error });
+        if (message.type === 'ready') {
+          this.#kernelThreadId = message.kernelThreadId;
+          resolve({ ok: true });
+        } else if (message.type === 'init-error') resolve({ ok: false, error: message.error });
         else return;
         clearTimeout(timer);
       };
@@ -733,7 +760,13 @@ class ExecutionEnvironment {
     });
   }
 
+  /** CPU seconds its thread has used so far (0 where /proc cannot tell: not Linux, or not ready). */
+  cpuSeconds(): number {
+    return this.#kernelThreadId === undefined ? 0 : (threadCpuSeconds(this.#kernelThreadId) ?? 0);
+  }
+
   async destroy(): Promise<void> {
+    if (this.#alive) this.#onDestroy?.(this.cpuSeconds());
     this.#alive = false;
     await this.#worker.terminate();
   }

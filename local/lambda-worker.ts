@@ -58,7 +58,8 @@ export interface SerializedError {
 }
 
 export type WorkerMessage =
-  | { type: 'ready' }
+  /** kernelThreadId: so that the runtime can read the environment's CPU time (local/thread-cpu.ts). */
+  | { type: 'ready'; kernelThreadId?: number }
   | { type: 'init-error'; error: SerializedError }
   | { type: 'result'; requestId: string; payload: string | undefined }
   | { type: 'error'; requestId: string; error: SerializedError }
@@ -103,14 +104,19 @@ function discardWrites(streams: NodeJS.WriteStream[]): void {
  * the process's priority, as every environment did before. Unprivileged, a nice value can only go
  * up (never back), so an environment keeps its priority for life.
  */
-function lowerThreadPriority(increment: number): void {
-  let threadId: number;
+/** The kernel's id of this thread (Linux: /proc/thread-self); undefined elsewhere. */
+function kernelThreadId(): number | undefined {
   try {
-    threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isInteger(threadId) && threadId > 0 ? threadId : undefined;
   } catch {
-    return;
+    return undefined;
   }
-  if (!Number.isInteger(threadId) || threadId <= 0) return;
+}
+
+function lowerThreadPriority(increment: number): void {
+  const threadId = kernelThreadId();
+  if (threadId === undefined) return;
   try {
     setPriority(threadId, Math.min(19, getPriority(threadId) + increment));
   } catch {
@@ -165,7 +171,8 @@ async function main(): Promise<void> {
     }
     void invoke(message);
   });
-  post({ type: 'ready' });
+  const threadId = kernelThreadId();
+  post(threadId === undefined ? { type: 'ready' } : { type: 'ready', kernelThreadId: threadId });
 
   async function invoke(message: InvokeMessage): Promise<void> {
     const context = {

@@ -21,6 +21,7 @@ import { customerIdSchema } from '../lib/order-schema.js';
 import { createLocalConsole, type LocalConsole } from './console.js';
 import { createInvocationLog, keepingRecentLines, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
+import { threadCpuSeconds } from './thread-cpu.js';
 import {
   EnvironmentBudget,
   LambdaFunction,
@@ -146,6 +147,8 @@ export interface LocalPipeline {
   authorizers: JwtAuthorizerConfig[];
   /** This process's resident memory, the main thread's heap and each execution environment's (GET /_local/memory). */
   memory(): Promise<RuntimeMemory>;
+  /** CPU time so far, by thread: the bench's "CPU per order by thread" (RuntimeCpu). */
+  cpuTime(): RuntimeCpu;
   stop(): Promise<void>;
   /** With countRequests: the counts, and the emulators' own endpoints (traffic there is not counted). */
   requestCounter?: RequestCounter;
@@ -156,6 +159,19 @@ export interface LocalPipeline {
    */
   disableEventSources(queueNames: string[]): void;
   enableEventSources(queueNames: string[]): void;
+}
+
+/**
+ * CPU seconds this process has used, and where (Linux; elsewhere only `processSeconds` is filled).
+ * The main thread runs the emulators, the HTTP API, the pollers and anything else of the caller's;
+ * each function's environments (worker threads) run its handler, those ended included; the rest of
+ * the process's time is V8's own threads (compilers, garbage collection helpers), libuv's, and
+ * environments whose thread died on its own.
+ */
+export interface RuntimeCpu {
+  processSeconds: number;
+  mainThreadSeconds: number;
+  functions: Record<string, number>;
 }
 
 /**
@@ -395,6 +411,15 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       tokenFor,
       authorizers,
       memory,
+      cpuTime: () => {
+        const { user, system } = process.cpuUsage();
+        return {
+          processSeconds: (user + system) / 1e6,
+          // On Linux the main thread's kernel id is the process id.
+          mainThreadSeconds: threadCpuSeconds(process.pid) ?? 0,
+          functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.cpuSeconds()])),
+        };
+      },
       fauxqs: emulators.fauxqs,
       invocationStats: () => ({
         functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),

@@ -30,6 +30,7 @@ const threadNice = () => {
 export const handler = async (event) => {
   invocations += 1;
   if (event.sleepMs) await new Promise((resolve) => setTimeout(resolve, event.sleepMs));
+  if (event.spinMs) for (const until = Date.now() + event.spinMs; Date.now() < until; );
   return { environment: threadId, invocations, nice: threadNice() };
 };
 `;
@@ -78,6 +79,25 @@ async function until(what: string, probe: () => boolean, timeoutMs: number): Pro
 }
 
 describe('execution environments', () => {
+  it.runIf(process.platform === 'linux')("counts its environments' CPU time, theirs that ended too", async () => {
+    const fn = defineFunction(60_000, undefined, 'cpu');
+    const idle = fn.cpuSeconds();
+    // Two environments at once, each spinning 400 ms of CPU.
+    await Promise.all([fn.invoke({ spinMs: 400 }), fn.invoke({ spinMs: 400 })]);
+    expect(fn.stats().environments).toBe(2);
+    const busy = fn.cpuSeconds();
+    // Both threads' spins, as /proc reports them in 10 ms ticks (what init used before comes on top).
+    expect(busy - idle).toBeGreaterThanOrEqual(0.7);
+    // Sleeping is not CPU.
+    await fn.invoke({ sleepMs: 500 });
+    expect(fn.cpuSeconds() - busy).toBeLessThan(0.2);
+    // Environments that ended keep their share: the bench reads it after a burst's were reclaimed.
+    const beforeStop = fn.cpuSeconds();
+    await fn.stop();
+    expect(fn.stats().environments).toBe(0);
+    expect(fn.cpuSeconds()).toBeGreaterThanOrEqual(beforeStop);
+  });
+
   it('reclaims idle environments beyond the last one, and keeps that one warm', async () => {
     const fn = defineFunction(500);
     const burst = await Promise.all([0, 1, 2].map(() => fn.invoke({ sleepMs: 300 })));
