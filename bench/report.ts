@@ -70,6 +70,31 @@ export function formatReport(result: BenchResult): string {
     ),
   );
 
+  const withCpu = result.runs.filter((r) => r.cpuMsPerOrder);
+  if (withCpu.length > 0) {
+    const functionNames = [...new Set(withCpu.flatMap((r) => Object.keys(r.cpuMsPerOrder!.functions)))];
+    out.push(
+      table(
+        "CPU per order by thread, ms (this process, over the measured orders and their follow-ups; 'other': V8's compiler and GC threads, libuv)",
+        ['variant', 'conc', 'main thread', ...functionNames, 'other', 'total'],
+        withCpu.map((r) => {
+          const cpu = r.cpuMsPerOrder!;
+          return [
+            r.variant,
+            r.concurrency,
+            cpu.mainThread,
+            ...functionNames.map((name) => cpu.functions[name] ?? 0),
+            cpu.otherThreads,
+            cpu.total,
+          ];
+        }),
+      ),
+    );
+    out.push(
+      "  main thread: the emulators, the request counter, the HTTP API, the pollers and the bench's clients; a function's column: its execution environments (worker threads)",
+    );
+  }
+
   out.push(
     table(
       'AWS requests per order (counted at the emulators)',

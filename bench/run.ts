@@ -13,6 +13,7 @@ import type { RequestCounts } from '../local/request-counter.js';
 import { readTemplate } from '../local/template.js';
 import { AWS_PRICES, PRICES_AS_OF, PRICES_REGION } from './aws-prices.js';
 import { runCeiling, type CeilingResult } from './ceiling.js';
+import { cpuPerOrder, type CpuPerOrder } from './cpu-per-order.js';
 import { measureColdStarts, type ColdStartResult } from './cold-start.js';
 import { costPerMillion, perOrder, statsDelta, type CostPerMillion, type PerOrder } from './cost.js';
 import { closedLoop, round, seedStock, waitUntilDrained, watchDecisions, type LoadResult } from './load.js';
@@ -91,6 +92,8 @@ export interface RunResult {
   load: LoadResult;
   perOrder: PerOrder;
   costPerMillionOrders: CostPerMillion;
+  /** Linux only (bench/cpu-per-order.ts). */
+  cpuMsPerOrder?: CpuPerOrder;
   ceiling?: CeilingResult;
   /** Pipeline orders/s over the ceiling's orders/s at the same concurrency. */
   fractionOfCeiling?: number;
@@ -318,6 +321,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
           }
           const before = pipeline.invocationStats().functions;
           pipeline.requestCounter!.reset();
+          const cpuBefore = pipeline.cpuTime();
           const load = await closedLoop(pipeline, watcher, {
             orders: options.orders,
             concurrency,
@@ -327,6 +331,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
           });
           // The follow-ups of the last orders (commit, dispatch) are part of what an order costs.
           await waitUntilDrained(pipeline);
+          const cpu = cpuPerOrder(cpuBefore, pipeline.cpuTime(), options.orders);
           const counts = pipeline.requestCounter!.snapshot();
           const lambda = statsDelta(before, pipeline.invocationStats().functions);
           const order = perOrder(counts, lambda, defaultSettings.memoryMbByFunction, options.orders);
@@ -336,6 +341,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
             load,
             perOrder: order,
             costPerMillionOrders: costPerMillion(order, AWS_PRICES, variant.queueType),
+            ...(cpu ? { cpuMsPerOrder: cpu } : {}),
             counts,
           });
           if (variant.name === 'default') benchProcess = { variant: variant.name, concurrency, memory: await pipeline.memory() };

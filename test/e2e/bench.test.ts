@@ -94,6 +94,19 @@ describe('npm run bench --quick', () => {
     expect(naive!.perOrder.lambdaInvocations).toBeGreaterThan(base!.perOrder.lambdaInvocations);
     expect(base!.ceiling?.ordersPerSecond).toBeGreaterThan(0);
     expect(base!.fractionOfCeiling).toBeGreaterThan(0);
+    // Where the CPU of an order went, by thread (Linux): the main thread, each function that ran, the rest.
+    if (process.platform === 'linux') {
+      for (const run of result.runs) {
+        const cpu = run.cpuMsPerOrder!;
+        expect(cpu.mainThread, run.variant).toBeGreaterThan(0);
+        for (const name of ['createOrder', 'inventory', 'payment', 'shipping'])
+          expect(cpu.functions[name], `${run.variant} ${name}`).toBeGreaterThan(0);
+        // The process's time holds the main thread's and the environments' (/proc counts in 10 ms ticks).
+        expect(cpu.total, run.variant).toBeGreaterThan(cpu.mainThread);
+        expect(cpu.otherThreads, run.variant).toBeGreaterThanOrEqual(0);
+      }
+      expect(report).toContain('CPU per order by thread');
+    }
     expect(result.naiveVsDefault).toHaveLength(1);
     // FIFO next to the defaults at the same concurrency, priced at FIFO prices.
     expect(result.fifoVsDefault).toHaveLength(1);
