@@ -4,7 +4,7 @@ import type { RuntimeCpu } from '../local/runtime.js';
  * Milliseconds of CPU per order, by thread of the pipeline's process: the main thread (emulators,
  * HTTP API, pollers, and the bench's own clients), each function's environments, and the other
  * threads (V8's compilers and garbage-collection helpers, libuv's). Where a saving in local
- * throughput would come from: these two cores run all of it.
+ * throughput would come from: the machine's cores run all of it, the emulators included.
  */
 export interface CpuPerOrder {
   mainThread: number;

@@ -97,13 +97,6 @@ function discardWrites(streams: NodeJS.WriteStream[]): void {
   }
 }
 
-/**
- * Lowers this thread's scheduling priority, and this thread's alone: on Linux setpriority() with
- * PRIO_PROCESS and a thread id applies to that thread (man 2 setpriority, "BUGS"), and
- * /proc/thread-self names it. Elsewhere (macOS has no /proc) it does nothing: the environment runs at
- * the process's priority, as every environment did before. Unprivileged, a nice value can only go
- * up (never back), so an environment keeps its priority for life.
- */
 /** The kernel's id of this thread (Linux: /proc/thread-self); undefined elsewhere. */
 function kernelThreadId(): number | undefined {
   try {
@@ -114,6 +107,13 @@ function kernelThreadId(): number | undefined {
   }
 }
 
+/**
+ * Lowers this thread's scheduling priority, and this thread's alone: on Linux setpriority() with
+ * PRIO_PROCESS and a thread id applies to that thread (man 2 setpriority, "BUGS"), and
+ * /proc/thread-self names it. Elsewhere (macOS has no /proc) it does nothing: the environment runs at
+ * the process's priority, as every environment did before. Unprivileged, a nice value can only go
+ * up (never back), so an environment keeps its priority for life.
+ */
 function lowerThreadPriority(increment: number): void {
   const threadId = kernelThreadId();
   if (threadId === undefined) return;
