@@ -114,8 +114,7 @@ function kernelThreadId(): number | undefined {
  * the process's priority, as every environment did before. Unprivileged, a nice value can only go
  * up (never back), so an environment keeps its priority for life.
  */
-function lowerThreadPriority(increment: number): void {
-  const threadId = kernelThreadId();
+function lowerThreadPriority(threadId: number | undefined, increment: number): void {
   if (threadId === undefined) return;
   try {
     setPriority(threadId, Math.min(19, getPriority(threadId) + increment));
@@ -131,8 +130,10 @@ async function main(): Promise<void> {
   const post = (message: WorkerMessage) => port.postMessage(message);
 
   if (init.discardOutput) discardWrites([process.stdout, process.stderr]);
+  // Read once: the priority below and the ready message (the runtime reads its CPU time) both need it.
+  const threadId = kernelThreadId();
   // Before init: a background environment's cold start yields the CPU too.
-  if (init.niceIncrement) lowerThreadPriority(init.niceIncrement);
+  if (init.niceIncrement) lowerThreadPriority(threadId, init.niceIncrement);
 
   // NODE_OPTIONS from the function's environment cannot reach a worker; honour the one that matters.
   if ((process.env.NODE_OPTIONS ?? '').includes('--enable-source-maps')) process.setSourceMapsEnabled(true);
@@ -171,7 +172,6 @@ async function main(): Promise<void> {
     }
     void invoke(message);
   });
-  const threadId = kernelThreadId();
   post(threadId === undefined ? { type: 'ready' } : { type: 'ready', kernelThreadId: threadId });
 
   async function invoke(message: InvokeMessage): Promise<void> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { cpuPerOrder } from '../../bench/cpu-per-order.js';
 import { cpuSecondsOfStat } from '../../local/thread-cpu.js';
 
-// The bench's "CPU per order by thread" table: where the two cores' time went, per order.
+// The bench's "CPU per order by thread" table: where the machine's CPU time went, per order.
 
 describe('a thread CPU time read from /proc', () => {
   it('adds user and system ticks, whatever the thread is named', () => {
