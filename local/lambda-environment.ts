@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { transformSync } from 'esbuild';
 import type { HeapRequest, InvokeMessage, SerializedError, WorkerHeap, WorkerInit, WorkerMessage } from './lambda-worker.js';
 import { REPOSITORY_ROOT } from './package-stack.js';
+import { ProcessCpuLoad } from './process-cpu-load.js';
 import { threadCpuSeconds } from './thread-cpu.js';
 
 export interface LambdaFunctionDefinition {
@@ -86,11 +87,12 @@ export const ENVIRONMENT_YOUNG_GENERATION_MB = 8;
  * not publish (minutes, in practice); on AWS an idle environment costs the developer nothing, here
  * each holds about 20 MB of the laptop's memory (docs/decisions.md, "Local runtime memory"). So the
  * environments a burst started (a consumer gets one more whenever a batch arrives while the others
- * are busy, within EnvironmentBudget) are given back soon after it, and the function's last one
- * stays warm: the next order after a pause meets no cold start. 15 s outlasts the pipeline's own
- * pauses (a retried record's backoff: 1, 2, 4 then 8 s at the local stage; a 1 s batching window),
- * so a burst being retried keeps its environments. When reclaiming happens shows only in when cold
- * starts happen, and each environment's module state lives as long as it does, as on Lambda.
+ * are busy, within EnvironmentBudget and while the cores have room) are given back soon after it,
+ * and the function's last one stays warm: the next order after a pause meets no cold start. 15 s
+ * outlasts the pipeline's own pauses (a retried record's backoff: 1, 2, 4 then 8 s at the local
+ * stage; a 1 s batching window), so a burst being retried keeps its environments. When reclaiming
+ * happens shows only in when cold starts happen, and each environment's module state lives as long
+ * as it does, as on Lambda.
  */
 export const IDLE_ENVIRONMENT_RECLAIM_MS = 15_000;
 
@@ -185,14 +187,42 @@ export class Semaphore {
  * start at once (LambdaFunction.canStartNow), so no batch waits in hand. Four per core by
  * default (startLocalPipeline's maxEnvironmentsInAll): 8 on 2 cores, where a 64-client flood
  * ran 15-18 environments before (docs/decisions.md, "At most four execution environments per core").
+ *
+ * And the cores: a function starts an environment beyond its first only while this process leaves
+ * them room (below ROOM_SHARE of them busy, over the last half second), and while it keeps them
+ * saturated (SATURATED_SHARE or more) gives one beyond its first back as it finishes. A thread
+ * more cannot run sooner on busy cores, and each isolate costs its own warm-up and garbage
+ * collection: under the bench's flood, one environment per function took 20 ms of CPU per order
+ * against 23 with createOrder's five. In between, a function keeps what it has: a flood's dips do
+ * not start environments that its peaks give back. A slow invocation that waits (a slow
+ * dependency, a sleep) leaves the cores free, so its function scales out.
  */
 export class EnvironmentBudget {
   /** Environments alive or starting, across the functions. */
   alive = 0;
   readonly functions = new Set<LambdaFunction>();
 
-  constructor(readonly size: number) {}
+  constructor(
+    readonly size: number,
+    readonly load: Pick<ProcessCpuLoad, 'busyCores' | 'cores'> = new ProcessCpuLoad(),
+  ) {}
+
+  /** Whether this process leaves the cores room for another environment to run. */
+  coresHaveRoom(): boolean {
+    return this.load.busyCores() < this.load.cores * ROOM_SHARE;
+  }
+
+  /** Whether this process keeps the cores so busy that an environment beyond a function's first only shares them. */
+  coresSaturated(): boolean {
+    return this.load.busyCores() >= this.load.cores * SATURATED_SHARE;
+  }
 }
+
+/** Below this share of the machine's cores busy, a function may start environments beyond its first (EnvironmentBudget). */
+export const ROOM_SHARE = 0.5;
+
+/** From this share of the machine's cores busy, a function gives back those beyond its first (EnvironmentBudget). */
+export const SATURATED_SHARE = 0.75;
 
 /** How long an environment must have been idle before another function may take its place. */
 const EVICT_IDLE_MS = 1_000;
@@ -457,6 +487,8 @@ export class LambdaFunction {
     if (count >= this.#maxEnvironments[environmentClass]) return false;
     const budget = this.#budget;
     if (!budget) return true;
+    // Beyond its first, none unless the cores have room: not even in the place of an idle one.
+    if (count > 0 && !budget.coresHaveRoom()) return false;
     if (count > 0 && budget.alive >= budget.size) {
       const oldest = LambdaFunction.#idleLongestIn(budget);
       if (!oldest) return false;
@@ -490,7 +522,15 @@ export class LambdaFunction {
   }
 
   #release(environment: ExecutionEnvironment): void {
-    const next = this.#waiting[environment.environmentClass].shift();
+    const waiting = this.#waiting[environment.environmentClass];
+    const next = waiting.shift();
+    if (environment.alive && !this.#stopped && this.#count(environment.environmentClass) > 1 && this.#budget?.coresSaturated()) {
+      // One beyond the function's first, given back while the cores are saturated (EnvironmentBudget).
+      // The invocation that waited longest keeps its place, for the function's next one freed.
+      if (next) waiting.unshift(next);
+      this.#discard(environment);
+      return;
+    }
     if (environment.alive && !this.#stopped) {
       // Handed to the invocation that waited longest: one arriving now cannot take it first.
       if (next) {

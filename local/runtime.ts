@@ -74,8 +74,9 @@ export interface LocalPipelineOptions {
   maxEnvironmentsPerFunction?: number;
   /**
    * Execution environments alive across all functions, a function's first excepted
-   * (local/lambda-environment.ts, EnvironmentBudget): four per core by default; Infinity, none
-   * but each function's own limit, as on Lambda.
+   * (local/lambda-environment.ts, EnvironmentBudget): four per core by default, and none beyond a
+   * function's first while this process keeps the cores busy; Infinity, none but each function's
+   * own limit, as on Lambda.
    */
   maxEnvironmentsInAll?: number;
   /** Put local/seed-data.json into its tables; true by default. */

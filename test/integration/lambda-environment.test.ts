@@ -7,6 +7,8 @@ import {
   EnvironmentBudget,
   FOREGROUND_NICE_INCREMENT,
   LambdaFunction,
+  ROOM_SHARE,
+  SATURATED_SHARE,
   type InvocationResult,
 } from '../../local/lambda-environment.js';
 
@@ -69,6 +71,16 @@ function defineFunction(reclaimIdleAfterMs: number, budget?: EnvironmentBudget, 
   );
   functions.push(fn);
   return fn;
+}
+
+/** The process's CPU load as a budget reads it, set by the test: these tests' handlers sleep, they never load the cores. */
+function loadOf(busyCores: number) {
+  const load = { cores: 2, busyCores: () => load.busy, busy: busyCores };
+  return load;
+}
+
+function budgetOf(size: number, load = loadOf(0)): EnvironmentBudget {
+  return new EnvironmentBudget(size, load);
 }
 
 function payload(result: InvocationResult): { environment: number; invocations: number; nice?: number } {
@@ -175,7 +187,7 @@ describe('execution environments', () => {
 
   describe('at most a budget of environments across functions (EnvironmentBudget)', () => {
     it("with the budget spent by busy environments, a burst waits for its function's one environment", async () => {
-      const budget = new EnvironmentBudget(2);
+      const budget = budgetOf(2);
       const busy = defineFunction(60_000, budget, 'busy');
       const other = defineFunction(60_000, budget, 'other');
       const long = Promise.all([0, 1].map(() => busy.invoke({ sleepMs: 3_000 })));
@@ -190,7 +202,7 @@ describe('execution environments', () => {
     }, 30_000);
 
     it('takes the place of an environment idle for a second, of another function', async () => {
-      const budget = new EnvironmentBudget(2);
+      const budget = budgetOf(2);
       const first = defineFunction(60_000, budget, 'first');
       const second = defineFunction(60_000, budget, 'second');
       await Promise.all([0, 1].map(() => first.invoke({ sleepMs: 200 })));
@@ -207,7 +219,7 @@ describe('execution environments', () => {
     }, 30_000);
 
     it('tells an event source poller when an invocation would start at once, as the budget stands', async () => {
-      const budget = new EnvironmentBudget(2);
+      const budget = budgetOf(2);
       const busy = defineFunction(60_000, budget, 'busy');
       const other = defineFunction(60_000, budget, 'other');
       const long = busy.invoke({ sleepMs: 3_000 });
@@ -229,7 +241,7 @@ describe('execution environments', () => {
     }, 30_000);
 
     it('scales a burst out as Lambda would while the budget allows', async () => {
-      const budget = new EnvironmentBudget(8);
+      const budget = budgetOf(8);
       const fn = defineFunction(60_000, budget);
       const burst = await Promise.all([0, 1, 2].map(() => fn.invoke({ sleepMs: 300 }))).then((results) => results.map(payload));
       expect(new Set(burst.map((result) => result.environment)).size).toBe(3);
@@ -237,6 +249,54 @@ describe('execution environments', () => {
       expect(budget.alive).toBe(3);
       await fn.stop();
       expect(budget.alive).toBe(0);
+    }, 30_000);
+
+    it("while the cores are saturated, a burst runs on its function's one environment", async () => {
+      // 1.5 of 2 cores busy: SATURATED_SHARE.
+      const load = loadOf(2 * SATURATED_SHARE);
+      const fn = defineFunction(60_000, budgetOf(8, load));
+      const burst = await Promise.all([0, 1, 2].map(() => fn.invoke({ sleepMs: 200 }))).then((results) => results.map(payload));
+      expect(new Set(burst.map((result) => result.environment)).size).toBe(1);
+      expect(burst.map((result) => result.invocations).sort()).toEqual([1, 2, 3]);
+      expect(fn.stats()).toMatchObject({ coldStarts: 1, environments: 1, maxConcurrent: 1 });
+      // Its pollers wait while it runs, as for a function at its limit.
+      const running = fn.invoke({ sleepMs: 500 });
+      await until('the environment to run', () => fn.stats().running === 1, 10_000);
+      expect(fn.canStartNow()).toBe(false);
+      // Below saturation but above ROOM_SHARE, it keeps what it has: no environment more.
+      load.busy = 2 * SATURATED_SHARE - 0.1;
+      expect(fn.canStartNow()).toBe(false);
+      // With room on the cores again, a burst scales out as on Lambda.
+      load.busy = 2 * ROOM_SHARE - 0.1;
+      expect(fn.canStartNow()).toBe(true);
+      await Promise.all([running, fn.invoke({ sleepMs: 200 })].map(async (result) => payload(await result)));
+      expect(fn.stats()).toMatchObject({ environments: 2, maxConcurrent: 2 });
+    }, 30_000);
+
+    it('gives back the environments beyond the first as they finish once the cores are saturated, the waiting served in order', async () => {
+      const load = loadOf(0);
+      const budget = budgetOf(8, load);
+      const fn = defineFunction(60_000, budget);
+      const started = await Promise.all([0, 1].map(() => fn.invoke({ sleepMs: 300 }))).then((results) => results.map(payload));
+      expect(new Set(started.map((result) => result.environment)).size).toBe(2);
+      load.busy = 2;
+      // Two warm environments idle; four invocations: two take them, two wait.
+      const order: number[] = [];
+      const burst = await Promise.all(
+        [0, 1, 2, 3].map((i) =>
+          fn.invoke({ sleepMs: 300 }).then((result) => {
+            order.push(i);
+            return payload(result);
+          }),
+        ),
+      );
+      // No cold start: the warm ones ran the burst, and the second was given back as it finished.
+      expect(fn.stats()).toMatchObject({ coldStarts: 2, environments: 1, invocations: 6 });
+      expect(budget.alive).toBe(1);
+      expect(new Set(burst.map((result) => result.environment)).size).toBe(2);
+      // The two that waited ran one after the other on the one kept, first come first served.
+      expect(order.slice(-2)).toEqual([2, 3]);
+      expect(burst[2]!.environment).toBe(burst[3]!.environment);
     }, 30_000);
   });
 });
