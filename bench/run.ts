@@ -372,24 +372,27 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
     } finally {
       await pipeline.stop();
     }
+    // The default variant's ceilings now, next to the runs they are compared with: this machine's
+    // speed drifts over minutes, and a ceiling measured after the other variants drifted with it.
+    // The most concurrent first, nearest to its run.
+    if (variant.name !== 'default') continue;
+    for (const run of runs.filter((r) => r.variant === 'default').reverse()) {
+      const phase = `ceiling (same requests straight to the emulators), concurrency ${run.concurrency}`;
+      run.ceiling = await runCeiling({
+        templatePath: defaultStack.templatePath,
+        counts: run.counts,
+        countedOrders: run.load.orders,
+        orders: Math.min(options.ceilingOrders, options.orders),
+        concurrency: run.concurrency,
+        warmupOrders: options.warmupOrders,
+        onProgress: (done) => progress(phase, done, Math.min(options.ceilingOrders, options.orders)),
+      });
+      run.fractionOfCeiling = round(run.load.ordersPerSecond / run.ceiling.ordersPerSecond, 3);
+    }
   }
 
   const npmStart = await measureNpmStart(options.memoryOrders, progress);
   const memory: MemoryResult = { goalMb: RUNTIME_MEMORY_GOAL_MB, npmStart, ...(benchProcess ? { benchProcess } : {}) };
-
-  for (const run of runs.filter((r) => r.variant === 'default')) {
-    const phase = `ceiling (same requests straight to the emulators), concurrency ${run.concurrency}`;
-    run.ceiling = await runCeiling({
-      templatePath: defaultStack.templatePath,
-      counts: run.counts,
-      countedOrders: run.load.orders,
-      orders: Math.min(options.ceilingOrders, options.orders),
-      concurrency: run.concurrency,
-      warmupOrders: options.warmupOrders,
-      onProgress: (done) => progress(phase, done, Math.min(options.ceilingOrders, options.orders)),
-    });
-    run.fractionOfCeiling = round(run.load.ordersPerSecond / run.ceiling.ordersPerSecond, 3);
-  }
 
   const coldStart = await measureColdStarts({
     templatePath: defaultStack.templatePath,
@@ -457,7 +460,7 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
       'Requests per order include the follow-ups after the decision (stock commit, shipment dispatch) and the empty receives of the run: the counter is read once the queues are drained.',
       'DynamoDB units are the consumed capacity dynalite reports (size-rounded); failed conditional writes count 1 WRU; GSI (UnfinishedOrders) writes are not reported by dynalite and are missing.',
       'Lambda duration in the cost total is modeled from the counted calls (bench/cost.ts LAMBDA_DURATION_MODEL, printed with the cost table); the GB-s measured here on a shared machine, at the template memory sizes, are printed apart and not in the total.',
-      "The ceiling replays the default variant's per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda, through the same counting proxy as the pipeline's requests.",
+      "The ceiling replays the default variant's per-order request mix with WaitTimeSeconds 0, on fresh emulators, no Lambda, through the same counting proxy as the pipeline's requests, right after the default variant's runs.",
       'Idle long polling: each empty receive takes 20 s, so an idle window shorter than 20 s can count none (expected: 180 per poller per hour).',
       'FIFO: SNS FIFO and SQS FIFO prices (bench/aws-prices.ts); the emulator (fauxqs 1.9.2) hands out one message per group per receive, where SQS may hand several of a group; in a FIFO batch the records of each message group run one after another, the groups side by side (Powertools SqsFifoPartialProcessorAsync per group).',
     ],
