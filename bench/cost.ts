@@ -122,7 +122,7 @@ export interface CostPerMillion {
   why: string;
 }
 
-export type FunctionStatsDelta = Record<string, Pick<FunctionStats, 'invocations' | 'totalDurationMs'>>;
+export type FunctionStatsDelta = Record<string, Pick<FunctionStats, 'invocations' | 'totalDurationMs' | 'coldStarts'>>;
 
 export function statsDelta(before: Record<string, FunctionStats>, after: Record<string, FunctionStats>): FunctionStatsDelta {
   return Object.fromEntries(
@@ -131,6 +131,7 @@ export function statsDelta(before: Record<string, FunctionStats>, after: Record<
       {
         invocations: stats.invocations - (before[name]?.invocations ?? 0),
         totalDurationMs: stats.totalDurationMs - (before[name]?.totalDurationMs ?? 0),
+        coldStarts: stats.coldStarts - (before[name]?.coldStarts ?? 0),
       },
     ]),
   );

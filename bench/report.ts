@@ -94,6 +94,14 @@ export function formatReport(result: BenchResult): string {
       "  main thread: the emulators, the request counter, the HTTP API, the pollers and the bench's clients; a function's column: its execution environments (worker threads)",
     );
   }
+  out.push(
+    `  cold starts during the measured orders (each a new isolate warming up again): ${result.runs
+      .map((r) => {
+        const starts = Object.entries(r.coldStarts ?? {});
+        return `${r.variant} @${r.concurrency} ${starts.length === 0 ? 'none' : starts.map(([name, count]) => `${name} ${count}`).join(', ')}`;
+      })
+      .join('; ')}`,
+  );
 
   out.push(
     table(

@@ -97,6 +97,11 @@ export interface RunResult {
   ceiling?: CeilingResult;
   /** Pipeline orders/s over the ceiling's orders/s at the same concurrency. */
   fractionOfCeiling?: number;
+  /**
+   * Cold starts per function during the measured orders and their follow-ups: each a new isolate
+   * warming up again, which costs CPU the table above shows (the warm-up orders should leave none).
+   */
+  coldStarts: Record<string, number>;
   counts: RequestCounts;
 }
 
@@ -342,6 +347,9 @@ export async function runBenchmark(input: Partial<BenchOptions> = {}): Promise<B
             perOrder: order,
             costPerMillionOrders: costPerMillion(order, AWS_PRICES, variant.queueType),
             ...(cpu ? { cpuMsPerOrder: cpu } : {}),
+            coldStarts: Object.fromEntries(
+              Object.entries(lambda).flatMap(([name, delta]) => (delta.coldStarts > 0 ? [[name, delta.coldStarts]] : [])),
+            ),
             counts,
           });
           if (variant.name === 'default') benchProcess = { variant: variant.name, concurrency, memory: await pipeline.memory() };

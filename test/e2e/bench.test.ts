@@ -107,6 +107,14 @@ describe('npm run bench --quick', () => {
       }
       expect(report).toContain('CPU per order by thread');
     }
+    // Cold starts while measured, by function: whole numbers, each a function that ran; printed for every run.
+    for (const run of result.runs) {
+      for (const [name, count] of Object.entries(run.coldStarts)) {
+        expect(['createOrder', 'inventory', 'payment', 'shipping', 'sweepOrders'], run.variant).toContain(name);
+        expect(Number.isInteger(count) && count > 0, `${run.variant} ${name} ${count}`).toBe(true);
+      }
+    }
+    expect(report).toMatch(/cold starts during the measured orders[^\n]*default @64 (none|[a-zA-Z]+ \d+)/);
     expect(result.naiveVsDefault).toHaveLength(1);
     // FIFO next to the defaults at the same concurrency, priced at FIFO prices.
     expect(result.fifoVsDefault).toHaveLength(1);
