@@ -31,8 +31,14 @@ const sku = `SKU-SECRETS-${Date.now().toString(36).toUpperCase()}`;
 /** The customer's token: the order routes want one. */
 const bearer = async () => ({ authorization: `Bearer ${await handle.tokenFor('cus_secrets')}` });
 
+// What these tests assert is what the responses and logs hold, not how fast: generous, since the
+// flaky card's two failures plus the injected ones are retried, and under the full suite's load one
+// such order once took 61 s to be charged (two waits of about the 31 s visibility timeout rather
+// than the 1-2 s backoff; not yet explained).
+const DECISION_DEADLINE_MS = 150_000;
+
 async function waitDecided(orderId: string): Promise<string> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + DECISION_DEADLINE_MS;
   for (;;) {
     const response = await fetch(`${baseUrl}/orders/${orderId}`, { headers: await bearer() });
     const text = await response.text();
@@ -113,7 +119,7 @@ afterAll(async () => {
 });
 
 describe('card tokens', () => {
-  it('never appear in clear in GET /orders responses', { timeout: 90_000 }, async () => {
+  it('never appear in clear in GET /orders responses', { timeout: DECISION_DEADLINE_MS + 30_000 }, async () => {
     expect(orderIds.size).toBe(TOKENS.length);
     for (const [token, orderId] of orderIds) {
       const text = await waitDecided(orderId);
@@ -157,7 +163,7 @@ describe('card tokens', () => {
     }
   });
 
-  it('never appear in clear in any log line', { timeout: 90_000 }, async () => {
+  it('never appear in clear in any log line', { timeout: DECISION_DEADLINE_MS + 30_000 }, async () => {
     // Read once every order is finished (decided, and every follow-up of the decision done), every
     // delivery of its events is off the queues, and every consumer invocation begun so far has
     // ended and written its last line (its stage metrics): nothing more is coming.
@@ -188,7 +194,7 @@ describe('card tokens', () => {
       'every order finished and every consumer invocation closed',
       async () => (await finished()) && deliveriesSettled() && consumersClosed(),
       {
-        timeoutMs: 60_000,
+        timeoutMs: DECISION_DEADLINE_MS,
         intervalMs: 250,
         describe: () => consumers.map((fn) => [fn, handle.invocationStats().functions[fn], closingLines(fn)]),
       },
