@@ -522,15 +522,13 @@ export class LambdaFunction {
   }
 
   #release(environment: ExecutionEnvironment): void {
-    const waiting = this.#waiting[environment.environmentClass];
-    const next = waiting.shift();
     if (environment.alive && !this.#stopped && this.#count(environment.environmentClass) > 1 && this.#budget?.coresSaturated()) {
       // One beyond the function's first, given back while the cores are saturated (EnvironmentBudget).
-      // The invocation that waited longest keeps its place, for the function's next one freed.
-      if (next) waiting.unshift(next);
+      // The invocations waiting keep their places, for the function's next one freed.
       this.#discard(environment);
       return;
     }
+    const next = this.#waiting[environment.environmentClass].shift();
     if (environment.alive && !this.#stopped) {
       // Handed to the invocation that waited longest: one arriving now cannot take it first.
       if (next) {

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { processCpuSeconds } from './thread-cpu.js';
 
 /** The span over which the load is read: long enough to smooth one invocation, short enough to follow a flood. */
 const WINDOW_MS = 500;
@@ -20,7 +21,7 @@ export class ProcessCpuLoad {
 
   constructor(
     readonly cores: number = availableParallelism(),
-    readonly readCpuMs: () => number = processCpuMs,
+    readonly readCpuMs: () => number = () => processCpuSeconds() * 1000,
     readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -37,9 +38,4 @@ export class ProcessCpuLoad {
     const span = at - start.at;
     return span < MIN_SPAN_MS ? 0 : (cpuMs - start.cpuMs) / span;
   }
-}
-
-function processCpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
 }

@@ -21,7 +21,7 @@ import { customerIdSchema } from '../lib/order-schema.js';
 import { createLocalConsole, type LocalConsole } from './console.js';
 import { createInvocationLog, keepingRecentLines, type InvocationLog } from './invocation-log.js';
 import { runtimeMemory, type RuntimeMemory } from './memory.js';
-import { threadCpuSeconds } from './thread-cpu.js';
+import { processCpuSeconds, threadCpuSeconds } from './thread-cpu.js';
 import {
   EnvironmentBudget,
   LambdaFunction,
@@ -412,15 +412,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       tokenFor,
       authorizers,
       memory,
-      cpuTime: () => {
-        const { user, system } = process.cpuUsage();
-        return {
-          processSeconds: (user + system) / 1e6,
-          // On Linux the main thread's kernel id is the process id.
-          mainThreadSeconds: threadCpuSeconds(process.pid) ?? 0,
-          functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.cpuSeconds()])),
-        };
-      },
+      cpuTime: () => ({
+        processSeconds: processCpuSeconds(),
+        // On Linux the main thread's kernel id is the process id.
+        mainThreadSeconds: threadCpuSeconds(process.pid) ?? 0,
+        functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.cpuSeconds()])),
+      }),
       fauxqs: emulators.fauxqs,
       invocationStats: () => ({
         functions: Object.fromEntries([...functions.values()].map((fn) => [fn.name, fn.stats()])),

@@ -28,3 +28,9 @@ export function cpuSecondsOfStat(stat: string): number | undefined {
   if (!Number.isFinite(user) || !Number.isFinite(system)) return undefined;
   return (user + system) / TICKS_PER_SECOND;
 }
+
+/** CPU seconds (user and system) this whole process has used, all its threads: every platform. */
+export function processCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ProcessCpuLoad } from '../../local/process-cpu-load.js';
+import { processCpuSeconds } from '../../local/thread-cpu.js';
 
 // The load the local runtime's environment budget reads (local/lambda-environment.ts,
 // EnvironmentBudget): cores busy over about the last half second, from the process's CPU time.
@@ -56,10 +57,7 @@ describe('ProcessCpuLoad', () => {
 
   it('reads the real process: a thread spinning shows, however many others share the cores', () => {
     const load = new ProcessCpuLoad();
-    const cpuMs = () => {
-      const { user, system } = process.cpuUsage();
-      return (user + system) / 1000;
-    };
+    const cpuMs = () => processCpuSeconds() * 1000;
     // Spins until this process has used 600 ms of CPU: a reading of its own time, not the wall's.
     for (const until = cpuMs() + 600; cpuMs() < until; ) load.busyCores();
     expect(load.busyCores()).toBeGreaterThan(0.2);
