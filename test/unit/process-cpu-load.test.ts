@@ -55,6 +55,23 @@ describe('ProcessCpuLoad', () => {
     expect(load.busyCores()).toBeLessThan(0.2);
   });
 
+  it('asked at every invocation, reads the CPU time at most once per 50 ms', () => {
+    let now = 0;
+    let reads = 0;
+    const load = new ProcessCpuLoad(
+      2,
+      () => {
+        reads++;
+        return now * 1.5;
+      },
+      () => now,
+    );
+    // A flood asks every tenth of a millisecond for a second: 10,000 asks.
+    for (let ask = 0; ask < 10_000; ask++, now += 0.1) load.busyCores();
+    expect(reads).toBeLessThanOrEqual(21);
+    expect(load.busyCores()).toBeCloseTo(1.5, 5);
+  });
+
   it('reads the real process: a thread spinning shows, however many others share the cores', () => {
     const load = new ProcessCpuLoad();
     const cpuMs = () => processCpuSeconds() * 1000;
